@@ -1,0 +1,1 @@
+//! Shared helpers for the client-side tests live in tests/common.

@@ -1,0 +1,78 @@
+//! pg_tenancy: a multi-tenant SaaS data foundation that PostgreSQL itself enforces.
+//!
+//! One module per capability, each with the SQL it needs beside its name:
+//!
+//! | module        | SQL                    | what it does                                        |
+//! |---------------|------------------------|-----------------------------------------------------|
+//! | (data model)  | `sql/schema.sql`       | roles, enums, tables, indexes (bootstrap)           |
+//! | [`gucs`]      |                        | every GUC of the extension                          |
+//! | [`context`]   |                        | tenant context: set_tenant, pre_request, current_*  |
+//! | [`triggers`]  | `sql/triggers.sql`     | the `updated_at` trigger and `manage_updated_at`    |
+//! | (isolation)   | `sql/isolation.sql`    | RLS policies, `enable_tenant_isolation`             |
+//! | (supabase)    | `sql/supabase.sql`     | mirror `auth.users` into `tenancy.users`            |
+//! | (operations)  | `sql/operations.sql`   | `health()`, `seed_demo()`                           |
+//! | (grants)      | `sql/grants.sql`       | policies on every table, grants (finalize)          |
+use pgrx::prelude::*;
+
+pub mod context;
+pub mod error;
+pub mod gucs;
+pub mod triggers;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!(
+    "../sql/triggers.sql",
+    name = "triggers",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../sql/isolation.sql",
+    name = "isolation",
+    requires = [
+        "schema",
+        context::current_tenant_id,
+        context::current_user_id,
+        context::current_role
+    ]
+);
+extension_sql_file!(
+    "../sql/supabase.sql",
+    name = "supabase",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../sql/operations.sql",
+    name = "operations",
+    requires = ["schema", "isolation", library_info]
+);
+extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
+
+/// What the loaded library knows about itself: its version and whether it was preloaded.
+/// `tenancy.health()` merges this into its report.
+#[pg_extern(stable, parallel_safe)]
+fn library_info() -> pgrx::JsonB {
+    pgrx::JsonB(serde_json::json!({
+        "library_version": env!("CARGO_PKG_VERSION"),
+        "preloaded": gucs::preloaded(),
+        "keyring_loaded": false,
+    }))
+}
+
+/// Called once per backend when the library is loaded; with `shared_preload_libraries` that is
+/// at server start, before any session could create placeholder GUCs of the same names.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'pg_tenancy'"]
+    }
+}
