@@ -56,7 +56,9 @@ BEGIN
     EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
     FOREACH pol IN ARRAY ARRAY['tenancy_select', 'tenancy_insert', 'tenancy_update', 'tenancy_delete',
                                'tenancy_service', 'tenancy_service_select', 'tenancy_service_insert'] LOOP
-        EXECUTE format('DROP POLICY IF EXISTS %I ON %s', pol, tbl);
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = tbl AND polname = pol) THEN
+            EXECUTE format('DROP POLICY %I ON %s', pol, tbl);
+        END IF;
     END LOOP;
 
     EXECUTE format('CREATE POLICY tenancy_select ON %s AS PERMISSIVE FOR SELECT TO authenticated USING (%s)', tbl, read_using);

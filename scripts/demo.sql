@@ -1,0 +1,145 @@
+-- pg_tenancy walkthrough (run by scripts/demo.sh).  Every step prints what it shows.
+\set QUIET 1
+\pset pager off
+\pset null '(null)'
+\set ECHO queries
+
+\echo
+\echo '=== 1. Install: CREATE EXTENSION (the library is in shared_preload_libraries) ==='
+CREATE EXTENSION pg_tenancy;
+SELECT extname, extversion, extnamespace::regnamespace AS schema FROM pg_extension WHERE extname = 'pg_tenancy';
+
+\echo
+\echo '=== 2. Demo data: two tenants, a user per role, a Slack mock integration (idempotent) ==='
+SELECT jsonb_pretty(tenancy.seed_demo() -> 'tenants') AS tenants;
+SELECT t.slug AS tenant, u.name AS user, m.role
+FROM tenancy.memberships m JOIN tenancy.tenants t ON t.id = m.tenant_id JOIN tenancy.users u ON u.id = m.user_id
+ORDER BY t.slug, m.role, u.name;
+
+\echo
+\echo '=== 3. Health ==='
+SELECT jsonb_pretty(tenancy.health(exact_counts => true) - 'row_counts') AS health;
+
+-- A login role like PostgREST's authenticator, and a helper that shows a refused statement.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN
+        CREATE ROLE authenticator LOGIN NOINHERIT;
+    END IF;
+END $$;
+GRANT anon, authenticated, service_role TO authenticator;
+CREATE FUNCTION public.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN 'ERROR ' || SQLSTATE || ': ' || SQLERRM;
+END $$;
+GRANT EXECUTE ON FUNCTION public.try(text) TO PUBLIC;
+
+\echo
+\echo '=== 4. Tenant context, the PostgREST way: SET LOCAL ROLE, JWT claims, db-pre-request hook ==='
+\c - authenticator
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims',
+  '{"sub": "00000000-0000-4000-8000-0000000000a2", "role": "authenticated",
+    "app_metadata": {"tenant_id": "a0000000-0000-4000-8000-000000000001"}}', true) IS NOT NULL AS claims_set;
+SELECT tenancy.pre_request();
+SELECT tenancy.current_tenant_id(), tenancy.current_user_id(), tenancy.current_role();
+\echo '--- Bob (acme admin) sees acme rows only, with no WHERE tenant_id = ... anywhere:'
+SELECT c.name AS client, p.name AS project, p.status FROM tenancy.projects p JOIN tenancy.clients c USING (tenant_id) WHERE c.id = p.client_id ORDER BY 1, 2;
+SELECT slug, name FROM tenancy.integrations;
+SELECT count(*) AS request_logs_visible FROM tenancy.request_logs;
+\echo '--- Attempts to reach globex fail or see nothing:'
+SELECT public.try($$INSERT INTO tenancy.clients (tenant_id, name) VALUES ('b0000000-0000-4000-8000-000000000002', 'sneaky')$$) AS insert_into_globex;
+SELECT public.try($$UPDATE tenancy.clients SET tenant_id = 'b0000000-0000-4000-8000-000000000002'$$) AS move_rows_to_globex;
+SELECT public.try($$SET tenancy.tenant_id = 'b0000000-0000-4000-8000-000000000002'$$) AS forge_with_set;
+SELECT public.try($$SELECT set_config('tenancy.tenant_id', 'b0000000-0000-4000-8000-000000000002', true)$$) AS forge_with_set_config;
+SELECT public.try($$SELECT tenancy.set_tenant('b0000000-0000-4000-8000-000000000002')$$) AS set_tenant_globex;
+SELECT public.try($$INSERT INTO tenancy.projects (tenant_id, client_id, name) VALUES ('a0000000-0000-4000-8000-000000000001', 'b2000000-0000-4000-8000-000000000701', 'x')$$) AS reference_a_globex_client;
+SELECT public.try($$UPDATE tenancy.request_logs SET status_code = 200$$) AS rewrite_request_logs;
+COMMIT;
+\echo '--- After COMMIT the context is gone (fail closed):'
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT tenancy.current_tenant_id() AS tenant_after_commit, count(*) AS projects_visible FROM tenancy.projects;
+ROLLBACK;
+
+\echo
+\echo '=== 5. Alice belongs to two tenants and switches between them ==='
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000a1", "role": "authenticated"}', true) IS NOT NULL AS claims_set;
+SELECT tenancy.pre_request();
+SELECT tenant_id, role FROM tenancy.memberships WHERE user_id = tenancy.current_user_id();
+SELECT tenancy.set_tenant('b0000000-0000-4000-8000-000000000002') AS role_in_globex;
+SELECT name FROM tenancy.projects;
+SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001') AS role_in_acme;
+SELECT name FROM tenancy.projects ORDER BY 1;
+COMMIT;
+
+\echo
+\echo '=== 6. Roles inside a tenant: Dave (member) cannot see API keys or credentials; Erin (client) reads only ==='
+BEGIN;
+SET LOCAL ROLE service_role;
+SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001', as_user => '00000000-0000-4000-8000-0000000000a4') AS dave;
+SET LOCAL ROLE authenticated;
+SELECT public.try($$INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES (tenancy.current_tenant_id(), tenancy.current_user_id(), 'owner')$$) AS dave_promotes_himself;
+SELECT count(*) AS credentials_dave_sees FROM tenancy.integration_credentials;
+ROLLBACK;
+BEGIN;
+SET LOCAL ROLE service_role;
+SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001', as_user => '00000000-0000-4000-8000-0000000000a5') AS erin;
+SET LOCAL ROLE authenticated;
+SELECT count(*) AS projects_erin_reads FROM tenancy.projects;
+WITH u AS (UPDATE tenancy.projects SET status = 'cancelled' RETURNING 1) SELECT count(*) AS projects_erin_changed FROM u;
+ROLLBACK;
+
+\echo
+\echo '=== 7. anon sees nothing; service_role sees everything ==='
+BEGIN; SET LOCAL ROLE anon; SELECT public.try('SELECT count(*) FROM tenancy.projects') AS anon_reads_projects; ROLLBACK;
+BEGIN; SET LOCAL ROLE service_role; SELECT count(*) AS projects_service_role_sees FROM tenancy.projects; ROLLBACK;
+
+\c - postgres
+\echo
+\echo '=== 8. updated_at is kept by a Rust trigger (moddatetime-style, C calling convention) ==='
+SELECT name, updated_at FROM tenancy.projects WHERE name = 'Brand audit';
+SELECT pg_sleep(0.01);
+UPDATE tenancy.projects SET status = 'active', updated_at = '2000-01-01' WHERE name = 'Brand audit';
+SELECT name, status, updated_at, updated_at > created_at AS moved FROM tenancy.projects WHERE name = 'Brand audit';
+
+\echo
+\echo '=== 9. Your own tables join the model: enable_tenant_isolation + manage_updated_at ==='
+CREATE TABLE public.notes (
+    tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    id         uuid NOT NULL DEFAULT gen_random_uuid(),
+    body       text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+SELECT tenancy.enable_tenant_isolation('public.notes');
+SELECT tenancy.manage_updated_at('public.notes');
+INSERT INTO public.notes (tenant_id, body) VALUES
+    ('a0000000-0000-4000-8000-000000000001', 'acme: renew the Slack token'),
+    ('b0000000-0000-4000-8000-000000000002', 'globex: quarterly review');
+SELECT policyname, cmd, roles::text, qual FROM pg_policies WHERE tablename = 'notes' ORDER BY policyname;
+\c - authenticator
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000b4", "tenant_id": "b0000000-0000-4000-8000-000000000002"}', true) IS NOT NULL AS ivan_of_globex;
+SELECT tenancy.pre_request();
+SELECT body FROM public.notes;
+COMMIT;
+
+\c - postgres
+\echo
+\echo '=== 10. Errors say what is wrong, with a SQLSTATE ==='
+SELECT public.try($$SELECT tenancy.set_tenant(NULL)$$) AS null_tenant;
+SELECT public.try($$SELECT tenancy.set_tenant('not-a-uuid')$$) AS bad_uuid;
+SELECT public.try($$INSERT INTO tenancy.tenants (slug, name) VALUES ('Not A Slug!', 'x')$$) AS bad_slug;
+SELECT public.try($$UPDATE tenancy.jobs SET progress = 150$$) AS progress_over_100;
+SELECT public.try($$SELECT tenancy.manage_updated_at('public.notes', 'body')$$) AS wrong_column_type;
+
+\echo
+\echo 'Done.  Every table has FORCE ROW LEVEL SECURITY:'
+SELECT (tenancy.health() ->> 'rls_forced_everywhere')::boolean AS rls_forced_everywhere;

@@ -1,0 +1,90 @@
+-- Tenant context: established only by the functions that check, unforgeable, fail-closed.
+BEGIN;
+\ir helpers.psql
+SELECT * FROM no_plan();
+
+SELECT is((SELECT context FROM pg_settings WHERE name = n), 'superuser', n || ' is superuser-only (PGC_SUSET)')
+FROM unnest(ARRAY['tenancy.tenant_id', 'tenancy.user_id', 'tenancy.role']) n;
+
+-- Forging attempts by an authenticated member of acme who wants globex.
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SET tenancy.tenant_id = %L', :globex)), 'error:42501', 'SET is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SET LOCAL tenancy.tenant_id = %L', :globex)), 'error:42501', 'SET LOCAL is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SELECT set_config(''tenancy.tenant_id'', %L, true)', :globex)), 'error:42501', 'set_config(local) is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SELECT set_config(''tenancy.tenant_id'', %L, false)', :globex)), 'error:42501', 'set_config(session) is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SET tenancy.role = ''owner'''), 'error:42501', 'the role cannot be raised by SET');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SET tenancy.user_id = ''00000000-0000-4000-8000-0000000000b1'''), 'error:42501', 'the user cannot be changed by SET');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'RESET tenancy.tenant_id'), 'error:42501', 'RESET is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SET tenancy.anything_else = ''x'''), 'error:42602', 'no placeholder can be created under the tenancy prefix');
+-- (SET ROLE is tried by the client-side tests: here the session user is a superuser.)
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('ALTER ROLE authenticated SET tenancy.tenant_id = %L', :globex)), 'error:42501', 'ALTER ROLE ... SET is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :dave, format('SELECT tenancy.set_tenant(%L)', :globex)), 'error:42501', 'set_tenant into a tenant one is not a member of is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SELECT tenancy.set_tenant(%L, %L)', :globex, :frank)), 'error:42501', 'only service_role may act as another user');
+SELECT is(pg_temp.probe('authenticated', NULL, NULL, format('SELECT tenancy.set_tenant(%L)', :acme)), 'error:28000', 'set_tenant without a user in the context');
+
+-- A member learns nothing about tenants they do not belong to: same error for an unknown tenant.
+SELECT is(pg_temp.probe('authenticated', :acme, :dave, 'SELECT tenancy.set_tenant(''b0000000-0000-4000-8000-000000000002'')'),
+          pg_temp.probe('authenticated', :acme, :dave, 'SELECT tenancy.set_tenant(''ffffffff-0000-4000-8000-000000000002'')'),
+          'an existing and a missing tenant give the same answer');
+SELECT throws_ok($$SELECT tenancy.set_tenant('ffffffff-0000-4000-8000-000000000002')$$, 'P0002', 'tenant does not exist',
+                 'service_role is told when a tenant does not exist');
+
+-- Legitimate switches.
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SELECT tenancy.set_tenant(%L)', :globex)), 'value:member',
+          'alice switches to globex, where she is a member');
+SELECT is(tenancy.set_tenant(:acme, :bob), 'admin', 'service_role acts for bob in acme');
+SELECT is(tenancy.current_role(), 'admin', 'current_role() follows');
+SELECT is(tenancy.current_user_id(), :bob::uuid, 'current_user_id() follows');
+SELECT throws_ok(format('SELECT tenancy.set_tenant(%L)', :globex), '42501', NULL,
+                 'without as_user, set_tenant acts as the user in the context (bob is not in globex)');
+SELECT tenancy.clear_context();
+SELECT is(tenancy.set_tenant(:globex), 'service', 'service_role enters a tenant without a user');
+SELECT is(tenancy.current_user_id(), NULL, 'with no user in the context');
+
+-- Savepoints: ROLLBACK TO restores the previous context.
+SELECT tenancy.set_tenant(:acme, :alice);
+SAVEPOINT before_switch;
+SELECT tenancy.set_tenant(:globex, :frank);
+SELECT is(tenancy.current_tenant_id(), :globex::uuid, 'inside the savepoint: globex');
+ROLLBACK TO SAVEPOINT before_switch;
+SELECT is(tenancy.current_tenant_id(), :acme::uuid, 'after ROLLBACK TO SAVEPOINT: acme again');
+SELECT is(tenancy.current_user_id(), :alice::uuid, 'and alice again');
+SELECT lives_ok('SELECT tenancy.clear_context()', 'clear_context()');
+SELECT ok(tenancy.current_tenant_id() IS NULL AND tenancy.current_user_id() IS NULL AND tenancy.current_role() IS NULL,
+          'after clear_context() everything is NULL');
+
+-- Suspended tenants cannot be entered.
+UPDATE tenancy.tenants SET status = 'suspended' WHERE id = :globex;
+SELECT throws_ok(format('SELECT tenancy.set_tenant(%L, %L)', :globex, :frank), '42501', 'tenant is suspended', 'a suspended tenant is refused');
+UPDATE tenancy.tenants SET status = 'active' WHERE id = :globex;
+
+-- Garbage in the GUCs (only a superuser can put it there) reads as no context: fail closed.
+SET LOCAL tenancy.tenant_id = 'not-a-uuid';
+SET LOCAL tenancy.role = 'king';
+SELECT ok(tenancy.current_tenant_id() IS NULL AND tenancy.current_role() IS NULL, 'unparsable context reads as NULL');
+SELECT tenancy.clear_context();
+
+-- Bad input.
+SELECT throws_ok('SELECT tenancy.set_tenant(NULL)', '22004', 'tenant_id must not be NULL', 'NULL tenant');
+SELECT throws_ok($$SELECT tenancy.set_tenant('not-a-uuid')$$, '22P02', NULL, 'malformed uuid');
+
+-- pre_request(): the claims PostgREST verified.
+SELECT is(pg_temp.postgrest('authenticated', jsonb_build_object('sub', :bob, 'role', 'authenticated', 'tenant_id', :acme),
+          'SELECT tenancy.current_role()'), 'value:admin', 'tenant from the tenant_id claim');
+SELECT is(pg_temp.postgrest('authenticated', jsonb_build_object('sub', :alice, 'role', 'authenticated'),
+          'SELECT coalesce(tenancy.current_tenant_id()::text, ''none'') || '' '' || tenancy.current_user_id()'),
+          'value:none ' || :alice, 'no tenant in the claims: user only');
+SELECT is(pg_temp.postgrest('authenticated', jsonb_build_object('sub', :alice, 'role', 'authenticated'),
+          'SELECT count(*) FROM tenancy.projects'), 'value:0', 'user without tenant sees no tenant rows');
+SELECT set_config('request.headers', jsonb_build_object('x-tenant-id', :globex)::text, true);
+SELECT is(pg_temp.postgrest('authenticated', jsonb_build_object('sub', :alice, 'role', 'authenticated'),
+          'SELECT tenancy.current_tenant_id()'), 'value:' || :globex, 'tenant from the X-Tenant-Id header');
+SELECT set_config('request.headers', '', true);
+SELECT is(pg_temp.postgrest('authenticated', '{"sub": "not-a-uuid"}', 'SELECT 1'), 'error:28000', 'sub must be a uuid');
+SELECT is(pg_temp.postgrest('authenticated', '{"sub": 42}', 'SELECT 1'), 'error:28000', 'sub must be a string');
+SELECT is(pg_temp.postgrest('authenticated', '[1, 2]', 'SELECT 1'), 'error:28000', 'claims must be an object');
+SELECT is(pg_temp.postgrest('service_role', jsonb_build_object('role', 'service_role', 'tenant_id', :globex),
+          'SELECT tenancy.current_role()'), 'value:service', 'service_role with a tenant claim enters it as the service');
+SELECT is(pg_temp.postgrest('anon', '{}', 'SELECT tenancy.current_tenant_id()'), 'value:NULL', 'anon: no context');
+
+SELECT * FROM finish();
+ROLLBACK;

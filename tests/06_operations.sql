@@ -1,0 +1,42 @@
+-- Operations: health(), seed_demo(), enable_tenant_isolation() for users' tables.
+BEGIN;
+\ir helpers.psql
+SELECT * FROM no_plan();
+
+SELECT is(tenancy.health() ->> 'extension_version', '0.1.0', 'health: extension version');
+SELECT is(tenancy.health() ->> 'library_version', '0.1.0', 'health: library version matches');
+SELECT is((tenancy.health() ->> 'preloaded')::boolean, true, 'health: the library was preloaded');
+SELECT is((tenancy.health() ->> 'rls_forced_everywhere')::boolean, true, 'health: RLS forced on every table');
+SELECT is((tenancy.health(true) -> 'row_counts' ->> 'memberships')::int, 11, 'health: exact row counts');
+ALTER TABLE tenancy.jobs NO FORCE ROW LEVEL SECURITY;
+SELECT is(tenancy.health() -> 'tables_without_forced_rls', '["jobs"]'::jsonb, 'health: names a table whose RLS is not forced');
+ALTER TABLE tenancy.jobs FORCE ROW LEVEL SECURITY;
+
+-- seed_demo() is idempotent.
+CREATE TEMP TABLE before AS SELECT tenancy.health(true) -> 'row_counts' AS c;
+SELECT lives_ok('SELECT tenancy.seed_demo()', 'seed_demo() a second time');
+SELECT is(tenancy.health(true) -> 'row_counts', (SELECT c FROM before), 'changes no row count');
+
+-- A user's own table joins the model.
+CREATE TABLE public.notes (
+    tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    body text NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+INSERT INTO public.notes (tenant_id, body) VALUES (:acme, 'acme note'), (:globex, 'globex note');
+SELECT lives_ok($$SELECT tenancy.enable_tenant_isolation('public.notes')$$, 'enable_tenant_isolation(public.notes)');
+SELECT lives_ok($$SELECT tenancy.enable_tenant_isolation('public.notes')$$, 'and again (idempotent)');
+SELECT ok((SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid = 'public.notes'::regclass), 'RLS enabled and forced');
+SELECT is(pg_temp.probe('authenticated', :acme, :dave, 'SELECT string_agg(body, '','') FROM public.notes'), 'value:acme note', 'a member sees their tenant''s notes only');
+SELECT is(pg_temp.probe('authenticated', :acme, :dave, format('INSERT INTO public.notes (tenant_id, body) VALUES (%L, ''x'')', :globex)), 'error:42501', 'and cannot write into another tenant');
+SELECT is(pg_temp.probe('authenticated', :acme, :erin, format('INSERT INTO public.notes (tenant_id, body) VALUES (%L, ''x'')', :acme)), 'error:42501', 'a client cannot write');
+SELECT is(pg_temp.probe('authenticated', NULL, NULL, 'SELECT count(*) FROM public.notes'), 'value:0', 'no context, no rows');
+SELECT is(pg_temp.probe('anon', NULL, NULL, 'SELECT count(*) FROM public.notes'), 'error:42501', 'anon has no access');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT count(*) FROM public.notes'), 'value:2', 'service_role sees all');
+CREATE TABLE public.no_tenant (id int);
+SELECT throws_ok($$SELECT tenancy.enable_tenant_isolation('public.no_tenant')$$, '42703', NULL, 'a table without tenant_id');
+SELECT throws_ok($$SELECT tenancy.enable_tenant_isolation(NULL)$$, '22004', NULL, 'NULL');
+
+SELECT * FROM finish();
+ROLLBACK;

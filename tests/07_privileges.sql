@@ -1,0 +1,52 @@
+-- Privileges: nothing for PUBLIC, pinned search paths, forced RLS, no table for anon.
+BEGIN;
+\ir helpers.psql
+SELECT * FROM no_plan();
+
+SELECT is(
+    (SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
+     WHERE p.pronamespace = 'tenancy'::regnamespace
+       AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) x WHERE x.grantee = 0))),
+    NULL, 'no function of the extension is executable by PUBLIC');
+SELECT is(
+    (SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
+     WHERE p.pronamespace = 'tenancy'::regnamespace AND p.prosecdef
+       AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)),
+    NULL, 'every SECURITY DEFINER function pins search_path to pg_catalog, pg_temp');
+SELECT is(
+    (SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+     WHERE p.pronamespace = 'tenancy'::regnamespace AND l.lanname = 'plpgsql'
+       AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)),
+    NULL, 'every plpgsql function pins search_path');
+SELECT is(
+    (SELECT array_agg(c.relname::text ORDER BY 1) FROM pg_class c
+     WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p')
+       AND NOT (c.relrowsecurity AND c.relforcerowsecurity)),
+    NULL, 'every table has RLS enabled and forced');
+SELECT is(
+    (SELECT array_agg(DISTINCT c.relname::text) FROM pg_class c, aclexplode(c.relacl) x
+     WHERE c.relnamespace = 'tenancy'::regnamespace AND x.grantee IN (0, 'anon'::regrole)),
+    NULL, 'anon and PUBLIC have no privilege on any table');
+SELECT is(
+    (SELECT array_agg(c.relname::text) FROM pg_class c WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relispartition
+       AND c.relacl IS NOT NULL AND EXISTS (SELECT 1 FROM aclexplode(c.relacl) x WHERE x.grantee <> c.relowner)),
+    NULL, 'no role has a privilege on a partition');
+SELECT is(
+    (SELECT array_agg(DISTINCT c.relname::text) FROM pg_class c, aclexplode(c.relacl) x
+     WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relname IN ('request_logs', 'subscription_audit')
+       AND x.privilege_type IN ('UPDATE', 'DELETE', 'TRUNCATE') AND x.grantee <> c.relowner),
+    NULL, 'append-only tables: no UPDATE, DELETE or TRUNCATE for any role');
+SELECT ok(NOT has_schema_privilege('authenticated', 'tenancy', 'CREATE'), 'authenticated cannot create objects in tenancy');
+SELECT ok(NOT has_schema_privilege('service_role', 'tenancy', 'CREATE'), 'service_role cannot create objects in tenancy');
+SELECT is(
+    (SELECT array_agg(p.proname::text || ':' || p.provolatile::text || p.proparallel::text ORDER BY 1) FROM pg_proc p
+     WHERE p.pronamespace = 'tenancy'::regnamespace AND p.proname IN ('current_tenant_id', 'current_user_id', 'current_role')),
+    ARRAY['current_role:ss', 'current_tenant_id:ss', 'current_user_id:ss'], 'context readers are STABLE and PARALLEL SAFE');
+SELECT ok(has_function_privilege('anon', 'tenancy.pre_request()', 'EXECUTE'), 'anon may call pre_request (PostgREST calls it for every request)');
+SELECT ok(NOT has_function_privilege('anon', 'tenancy.set_tenant(uuid, uuid)', 'EXECUTE'), 'anon may not call set_tenant');
+SELECT ok(NOT has_function_privilege('authenticated', 'tenancy.seed_demo()', 'EXECUTE'), 'authenticated may not seed');
+SELECT ok(NOT has_function_privilege('authenticated', 'tenancy._isolate(regclass, text)', 'EXECUTE'), 'internal functions are not granted');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT tenancy.seed_demo()'), 'error:42501', 'calling an ungranted function fails');
+
+SELECT * FROM finish();
+ROLLBACK;
