@@ -9,6 +9,8 @@ source "$(dirname "$0")/common.sh"
 ensure_all
 cd "$PGT_ROOT"
 STEPS_FAILED=()
+OUTPUT="$PGT_STATE/test-output.log"
+: > "$OUTPUT"
 
 log "lint: cargo fmt --check and cargo clippy"
 cargo fmt --all -- --check || STEPS_FAILED+=(fmt)
@@ -17,7 +19,7 @@ cargo clippy --workspace --all-targets --no-default-features --features "pg$PGT_
 
 log "Rust unit tests and #[pg_test] (cargo pgrx test pg$PGT_PG_MAJOR)"
 as_root mkdir -p "$PGT_STATE/pgrx-test" && as_root chown "$PGT_OS_USER" "$PGT_STATE/pgrx-test"
-cargo pgrx test "pg$PGT_PG_MAJOR" --runas "$PGT_OS_USER" --pgdata "$PGT_STATE/pgrx-test" \
+cargo pgrx test "pg$PGT_PG_MAJOR" --runas "$PGT_OS_USER" --pgdata "$PGT_STATE/pgrx-test" 2>&1 | tee -a "$OUTPUT" \
     || STEPS_FAILED+=(pg_test)
 
 install_extension debug
@@ -25,15 +27,30 @@ cluster_start test 54325
 log "SQL suites (pg_prove tests/*.sql)"
 psql_q -d postgres -c "DROP DATABASE IF EXISTS tenancy_test" -c "CREATE DATABASE tenancy_test"
 psql_q -d tenancy_test -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION pg_tenancy"
-pg_prove --ext .sql -d tenancy_test tests/ || STEPS_FAILED+=(sql)
+pg_prove --ext .sql -d tenancy_test tests/ 2>&1 | tee -a "$OUTPUT" || STEPS_FAILED+=(sql)
 
 log "client-side tests (pgrx-tests/)"
-PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" cargo test -p pg_tenancy_client_tests -- --test-threads=1 \
-    || STEPS_FAILED+=(client)
+PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" cargo test -p pg_tenancy_client_tests --test clients -- --test-threads=1 2>&1 \
+    | tee -a "$OUTPUT" || STEPS_FAILED+=(client)
 cluster_stop test
+
+# One closing line over every runner: cargo's "test result: ... N passed; M failed" lines and
+# pg_prove's "Tests=N" with its "Failed: M" report lines.
+read -r passed failed < <(python3 - "$OUTPUT" <<'PY'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+p = f = 0
+for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
+    p += int(m.group(1)); f += int(m.group(2))
+tap_total = sum(int(n) for n in re.findall(r"Files=\d+, Tests=(\d+)", text))
+tap_failed = sum(int(n) for n in re.findall(r"Tests: \d+ Failed: (\d+)\)", text))
+print(p + tap_total - tap_failed, f + tap_failed)
+PY
+)
 
 if [ ${#STEPS_FAILED[@]} -gt 0 ]; then
     echo "FAILED steps: ${STEPS_FAILED[*]}"
+    echo "total: $passed passed, $failed failed"
     exit 1
 fi
-log "all test steps passed"
+echo "total: $passed passed, $failed failed"

@@ -15,10 +15,9 @@
 //! policies call them as `(SELECT tenancy.current_tenant_id())`, so they run once per statement.
 use crate::error::{null_argument, raise};
 use crate::gucs;
+use crate::lookup::{self, Key};
 use pgrx::guc::GucSetting;
 use pgrx::prelude::*;
-use pgrx::spi::OwnedPreparedStatement;
-use std::cell::OnceCell;
 use std::ffi::{CStr, CString};
 
 // ------------------------------------------------------------------------------------------------
@@ -136,92 +135,45 @@ pub fn caller_is_service() -> bool {
     }
 }
 
-/// Run `f` as the bootstrap superuser with `search_path = pg_catalog, pg_temp`, inside a
-/// security-restricted operation: what `SECURITY DEFINER ... SET search_path` does for a SQL
-/// function, done here because the caller's own role must be known first (it decides what the
-/// caller may ask for).  Every name in the queries `f` runs is schema-qualified and every operator
-/// is `OPERATOR(pg_catalog.=)`.  On error, transaction abort restores the user and the GUC level.
-fn as_bootstrap_superuser<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: the same calls fmgr_security_definer makes, in the same order.
-    unsafe {
-        let mut saved_user = pg_sys::InvalidOid;
-        let mut saved_context = 0;
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        let nest_level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            PgLogLevel::ERROR as i32,
-            false,
-        );
-        pg_sys::SetUserIdAndSecContext(
-            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            saved_context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-        let result = f();
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-        pg_sys::AtEOXact_GUC(true, nest_level);
-        result
-    }
-}
-
-thread_local! {
-    /// The tenant/membership lookup, planned once per backend and kept.
-    static LOOKUP: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
-}
-
-const LOOKUP_SQL: &str = "\
-SELECT t.status::pg_catalog.text, m.role::pg_catalog.text \
-FROM tenancy.tenants t \
-LEFT JOIN tenancy.memberships m \
-  ON m.tenant_id OPERATOR(pg_catalog.=) t.id AND m.user_id OPERATOR(pg_catalog.=) $2 \
-WHERE t.id OPERATOR(pg_catalog.=) $1";
-
 /// (tenant status, member role) of `user` in `tenant`; `None` when the tenant does not exist.
+/// Two primary-key index scans (see [`crate::lookup`]): no SPI, no search_path, no RLS.
 fn lookup_membership(
     tenant: pgrx::Uuid,
     user: Option<pgrx::Uuid>,
 ) -> Option<(String, Option<String>)> {
-    as_bootstrap_superuser(|| {
-        Spi::connect(|client| {
-            LOOKUP.with(|cell| {
-                if cell.get().is_none() {
-                    let stmt = client
-                        .prepare(
-                            LOOKUP_SQL,
-                            &[pg_sys::UUIDOID.into(), pg_sys::UUIDOID.into()],
-                        )
-                        .unwrap_or_else(|e| internal(e));
-                    let _ = cell.set(stmt.keep());
-                }
-                let stmt = cell.get()?;
-                let row = client
-                    .select(stmt, Some(1), &[tenant.into(), user.into()])
-                    .unwrap_or_else(|e| internal(e));
-                if row.is_empty() {
-                    return None;
-                }
-                let row = row.first();
-                let status: String = row.get(1).ok().flatten()?;
-                let role: Option<String> = row.get(2).ok().flatten();
-                Some((status, role))
-            })
-        })
-    })
-}
-
-fn internal(e: impl std::fmt::Display) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-        format!("pg_tenancy: tenant lookup failed: {e}"),
-        None,
-    )
+    let status = lookup::fetch(
+        c"tenants",
+        c"tenants_pkey",
+        &[Key {
+            column: 1,
+            eq_proc: pg_sys::F_UUID_EQ,
+            value: lookup::uuid_datum(&tenant),
+        }],
+        &[c"status"],
+        |cols| cols[0].map(lookup::enum_label),
+    )??;
+    let role = user.and_then(|user| {
+        lookup::fetch(
+            c"memberships",
+            c"memberships_pkey",
+            &[
+                Key {
+                    column: 1,
+                    eq_proc: pg_sys::F_UUID_EQ,
+                    value: lookup::uuid_datum(&tenant),
+                },
+                Key {
+                    column: 2,
+                    eq_proc: pg_sys::F_UUID_EQ,
+                    value: lookup::uuid_datum(&user),
+                },
+            ],
+            &[c"role"],
+            |cols| cols[0].map(lookup::enum_label),
+        )
+        .flatten()
+    });
+    Some((status, role))
 }
 
 /// Check and set the context for `tenant`, acting as `user` (or as the service when `user` is

@@ -7,6 +7,7 @@
 //! | (data model)  | `sql/schema.sql`       | roles, enums, tables, indexes (bootstrap)           |
 //! | [`gucs`]      |                        | every GUC of the extension                          |
 //! | [`context`]   |                        | tenant context: set_tenant, pre_request, current_*  |
+//! | [`lookup`]    |                        | primary-key lookups without SPI for the hot paths   |
 //! | [`triggers`]  | `sql/triggers.sql`     | the `updated_at` trigger and `manage_updated_at`    |
 //! | (isolation)   | `sql/isolation.sql`    | RLS policies, `enable_tenant_isolation`             |
 //! | (supabase)    | `sql/supabase.sql`     | mirror `auth.users` into `tenancy.users`            |
@@ -17,6 +18,7 @@ use pgrx::prelude::*;
 pub mod context;
 pub mod error;
 pub mod gucs;
+pub mod lookup;
 pub mod triggers;
 
 ::pgrx::pg_module_magic!(name, version);

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One command for every benchmark: its own cluster, its own data, every case of a group mixed in
+# ONE pgbench process (several -f, per-transaction -l logs), ratios taken within a run.
+# Usage: bench/run.sh                 (3 runs x 20 s per group; writes bench/results.md)
+#        PGT_BENCH_SECONDS=60 PGT_BENCH_RUNS=5 bench/run.sh
+source "$(dirname "$0")/../scripts/common.sh"
+SECONDS_PER_RUN=${PGT_BENCH_SECONDS:-20}
+RUNS=${PGT_BENCH_RUNS:-3}
+CLIENTS=${PGT_BENCH_CLIENTS:-2}
+ensure_all
+install_extension release
+cluster_start bench 54335 "shared_buffers = 512MB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" "synchronous_commit = off"
+BENCH="$PGT_ROOT/bench"
+OUT="$PGT_STATE/bench-logs"
+as_root rm -rf "$OUT" && mkdir -p "$OUT"
+
+log "loading benchmark data (1M rows, 1000 tenants; 4 x 100k rows)"
+psql_q -d postgres -c "DROP DATABASE IF EXISTS tenancy_bench" -c "CREATE DATABASE tenancy_bench"
+psql_q -d tenancy_bench -f "$BENCH/setup.sql" >/dev/null
+
+# run_group NAME BASELINE_INDEX script...
+run_group() {
+    local group=$1 base=$2; shift 2
+    local names=() args=() dirs=()
+    for s in "$@"; do names+=("$(basename "$s" .sql)"); args+=(-f "$BENCH/$s"); done
+    for run in $(seq 1 "$RUNS"); do
+        local dir="$OUT/$group/run$run"
+        mkdir -p "$dir"
+        log "$group: run $run/$RUNS (${SECONDS_PER_RUN}s, $CLIENTS clients, scripts: ${names[*]})"
+        (cd "$dir" && "$(pg_bin pgbench)" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" \
+            -l --log-prefix="$dir/log" "${args[@]}" tenancy_bench > "$dir/pgbench.out" 2>&1) \
+            || { cat "$dir/pgbench.out" >&2; die "pgbench failed"; }
+        dirs+=("$dir")
+    done
+    python3 "$BENCH/report.py" "$group" "$base" "$(IFS=,; echo "${names[*]}")" "${dirs[@]}"
+}
+
+{
+    echo "### Benchmarks"
+    echo
+    echo "PostgreSQL $("$(pg_bin postgres)" --version | awk '{print $3}'), pg_tenancy release build, $(nproc) cores;"
+    echo "$RUNS runs x ${SECONDS_PER_RUN}s, $CLIENTS clients, \`pgbench -M prepared\`, all cases of a group mixed in one pgbench process."
+    echo "Command: \`bench/run.sh\` (date: $(date -u +%Y-%m-%d))."
+    run_group "updated_at: UPDATE by primary key, 100k rows" 0 \
+        updated_at/no_trigger.sql updated_at/pg_tenancy.sql updated_at/moddatetime.sql updated_at/plpgsql.sql
+    run_group "RLS: latest 20 rows of my tenant, 1M rows, 1000 tenants" 0 \
+        rls/explicit_where.sql rls/rls_postgrest.sql
+} | tee "$BENCH/results.md"
+cluster_stop bench

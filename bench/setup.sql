@@ -1,0 +1,44 @@
+-- Benchmark data (bench/run.sh loads it into a fresh database).
+\set ON_ERROR_STOP 1
+CREATE EXTENSION pg_tenancy;
+CREATE EXTENSION moddatetime;
+CREATE SCHEMA bench;
+GRANT USAGE ON SCHEMA bench TO authenticated;
+
+-- updated_at: four identical 100k-row tables, one per way of keeping updated_at.
+CREATE FUNCTION bench.plpgsql_updated_at() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN NEW.updated_at = now(); RETURN NEW; END $$;
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['no_trigger', 'pg_tenancy', 'plpgsql', 'moddatetime'] LOOP
+        EXECUTE format('CREATE TABLE bench.%I (id int PRIMARY KEY, v int NOT NULL, note text, updated_at timestamptz NOT NULL DEFAULT now())', t);
+        EXECUTE format('INSERT INTO bench.%I (id, v, note) SELECT g, 0, md5(g::text) FROM generate_series(1, 100000) g', t);
+    END LOOP;
+END $$;
+SELECT tenancy.manage_updated_at('bench.pg_tenancy');
+CREATE TRIGGER plpgsql_updated_at BEFORE UPDATE ON bench.plpgsql FOR EACH ROW EXECUTE FUNCTION bench.plpgsql_updated_at();
+CREATE TRIGGER moddatetime_updated_at BEFORE UPDATE ON bench.moddatetime FOR EACH ROW EXECUTE FUNCTION moddatetime(updated_at);
+
+-- RLS: 1000 tenants, one member each, 1M rows (1000 per tenant) in a table under tenant isolation.
+INSERT INTO tenancy.tenants (id, slug, name)
+SELECT ('c0000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'bench-' || i, 'Bench ' || i FROM generate_series(1, 1000) i;
+INSERT INTO tenancy.users (id, email)
+SELECT ('d0000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'user' || i || '@bench.test' FROM generate_series(1, 1000) i;
+INSERT INTO tenancy.memberships (tenant_id, user_id, role)
+SELECT ('c0000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, ('d0000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'member'
+FROM generate_series(1, 1000) i;
+CREATE TABLE bench.items (
+    tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    id         uuid NOT NULL DEFAULT gen_random_uuid(),
+    created_at timestamptz NOT NULL,
+    payload    text NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+INSERT INTO bench.items (tenant_id, created_at, payload)
+SELECT ('c0000000-0000-4000-8000-' || lpad((1 + g % 1000)::text, 12, '0'))::uuid,
+       '2026-01-01'::timestamptz + g * interval '1 second', md5(g::text)
+FROM generate_series(1, 1000000) g;
+CREATE INDEX items_latest ON bench.items (tenant_id, created_at DESC);
+SELECT tenancy.enable_tenant_isolation('bench.items');
+VACUUM ANALYZE;

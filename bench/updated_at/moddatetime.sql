@@ -1,0 +1,2 @@
+\set id random(1, 100000)
+UPDATE bench.moddatetime SET v = v + 1 WHERE id = :id;

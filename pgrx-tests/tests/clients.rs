@@ -1,0 +1,240 @@
+//! Client-side tests: real connections to the test cluster, as real login roles.
+use pg_tenancy_client_tests::{login_role, sqlstate, TestDb};
+
+const ACME: &str = "a0000000-0000-4000-8000-000000000001";
+const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
+const DAVE: &str = "00000000-0000-4000-8000-0000000000a4";
+const FRANK: &str = "00000000-0000-4000-8000-0000000000b1";
+
+/// A hostile tenant member with a login of its own, a member of `authenticated` only.
+#[test]
+fn hostile_member_cannot_forge_or_escalate() {
+    let db = TestDb::new("pgt_client_hostile");
+    login_role("pgt_mallory", "INHERIT", &["authenticated"]);
+    let mut c = db.connect("pgt_mallory");
+    let claims = format!(r#"{{"sub":"{DAVE}","role":"authenticated","tenant_id":"{ACME}"}}"#);
+
+    c.batch_execute("BEGIN").unwrap();
+    c.execute(
+        "SELECT set_config('request.jwt.claims', $1, true)",
+        &[&claims],
+    )
+    .unwrap();
+    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM tenancy.projects", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2, "dave sees acme's projects");
+
+    let attempts = [
+        ("SET ROLE service_role", "42501"),
+        ("SET ROLE postgres", "42501"),
+        ("SET SESSION AUTHORIZATION postgres", "42501"),
+        ("SET tenancy.tenant_id = 'b0000000-0000-4000-8000-000000000002'", "42501"),
+        ("SELECT set_config('tenancy.role', 'owner', false)", "42501"),
+        ("RESET tenancy.tenant_id", "42501"),
+        ("SELECT tenancy.set_tenant('b0000000-0000-4000-8000-000000000002')", "42501"),
+        ("SELECT tenancy.set_tenant('b0000000-0000-4000-8000-000000000002', '00000000-0000-4000-8000-0000000000b1')", "42501"),
+        ("SELECT tenancy.seed_demo()", "42501"),
+        ("SELECT * FROM tenancy.request_logs_default", "42501"),
+        ("CREATE TABLE tenancy.planted (id int)", "42501"),
+        ("ALTER TABLE tenancy.projects DISABLE ROW LEVEL SECURITY", "42501"),
+        ("DROP POLICY tenancy_select ON tenancy.projects", "42501"),
+    ];
+    for (stmt, want) in attempts {
+        c.batch_execute("SAVEPOINT attempt").unwrap();
+        let got = sqlstate(c.batch_execute(stmt));
+        c.batch_execute("ROLLBACK TO SAVEPOINT attempt").unwrap();
+        assert_eq!(got, want, "{stmt}");
+    }
+    let tenant: String = c
+        .query_one("SELECT tenancy.current_tenant_id()::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        tenant, ACME,
+        "after every attempt the context is still acme's"
+    );
+    let leaked: i64 = c
+        .query_one(
+            "SELECT count(*) FROM tenancy.projects WHERE tenant_id <> tenancy.current_tenant_id()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(leaked, 0);
+    c.batch_execute("COMMIT").unwrap();
+}
+
+/// The context lives exactly as long as the transaction that set it.
+#[test]
+fn context_is_transaction_local() {
+    let db = TestDb::new("pgt_client_txn");
+    let mut c = db.connect("postgres");
+
+    // Autocommit: the statement is its own transaction.
+    c.batch_execute(&format!("SELECT tenancy.set_tenant('{ACME}')"))
+        .unwrap();
+    let t: Option<String> = c
+        .query_one("SELECT tenancy.current_tenant_id()::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(t, None, "nothing survives an autocommit statement");
+
+    c.batch_execute(&format!(
+        "BEGIN; SELECT tenancy.set_tenant('{ACME}', '{DAVE}');"
+    ))
+    .unwrap();
+    let t: Option<String> = c
+        .query_one("SELECT tenancy.current_tenant_id()::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(t.as_deref(), Some(ACME));
+    c.batch_execute("COMMIT").unwrap();
+    let t: Option<String> = c
+        .query_one("SELECT tenancy.current_tenant_id()::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(t, None, "nothing survives COMMIT");
+
+    c.batch_execute(&format!(
+        "BEGIN; SELECT tenancy.set_tenant('{GLOBEX}', '{FRANK}'); ROLLBACK;"
+    ))
+    .unwrap();
+    let t: Option<String> = c
+        .query_one("SELECT tenancy.current_tenant_id()::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(t, None, "nothing survives ROLLBACK");
+}
+
+/// Two connections of two tenants, interleaved: each sees only its own tenant.
+#[test]
+fn interleaved_connections_do_not_share_context() {
+    let db = TestDb::new("pgt_client_two");
+    login_role("pgt_app", "NOINHERIT", &["authenticated", "service_role"]);
+    let mut a = db.connect("pgt_app");
+    let mut b = db.connect("pgt_app");
+    for round in 0..20 {
+        for (conn, tenant, user) in [(&mut a, ACME, DAVE), (&mut b, GLOBEX, FRANK)] {
+            conn.batch_execute(&format!(
+                "BEGIN; SET LOCAL ROLE service_role; SELECT tenancy.set_tenant('{tenant}', '{user}'); SET LOCAL ROLE authenticated;"
+            ))
+            .unwrap();
+        }
+        for (conn, tenant) in [(&mut a, ACME), (&mut b, GLOBEX)] {
+            let rows = conn
+                .query("SELECT DISTINCT tenant_id::text FROM tenancy.projects", &[])
+                .unwrap();
+            let seen: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            assert_eq!(seen, vec![tenant.to_string()], "round {round}");
+            conn.batch_execute("COMMIT").unwrap();
+        }
+    }
+}
+
+/// pg_dump + pg_restore into a fresh database keeps every row of every table, and the restored
+/// database enforces the same isolation.
+#[test]
+fn dump_and_restore_keep_every_row() {
+    let src = TestDb::new("pgt_client_dump_src");
+    {
+        let mut c = src.connect("postgres");
+        c.batch_execute(
+            "CREATE TABLE public.notes (tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+                                        id uuid NOT NULL DEFAULT gen_random_uuid(), body text, updated_at timestamptz NOT NULL DEFAULT now(),
+                                        PRIMARY KEY (tenant_id, id));
+             SELECT tenancy.enable_tenant_isolation('public.notes');
+             SELECT tenancy.manage_updated_at('public.notes');
+             INSERT INTO public.notes (tenant_id, body) SELECT id, slug FROM tenancy.tenants;",
+        )
+        .unwrap();
+    }
+    let dump = std::env::temp_dir().join("pgt_client_dump.pgdump");
+    let dump_path = dump.to_str().unwrap();
+    let out = src.tool("pg_dump", &["-Fc", "-f", dump_path, &src.name]);
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dst = TestDb::empty("pgt_client_dump_dst");
+    let out = dst.tool(
+        "pg_restore",
+        &["--exit-on-error", "-d", &dst.name, dump_path],
+    );
+    assert!(
+        out.status.success(),
+        "pg_restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Every table, with a digest of its whole content.
+    let digest = "SELECT c.oid::regclass::text FROM pg_class c
+                  WHERE c.relnamespace IN ('tenancy'::regnamespace, 'public'::regnamespace) AND c.relkind = 'r' ORDER BY 1";
+    let mut s = src.connect("postgres");
+    let mut d = dst.connect("postgres");
+    let tables: Vec<String> = s
+        .query(digest, &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(tables.len() >= 17, "tables: {tables:?}");
+    for t in &tables {
+        let q = format!("SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x");
+        let a = s.query_one(&q, &[]).unwrap();
+        let b = d.query_one(&q, &[]).unwrap();
+        let (na, ha): (i64, String) = (a.get(0), a.get(1));
+        let (nb, hb): (i64, String) = (b.get(0), b.get(1));
+        assert_eq!(
+            (na, &ha),
+            (nb, &hb),
+            "{t}: rows and content survive dump/restore"
+        );
+    }
+    let total: i64 = d
+        .query_one(
+            "SELECT (tenancy.health(true) -> 'row_counts' ->> 'memberships')::bigint",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(total, 11);
+
+    // Policies, forced RLS and triggers are the same after the restore.
+    let shape = "SELECT (SELECT count(*) FROM pg_policies WHERE schemaname IN ('tenancy', 'public'))::int,
+                        (SELECT count(*) FROM pg_class WHERE relnamespace IN ('tenancy'::regnamespace, 'public'::regnamespace)
+                           AND relkind IN ('r','p') AND relforcerowsecurity)::int,
+                        (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                          WHERE c.relnamespace IN ('tenancy'::regnamespace, 'public'::regnamespace) AND NOT t.tgisinternal)::int";
+    let a = s.query_one(shape, &[]).unwrap();
+    let b = d.query_one(shape, &[]).unwrap();
+    for i in 0..3 {
+        assert_eq!(
+            a.get::<_, i32>(i),
+            b.get::<_, i32>(i),
+            "catalog shape column {i}"
+        );
+    }
+    let mut c = dst.connect("postgres");
+    c.batch_execute(&format!(
+        "BEGIN; SELECT tenancy.set_tenant('{ACME}', '{DAVE}'); SET LOCAL ROLE authenticated;"
+    ))
+    .unwrap();
+    let bodies: Vec<String> = c
+        .query("SELECT body FROM public.notes", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        bodies,
+        vec!["acme".to_string()],
+        "isolation holds in the restored database"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    let _ = std::fs::remove_file(&dump);
+}
