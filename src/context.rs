@@ -18,6 +18,8 @@ use crate::gucs;
 use crate::lookup::{self, Key};
 use pgrx::guc::GucSetting;
 use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 
 // ------------------------------------------------------------------------------------------------
@@ -135,12 +137,12 @@ pub fn caller_is_service() -> bool {
     }
 }
 
+/// What a membership lookup found: the tenant's status and the user's role, or no tenant.
+type Membership = Option<(&'static str, Option<&'static str>)>;
+
 /// (tenant status, member role) of `user` in `tenant`; `None` when the tenant does not exist.
 /// Two primary-key index scans (see [`crate::lookup`]): no SPI, no search_path, no RLS.
-fn lookup_membership(
-    tenant: pgrx::Uuid,
-    user: Option<pgrx::Uuid>,
-) -> Option<(String, Option<String>)> {
+fn lookup_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership {
     let status = lookup::fetch(
         c"tenants",
         c"tenants_pkey",
@@ -173,7 +175,117 @@ fn lookup_membership(
         )
         .flatten()
     });
-    Some((status, role))
+    Some((intern(&status), role.as_deref().map(intern)))
+}
+
+/// Enum labels as static strings (a handful of known values; anything else fails closed).
+fn intern(label: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "owner",
+        "admin",
+        "manager",
+        "member",
+        "client",
+        "active",
+        "suspended",
+        "archived",
+        "unknown",
+    ];
+    KNOWN
+        .iter()
+        .copied()
+        .find(|k| *k == label)
+        .unwrap_or("unknown")
+}
+
+// ------------------------------------------------------------------------------------------------
+// Membership cache
+//
+// pre_request runs for every request, and a membership rarely changes: each backend keeps what it
+// looked up (positive and negative answers) and forgets all of it on any relcache invalidation.
+// Every write to tenancy.tenants or tenancy.memberships (INSERT, UPDATE, DELETE, TRUNCATE,
+// cascades included) fires a statement trigger that registers a relcache invalidation of that
+// table (`tenancy.invalidate_context_cache()`).  PostgreSQL delivers it to every backend when the
+// writer commits, before their next transaction (or lock) proceeds; it replays it locally at the
+// writer's next command and when the writer's (sub)transaction aborts, so no backend keeps an
+// answer that came from rolled-back or superseded rows.  A sinval queue overflow resets every
+// relcache, which also clears this cache.
+// ------------------------------------------------------------------------------------------------
+
+type CacheKey = ([u8; 16], Option<[u8; 16]>);
+const CACHE_CAPACITY: usize = 8192;
+
+thread_local! {
+    static CACHE: RefCell<HashMap<CacheKey, Membership>> = RefCell::new(HashMap::new());
+    /// Bumped by every invalidation; a lookup that saw it change does not cache its answer.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+    CACHE.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c.clear();
+        }
+    });
+}
+
+fn cached_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership {
+    if !CALLBACK_REGISTERED.with(|r| r.replace(true)) {
+        // SAFETY: registers a plain function for the life of the backend.
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(
+                Some(on_relcache_invalidation),
+                pg_sys::Datum::from(0),
+            )
+        };
+    }
+    let key: CacheKey = (*tenant.as_bytes(), user.map(|u| *u.as_bytes()));
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).copied()) {
+        return hit;
+    }
+    let generation = GENERATION.with(Cell::get);
+    let found = lookup_membership(tenant, user);
+    if GENERATION.with(Cell::get) == generation {
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= CACHE_CAPACITY {
+                c.clear();
+            }
+            c.insert(key, found);
+        });
+    }
+    found
+}
+
+/// Statement trigger on tenancy.tenants and tenancy.memberships: every backend's membership cache
+/// is dropped once this transaction commits (and this backend's at its next command).
+#[no_mangle]
+pub extern "C" fn pg_finfo_invalidate_context_cache() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// # Safety
+/// Called by the function manager as a trigger.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn invalidate_context_cache(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let context = (*fcinfo).context;
+    if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
+        raise(
+            PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            "tenancy.invalidate_context_cache() must be called as a trigger",
+            None,
+        );
+    }
+    let trigdata = context as *mut pg_sys::TriggerData;
+    pg_sys::CacheInvalidateRelcache((*trigdata).tg_relation);
+    pg_sys::Datum::from(0)
 }
 
 /// Check and set the context for `tenant`, acting as `user` (or as the service when `user` is
@@ -194,7 +306,7 @@ fn enter_tenant(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>, is_service: bool) 
         )
     };
     // A non-member learns nothing, not even whether the tenant exists.
-    let Some((status, role)) = lookup_membership(tenant, user) else {
+    let Some((status, role)) = cached_membership(tenant, user) else {
         if is_service {
             raise(
                 PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,

@@ -6,7 +6,7 @@
 //! |---------------|------------------------|-----------------------------------------------------|
 //! | (data model)  | `sql/schema.sql`       | roles, enums, tables, indexes (bootstrap)           |
 //! | [`gucs`]      |                        | every GUC of the extension                          |
-//! | [`context`]   |                        | tenant context: set_tenant, pre_request, current_*  |
+//! | [`context`]   | `sql/context.sql`      | tenant context: set_tenant, pre_request, current_*  |
 //! | [`lookup`]    |                        | primary-key lookups without SPI for the hot paths   |
 //! | [`triggers`]  | `sql/triggers.sql`     | the `updated_at` trigger and `manage_updated_at`    |
 //! | (isolation)   | `sql/isolation.sql`    | RLS policies, `enable_tenant_isolation`             |
@@ -24,6 +24,11 @@ pub mod triggers;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!(
+    "../sql/context.sql",
+    name = "context",
+    requires = ["schema"]
+);
 extension_sql_file!(
     "../sql/triggers.sql",
     name = "triggers",

@@ -57,6 +57,31 @@ UPDATE tenancy.tenants SET status = 'suspended' WHERE id = :globex;
 SELECT throws_ok(format('SELECT tenancy.set_tenant(%L, %L)', :globex, :frank), '42501', 'tenant is suspended', 'a suspended tenant is refused');
 UPDATE tenancy.tenants SET status = 'active' WHERE id = :globex;
 
+-- The membership cache never outlives the rows it came from.  (Destructive: rolled back after.)
+SAVEPOINT cache_tests;
+SELECT is(tenancy.set_tenant(:acme, :dave), 'member', 'cache: dave is a member (and now cached)');
+UPDATE tenancy.memberships SET role = 'manager' WHERE tenant_id = :acme AND user_id = :dave;
+SELECT is(tenancy.set_tenant(:acme, :dave), 'manager', 'cache: a role change is seen at the next command');
+DELETE FROM tenancy.memberships WHERE tenant_id = :acme AND user_id = :dave;
+SELECT throws_ok(format('SELECT tenancy.set_tenant(%L, %L)', :acme, :dave), '42501', NULL, 'cache: a removed member is refused at once');
+SAVEPOINT sp_member;
+INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES (:acme, :dave, 'admin');
+SELECT is(tenancy.set_tenant(:acme, :dave), 'admin', 'cache: a new membership is seen');
+ROLLBACK TO SAVEPOINT sp_member;
+SELECT throws_ok(format('SELECT tenancy.set_tenant(%L, %L)', :acme, :dave), '42501', NULL,
+                 'cache: nothing cached from a rolled-back savepoint survives');
+SELECT tenancy.clear_context();
+SELECT is(tenancy.set_tenant(:globex, :frank), 'owner', 'cache: frank owns globex');
+TRUNCATE tenancy.memberships CASCADE;
+SELECT throws_ok(format('SELECT tenancy.set_tenant(%L, %L)', :globex, :frank), '42501', NULL, 'cache: TRUNCATE is seen');
+DELETE FROM tenancy.users WHERE id = :frank;
+SELECT tenancy.clear_context();
+SELECT is(tenancy.set_tenant(:globex), 'service', 'cache: the tenant is still there');
+DELETE FROM tenancy.tenants WHERE id = :globex;
+SELECT throws_ok(format('SELECT tenancy.set_tenant(%L)', :globex), 'P0002', NULL, 'cache: a deleted tenant is gone at once');
+ROLLBACK TO SAVEPOINT cache_tests;
+SELECT tenancy.clear_context();
+
 -- Garbage in the GUCs (only a superuser can put it there) reads as no context: fail closed.
 SET LOCAL tenancy.tenant_id = 'not-a-uuid';
 SET LOCAL tenancy.role = 'king';

@@ -238,3 +238,55 @@ fn dump_and_restore_keep_every_row() {
     c.batch_execute("ROLLBACK").unwrap();
     let _ = std::fs::remove_file(&dump);
 }
+
+/// Each backend caches memberships; a change committed by another connection reaches it before
+/// its next transaction.
+#[test]
+fn membership_changes_reach_every_backend() {
+    let db = TestDb::new("pgt_client_cache");
+    let mut reader = db.connect("postgres");
+    let mut writer = db.connect("postgres");
+    let enter = format!("SELECT tenancy.set_tenant('{ACME}', '{DAVE}')");
+    for _ in 0..3 {
+        assert_eq!(
+            sqlstate(reader.batch_execute(&enter)),
+            "ok",
+            "dave is a member (cached after the first call)"
+        );
+    }
+    writer
+        .batch_execute(&format!(
+            "DELETE FROM tenancy.memberships WHERE tenant_id = '{ACME}' AND user_id = '{DAVE}'"
+        ))
+        .unwrap();
+    assert_eq!(
+        sqlstate(reader.batch_execute(&enter)),
+        "42501",
+        "the revocation is seen by the next transaction"
+    );
+    writer
+        .batch_execute(&format!(
+            "INSERT INTO tenancy.memberships VALUES ('{ACME}', '{DAVE}', 'admin')"
+        ))
+        .unwrap();
+    let role: String = reader.query_one(&enter, &[]).unwrap().get(0);
+    assert_eq!(role, "admin", "and so is the new membership");
+    writer
+        .batch_execute(&format!(
+            "UPDATE tenancy.tenants SET status = 'suspended' WHERE id = '{ACME}'"
+        ))
+        .unwrap();
+    assert_eq!(
+        sqlstate(reader.batch_execute(&enter)),
+        "42501",
+        "and a suspended tenant"
+    );
+    // A change that rolls back changes nothing anywhere.
+    writer.batch_execute(&format!("BEGIN; UPDATE tenancy.tenants SET status = 'active' WHERE id = '{ACME}'; SELECT tenancy.set_tenant('{ACME}', '{DAVE}'); ROLLBACK;")).unwrap();
+    assert_eq!(
+        sqlstate(writer.batch_execute(&enter)),
+        "42501",
+        "the writer itself forgot what the rolled-back transaction showed it"
+    );
+    assert_eq!(sqlstate(reader.batch_execute(&enter)), "42501");
+}
