@@ -53,8 +53,8 @@ SELECT count(*) AS request_logs_visible FROM tenancy.request_logs;
 \echo '--- Attempts to reach globex fail or see nothing:'
 SELECT public.try($$INSERT INTO tenancy.clients (tenant_id, name) VALUES ('b0000000-0000-4000-8000-000000000002', 'sneaky')$$) AS insert_into_globex;
 SELECT public.try($$UPDATE tenancy.clients SET tenant_id = 'b0000000-0000-4000-8000-000000000002'$$) AS move_rows_to_globex;
-SELECT public.try($$SET tenancy.tenant_id = 'b0000000-0000-4000-8000-000000000002'$$) AS forge_with_set;
-SELECT public.try($$SELECT set_config('tenancy.tenant_id', 'b0000000-0000-4000-8000-000000000002', true)$$) AS forge_with_set_config;
+SELECT public.try($$SET tenancy.context = 'b0000000-0000-4000-8000-000000000002,,owner'$$) AS forge_with_set;
+SELECT public.try($$SELECT set_config('tenancy.context', 'b0000000-0000-4000-8000-000000000002,,owner', true)$$) AS forge_with_set_config;
 SELECT public.try($$SELECT tenancy.set_tenant('b0000000-0000-4000-8000-000000000002')$$) AS set_tenant_globex;
 SELECT public.try($$INSERT INTO tenancy.projects (tenant_id, client_id, name) VALUES ('a0000000-0000-4000-8000-000000000001', 'b2000000-0000-4000-8000-000000000701', 'x')$$) AS reference_a_globex_client;
 SELECT public.try($$UPDATE tenancy.request_logs SET status_code = 200$$) AS rewrite_request_logs;

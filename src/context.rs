@@ -16,38 +16,41 @@
 use crate::error::{null_argument, raise};
 use crate::gucs;
 use crate::lookup::{self, Key};
-use pgrx::guc::GucSetting;
 use pgrx::prelude::*;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+use std::fmt;
+use std::marker::PhantomData;
 
 // ------------------------------------------------------------------------------------------------
 // Readers
 // ------------------------------------------------------------------------------------------------
 
-/// The raw bytes of a string GUC, `None` when unset or empty.  Borrowed only for the duration of
-/// the caller's parse: the GUC machinery may free the string at the next change.
-fn guc_bytes<R>(
-    setting: &GucSetting<Option<CString>>,
-    parse: impl FnOnce(&[u8]) -> Option<R>,
-) -> Option<R> {
+/// Field `n` (0: tenant, 1: user, 2: role) of `tenancy.context`, parsed while the GUC's string is
+/// borrowed; `None` when unset or empty.  The GUC machinery may free the string at its next change,
+/// so nothing borrowed escapes.
+fn context_field<R>(n: usize, parse: impl FnOnce(&[u8]) -> Option<R>) -> Option<R> {
     // SAFETY: the pointer is the GUC's current value, a NUL-terminated string owned by the GUC
     // machinery, or NULL; nothing changes it while we parse it.
-    let ptr = unsafe { *setting.as_ptr() };
+    let ptr = unsafe { *gucs::CONTEXT.as_ptr() };
     if ptr.is_null() {
         return None;
     }
     let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
-    if bytes.is_empty() {
+    let field = bytes.split(|b| *b == b',').nth(n)?;
+    if field.is_empty() {
         None
     } else {
-        parse(bytes)
+        parse(field)
     }
 }
 
-fn guc_uuid(setting: &GucSetting<Option<CString>>) -> Option<pgrx::Uuid> {
-    guc_bytes(setting, |b| {
+fn context_uuid(n: usize) -> Option<pgrx::Uuid> {
+    context_field(n, |b| {
         uuid::Uuid::try_parse_ascii(b)
             .ok()
             .map(|u| pgrx::Uuid::from_bytes(*u.as_bytes()))
@@ -60,13 +63,13 @@ pub const ROLES: [&str; 6] = ["owner", "admin", "manager", "member", "client", "
 /// The tenant of the current transaction, or NULL when no context is set.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_tenant_id() -> Option<pgrx::Uuid> {
-    guc_uuid(&gucs::TENANT_ID)
+    context_uuid(0)
 }
 
 /// The user of the current transaction, or NULL.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_user_id() -> Option<pgrx::Uuid> {
-    guc_uuid(&gucs::USER_ID)
+    context_uuid(1)
 }
 
 /// The caller's role in the current tenant (`owner`, `admin`, `manager`, `member`, `client`, or
@@ -74,22 +77,44 @@ pub fn current_user_id() -> Option<pgrx::Uuid> {
 /// the SQL keyword CURRENT_ROLE.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_role() -> Option<&'static str> {
-    guc_bytes(&gucs::ROLE, |b| {
-        ROLES.iter().copied().find(|r| r.as_bytes() == b)
-    })
+    context_field(2, |b| ROLES.iter().copied().find(|r| r.as_bytes() == b))
 }
 
 // ------------------------------------------------------------------------------------------------
 // Setters
 // ------------------------------------------------------------------------------------------------
 
-fn set_local(name: &CStr, value: &str) {
-    let value = CString::new(value).unwrap_or_default(); // ok: our values never contain NUL
+/// Set (or, with `None`, clear) the whole context at once, so no part of an earlier one survives.
+/// Transaction-local (`GUC_ACTION_LOCAL`), and skipped when the context would not change.
+fn set_context(tenant: Option<pgrx::Uuid>, user: Option<pgrx::Uuid>, role: Option<&str>) {
+    let mut value = String::with_capacity(90);
+    let mut buf = uuid::Uuid::encode_buffer();
+    if let Some(t) = tenant {
+        value.push_str(uuid::Uuid::from_bytes(*t.as_bytes()).hyphenated().encode_lower(&mut buf));
+    }
+    value.push(',');
+    if let Some(u) = user {
+        value.push_str(uuid::Uuid::from_bytes(*u.as_bytes()).hyphenated().encode_lower(&mut buf));
+    }
+    value.push(',');
+    value.push_str(role.unwrap_or_default());
+    // SAFETY: reads the current value (see context_field).
+    let current = unsafe { *gucs::CONTEXT.as_ptr() };
+    let unchanged = if current.is_null() {
+        value == ",,"
+    } else {
+        let current = unsafe { CStr::from_ptr(current) }.to_bytes();
+        current == value.as_bytes() || (current.is_empty() && value == ",,")
+    };
+    if unchanged {
+        return;
+    }
+    let value = CString::new(value).unwrap_or_default(); // ok: uuids and role names contain no NUL
                                                          // SAFETY: PGC_SUSET context is what lets this C code set a superuser-only GUC on behalf of an
                                                          // ordinary caller; GUC_ACTION_LOCAL makes it end with the (sub)transaction.
     unsafe {
         pg_sys::set_config_option(
-            name.as_ptr(),
+            gucs::CONTEXT_NAME.as_ptr(),
             value.as_ptr(),
             pg_sys::GucContext::PGC_SUSET,
             pg_sys::GucSource::PGC_S_SESSION,
@@ -99,19 +124,6 @@ fn set_local(name: &CStr, value: &str) {
             false,
         );
     }
-}
-
-/// Set (or, with `None`, clear) the whole context at once, so no part of an earlier one survives.
-fn set_context(tenant: Option<pgrx::Uuid>, user: Option<pgrx::Uuid>, role: Option<&str>) {
-    set_local(
-        gucs::TENANT_ID_NAME,
-        &tenant.map(|t| t.to_string()).unwrap_or_default(),
-    );
-    set_local(
-        gucs::USER_ID_NAME,
-        &user.map(|u| u.to_string()).unwrap_or_default(),
-    );
-    set_local(gucs::ROLE_NAME, role.unwrap_or_default());
 }
 
 fn require_preloaded() {
@@ -289,9 +301,15 @@ pub unsafe extern "C-unwind" fn invalidate_context_cache(
 }
 
 /// Check and set the context for `tenant`, acting as `user` (or as the service when `user` is
-/// `None` and the caller is service_role).  Returns the role that was set.
-fn enter_tenant(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>, is_service: bool) -> &'static str {
-    if user.is_none() && !is_service {
+/// `None` and the caller is service_role).  Returns the role that was set.  `is_service` is only
+/// asked when it matters (no user, or no such tenant): a role-membership check is not free, and
+/// PostgREST's requests alternate roles, which defeats PostgreSQL's one-role membership cache.
+fn enter_tenant(
+    tenant: pgrx::Uuid,
+    user: Option<pgrx::Uuid>,
+    is_service: impl Fn() -> bool,
+) -> &'static str {
+    if user.is_none() && !is_service() {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             "no authenticated user in this transaction",
@@ -307,7 +325,7 @@ fn enter_tenant(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>, is_service: bool) 
     };
     // A non-member learns nothing, not even whether the tenant exists.
     let Some((status, role)) = cached_membership(tenant, user) else {
-        if is_service {
+        if is_service() {
             raise(
                 PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
                 "tenant does not exist",
@@ -350,9 +368,8 @@ pub fn set_tenant(
 ) -> &'static str {
     require_preloaded();
     let tenant = tenant_id.unwrap_or_else(|| null_argument("tenant_id"));
-    let is_service = caller_is_service();
     let user = match as_user {
-        Some(u) if is_service => Some(u),
+        Some(u) if caller_is_service() => Some(u),
         Some(_) => raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "permission denied to act as another user",
@@ -360,7 +377,7 @@ pub fn set_tenant(
         ),
         None => current_user_id(),
     };
-    enter_tenant(tenant, user, is_service)
+    enter_tenant(tenant, user, caller_is_service)
 }
 
 /// Clear the tenant context of the current transaction (fail closed from here on).
@@ -383,23 +400,123 @@ fn setting(name: &CStr) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn bad_claims(what: &str) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-        format!("invalid JWT claims: {what}"),
-        None,
-    )
+// ------------------------------------------------------------------------------------------------
+// JWT claims (pure: unit-tested without a server)
+// ------------------------------------------------------------------------------------------------
+
+/// What `pre_request` takes from the claims: the user (`sub`) and, if named, the tenant.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ClaimedIdentity {
+    pub user: Option<uuid::Uuid>,
+    pub tenant: Option<uuid::Uuid>,
 }
 
-fn claim_uuid(value: Option<&serde_json::Value>, name: &str) -> Option<pgrx::Uuid> {
-    match value {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => match uuid::Uuid::try_parse(s) {
-            Ok(u) => Some(pgrx::Uuid::from_bytes(*u.as_bytes())),
-            Err(_) => bad_claims(&format!("{name} is not a uuid")),
-        },
-        Some(_) => bad_claims(&format!("{name} is not a string")),
+/// One claim's value: a string (borrowed from the JSON text when it has no escapes), or
+/// anything else (skipped without allocating).
+enum Claim<'a> {
+    Str(Cow<'a, str>),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Claim<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Claim<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Claim<'a>, E> {
+                Ok(Claim::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Claim<'a>, E> {
+                Ok(Claim::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Claim<'a>, E> {
+                Ok(Claim::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Claim<'a>, E> {
+                Ok(Claim::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Claim<'a>, E> {
+                Ok(Claim::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Claim<'a>, E> {
+                Ok(Claim::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Claim<'a>, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Claim::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Claim<'a>, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Claim::Other)
+            }
+        }
+        d.deserialize_any(V(PhantomData))
     }
+}
+
+#[derive(Deserialize)]
+struct RawClaims<'a> {
+    #[serde(default, borrow)]
+    sub: Option<Claim<'a>>,
+    #[serde(default, borrow)]
+    tenant_id: Option<Claim<'a>>,
+    #[serde(default, borrow)]
+    app_metadata: Option<RawAppMetadata<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawAppMetadata<'a> {
+    #[serde(default, borrow)]
+    tenant_id: Option<Claim<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawHeaders<'a> {
+    #[serde(rename = "x-tenant-id", default, borrow)]
+    tenant_id: Option<Claim<'a>>,
+}
+
+fn claim_uuid(claim: Option<Claim>, name: &'static str) -> Result<Option<uuid::Uuid>, String> {
+    match claim {
+        None => Ok(None),
+        Some(Claim::Str(s)) => uuid::Uuid::try_parse(&s)
+            .map(Some)
+            .map_err(|_| format!("{name} is not a uuid")),
+        Some(Claim::Other) => Err(format!("{name} is not a string")),
+    }
+}
+
+/// Parse `request.jwt.claims` (and, when the claims name no tenant, the `x-tenant-id` entry of
+/// `request.headers`).  Errors name the claim, never echo its value.
+pub fn parse_claims(claims: &str, headers: Option<&str>) -> Result<ClaimedIdentity, String> {
+    // serde reads a struct from a JSON array too (fields by position): claims must be an object.
+    if !claims.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<IgnoredAny>(claims) {
+            Ok(_) => "not a JSON object of claims".to_string(),
+            Err(_) => "not JSON".to_string(),
+        });
+    }
+    let raw: RawClaims = serde_json::from_str(claims).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => "not a JSON object of claims".to_string(),
+        _ => "not JSON".to_string(),
+    })?;
+    let user = claim_uuid(raw.sub, "sub")?;
+    let mut tenant = claim_uuid(raw.tenant_id, "tenant_id")?;
+    if tenant.is_none() {
+        tenant = claim_uuid(
+            raw.app_metadata.and_then(|m| m.tenant_id),
+            "app_metadata.tenant_id",
+        )?;
+    }
+    if tenant.is_none() {
+        if let Some(Ok(h)) = headers.map(serde_json::from_str::<RawHeaders>) {
+            tenant = claim_uuid(h.tenant_id, "header x-tenant-id")?;
+        }
+    }
+    Ok(ClaimedIdentity { user, tenant })
 }
 
 /// PostgREST's `db-pre-request` hook: turn the verified JWT claims of this request into a tenant
@@ -409,35 +526,140 @@ fn claim_uuid(value: Option<&serde_json::Value>, name: &str) -> Option<pgrx::Uui
 #[pg_extern(volatile, parallel_unsafe)]
 pub fn pre_request() {
     require_preloaded();
-    set_context(None, None, None);
     let Some(raw) = setting(c"request.jwt.claims") else {
+        set_context(None, None, None);
         return;
     };
-    let claims: serde_json::Value =
-        serde_json::from_str(&raw).unwrap_or_else(|_| bad_claims("not JSON"));
-    if !claims.is_object() {
-        bad_claims("not a JSON object");
-    }
-    let user = claim_uuid(claims.get("sub"), "sub");
-    let mut tenant = claim_uuid(claims.get("tenant_id"), "tenant_id");
-    if tenant.is_none() {
-        tenant = claim_uuid(
-            claims.get("app_metadata").and_then(|m| m.get("tenant_id")),
-            "app_metadata.tenant_id",
-        );
-    }
-    if tenant.is_none() {
-        if let Some(headers) = setting(c"request.headers") {
-            let headers: serde_json::Value = serde_json::from_str(&headers).unwrap_or_default();
-            tenant = claim_uuid(headers.get("x-tenant-id"), "header x-tenant-id");
-        }
-    }
-    let is_service = caller_is_service();
-    match tenant {
+    let headers = setting(c"request.headers");
+    let identity = parse_claims(&raw, headers.as_deref()).unwrap_or_else(|what| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            format!("invalid JWT claims: {what}"),
+            None,
+        )
+    });
+    let to_pg = |u: uuid::Uuid| pgrx::Uuid::from_bytes(*u.as_bytes());
+    let user = identity.user.map(to_pg);
+    match identity.tenant.map(to_pg) {
         Some(t) => {
-            enter_tenant(t, user, is_service);
+            enter_tenant(t, user, caller_is_service);
         }
         None => set_context(None, user, None),
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::{parse_claims, ClaimedIdentity};
+
+    const U: &str = "00000000-0000-4000-8000-0000000000a1";
+    const T: &str = "a0000000-0000-4000-8000-000000000001";
+    const T2: &str = "b0000000-0000-4000-8000-000000000002";
+
+    fn id(user: Option<&str>, tenant: Option<&str>) -> ClaimedIdentity {
+        ClaimedIdentity {
+            user: user.map(|u| u.parse().unwrap()),
+            tenant: tenant.map(|t| t.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn where_the_tenant_comes_from() {
+        let h = |t: &str| Some(format!(r#"{{"x-tenant-id":"{t}"}}"#));
+        let cases: &[(String, Option<String>, ClaimedIdentity)] = &[
+            (format!(r#"{{"sub":"{U}"}}"#), None, id(Some(U), None)),
+            (
+                format!(r#"{{"sub":"{U}","tenant_id":"{T}"}}"#),
+                None,
+                id(Some(U), Some(T)),
+            ),
+            (
+                format!(r#"{{"sub":"{U}","app_metadata":{{"tenant_id":"{T}"}}}}"#),
+                None,
+                id(Some(U), Some(T)),
+            ),
+            // The top-level claim wins over app_metadata, and claims win over the header.
+            (
+                format!(
+                    r#"{{"sub":"{U}","tenant_id":"{T}","app_metadata":{{"tenant_id":"{T2}"}}}}"#
+                ),
+                h(T2),
+                id(Some(U), Some(T)),
+            ),
+            (format!(r#"{{"sub":"{U}"}}"#), h(T2), id(Some(U), Some(T2))),
+            // Unparsable headers are ignored (PostgREST always sends JSON; nothing to trust there).
+            (
+                format!(r#"{{"sub":"{U}"}}"#),
+                Some("not json".into()),
+                id(Some(U), None),
+            ),
+            (r#"{"role":"anon"}"#.to_string(), None, id(None, None)),
+            (
+                r#"{"sub":null,"tenant_id":null}"#.to_string(),
+                None,
+                id(None, None),
+            ),
+            // Escaped strings are decoded (the owned path).
+            (
+                r#"{"sub":"00000000-0000-4000-8000-0000000000a1"}"#.to_string(),
+                None,
+                id(Some(U), None),
+            ),
+            // A realistic Supabase payload: every other claim is skipped.
+            (
+                format!(
+                    r#"{{"aud":"authenticated","exp":1790000000,"iat":1789996400,"iss":"https://x.supabase.co/auth/v1",
+                        "sub":"{U}","email":"a@b.c","phone":"","app_metadata":{{"provider":"email","providers":["email"],"tenant_id":"{T}"}},
+                        "user_metadata":{{"name":"A","nested":{{"deep":[1,2,{{"x":null}}]}}}},"role":"authenticated","aal":"aal1",
+                        "amr":[{{"method":"password","timestamp":1789996400}}],"session_id":"s","is_anonymous":false}}"#
+                ),
+                None,
+                id(Some(U), Some(T)),
+            ),
+        ];
+        for (claims, headers, want) in cases {
+            assert_eq!(
+                &parse_claims(claims, headers.as_deref()).unwrap(),
+                want,
+                "{claims}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_claims_name_the_claim_not_its_value() {
+        let cases = [
+            (r#"{"sub":"nope"}"#, "sub is not a uuid"),
+            (r#"{"sub":42}"#, "sub is not a string"),
+            (r#"{"sub":{"id":1}}"#, "sub is not a string"),
+            (
+                r#"{"tenant_id":"secret-looking-value"}"#,
+                "tenant_id is not a uuid",
+            ),
+            (
+                r#"{"app_metadata":{"tenant_id":[1]}}"#,
+                "app_metadata.tenant_id is not a string",
+            ),
+            (r#"{"app_metadata":"x"}"#, "not a JSON object of claims"),
+            (r#"[1,2]"#, "not a JSON object of claims"),
+            (r#""text""#, "not a JSON object of claims"),
+            ("null", "not a JSON object of claims"),
+            (r#"{"sub":"#, "not JSON"),
+            ("", "not JSON"),
+        ];
+        for (claims, want) in cases {
+            let got = parse_claims(claims, None).unwrap_err();
+            assert_eq!(got, want, "{claims}");
+            assert!(!got.contains("secret-looking-value"));
+        }
+        assert_eq!(
+            parse_claims(
+                r#"{"sub":"00000000-0000-4000-8000-0000000000a1"}"#,
+                Some(r#"{"x-tenant-id":"zzz"}"#)
+            )
+            .unwrap_err(),
+            "header x-tenant-id is not a uuid"
+        );
     }
 }
 

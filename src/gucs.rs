@@ -8,16 +8,13 @@
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
 
-/// `tenancy.tenant_id`: the tenant of the current transaction (text form of a uuid, or empty).
-pub static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-/// `tenancy.user_id`: the user of the current transaction (text form of a uuid, or empty).
-pub static USER_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-/// `tenancy.role`: the caller's role in the tenant (`owner` … `client`, or `service`).
-pub static ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// `tenancy.context`: the tenant context of the current transaction, `<tenant>,<user>,<role>`
+/// (each part may be empty).  One setting rather than three because setting a GUC costs about a
+/// microsecond and `pre_request` runs for every request: one write per context change, none when
+/// the context does not change.  Read it with the `tenancy.current_*()` functions.
+pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
-pub const TENANT_ID_NAME: &std::ffi::CStr = c"tenancy.tenant_id";
-pub const USER_ID_NAME: &std::ffi::CStr = c"tenancy.user_id";
-pub const ROLE_NAME: &std::ffi::CStr = c"tenancy.role";
+pub const CONTEXT_NAME: &std::ffi::CStr = c"tenancy.context";
 
 /// True once `_PG_init` ran during `shared_preload_libraries` processing.
 static PRELOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -33,26 +30,11 @@ pub fn init() {
 
     let context_flags = GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE;
     GucRegistry::define_string_guc(
-        TENANT_ID_NAME,
-        c"Tenant of the current transaction; set only by tenancy.set_tenant, pre_request or authenticate.",
-        c"Read it with tenancy.current_tenant_id().  Ordinary roles cannot SET it.",
-        &TENANT_ID,
-        GucContext::Suset,
-        context_flags,
-    );
-    GucRegistry::define_string_guc(
-        USER_ID_NAME,
-        c"User of the current transaction; set only by tenancy.set_tenant or pre_request.",
-        c"Read it with tenancy.current_user_id().  Ordinary roles cannot SET it.",
-        &USER_ID,
-        GucContext::Suset,
-        context_flags,
-    );
-    GucRegistry::define_string_guc(
-        ROLE_NAME,
-        c"Role of the current user in the current tenant; set with the tenant.",
-        c"Read it with tenancy.current_role().  Ordinary roles cannot SET it.",
-        &ROLE,
+        CONTEXT_NAME,
+        c"Tenant context of the current transaction: tenant,user,role.",
+        c"Set only by tenancy.set_tenant, pre_request, authenticate and clear_context; ordinary roles cannot SET it. \
+          Read it with tenancy.current_tenant_id(), current_user_id() and current_role().",
+        &CONTEXT,
         GucContext::Suset,
         context_flags,
     );

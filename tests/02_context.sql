@@ -3,20 +3,20 @@ BEGIN;
 \ir helpers.psql
 SELECT * FROM no_plan();
 
-SELECT is((SELECT context FROM pg_settings WHERE name = n), 'superuser', n || ' is superuser-only (PGC_SUSET)')
-FROM unnest(ARRAY['tenancy.tenant_id', 'tenancy.user_id', 'tenancy.role']) n;
+SELECT is((SELECT context FROM pg_settings WHERE name = 'tenancy.context'), 'superuser', 'tenancy.context is superuser-only (PGC_SUSET)');
+\set forged '''b0000000-0000-4000-8000-000000000002,00000000-0000-4000-8000-0000000000b1,owner'''
 
 -- Forging attempts by an authenticated member of acme who wants globex.
-SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SET tenancy.tenant_id = %L', :globex)), 'error:42501', 'SET is refused');
-SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SET LOCAL tenancy.tenant_id = %L', :globex)), 'error:42501', 'SET LOCAL is refused');
-SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SELECT set_config(''tenancy.tenant_id'', %L, true)', :globex)), 'error:42501', 'set_config(local) is refused');
-SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SELECT set_config(''tenancy.tenant_id'', %L, false)', :globex)), 'error:42501', 'set_config(session) is refused');
-SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SET tenancy.role = ''owner'''), 'error:42501', 'the role cannot be raised by SET');
-SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SET tenancy.user_id = ''00000000-0000-4000-8000-0000000000b1'''), 'error:42501', 'the user cannot be changed by SET');
-SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'RESET tenancy.tenant_id'), 'error:42501', 'RESET is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SET tenancy.context = %L', :forged)), 'error:42501', 'SET is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SET LOCAL tenancy.context = %L', :forged)), 'error:42501', 'SET LOCAL is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SELECT set_config(''tenancy.context'', %L, true)', :forged)), 'error:42501', 'set_config(local) is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SELECT set_config(''tenancy.context'', %L, false)', :forged)), 'error:42501', 'set_config(session) is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'RESET tenancy.context'), 'error:42501', 'RESET is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SET tenancy.tenant_id = ''x'''), 'error:42602', 'no other tenancy.* name can be planted');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT set_config(''tenancy.role'', ''owner'', true)'), 'error:42602', 'not even through set_config');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SET tenancy.anything_else = ''x'''), 'error:42602', 'no placeholder can be created under the tenancy prefix');
 -- (SET ROLE is tried by the client-side tests: here the session user is a superuser.)
-SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('ALTER ROLE authenticated SET tenancy.tenant_id = %L', :globex)), 'error:42501', 'ALTER ROLE ... SET is refused');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('ALTER ROLE authenticated SET tenancy.context = %L', :forged)), 'error:42501', 'ALTER ROLE ... SET is refused');
 SELECT is(pg_temp.probe('authenticated', :acme, :dave, format('SELECT tenancy.set_tenant(%L)', :globex)), 'error:42501', 'set_tenant into a tenant one is not a member of is refused');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SELECT tenancy.set_tenant(%L, %L)', :globex, :frank)), 'error:42501', 'only service_role may act as another user');
 SELECT is(pg_temp.probe('authenticated', NULL, NULL, format('SELECT tenancy.set_tenant(%L)', :acme)), 'error:28000', 'set_tenant without a user in the context');
@@ -83,8 +83,7 @@ ROLLBACK TO SAVEPOINT cache_tests;
 SELECT tenancy.clear_context();
 
 -- Garbage in the GUCs (only a superuser can put it there) reads as no context: fail closed.
-SET LOCAL tenancy.tenant_id = 'not-a-uuid';
-SET LOCAL tenancy.role = 'king';
+SET LOCAL tenancy.context = 'not-a-uuid,also-not,king';
 SELECT ok(tenancy.current_tenant_id() IS NULL AND tenancy.current_role() IS NULL, 'unparsable context reads as NULL');
 SELECT tenancy.clear_context();
 
