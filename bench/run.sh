@@ -45,5 +45,7 @@ run_group() {
         updated_at/no_trigger.sql updated_at/pg_tenancy.sql updated_at/moddatetime.sql updated_at/plpgsql.sql
     run_group "RLS: latest 20 rows of my tenant, 1M rows, 1000 tenants" 0 \
         rls/explicit_where.sql rls/rls_postgrest.sql
+    run_group "context: what tenancy.pre_request() adds to a PostgREST request" 0 \
+        context/envelope_only.sql context/pre_request_user.sql context/pre_request_user_tenant.sql
 } | tee "$BENCH/results.md"
 cluster_stop bench

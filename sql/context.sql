@@ -6,14 +6,8 @@ COMMENT ON FUNCTION tenancy.invalidate_context_cache() IS
     'Statement trigger: drop every backend''s cached tenant memberships when tenants or memberships change';
 
 CREATE TRIGGER tenancy_context_cache
-    AFTER INSERT OR UPDATE OR DELETE ON tenancy.tenants
-    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.invalidate_context_cache();
-CREATE TRIGGER tenancy_context_cache_truncate
-    AFTER TRUNCATE ON tenancy.tenants
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.tenants
     FOR EACH STATEMENT EXECUTE FUNCTION tenancy.invalidate_context_cache();
 CREATE TRIGGER tenancy_context_cache
-    AFTER INSERT OR UPDATE OR DELETE ON tenancy.memberships
-    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.invalidate_context_cache();
-CREATE TRIGGER tenancy_context_cache_truncate
-    AFTER TRUNCATE ON tenancy.memberships
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.memberships
     FOR EACH STATEMENT EXECUTE FUNCTION tenancy.invalidate_context_cache();

@@ -90,11 +90,19 @@ fn set_context(tenant: Option<pgrx::Uuid>, user: Option<pgrx::Uuid>, role: Optio
     let mut value = String::with_capacity(90);
     let mut buf = uuid::Uuid::encode_buffer();
     if let Some(t) = tenant {
-        value.push_str(uuid::Uuid::from_bytes(*t.as_bytes()).hyphenated().encode_lower(&mut buf));
+        value.push_str(
+            uuid::Uuid::from_bytes(*t.as_bytes())
+                .hyphenated()
+                .encode_lower(&mut buf),
+        );
     }
     value.push(',');
     if let Some(u) = user {
-        value.push_str(uuid::Uuid::from_bytes(*u.as_bytes()).hyphenated().encode_lower(&mut buf));
+        value.push_str(
+            uuid::Uuid::from_bytes(*u.as_bytes())
+                .hyphenated()
+                .encode_lower(&mut buf),
+        );
     }
     value.push(',');
     value.push_str(role.unwrap_or_default());

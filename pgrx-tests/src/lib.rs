@@ -30,21 +30,14 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new(name: &str) -> TestDb {
-        let mut admin = connect("postgres", "postgres");
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        let db = TestDb::empty(name);
+        db.connect("postgres")
+            .batch_execute("CREATE EXTENSION pg_tenancy; SELECT tenancy.seed_demo();")
             .unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        let mut c = connect(name, "postgres");
-        c.batch_execute("CREATE EXTENSION pg_tenancy; SELECT tenancy.seed_demo();")
-            .unwrap();
-        TestDb {
-            name: name.to_string(),
-        }
+        db
     }
 
+    /// A fresh, empty database.
     pub fn empty(name: &str) -> TestDb {
         let mut admin = connect("postgres", "postgres");
         admin
