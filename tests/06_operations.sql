@@ -38,5 +38,15 @@ CREATE TABLE public.no_tenant (id int);
 SELECT throws_ok($$SELECT tenancy.enable_tenant_isolation('public.no_tenant')$$, '42703', NULL, 'a table without tenant_id');
 SELECT throws_ok($$SELECT tenancy.enable_tenant_isolation(NULL)$$, '22004', NULL, 'NULL');
 
+-- DROP EXTENSION and CREATE EXTENSION again, in the same transaction (no Supabase mirror here).
+SELECT lives_ok('DROP TABLE public.notes, public.no_tenant', 'drop the tables that use the extension');
+SELECT lives_ok('DROP EXTENSION pg_tenancy', 'DROP EXTENSION');
+SELECT is((SELECT count(*) FROM pg_class WHERE relnamespace = 'tenancy'::regnamespace)
+          + (SELECT count(*) FROM pg_proc WHERE pronamespace = 'tenancy'::regnamespace)
+          + (SELECT count(*) FROM pg_type WHERE typnamespace = 'tenancy'::regnamespace), 0::bigint,
+          'nothing is left behind (the schema itself stays, empty, as PostgreSQL does for an extension''s schema)');
+SELECT lives_ok('CREATE EXTENSION pg_tenancy', 'CREATE EXTENSION again');
+SELECT is((tenancy.health() ->> 'rls_forced_everywhere')::boolean, true, 'and it is whole again');
+
 SELECT * FROM finish();
 ROLLBACK;

@@ -291,3 +291,50 @@ fn membership_changes_reach_every_backend() {
     );
     assert_eq!(sqlstate(reader.batch_execute(&enter)), "42501");
 }
+
+/// A non-superuser migration role, given the documented grants, puts its own table under the model.
+#[test]
+fn migration_role_applies_the_model_to_its_tables() {
+    let db = TestDb::new("pgt_client_migrator");
+    login_role("pgt_migrator", "", &[]);
+    let mut admin = db.connect("postgres");
+    admin
+        .batch_execute(
+            "GRANT CREATE ON SCHEMA public TO pgt_migrator;
+             GRANT USAGE ON SCHEMA tenancy TO pgt_migrator;
+             GRANT REFERENCES ON tenancy.tenants TO pgt_migrator;
+             GRANT EXECUTE ON FUNCTION tenancy.enable_tenant_isolation(regclass), tenancy._isolate(regclass, text),
+                                       tenancy.manage_updated_at(regclass, name), tenancy.set_updated_at()
+                   TO pgt_migrator;",
+        )
+        .unwrap();
+    let mut m = db.connect("pgt_migrator");
+    m.batch_execute(
+        "DROP TABLE IF EXISTS public.tickets;
+         CREATE TABLE public.tickets (tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+                                      id uuid NOT NULL DEFAULT gen_random_uuid(), title text NOT NULL,
+                                      updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant_id, id));
+         SELECT tenancy.enable_tenant_isolation('public.tickets');
+         SELECT tenancy.manage_updated_at('public.tickets');",
+    )
+    .unwrap();
+    // It cannot touch tables it does not own.
+    assert_eq!(
+        sqlstate(m.batch_execute("SELECT tenancy.enable_tenant_isolation('tenancy.projects')")),
+        "42501"
+    );
+    admin.batch_execute(&format!("INSERT INTO public.tickets (tenant_id, title) VALUES ('{ACME}', 'a'), ('{GLOBEX}', 'g')")).unwrap();
+    admin
+        .batch_execute(&format!(
+            "BEGIN; SELECT tenancy.set_tenant('{ACME}', '{DAVE}'); SET LOCAL ROLE authenticated;"
+        ))
+        .unwrap();
+    let titles: Vec<String> = admin
+        .query("SELECT title FROM public.tickets", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(titles, vec!["a".to_string()]);
+    admin.batch_execute("ROLLBACK").unwrap();
+}
