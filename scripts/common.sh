@@ -89,8 +89,10 @@ install_extension() {
 }
 
 # cluster_start NAME PORT [extra postgresql.conf lines...]: a throwaway cluster under
-# $PGT_STATE/NAME, owned by $PGT_OS_USER, listening on 127.0.0.1:PORT and a socket in its folder.
-# Exports PGHOST, PGPORT, PGUSER for the caller's psql.
+# $PGT_STATE/NAME, owned by $PGT_OS_USER, listening on 127.0.0.1:PORT and a socket in its folder,
+# with pg_tenancy preloaded and a root keyring of its own ($PGT_STATE/NAME/keyring, mode 0600,
+# outside the data directory).  The settings live in data/pg_tenancy.conf, rewritten at every
+# start.  Exports PGHOST, PGPORT, PGUSER for the caller's psql.
 cluster_start() {
     local name=$1 port=$2; shift 2
     local dir="$PGT_STATE/$name"
@@ -99,23 +101,32 @@ cluster_start() {
         as_root mkdir -p "$dir"
         as_root chown "$PGT_OS_USER" "$dir"
         as_pg "$(pg_bin initdb)" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-        {
-            echo "# pg_tenancy throwaway cluster"
-            echo "port = $port"
-            echo "listen_addresses = '127.0.0.1'"
-            echo "unix_socket_directories = '$dir'"
-            echo "shared_preload_libraries = 'pg_tenancy'"
-            echo "fsync = off"
-            echo "max_connections = 100"
-            for line in "$@"; do echo "$line"; done
-        } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
     fi
+    grep -q "^include_if_exists = 'pg_tenancy.conf'" "$dir/data/postgresql.conf" \
+        || echo "include_if_exists = 'pg_tenancy.conf'" | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+    if [ ! -s "$dir/keyring" ]; then
+        printf '# pg_tenancy root keyring of the %s cluster (throwaway)\nk1 %s active\n' \
+            "$name" "$(head -c 32 /dev/urandom | base64)" | as_pg tee "$dir/keyring" >/dev/null
+        as_pg chmod 600 "$dir/keyring"
+    fi
+    {
+        echo "# written by scripts/common.sh at every start"
+        echo "port = $port"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$dir'"
+        echo "shared_preload_libraries = 'pg_tenancy'"
+        echo "tenancy.keyring_file = '$dir/keyring'"
+        echo "fsync = off"
+        echo "max_connections = 100"
+        for line in "$@"; do echo "$line"; done
+    } | as_pg tee "$dir/data/pg_tenancy.conf" >/dev/null
     if ! as_pg "$(pg_bin pg_ctl)" -D "$dir/data" status >/dev/null 2>&1; then
         as_pg "$(pg_bin pg_ctl)" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
             || { tail -20 "$dir/server.log" >&2; die "PostgreSQL did not start (see $dir/server.log)"; }
     else
-        # Already running: restart so that a freshly installed library is loaded.
-        as_pg "$(pg_bin pg_ctl)" -D "$dir/data" -l "$dir/server.log" -w -t 60 restart >/dev/null
+        # Already running: restart so that a freshly installed library and the settings are loaded.
+        as_pg "$(pg_bin pg_ctl)" -D "$dir/data" -l "$dir/server.log" -w -t 60 restart >/dev/null \
+            || { tail -20 "$dir/server.log" >&2; die "PostgreSQL did not restart (see $dir/server.log)"; }
     fi
     export PGHOST="$dir" PGPORT="$port" PGUSER=postgres
 }

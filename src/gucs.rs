@@ -16,6 +16,11 @@ pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>:
 
 pub const CONTEXT_NAME: &std::ffi::CStr = c"tenancy.context";
 
+/// `tenancy.keyring_file`: path of the root keyring (mode 0600, outside the data directory).
+pub static KEYRING_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// `tenancy.keyring_command`: a command whose output is the root keyring.
+pub static KEYRING_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 /// True once `_PG_init` ran during `shared_preload_libraries` processing.
 static PRELOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -37,6 +42,25 @@ pub fn init() {
         &CONTEXT,
         GucContext::Suset,
         context_flags,
+    );
+    // Where the root keys come from: read at server start only, by superusers only, and not
+    // listed by SHOW ALL (they name a path or a command, never a key, but they are nobody's business).
+    let keyring_flags = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL;
+    GucRegistry::define_string_guc(
+        c"tenancy.keyring_file",
+        c"File holding pg_tenancy's root keys (one \"<id> <base64> [active]\" per line; mode 0600).",
+        c"Read at server start.  Must not be inside the data directory.",
+        &KEYRING_FILE,
+        GucContext::Postmaster,
+        keyring_flags,
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.keyring_command",
+        c"Command whose output is pg_tenancy's root keyring (instead of tenancy.keyring_file).",
+        c"Run through /bin/sh at server start.",
+        &KEYRING_COMMAND,
+        GucContext::Postmaster,
+        keyring_flags,
     );
     // SAFETY: reserves the "tenancy" prefix, as PostgreSQL extensions do after defining their GUCs;
     // an unknown tenancy.* name is then an error instead of a silent placeholder.

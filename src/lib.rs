@@ -9,6 +9,7 @@
 //! | [`context`]   | `sql/context.sql`      | tenant context: set_tenant, pre_request, current_*  |
 //! | [`lookup`]    |                        | primary-key lookups without SPI for the hot paths   |
 //! | [`triggers`]  | `sql/triggers.sql`     | the `updated_at` trigger and `manage_updated_at`    |
+//! | [`vault`]     |                        | root keyring, ciphertext format (credential vault)  |
 //! | (isolation)   | `sql/isolation.sql`    | RLS policies, `enable_tenant_isolation`             |
 //! | (supabase)    | `sql/supabase.sql`     | mirror `auth.users` into `tenancy.users`            |
 //! | (operations)  | `sql/operations.sql`   | `health()`, `seed_demo()`                           |
@@ -20,6 +21,7 @@ pub mod error;
 pub mod gucs;
 pub mod lookup;
 pub mod triggers;
+pub mod vault;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -60,11 +62,15 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 /// `tenancy.health()` merges this into its report.
 #[pg_extern(stable, parallel_safe)]
 fn library_info() -> pgrx::JsonB {
-    pgrx::JsonB(serde_json::json!({
+    let mut info = serde_json::json!({
         "library_version": env!("CARGO_PKG_VERSION"),
         "preloaded": gucs::preloaded(),
-        "keyring_loaded": false,
-    }))
+    });
+    if let (Some(info), serde_json::Value::Object(vault)) = (info.as_object_mut(), vault::status())
+    {
+        info.extend(vault);
+    }
+    pgrx::JsonB(info)
 }
 
 /// Called once per backend when the library is loaded; with `shared_preload_libraries` that is
@@ -72,6 +78,9 @@ fn library_info() -> pgrx::JsonB {
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    if gucs::preloaded() {
+        vault::load_at_start();
+    }
 }
 
 /// Required by `cargo pgrx test`.

@@ -7,6 +7,10 @@ SELECT is(tenancy.health() ->> 'extension_version', '0.1.0', 'health: extension 
 SELECT is(tenancy.health() ->> 'library_version', '0.1.0', 'health: library version matches');
 SELECT is((tenancy.health() ->> 'preloaded')::boolean, true, 'health: the library was preloaded');
 SELECT is((tenancy.health() ->> 'rls_forced_everywhere')::boolean, true, 'health: RLS forced on every table');
+SELECT is((tenancy.health() ->> 'keyring_loaded')::boolean, true, 'health: the keyring was loaded at server start');
+SELECT is(tenancy.health() ->> 'active_root_key', 'k1', 'health: names the active root key');
+SELECT is(position(split_part(split_part(pg_read_file(current_setting('tenancy.keyring_file')), E'\n', 2), ' ', 2)
+                   IN tenancy.health()::text), 0, 'health: never shows key material');
 SELECT is((tenancy.health(true) -> 'row_counts' ->> 'memberships')::int, 11, 'health: exact row counts');
 ALTER TABLE tenancy.jobs NO FORCE ROW LEVEL SECURITY;
 SELECT is(tenancy.health() -> 'tables_without_forced_rls', '["jobs"]'::jsonb, 'health: names a table whose RLS is not forced');

@@ -48,5 +48,11 @@ SELECT ok(NOT has_function_privilege('authenticated', 'tenancy.seed_demo()', 'EX
 SELECT ok(NOT has_function_privilege('authenticated', 'tenancy._isolate(regclass, text)', 'EXECUTE'), 'internal functions are not granted');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT tenancy.seed_demo()'), 'error:42501', 'calling an ungranted function fails');
 
+SELECT ok(NOT EXISTS (SELECT 1 FROM pg_settings WHERE name LIKE 'tenancy.keyring%'), 'the keyring settings are not listed by SHOW ALL / pg_settings');
+SELECT is(pg_temp.probe('authenticated', NULL, NULL, 'SELECT current_setting(''tenancy.keyring_file'')'), 'error:42501',
+          'only superusers can read where the keyring is');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT tenancy.generate_root_key()'), 'error:42501',
+          'generate_root_key is for superusers only');
+
 SELECT * FROM finish();
 ROLLBACK;
