@@ -9,7 +9,7 @@
 //! | [`context`]   | `sql/context.sql`      | tenant context: set_tenant, pre_request, current_*  |
 //! | [`lookup`]    |                        | primary-key lookups without SPI for the hot paths   |
 //! | [`triggers`]  | `sql/triggers.sql`     | the `updated_at` trigger and `manage_updated_at`    |
-//! | [`vault`]     |                        | root keyring, ciphertext format (credential vault)  |
+//! | [`vault`]     | `sql/vault.sql`        | keyring, envelope keys, AEAD format, credentials    |
 //! | (isolation)   | `sql/isolation.sql`    | RLS policies, `enable_tenant_isolation`             |
 //! | (supabase)    | `sql/supabase.sql`     | mirror `auth.users` into `tenancy.users`            |
 //! | (operations)  | `sql/operations.sql`   | `health()`, `seed_demo()`                           |
@@ -31,6 +31,7 @@ extension_sql_file!(
     name = "context",
     requires = ["schema"]
 );
+extension_sql_file!("../sql/vault.sql", name = "vault", requires = ["schema"]);
 extension_sql_file!(
     "../sql/triggers.sql",
     name = "triggers",

@@ -4,7 +4,7 @@
 //! membership check they make was a one-row SPI query, and SPI (connect, plan-cache revalidation,
 //! executor start-up, locks) cost about 32 µs of a 100 µs request here (bench: pre_request).  This
 //! module reads the row the way PostgreSQL reads its own catalogs: an index scan on the primary
-//! key under the statement's snapshot, then the wanted columns from the slot.
+//! key under the latest snapshot, then the wanted columns from the slot.
 //!
 //! Nothing here is resolved through `search_path` (relations are looked up in schema `tenancy`
 //! by name, operators by OID), so no caller setting can redirect it; it bypasses RLS and table
@@ -45,6 +45,43 @@ pub fn fetch<R>(
     columns: &[&CStr],
     read: impl FnOnce(&[Option<pg_sys::Datum>]) -> R,
 ) -> Option<R> {
+    fetch_in(
+        table,
+        index,
+        keys,
+        columns,
+        pg_sys::ScanDirection::ForwardScanDirection,
+        read,
+    )
+}
+
+/// Like [`fetch`], but the last match in index order (keys naming a prefix of the index: the
+/// row with the highest value of the next column).
+pub fn fetch_last<R>(
+    table: &CStr,
+    index: &CStr,
+    keys: &[Key],
+    columns: &[&CStr],
+    read: impl FnOnce(&[Option<pg_sys::Datum>]) -> R,
+) -> Option<R> {
+    fetch_in(
+        table,
+        index,
+        keys,
+        columns,
+        pg_sys::ScanDirection::BackwardScanDirection,
+        read,
+    )
+}
+
+fn fetch_in<R>(
+    table: &CStr,
+    index: &CStr,
+    keys: &[Key],
+    columns: &[&CStr],
+    direction: pg_sys::ScanDirection::Type,
+    read: impl FnOnce(&[Option<pg_sys::Datum>]) -> R,
+) -> Option<R> {
     let table_oid = relid(table);
     let index_oid = relid(index);
     let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
@@ -53,11 +90,9 @@ pub fn fetch<R>(
     unsafe {
         let rel = pg_sys::table_open(table_oid, lock);
         let idx = pg_sys::index_open(index_oid, lock);
-        let snapshot = if pg_sys::ActiveSnapshotSet() {
-            pg_sys::GetActiveSnapshot()
-        } else {
-            pg_sys::GetTransactionSnapshot()
-        };
+        // The latest snapshot: everything committed, and this transaction's earlier commands (such
+        // as a data key the vault inserted a moment ago).  Registered for the scan's duration.
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let mut scankeys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(keys.len());
         for k in keys {
             let mut sk = std::mem::zeroed::<pg_sys::ScanKeyData>();
@@ -89,11 +124,7 @@ pub fn fetch<R>(
             0,
         );
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let result = if pg_sys::index_getnext_slot(
-            scan,
-            pg_sys::ScanDirection::ForwardScanDirection,
-            slot,
-        ) {
+        let result = if pg_sys::index_getnext_slot(scan, direction, slot) {
             let desc = (*rel).rd_att;
             let values: Vec<Option<pg_sys::Datum>> = columns
                 .iter()
@@ -110,6 +141,7 @@ pub fn fetch<R>(
         };
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         pg_sys::index_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
         pg_sys::index_close(idx, lock);
         pg_sys::table_close(rel, lock);
         result
@@ -124,4 +156,58 @@ pub fn uuid_datum(u: &pgrx::Uuid) -> pg_sys::Datum {
 /// The label of an enum value.
 pub fn enum_label(d: pg_sys::Datum) -> String {
     pgrx::enum_helper::lookup_enum_by_oid(pg_sys::Oid::from(d.value() as u32)).0
+}
+
+/// Run `f` as the bootstrap superuser with `search_path = pg_catalog, pg_temp`, inside a
+/// security-restricted operation: what `SECURITY DEFINER ... SET search_path` does for a SQL
+/// function.  For the few internal writes to tables no application role may touch (the vault's
+/// keys); the caller has already decided the caller may cause them.  Every name in the SQL `f`
+/// runs is schema-qualified and every operator is `OPERATOR(pg_catalog.=)`.  On error,
+/// transaction abort restores the user and the settings.
+pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the same calls fmgr_security_definer makes, in the same order.
+    unsafe {
+        let mut saved_user = pg_sys::InvalidOid;
+        let mut saved_context = 0;
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        let nest_level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            PgLogLevel::ERROR as i32,
+            false,
+        );
+        pg_sys::SetUserIdAndSecContext(
+            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
+            saved_context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+        let result = f();
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+        pg_sys::AtEOXact_GUC(true, nest_level);
+        result
+    }
+}
+
+/// A bytea column's bytes (detoasted, copied).
+pub fn bytea(d: pg_sys::Datum) -> Vec<u8> {
+    // SAFETY: `d` is a bytea datum from a slot; pg_detoast_datum_packed gives a readable varlena.
+    unsafe {
+        let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+        pgrx::varlena::varlena_to_byte_slice(v).to_vec()
+    }
+}
+
+/// A text column's value (detoasted, copied).
+pub fn text(d: pg_sys::Datum) -> String {
+    // SAFETY: as above, for text.
+    unsafe {
+        let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+        String::from_utf8_lossy(pgrx::varlena::varlena_to_byte_slice(v)).into_owned()
+    }
 }

@@ -6,20 +6,30 @@ BEGIN;
 \ir helpers.psql
 SELECT * FROM no_plan();
 
--- Fixture rows for the tables the demo leaves empty (ciphertext and hash are dummies here).
+-- Fixture rows for the tables the demo leaves empty (the API key hash is a dummy here).
 INSERT INTO tenancy.api_keys (tenant_id, name, prefix, key_hash)
 SELECT t, 'fixture', 'tk_test_fx', sha256(t::text::bytea) FROM unnest(ARRAY[:acme, :globex]::uuid[]) t;
-INSERT INTO tenancy.integration_credentials (tenant_id, integration_id, credential_type, encrypted_data)
-SELECT tenant_id, id, 'bearer', '\x00'::bytea FROM tenancy.integrations;
+CREATE FUNCTION pg_temp.store_fixture_credentials() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE i record;
+BEGIN
+    FOR i IN SELECT tenant_id, id FROM tenancy.integrations LOOP
+        PERFORM tenancy.set_tenant(i.tenant_id);
+        PERFORM tenancy.store_credential(i.id, 'bearer', '{"token": "fixture"}');
+    END LOOP;
+    PERFORM tenancy.clear_context();
+END $$;
+SELECT pg_temp.store_fixture_credentials();
 
+-- internal: tables no application role may read at all (the vault's keys).
 CREATE TEMP TABLE tenant_tables AS
-SELECT c.oid::regclass AS tbl, c.relname::text AS name
+SELECT c.oid::regclass AS tbl, c.relname::text AS name,
+       NOT has_table_privilege('authenticated', c.oid, 'SELECT') AS internal
 FROM pg_class c
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
 WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 ORDER BY 2;
 
-SELECT cmp_ok((SELECT count(*) FROM tenant_tables), '>=', 14::bigint, 'the matrix covers every tenant-owned table');
+SELECT cmp_ok((SELECT count(*) FROM tenant_tables), '>=', 15::bigint, 'the matrix covers every tenant-owned table');
 
 CREATE FUNCTION pg_temp.matrix(a uuid, b uuid, a_owner uuid, b_owner uuid) RETURNS SETOF text
 LANGUAGE plpgsql AS $$
@@ -36,6 +46,17 @@ BEGIN
         EXECUTE format('SELECT count(*) FILTER (WHERE tenant_id = $1), count(*) FILTER (WHERE tenant_id = $2), count(*) FROM %s', r.tbl)
             INTO a_rows, b_rows, all_rows USING a, b;
         RETURN NEXT ok(a_rows > 0 AND b_rows > 0, r.name || ': fixture has rows of both tenants');
+        IF r.internal THEN
+            FOREACH outcome IN ARRAY ARRAY[
+                pg_temp.probe('authenticated', a, a_owner, format('SELECT count(*) FROM %s', r.tbl)),
+                pg_temp.probe('authenticated', a, a_owner, format('DELETE FROM %s', r.tbl)),
+                pg_temp.probe('anon', NULL, NULL, format('SELECT count(*) FROM %s', r.tbl)),
+                pg_temp.probe('service_role', NULL, NULL, format('SELECT count(*) FROM %s', r.tbl)),
+                pg_temp.probe('service_role', NULL, NULL, format('DELETE FROM %s', r.tbl))] LOOP
+                RETURN NEXT is(outcome, 'error:42501', r.name || ': internal, no application role reads or writes it');
+            END LOOP;
+            CONTINUE;
+        END IF;
         EXECUTE format('SELECT to_jsonb(t) FROM %s t WHERE tenant_id = $1 LIMIT 1', r.tbl) INTO row_a USING a;
         EXECUTE format('SELECT to_jsonb(t) FROM %s t WHERE tenant_id = $1 LIMIT 1', r.tbl) INTO row_b USING b;
 

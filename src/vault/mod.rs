@@ -4,6 +4,8 @@
 //! The keyring is read once, in the postmaster, while `shared_preload_libraries` is processed;
 //! every backend inherits it.  Changing it needs a restart (the GUCs are `PGC_POSTMASTER`).
 pub mod aead;
+pub mod credentials;
+pub mod envelope;
 pub mod keyring;
 
 use crate::error::raise;

@@ -1,0 +1,53 @@
+-- Credential vault (src/vault/): root key fingerprints and per-tenant data keys.
+--
+-- Neither table is readable by any application role (RLS forced, no policy, no grant): only the
+-- extension's functions read them, in Rust, after their own checks.  Data keys are stored wrapped
+-- (AES-256-GCM under a root key, bound to tenant and version); their plaintext exists only in a
+-- backend's memory while it encrypts or decrypts.
+
+-- Every root key id this database has used, with a keyed fingerprint of the key: a server started
+-- with another key under the same id says "wrong root key" instead of failing to decrypt.
+CREATE TABLE tenancy.root_keys (
+    key_id        text        NOT NULL CHECK (key_id ~ '^[A-Za-z0-9_.-]{1,64}$'),
+    fingerprint   bytea       NOT NULL CHECK (length(fingerprint) = 16),
+    first_used_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT root_keys_pkey PRIMARY KEY (key_id)
+);
+
+-- Per-tenant data keys.  The highest version is the one new ciphertexts use; older versions stay
+-- until tenancy.rotate_tenant_key() has re-encrypted what they encrypted.  Deleting a tenant's rows
+-- here is crypto-shredding: its ciphertexts can never be read again.
+CREATE TABLE tenancy.data_keys (
+    tenant_id   uuid        NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    version     integer     NOT NULL CHECK (version > 0),
+    root_key_id text        NOT NULL REFERENCES tenancy.root_keys (key_id),
+    wrapped_key bytea       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT data_keys_pkey PRIMARY KEY (tenant_id, version)
+);
+CREATE INDEX data_keys_root_key_idx ON tenancy.data_keys (root_key_id);
+
+ALTER TABLE tenancy.root_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenancy.root_keys FORCE ROW LEVEL SECURITY;
+ALTER TABLE tenancy.data_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenancy.data_keys FORCE ROW LEVEL SECURITY;
+
+SELECT pg_catalog.pg_extension_config_dump('tenancy.root_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.data_keys', '');
+
+-- For a token-refresh worker: active credentials that expire within `within`, soonest first
+-- (the partial index integration_credentials_expiring_idx).  Runs as the caller: service_role sees
+-- every tenant's, a tenant's owner/admin their own.  No secret is returned.
+CREATE FUNCTION tenancy.credentials_expiring(within interval)
+    RETURNS TABLE (tenant_id uuid, id uuid, integration_id uuid, credential_type tenancy.credential_type, expires_at timestamptz)
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.tenant_id, c.id, c.integration_id, c.credential_type, c.expires_at
+    FROM tenancy.integration_credentials c
+    WHERE c.status = 'active' AND c.expires_at IS NOT NULL AND c.expires_at < now() + within
+    ORDER BY c.expires_at
+$$;
+COMMENT ON FUNCTION tenancy.credentials_expiring(interval) IS
+    'Active credentials expiring within the interval (no secrets), for a token-refresh worker';

@@ -1,0 +1,206 @@
+//! Envelope encryption: per-tenant data keys, stored only wrapped by a root key.
+//!
+//! A data key is 256 random bits, created on a tenant's first credential.  It is stored in
+//! `tenancy.data_keys` sealed with AES-256-GCM under the active root key, the associated data
+//! binding it to its tenant and version, with the root key's id.  `tenancy.root_keys` records a
+//! keyed fingerprint of every root key used, so a server started with a different key under the
+//! same id gets "wrong root key" rather than an undecryptable mess.
+use super::{aead, keyring};
+use crate::error::raise;
+use crate::lookup::{self, Key};
+use pgrx::prelude::*;
+use zeroize::Zeroizing;
+
+pub struct DataKey {
+    pub version: u32,
+    pub key: Zeroizing<[u8; 32]>,
+}
+
+fn wrap_aad(tenant: &pgrx::Uuid, version: u32) -> Vec<u8> {
+    let mut aad = b"pg_tenancy/data-key/v1\0".to_vec();
+    aad.extend_from_slice(tenant.as_bytes());
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad
+}
+
+fn vault_error(message: String, hint: Option<&str>) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        message,
+        hint,
+    )
+}
+
+/// The root key named `id`, checked against the fingerprint this database recorded for it.
+fn root_key(id: &str) -> &'static keyring::RootKey {
+    let ring = super::keyring();
+    let Some(key) = ring.get(id) else {
+        vault_error(
+            format!("root key \"{id}\" is not in the keyring"),
+            Some("Restore the keyring line with this key id (tenancy.keyring_file) and restart the server."),
+        )
+    };
+    let id_datum = std::ffi::CString::new(id).unwrap_or_default(); // ok: ids are validated ASCII
+    let recorded = lookup::fetch(
+        c"root_keys",
+        c"root_keys_pkey",
+        &[Key {
+            column: 1,
+            eq_proc: pg_sys::F_TEXTEQ,
+            value: unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text(id_datum.as_ptr())) },
+        }],
+        &[c"fingerprint"],
+        |cols| cols[0].map(lookup::bytea),
+    )
+    .flatten();
+    if let Some(recorded) = recorded {
+        if recorded.as_slice() != key.fingerprint() {
+            vault_error(
+                format!("wrong root key for key id \"{id}\": the keyring holds a different key under that id"),
+                Some("Restore the original keyring; nothing was changed."),
+            );
+        }
+    }
+    key
+}
+
+/// Decode a stored (root key id, wrapped key) of `tenant` version `version`.
+fn unwrap(tenant: &pgrx::Uuid, version: u32, root_key_id: &str, wrapped: &[u8]) -> DataKey {
+    let root = root_key(root_key_id);
+    let plain = Zeroizing::new(
+        aead::open(&root.key, &wrap_aad(tenant, version), wrapped).unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                format!("data key {version} of the tenant cannot be unwrapped: {e}"),
+                None,
+            )
+        }),
+    );
+    let mut key = Zeroizing::new([0u8; 32]);
+    if plain.len() != 32 {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            "a stored data key has the wrong length",
+            None,
+        );
+    }
+    key.copy_from_slice(&plain);
+    DataKey { version, key }
+}
+
+type StoredKey = (u32, String, Vec<u8>);
+
+fn read_stored(cols: &[Option<pg_sys::Datum>]) -> Option<StoredKey> {
+    Some((
+        cols[0]?.value() as i32 as u32,
+        lookup::text(cols[1]?),
+        lookup::bytea(cols[2]?),
+    ))
+}
+
+const KEY_COLUMNS: [&std::ffi::CStr; 3] = [c"version", c"root_key_id", c"wrapped_key"];
+
+/// Data key `version` of `tenant`; an ERROR if it does not exist (never created, or shredded).
+pub fn data_key(tenant: &pgrx::Uuid, version: u32) -> DataKey {
+    let stored = lookup::fetch(
+        c"data_keys",
+        c"data_keys_pkey",
+        &[
+            Key {
+                column: 1,
+                eq_proc: pg_sys::F_UUID_EQ,
+                value: lookup::uuid_datum(tenant),
+            },
+            Key {
+                column: 2,
+                eq_proc: pg_sys::F_INT4EQ,
+                value: pg_sys::Datum::from(version as i32),
+            },
+        ],
+        &KEY_COLUMNS,
+        read_stored,
+    )
+    .flatten();
+    match stored {
+        Some((v, root_id, wrapped)) => unwrap(tenant, v, &root_id, &wrapped),
+        None => raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("data key {version} of the tenant does not exist: the tenant's keys were shredded, or the ciphertext was made elsewhere"),
+            None,
+        ),
+    }
+}
+
+fn newest(tenant: &pgrx::Uuid) -> Option<StoredKey> {
+    lookup::fetch_last(
+        c"data_keys",
+        c"data_keys_pkey",
+        &[Key {
+            column: 1,
+            eq_proc: pg_sys::F_UUID_EQ,
+            value: lookup::uuid_datum(tenant),
+        }],
+        &KEY_COLUMNS,
+        read_stored,
+    )
+    .flatten()
+}
+
+/// The data key new ciphertexts of `tenant` use: the newest version, created (version 1) if the
+/// tenant has none yet.
+pub fn current_data_key(tenant: &pgrx::Uuid) -> DataKey {
+    if let Some((v, root_id, wrapped)) = newest(tenant) {
+        return unwrap(tenant, v, &root_id, &wrapped);
+    }
+    create_data_key(tenant, 1);
+    let (v, root_id, wrapped) = newest(tenant).unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "a new data key could not be read back",
+            None,
+        )
+    });
+    unwrap(tenant, v, &root_id, &wrapped)
+}
+
+/// Create data key `version` of `tenant`, wrapped under the active root key.  A concurrent
+/// creation of the same version wins quietly (ON CONFLICT DO NOTHING).
+pub fn create_data_key(tenant: &pgrx::Uuid, version: u32) {
+    let ring = super::keyring();
+    let root = ring.active();
+    root_key(&root.id); // refuses a key that contradicts the recorded fingerprint
+    let mut key = Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(key.as_mut()).unwrap_or_else(|_| {
+        raise(
+            PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
+            "the OS random number generator failed",
+            None,
+        )
+    });
+    let wrapped = aead::seal(&root.key, 0, &wrap_aad(tenant, version), key.as_ref())
+        .unwrap_or_else(|_| {
+            raise(
+                PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
+                "the OS random number generator failed",
+                None,
+            )
+        });
+    let fingerprint = root.fingerprint().to_vec();
+    let root_id = root.id.clone();
+    lookup::as_superuser(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.root_keys (key_id, fingerprint) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
+            &[root_id.clone().into(), fingerprint.into()],
+        )
+        .and_then(|_| {
+            Spi::run_with_args(
+                "INSERT INTO tenancy.data_keys (tenant_id, version, root_key_id, wrapped_key) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, version) DO NOTHING",
+                &[(*tenant).into(), (version as i32).into(), root_id.into(), wrapped.into()],
+            )
+        })
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("storing a data key failed: {e}"), None))
+    });
+    // The fingerprint just recorded (or found) must be this key's.
+    root_key(&root.id);
+}

@@ -1,0 +1,130 @@
+-- Credential vault: round trips, access, tampering, moved ciphertexts, bad input, errors without secrets.
+BEGIN;
+\ir helpers.psql
+SELECT * FROM no_plan();
+
+\set slack_a '''a1000000-0000-4000-8000-000000000101'''
+\set slack_b '''b1000000-0000-4000-8000-000000000101'''
+
+-- Outcome of a statement with its error message and detail, to check that no secret leaks.
+CREATE FUNCTION pg_temp.error_text(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE m text; d text; s text;
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS s = RETURNED_SQLSTATE, m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL;
+    RETURN s || ': ' || m || coalesce(' / ' || nullif(d, ''), '');
+END $$;
+
+-- Round trip of every credential type, as the service, in acme.
+SELECT tenancy.set_tenant(:acme);
+CREATE TEMP TABLE creds AS
+SELECT t AS credential_type,
+       tenancy.store_credential(:slack_a, t, jsonb_build_object('secret', 'S3cret-' || t, 'nested', jsonb_build_object('n', 1)),
+                                'refresh-' || t, now() + interval '1 hour', ARRAY['chat:write']) AS id
+FROM unnest(enum_range(NULL::tenancy.credential_type)::text[]) t;
+SELECT is((SELECT count(*) FROM creds), 4::bigint, 'one credential of every type');
+SELECT is((SELECT count(*) FROM creds c WHERE tenancy.read_credential(c.id) -> 'data' ->> 'secret' = 'S3cret-' || c.credential_type), 4::bigint,
+          'every type decrypts to what was stored');
+SELECT is((SELECT count(*) FROM creds c WHERE tenancy.read_credential(c.id) ->> 'refresh_token' = 'refresh-' || c.credential_type), 4::bigint,
+          'refresh tokens too');
+SELECT is(tenancy.read_credential((SELECT id FROM creds LIMIT 1)) -> 'scopes', '["chat:write"]'::jsonb, 'metadata comes along');
+SELECT is((SELECT count(*) FROM tenancy.integration_credentials i JOIN creds c USING (id)
+           WHERE position(convert_to('S3cret', 'UTF8') IN i.encrypted_data) > 0
+              OR position(convert_to('refresh-', 'UTF8') IN i.encrypted_refresh_token) > 0), 0::bigint,
+          'no plaintext in the stored bytes');
+SELECT is((SELECT get_byte(encrypted_data, 0) FROM tenancy.integration_credentials WHERE id = (SELECT id FROM creds LIMIT 1)), 1,
+          'ciphertexts are format version 1');
+SELECT is(tenancy.read_credential(tenancy.store_credential(:slack_a, 'bearer', '{"t": "x"}')) ->> 'refresh_token', NULL,
+          'no refresh token: NULL');
+SELECT is((SELECT count(*) FROM tenancy.data_keys WHERE tenant_id = :acme), 1::bigint, 'one data key for the tenant, created on first use');
+SELECT is((SELECT length(fingerprint) FROM tenancy.root_keys WHERE key_id = 'k1'), 16, 'the root key''s fingerprint is recorded');
+
+-- Access.
+\set cred '(SELECT id FROM creds LIMIT 1)'
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, format('SELECT tenancy.read_credential(%L) -> ''data'' ->> ''secret''', :cred)),
+          'value:S3cret-' || (SELECT credential_type FROM creds LIMIT 1), 'an admin of the tenant reads it');
+SELECT is(pg_temp.probe('authenticated', :acme, :dave, format('SELECT tenancy.read_credential(%L)', :cred)), 'error:42501', 'a member does not');
+SELECT is(pg_temp.probe('authenticated', :acme, :erin, format('SELECT tenancy.read_credential(%L)', :cred)), 'error:42501', 'a client does not');
+SELECT is(pg_temp.probe('authenticated', :globex, :frank, format('SELECT tenancy.read_credential(%L)', :cred)), 'error:P0002',
+          'another tenant''s owner is told "not found"');
+SELECT is(pg_temp.probe('authenticated', NULL, NULL, format('SELECT tenancy.read_credential(%L)', :cred)), 'error:42501', 'no context, no credential');
+SELECT is(pg_temp.probe('anon', NULL, NULL, format('SELECT tenancy.read_credential(%L)', :cred)), 'error:42501', 'anon may not call it');
+SELECT is(pg_temp.probe('authenticated', :acme, :dave, format('SELECT tenancy.store_credential(%L, ''bearer'', ''{"t": 1}'')', :slack_a)),
+          'error:42501', 'a member cannot store one');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, format('SELECT tenancy.store_credential(%L, ''bearer'', ''{"t": 1}'') IS NOT NULL', :slack_a)),
+          'value:true', 'an admin can');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, format('SELECT tenancy.store_credential(%L, ''bearer'', ''{"t": 1}'')', :slack_b)),
+          'error:23503', 'not for another tenant''s integration');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SELECT count(*) FROM tenancy.data_keys'), 'error:42501', 'data keys are unreadable');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT count(*) FROM tenancy.root_keys'), 'error:42501', 'even for service_role');
+
+-- Tampering: every single-byte change of a stored ciphertext fails (one bit flipped per byte,
+-- a different bit each time), and never yields plaintext.
+CREATE FUNCTION pg_temp.flips(cred uuid) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE original bytea; n int; good int := 0; i int; res text;
+BEGIN
+    SELECT encrypted_data INTO original FROM tenancy.integration_credentials WHERE id = cred;
+    n := length(original);
+    FOR i IN 0 .. n - 1 LOOP
+        UPDATE tenancy.integration_credentials SET encrypted_data = set_byte(original, i, get_byte(original, i) # (1 << (i % 8)))
+        WHERE id = cred;
+        res := pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', cred));
+        IF res = 'ok' OR res LIKE '%S3cret%' THEN good := good + 1; END IF;
+    END LOOP;
+    UPDATE tenancy.integration_credentials SET encrypted_data = original WHERE id = cred;
+    RETURN n || ' positions, ' || good || ' decrypted';
+END $$;
+SELECT matches(pg_temp.flips(:cred), '^[0-9]+ positions, 0 decrypted$', 'every flipped byte position is rejected');
+SELECT lives_ok(format('SELECT tenancy.read_credential(%L)', :cred), 'and the restored ciphertext reads again');
+
+-- Moved ciphertexts fail: to another row, to another field, to another tenant.
+CREATE TEMP TABLE two AS SELECT id FROM creds ORDER BY id LIMIT 2;
+UPDATE tenancy.integration_credentials SET encrypted_data = (SELECT encrypted_data FROM tenancy.integration_credentials WHERE id = (SELECT min(id::text)::uuid FROM two))
+WHERE id = (SELECT max(id::text)::uuid FROM two);
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', (SELECT max(id::text)::uuid FROM two))),
+               '^XX001: .*belongs to another row', 'a ciphertext copied to another row does not decrypt');
+UPDATE tenancy.integration_credentials SET encrypted_data = encrypted_refresh_token WHERE id = (SELECT min(id::text)::uuid FROM two);
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', (SELECT min(id::text)::uuid FROM two))),
+               '^XX001: ', 'a ciphertext moved to another field does not decrypt');
+SELECT tenancy.set_tenant(:globex);
+SELECT tenancy.store_credential(:slack_b, 'bearer', '{"t": "globex"}') IS NOT NULL AS globex_has_a_key;
+CREATE TEMP TABLE victim AS
+SELECT i.id FROM tenancy.integration_credentials i WHERE i.tenant_id = :globex LIMIT 1;
+UPDATE tenancy.integration_credentials SET encrypted_data = (SELECT encrypted_data FROM tenancy.integration_credentials WHERE id = (SELECT id FROM creds ORDER BY id DESC LIMIT 1))
+WHERE id = (SELECT id FROM victim);
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', (SELECT id FROM victim))),
+               '^XX001: ', 'a ciphertext copied to another tenant does not decrypt');
+SELECT ok(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', (SELECT id FROM victim))) !~ '(S3cret|refresh-|\\x01)',
+          'and the error carries no plaintext and no ciphertext');
+
+-- Bad input: a clear error, and never a ciphertext in the message or its DETAIL.
+SELECT tenancy.set_tenant(:acme);
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(NULL, ''bearer'', ''{"k": "S3cret"}'')')), '^22004: integration_id must not be NULL$', 'NULL integration');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, NULL, ''{"k": "S3cret"}'')', :slack_a)), '^22004: ', 'NULL type');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, ''bearer'', NULL)', :slack_a)), '^22004: ', 'NULL data');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, ''telepathy'', ''{"k": "S3cret"}'')', :slack_a)), '^22P02: ', 'unknown type');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, ''bearer'', ''"S3cret"'')', :slack_a)), '^22023: data must be a JSON object$', 'data not an object');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, ''bearer'', ''{"k": "S3cret"}'')', 'ffffffff-0000-4000-8000-000000000000')),
+               '^23503: ', 'unknown integration');
+SELECT ok(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, ''bearer'', ''{"k": "S3cret"}'')', 'ffffffff-0000-4000-8000-000000000000')) !~ '(S3cret|\\\\x01)',
+          'its message and detail carry no secret and no ciphertext');
+SELECT matches(pg_temp.error_text('SELECT tenancy.read_credential(NULL)'), '^22004: ', 'read NULL');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', 'ffffffff-0000-4000-8000-000000000000')), '^P0002: ', 'read unknown');
+
+-- The refresh worker's view.
+SELECT tenancy.clear_context();
+SELECT cmp_ok((SELECT count(*) FROM tenancy.credentials_expiring('2 hours')), '>=', 4::bigint, 'credentials_expiring sees what expires soon');
+SELECT is((SELECT count(*) FROM tenancy.credentials_expiring('-1 hour')), 0::bigint, 'and nothing that does not');
+SELECT is(pg_temp.probe('authenticated', :globex, :frank, 'SELECT count(*) FROM tenancy.credentials_expiring(''2 hours'') WHERE tenant_id <> tenancy.current_tenant_id()'),
+          'value:0', 'a tenant''s owner sees only their own');
+
+-- Crypto-shredding preview: without its data keys, a tenant's credentials are unreadable for good.
+SELECT tenancy.set_tenant(:acme);
+DELETE FROM tenancy.data_keys WHERE tenant_id = :acme;
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', (SELECT id FROM creds ORDER BY id DESC LIMIT 1))),
+               '^55000: data key 1 of the tenant does not exist', 'without its data key a credential cannot be read');
+
+SELECT * FROM finish();
+ROLLBACK;
