@@ -140,7 +140,7 @@ fn interleaved_connections_do_not_share_context() {
 #[test]
 fn dump_and_restore_keep_every_row() {
     let src = TestDb::new("pgt_client_dump_src");
-    {
+    let id = {
         let mut c = src.connect("postgres");
         c.batch_execute(
             "CREATE TABLE public.notes (tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
@@ -151,7 +151,19 @@ fn dump_and_restore_keep_every_row() {
              INSERT INTO public.notes (tenant_id, body) SELECT id, slug FROM tenancy.tenants;",
         )
         .unwrap();
-    }
+        c.batch_execute("BEGIN").unwrap();
+        c.batch_execute(&format!("SELECT tenancy.set_tenant('{ACME}')"))
+            .unwrap();
+        let id: uuid::Uuid = c
+            .query_one(
+                "SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'oauth2_tokens', $1::text::jsonb, $2)",
+                &[&r#"{"access_token": "xoxb-restored"}"#, &"refresh-restored"],
+            )
+            .unwrap()
+            .get(0);
+        c.batch_execute("COMMIT").unwrap();
+        id
+    };
     let dump = std::env::temp_dir().join("pgt_client_dump.pgdump");
     let dump_path = dump.to_str().unwrap();
     let out = src.tool("pg_dump", &["-Fc", "-f", dump_path, &src.name]);
@@ -220,7 +232,20 @@ fn dump_and_restore_keep_every_row() {
             "catalog shape column {i}"
         );
     }
+    // Wrapped keys and ciphertexts were restored as they were: the credential reads on this server
+    // (same keyring), with nothing re-encrypted on the way.
     let mut c = dst.connect("postgres");
+    c.batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
+        .unwrap();
+    let cred: String = c
+        .query_one("SELECT tenancy.read_credential($1)::text", &[&id])
+        .unwrap()
+        .get(0);
+    assert!(
+        cred.contains("xoxb-restored") && cred.contains("refresh-restored"),
+        "{cred}"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
     c.batch_execute(&format!(
         "BEGIN; SELECT tenancy.set_tenant('{ACME}', '{DAVE}'); SET LOCAL ROLE authenticated;"
     ))
