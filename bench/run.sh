@@ -14,7 +14,7 @@ BENCH="$PGT_ROOT/bench"
 OUT="$PGT_STATE/bench-logs"
 as_root rm -rf "$OUT" && mkdir -p "$OUT"
 
-log "loading benchmark data (1M rows, 1000 tenants; 4 x 100k rows)"
+log "loading benchmark data (1M rows, 1000 tenants; 4 x 100k rows; 3 x 10k secrets)"
 psql_q -d postgres -c "DROP DATABASE IF EXISTS tenancy_bench" -c "CREATE DATABASE tenancy_bench"
 psql_q -d tenancy_bench -f "$BENCH/setup.sql" >/dev/null
 
@@ -47,5 +47,9 @@ run_group() {
         rls/explicit_where.sql rls/rls_postgrest.sql
     run_group "context: what tenancy.pre_request() adds to a PostgREST request" 0 \
         context/envelope_only.sql context/pre_request_user.sql context/pre_request_user_tenant.sql
+    run_group "vault: read a ~200-byte secret" 0 \
+        vault/floor_md5.sql vault/read_pg_tenancy.sql vault/read_pgp_sym.sql vault/read_raw_aes.sql
+    run_group "vault: store a ~200-byte secret" 0 \
+        vault/floor_md5.sql vault/store_pg_tenancy.sql vault/store_pgp_sym.sql vault/store_raw_aes.sql
 } | tee "$BENCH/results.md"
 cluster_stop bench

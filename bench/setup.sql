@@ -42,3 +42,26 @@ FROM generate_series(1, 1000000) g;
 CREATE INDEX items_latest ON bench.items (tenant_id, created_at DESC);
 SELECT tenancy.enable_tenant_isolation('bench.items');
 VACUUM ANALYZE;
+
+-- Vault: 10k credentials of a ~200-byte secret in one tenant, and the same secret under pgcrypto.
+CREATE EXTENSION pgcrypto;
+INSERT INTO tenancy.integrations (tenant_id, id, name, slug, auth_type)
+VALUES ('c0000000-0000-4000-8000-000000000001', 'e0000000-0000-4000-8000-000000000001', 'Bench', 'bench', 'oauth2');
+CREATE TABLE bench.secret AS
+SELECT '{"access_token":"' || repeat('A', 120) || '","token_type":"bearer","scope":"chat:write channels:read"}' AS v;
+CREATE TABLE bench.cred_ids (n int PRIMARY KEY, id uuid NOT NULL);
+DO $$
+BEGIN
+    PERFORM tenancy.set_tenant('c0000000-0000-4000-8000-000000000001');
+    INSERT INTO bench.cred_ids
+    SELECT g, tenancy.store_credential('e0000000-0000-4000-8000-000000000001', 'oauth2_tokens', (SELECT v::jsonb FROM bench.secret))
+    FROM generate_series(1, 10000) g;
+END $$;
+CREATE TABLE bench.pgp_store (n int PRIMARY KEY, secret bytea NOT NULL);
+INSERT INTO bench.pgp_store SELECT g, pgp_sym_encrypt((SELECT v FROM bench.secret), 'bench-passphrase') FROM generate_series(1, 10000) g;
+CREATE TABLE bench.aes_store (n int PRIMARY KEY, secret bytea NOT NULL);
+INSERT INTO bench.aes_store
+SELECT g, encrypt(convert_to((SELECT v FROM bench.secret), 'UTF8'), decode(repeat('ab', 32), 'hex'), 'aes') FROM generate_series(1, 10000) g;
+CREATE TABLE bench.pgp_sink (id bigserial PRIMARY KEY, secret bytea NOT NULL);
+CREATE TABLE bench.aes_sink (id bigserial PRIMARY KEY, secret bytea NOT NULL);
+VACUUM ANALYZE;

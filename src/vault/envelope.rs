@@ -31,6 +31,12 @@ fn vault_error(message: String, hint: Option<&str>) -> ! {
     )
 }
 
+thread_local! {
+    /// Root key ids whose recorded fingerprint this backend has checked (the record is
+    /// insert-only, so a key that matched once matches for the life of the backend).
+    static VERIFIED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The root key named `id`, checked against the fingerprint this database recorded for it.
 fn root_key(id: &str) -> &'static keyring::RootKey {
     let ring = super::keyring();
@@ -40,6 +46,9 @@ fn root_key(id: &str) -> &'static keyring::RootKey {
             Some("Restore the keyring line with this key id (tenancy.keyring_file) and restart the server."),
         )
     };
+    if VERIFIED.with(|v| v.borrow().iter().any(|x| x == id)) {
+        return key;
+    }
     let id_datum = std::ffi::CString::new(id).unwrap_or_default(); // ok: ids are validated ASCII
     let recorded = lookup::fetch(
         c"root_keys",
@@ -53,13 +62,13 @@ fn root_key(id: &str) -> &'static keyring::RootKey {
         |cols| cols[0].map(lookup::bytea),
     )
     .flatten();
-    if let Some(recorded) = recorded {
-        if recorded.as_slice() != key.fingerprint() {
-            vault_error(
-                format!("wrong root key for key id \"{id}\": the keyring holds a different key under that id"),
-                Some("Restore the original keyring; nothing was changed."),
-            );
-        }
+    match recorded {
+        Some(recorded) if recorded.as_slice() != key.fingerprint() => vault_error(
+            format!("wrong root key for key id \"{id}\": the keyring holds a different key under that id"),
+            Some("Restore the original keyring; nothing was changed."),
+        ),
+        Some(_) => VERIFIED.with(|v| v.borrow_mut().push(id.to_string())),
+        None => {}
     }
     key
 }
