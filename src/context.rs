@@ -117,21 +117,16 @@ fn set_context(tenant: Option<pgrx::Uuid>, user: Option<pgrx::Uuid>, role: Optio
     if unchanged {
         return;
     }
-    let value = CString::new(value).unwrap_or_default(); // ok: uuids and role names contain no NUL
-                                                         // SAFETY: PGC_SUSET context is what lets this C code set a superuser-only GUC on behalf of an
-                                                         // ordinary caller; GUC_ACTION_LOCAL makes it end with the (sub)transaction.
-    unsafe {
-        pg_sys::set_config_option(
-            gucs::CONTEXT_NAME.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_LOCAL,
-            true,
-            PgLogLevel::ERROR as i32,
-            false,
-        );
-    }
+    // ok: uuids and role names contain no NUL
+    let value = CString::new(value).unwrap_or_default();
+    // PGC_SUSET: the privilege this function exercises for its ordinary caller, after its checks;
+    // GUC_ACTION_LOCAL: the value ends with the (sub)transaction.
+    gucs::set(
+        gucs::CONTEXT_NAME,
+        &value,
+        pg_sys::GucContext::PGC_SUSET,
+        pg_sys::GucAction::GUC_ACTION_LOCAL,
+    );
 }
 
 fn require_preloaded() {
@@ -166,11 +161,7 @@ fn lookup_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership
     let status = lookup::fetch(
         c"tenants",
         c"tenants_pkey",
-        &[Key {
-            column: 1,
-            eq_proc: pg_sys::F_UUID_EQ,
-            value: lookup::uuid_datum(&tenant),
-        }],
+        &[Key::uuid(1, &tenant)],
         &[c"status"],
         |cols| cols[0].map(lookup::enum_label),
     )??;
@@ -178,18 +169,7 @@ fn lookup_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership
         lookup::fetch(
             c"memberships",
             c"memberships_pkey",
-            &[
-                Key {
-                    column: 1,
-                    eq_proc: pg_sys::F_UUID_EQ,
-                    value: lookup::uuid_datum(&tenant),
-                },
-                Key {
-                    column: 2,
-                    eq_proc: pg_sys::F_UUID_EQ,
-                    value: lookup::uuid_datum(&user),
-                },
-            ],
+            &[Key::uuid(1, &tenant), Key::uuid(2, &user)],
             &[c"role"],
             |cols| cols[0].map(lookup::enum_label),
         )

@@ -71,3 +71,27 @@ pub fn init() {
         pgrx::pg_sys::EmitWarningsOnPlaceholders(c"tenancy".as_ptr());
     }
 }
+
+/// Set a GUC for the current (sub)transaction or nest level, raising an ERROR if PostgreSQL
+/// refuses.  `context` is the privilege the caller exercises: `PGC_SUSET` is how the context
+/// functions set `tenancy.context` for an ordinary caller after their own checks.
+pub fn set(
+    name: &std::ffi::CStr,
+    value: &std::ffi::CStr,
+    context: pgrx::pg_sys::GucContext::Type,
+    action: pgrx::pg_sys::GucAction::Type,
+) {
+    // SAFETY: NUL-terminated name and value; elevel ERROR makes a refusal an ERROR, not a return code.
+    unsafe {
+        pgrx::pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            context,
+            pgrx::pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
+}

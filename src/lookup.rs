@@ -20,6 +20,17 @@ pub struct Key {
     pub value: pg_sys::Datum,
 }
 
+impl Key {
+    /// `column = u` for a uuid column (the datum points into `u`, which must outlive the scan).
+    pub fn uuid(column: i16, u: &pgrx::Uuid) -> Key {
+        Key {
+            column,
+            eq_proc: pg_sys::F_UUID_EQ,
+            value: uuid_datum(u),
+        }
+    }
+}
+
 fn relid(name: &CStr) -> pg_sys::Oid {
     // SAFETY: syscache lookups with NUL-terminated names.
     unsafe {
@@ -171,15 +182,11 @@ pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
         let mut saved_context = 0;
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         let nest_level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
+        crate::gucs::set(
+            c"search_path",
+            c"pg_catalog, pg_temp",
             pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            PgLogLevel::ERROR as i32,
-            false,
         );
         pg_sys::SetUserIdAndSecContext(
             pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),

@@ -184,18 +184,7 @@ pub fn read_credential(id: Option<pgrx::Uuid>) -> pgrx::JsonB {
     let row = lookup::fetch(
         c"integration_credentials",
         c"integration_credentials_pkey",
-        &[
-            Key {
-                column: 1,
-                eq_proc: pg_sys::F_UUID_EQ,
-                value: lookup::uuid_datum(&tenant),
-            },
-            Key {
-                column: 2,
-                eq_proc: pg_sys::F_UUID_EQ,
-                value: lookup::uuid_datum(&id),
-            },
-        ],
+        &[Key::uuid(1, &tenant), Key::uuid(2, &id)],
         &[
             c"integration_id",
             c"credential_type",

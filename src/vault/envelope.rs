@@ -115,11 +115,7 @@ pub fn data_key(tenant: &pgrx::Uuid, version: u32) -> DataKey {
         c"data_keys",
         c"data_keys_pkey",
         &[
-            Key {
-                column: 1,
-                eq_proc: pg_sys::F_UUID_EQ,
-                value: lookup::uuid_datum(tenant),
-            },
+            Key::uuid(1, tenant),
             Key {
                 column: 2,
                 eq_proc: pg_sys::F_INT4EQ,
@@ -144,11 +140,7 @@ fn newest(tenant: &pgrx::Uuid) -> Option<StoredKey> {
     lookup::fetch_last(
         c"data_keys",
         c"data_keys_pkey",
-        &[Key {
-            column: 1,
-            eq_proc: pg_sys::F_UUID_EQ,
-            value: lookup::uuid_datum(tenant),
-        }],
+        &[Key::uuid(1, tenant)],
         &KEY_COLUMNS,
         read_stored,
     )
