@@ -133,7 +133,39 @@ COMMIT;
 
 \c - postgres
 \echo
-\echo '=== 10. Errors say what is wrong, with a SQLSTATE ==='
+\echo '=== 10. Credentials are encrypted by the database (root keyring, per-tenant data keys, AES-256-GCM) ==='
+SELECT tenancy.health() ->> 'active_root_key' AS active_root_key;
+\c - authenticator
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000a2", "tenant_id": "a0000000-0000-4000-8000-000000000001"}', true) IS NOT NULL AS bob_of_acme;
+SELECT tenancy.pre_request();
+-- Applications pass secrets as bind parameters ($1); literals here only for the walkthrough.
+SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'oauth2_tokens',
+         '{"access_token": "xoxb-demo-secret"}', 'xoxe-demo-refresh', now() + interval '1 hour', '{chat:write}') AS credential_id \gset
+SELECT tenancy.read_credential(:'credential_id') -> 'data' AS decrypted_by_bob;
+SELECT encode(substr(encrypted_data, 1, 24), 'hex') || '...' AS what_the_table_holds,
+       position(convert_to('xoxb', 'UTF8') IN encrypted_data) AS plaintext_found_at
+FROM tenancy.integration_credentials WHERE id = :'credential_id';
+COMMIT;
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000a4", "tenant_id": "a0000000-0000-4000-8000-000000000001"}', true) IS NOT NULL AS dave_of_acme;
+SELECT tenancy.pre_request();
+SELECT public.try(format('SELECT tenancy.read_credential(%L)', :'credential_id')) AS dave_reads_it;
+ROLLBACK;
+\c - postgres
+BEGIN;
+-- A ciphertext copied onto another row does not decrypt: it is bound to its tenant, row and column.
+SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001');
+SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'bearer', '{"token": "other"}') AS other_id \gset
+UPDATE tenancy.integration_credentials SET encrypted_data = (SELECT encrypted_data FROM tenancy.integration_credentials WHERE id = :'credential_id')
+WHERE id = :'other_id';
+SELECT public.try(format('SELECT tenancy.read_credential(%L)', :'other_id')) AS copied_ciphertext;
+ROLLBACK;
+
+\echo
+\echo '=== 11. Errors say what is wrong, with a SQLSTATE ==='
 SELECT public.try($$SELECT tenancy.set_tenant(NULL)$$) AS null_tenant;
 SELECT public.try($$SELECT tenancy.set_tenant('not-a-uuid')$$) AS bad_uuid;
 SELECT public.try($$INSERT INTO tenancy.tenants (slug, name) VALUES ('Not A Slug!', 'x')$$) AS bad_slug;
