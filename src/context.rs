@@ -205,7 +205,7 @@ fn intern(label: &str) -> &'static str {
 // looked up (positive and negative answers) and forgets all of it on any relcache invalidation.
 // Every write to tenancy.tenants or tenancy.memberships (INSERT, UPDATE, DELETE, TRUNCATE,
 // cascades included) fires a statement trigger that registers a relcache invalidation of that
-// table (`tenancy.invalidate_context_cache()`).  PostgreSQL delivers it to every backend when the
+// table (`tenancy.invalidate_caches()`, see crate::lookup).  PostgreSQL delivers it to every backend when the
 // writer commits, before their next transaction (or lock) proceeds; it replays it locally at the
 // writer's next command and when the writer's (sub)transaction aborts, so no backend keeps an
 // answer that came from rolled-back or superseded rows.  A sinval queue overflow resets every
@@ -258,34 +258,6 @@ fn cached_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership
         });
     }
     found
-}
-
-/// Statement trigger on tenancy.tenants and tenancy.memberships: every backend's membership cache
-/// is dropped once this transaction commits (and this backend's at its next command).
-#[no_mangle]
-pub extern "C" fn pg_finfo_invalidate_context_cache() -> &'static pg_sys::Pg_finfo_record {
-    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
-
-/// # Safety
-/// Called by the function manager as a trigger.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn invalidate_context_cache(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    let context = (*fcinfo).context;
-    if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
-        raise(
-            PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-            "tenancy.invalidate_context_cache() must be called as a trigger",
-            None,
-        );
-    }
-    let trigdata = context as *mut pg_sys::TriggerData;
-    pg_sys::CacheInvalidateRelcache((*trigdata).tg_relation);
-    pg_sys::Datum::from(0)
 }
 
 /// Check and set the context for `tenant`, acting as `user` (or as the service when `user` is

@@ -31,7 +31,11 @@ extension_sql_file!(
     name = "context",
     requires = ["schema"]
 );
-extension_sql_file!("../sql/vault.sql", name = "vault", requires = ["schema"]);
+extension_sql_file!(
+    "../sql/vault.sql",
+    name = "vault",
+    requires = ["schema", "context"]
+);
 extension_sql_file!(
     "../sql/triggers.sql",
     name = "triggers",

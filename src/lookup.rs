@@ -218,3 +218,33 @@ pub fn text(d: pg_sys::Datum) -> String {
         String::from_utf8_lossy(pgrx::varlena::varlena_to_byte_slice(v)).into_owned()
     }
 }
+
+/// Statement trigger on the tables whose rows backends cache (tenants, memberships, data keys):
+/// registers a relcache invalidation of the table, which PostgreSQL delivers to every backend when
+/// this transaction commits (and replays locally at the next command, or on abort).  Each cache
+/// registers a relcache callback that empties it.
+#[no_mangle]
+pub extern "C" fn pg_finfo_invalidate_caches() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// # Safety
+/// Called by the function manager as a trigger.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn invalidate_caches(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let context = (*fcinfo).context;
+    if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            "tenancy.invalidate_caches() must be called as a trigger",
+            None,
+        );
+    }
+    let trigdata = context as *mut pg_sys::TriggerData;
+    pg_sys::CacheInvalidateRelcache((*trigdata).tg_relation);
+    pg_sys::Datum::from(0)
+}

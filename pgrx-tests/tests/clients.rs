@@ -363,3 +363,45 @@ fn migration_role_applies_the_model_to_its_tables() {
     assert_eq!(titles, vec!["a".to_string()]);
     admin.batch_execute("ROLLBACK").unwrap();
 }
+
+/// Each backend caches unwrapped data keys; shredding a tenant's keys in another connection makes
+/// its credentials unreadable for every backend from their next transaction on.
+#[test]
+fn shredded_keys_are_gone_from_every_backend() {
+    let db = TestDb::new("pgt_client_shred");
+    let mut reader = db.connect("postgres");
+    let mut writer = db.connect("postgres");
+    reader
+        .batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
+        .unwrap();
+    let id: uuid::Uuid = reader
+        .query_one("SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'bearer', '{\"t\": \"x\"}')", &[])
+        .unwrap()
+        .get(0);
+    reader.batch_execute("COMMIT").unwrap();
+    let read = |c: &mut postgres::Client| {
+        c.batch_execute("BEGIN").unwrap();
+        c.batch_execute(&format!("SELECT tenancy.set_tenant('{ACME}')"))
+            .unwrap();
+        let r = sqlstate(c.query_one("SELECT tenancy.read_credential($1)", &[&id]));
+        c.batch_execute("ROLLBACK").unwrap();
+        r
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            read(&mut reader),
+            "ok",
+            "readable (and its data key cached)"
+        );
+    }
+    writer
+        .batch_execute(&format!(
+            "DELETE FROM tenancy.data_keys WHERE tenant_id = '{ACME}'"
+        ))
+        .unwrap();
+    assert_eq!(
+        read(&mut reader),
+        "55000",
+        "after the shredding commits, no backend can read it"
+    );
+}

@@ -11,9 +11,75 @@ use crate::lookup::{self, Key};
 use pgrx::prelude::*;
 use zeroize::Zeroizing;
 
+#[derive(Clone)]
 pub struct DataKey {
     pub version: u32,
     pub key: Zeroizing<[u8; 32]>,
+}
+
+// ------------------------------------------------------------------------------------------------
+// Data-key cache.  Unwrapping costs an index scan and an AES-GCM open per call; each backend keeps
+// the keys it unwrapped (zeroized when dropped) and the newest version per tenant, and forgets
+// all of it on any relcache invalidation.  Every change to tenancy.data_keys or tenancy.root_keys
+// (a new version, a rewrap, shredding) fires tenancy.invalidate_caches(), so a shredded key is
+// gone from every backend before its next transaction.
+// ------------------------------------------------------------------------------------------------
+
+type TenantBytes = [u8; 16];
+const CACHE_CAPACITY: usize = 4096;
+
+thread_local! {
+    static KEYS: std::cell::RefCell<std::collections::HashMap<(TenantBytes, u32), DataKey>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+    static NEWEST: std::cell::RefCell<std::collections::HashMap<TenantBytes, u32>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+    static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+    KEYS.with(|k| {
+        if let Ok(mut k) = k.try_borrow_mut() {
+            k.clear();
+        }
+    });
+    NEWEST.with(|n| {
+        if let Ok(mut n) = n.try_borrow_mut() {
+            n.clear();
+        }
+    });
+}
+
+fn register_callback() {
+    if !REGISTERED.with(|r| r.replace(true)) {
+        // SAFETY: registers a plain function for the life of the backend.
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(
+                Some(on_relcache_invalidation),
+                pg_sys::Datum::from(0),
+            )
+        };
+    }
+}
+
+/// Remember `key` (and, if `newest`, that it is the tenant's newest), unless an invalidation
+/// arrived since `generation` was read.
+fn remember(tenant: &pgrx::Uuid, key: &DataKey, newest: bool, generation: u64) {
+    if GENERATION.with(std::cell::Cell::get) != generation {
+        return;
+    }
+    KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        if k.len() >= CACHE_CAPACITY {
+            k.clear();
+        }
+        k.insert((*tenant.as_bytes(), key.version), key.clone());
+    });
+    if newest {
+        NEWEST.with(|n| n.borrow_mut().insert(*tenant.as_bytes(), key.version));
+    }
 }
 
 fn wrap_aad(tenant: &pgrx::Uuid, version: u32) -> Vec<u8> {
@@ -111,6 +177,17 @@ const KEY_COLUMNS: [&std::ffi::CStr; 3] = [c"version", c"root_key_id", c"wrapped
 
 /// Data key `version` of `tenant`; an ERROR if it does not exist (never created, or shredded).
 pub fn data_key(tenant: &pgrx::Uuid, version: u32) -> DataKey {
+    register_callback();
+    if let Some(hit) = KEYS.with(|k| k.borrow().get(&(*tenant.as_bytes(), version)).cloned()) {
+        return hit;
+    }
+    let generation = GENERATION.with(std::cell::Cell::get);
+    let key = data_key_uncached(tenant, version);
+    remember(tenant, &key, false, generation);
+    key
+}
+
+fn data_key_uncached(tenant: &pgrx::Uuid, version: u32) -> DataKey {
     let stored = lookup::fetch(
         c"data_keys",
         c"data_keys_pkey",
@@ -150,6 +227,17 @@ fn newest(tenant: &pgrx::Uuid) -> Option<StoredKey> {
 /// The data key new ciphertexts of `tenant` use: the newest version, created (version 1) if the
 /// tenant has none yet.
 pub fn current_data_key(tenant: &pgrx::Uuid) -> DataKey {
+    register_callback();
+    if let Some(v) = NEWEST.with(|n| n.borrow().get(tenant.as_bytes()).copied()) {
+        return data_key(tenant, v);
+    }
+    let generation = GENERATION.with(std::cell::Cell::get);
+    let key = current_data_key_uncached(tenant);
+    remember(tenant, &key, true, generation);
+    key
+}
+
+fn current_data_key_uncached(tenant: &pgrx::Uuid) -> DataKey {
     if let Some((v, root_id, wrapped)) = newest(tenant) {
         return unwrap(tenant, v, &root_id, &wrapped);
     }
