@@ -27,14 +27,7 @@ CREATE TABLE tenancy.data_keys (
 );
 CREATE INDEX data_keys_root_key_idx ON tenancy.data_keys (root_key_id);
 
--- Backends cache unwrapped data keys; any change here (a new version, shredding) drops every copy.
-CREATE TRIGGER tenancy_data_key_cache
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.data_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.invalidate_caches();
-CREATE TRIGGER tenancy_data_key_cache
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.root_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.invalidate_caches();
-
+-- Backends cache unwrapped data keys: sql/caches.sql puts the invalidation trigger on both tables.
 ALTER TABLE tenancy.root_keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenancy.root_keys FORCE ROW LEVEL SECURITY;
 ALTER TABLE tenancy.data_keys ENABLE ROW LEVEL SECURITY;

@@ -20,8 +20,6 @@ use pgrx::prelude::*;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::marker::PhantomData;
@@ -198,66 +196,17 @@ fn intern(label: &str) -> &'static str {
         .unwrap_or("unknown")
 }
 
-// ------------------------------------------------------------------------------------------------
-// Membership cache
-//
-// pre_request runs for every request, and a membership rarely changes: each backend keeps what it
-// looked up (positive and negative answers) and forgets all of it on any relcache invalidation.
-// Every write to tenancy.tenants or tenancy.memberships (INSERT, UPDATE, DELETE, TRUNCATE,
-// cascades included) fires a statement trigger that registers a relcache invalidation of that
-// table (`tenancy.invalidate_caches()`, see crate::lookup).  PostgreSQL delivers it to every backend when the
-// writer commits, before their next transaction (or lock) proceeds; it replays it locally at the
-// writer's next command and when the writer's (sub)transaction aborts, so no backend keeps an
-// answer that came from rolled-back or superseded rows.  A sinval queue overflow resets every
-// relcache, which also clears this cache.
-// ------------------------------------------------------------------------------------------------
-
 type CacheKey = ([u8; 16], Option<[u8; 16]>);
-const CACHE_CAPACITY: usize = 8192;
 
 thread_local! {
-    static CACHE: RefCell<HashMap<CacheKey, Membership>> = RefCell::new(HashMap::new());
-    /// Bumped by every invalidation; a lookup that saw it change does not cache its answer.
-    static GENERATION: Cell<u64> = const { Cell::new(0) };
-    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
-    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
-    CACHE.with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            c.clear();
-        }
-    });
+    /// Memberships this backend looked up, positive and negative (see crate::lookup::Cache for
+    /// how every write to tenants or memberships empties it in every backend).
+    static MEMBERSHIPS: lookup::Cache<CacheKey, Membership> = const { lookup::Cache::new(8192) };
 }
 
 fn cached_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership {
-    if !CALLBACK_REGISTERED.with(|r| r.replace(true)) {
-        // SAFETY: registers a plain function for the life of the backend.
-        unsafe {
-            pg_sys::CacheRegisterRelcacheCallback(
-                Some(on_relcache_invalidation),
-                pg_sys::Datum::from(0),
-            )
-        };
-    }
     let key: CacheKey = (*tenant.as_bytes(), user.map(|u| *u.as_bytes()));
-    if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).copied()) {
-        return hit;
-    }
-    let generation = GENERATION.with(Cell::get);
-    let found = lookup_membership(tenant, user);
-    if GENERATION.with(Cell::get) == generation {
-        CACHE.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.len() >= CACHE_CAPACITY {
-                c.clear();
-            }
-            c.insert(key, found);
-        });
-    }
-    found
+    MEMBERSHIPS.with(|cache| cache.get_or_load(key, || lookup_membership(tenant, user)))
 }
 
 /// Check and set the context for `tenant`, acting as `user` (or as the service when `user` is

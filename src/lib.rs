@@ -6,8 +6,8 @@
 //! |---------------|------------------------|-----------------------------------------------------|
 //! | (data model)  | `sql/schema.sql`       | roles, enums, tables, indexes (bootstrap)           |
 //! | [`gucs`]      |                        | every GUC of the extension                          |
-//! | [`context`]   | `sql/context.sql`      | tenant context: set_tenant, pre_request, current_*  |
-//! | [`lookup`]    |                        | primary-key lookups without SPI for the hot paths   |
+//! | [`context`]   |                        | tenant context: set_tenant, pre_request, current_*  |
+//! | [`lookup`]    | `sql/caches.sql`       | primary-key lookups without SPI, per-backend caches |
 //! | [`triggers`]  | `sql/triggers.sql`     | the `updated_at` trigger and `manage_updated_at`    |
 //! | [`vault`]     | `sql/vault.sql`        | keyring, envelope keys, AEAD format, credentials    |
 //! | (isolation)   | `sql/isolation.sql`    | RLS policies, `enable_tenant_isolation`             |
@@ -26,15 +26,11 @@ pub mod vault;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/vault.sql", name = "vault", requires = ["schema"]);
 extension_sql_file!(
-    "../sql/context.sql",
-    name = "context",
-    requires = ["schema"]
-);
-extension_sql_file!(
-    "../sql/vault.sql",
-    name = "vault",
-    requires = ["schema", "context"]
+    "../sql/caches.sql",
+    name = "caches",
+    requires = ["schema", "vault"]
 );
 extension_sql_file!(
     "../sql/triggers.sql",

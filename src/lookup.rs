@@ -11,7 +11,10 @@
 //! privileges, so its callers decide who may ask (see `context::enter_tenant`).
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::ffi::CStr;
+use std::hash::Hash;
 
 /// An index key: the index column (1-based), the equality function's OID, and the value.
 pub struct Key {
@@ -247,4 +250,102 @@ pub unsafe extern "C-unwind" fn invalidate_caches(
     let trigdata = context as *mut pg_sys::TriggerData;
     pg_sys::CacheInvalidateRelcache((*trigdata).tg_relation);
     pg_sys::Datum::from(0)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Per-backend caches of rows read here (memberships, data keys)
+//
+// One relcache callback per backend bumps a generation counter on every relcache invalidation;
+// each cache empties itself when it sees a new generation.  The tables whose rows are cached carry
+// a statement trigger, tenancy.invalidate_caches() (sql/caches.sql), so every write to them
+// (INSERT, UPDATE, DELETE, TRUNCATE, cascades included) reaches every backend before its next
+// transaction, is replayed locally at the writer's next command, and on (sub)transaction abort
+// too: no backend keeps what came from rolled-back or superseded rows.  A sinval queue overflow
+// resets every relcache, which also counts.
+// ------------------------------------------------------------------------------------------------
+
+thread_local! {
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+}
+
+/// The current invalidation generation (registering the callback on first use).
+pub fn generation() -> u64 {
+    if !CALLBACK_REGISTERED.with(|r| r.replace(true)) {
+        // SAFETY: registers a plain function for the life of the backend.
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(
+                Some(on_relcache_invalidation),
+                pg_sys::Datum::from(0),
+            )
+        };
+    }
+    GENERATION.with(Cell::get)
+}
+
+/// A bounded per-backend map that forgets everything at every invalidation.
+pub struct Cache<K, V> {
+    entries: RefCell<Option<HashMap<K, V>>>,
+    seen: Cell<u64>,
+    capacity: usize,
+}
+
+impl<K: Eq + Hash, V: Clone> Cache<K, V> {
+    pub const fn new(capacity: usize) -> Self {
+        Cache {
+            entries: RefCell::new(None),
+            seen: Cell::new(0),
+            capacity,
+        }
+    }
+
+    fn sync(&self, generation: u64) {
+        if self.seen.replace(generation) != generation {
+            *self.entries.borrow_mut() = None;
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.sync(generation());
+        self.entries
+            .borrow()
+            .as_ref()
+            .and_then(|m| m.get(key).cloned())
+    }
+
+    /// Look `key` up, or compute it with `load` (which may read tables, and so process
+    /// invalidations) and keep the answer unless an invalidation arrived meanwhile.
+    pub fn get_or_load(&self, key: K, load: impl FnOnce() -> V) -> V {
+        if let Some(hit) = self.get(&key) {
+            return hit;
+        }
+        let before = generation();
+        let value = load();
+        let after = generation();
+        if after == before {
+            self.sync(after);
+            let mut entries = self.entries.borrow_mut();
+            let map = entries.get_or_insert_with(HashMap::new);
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+            map.insert(key, value.clone());
+        }
+        value
+    }
+
+    pub fn insert(&self, key: K, value: V) {
+        self.sync(generation());
+        let mut entries = self.entries.borrow_mut();
+        let map = entries.get_or_insert_with(HashMap::new);
+        if map.len() >= self.capacity {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
 }

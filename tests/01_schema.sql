@@ -51,14 +51,14 @@ SELECT is(
      WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p') AND NOT a.attnotnull),
     NULL, 'tenant_id is NOT NULL everywhere');
 SELECT is(
-    (SELECT array_agg(con.conrelid::regclass::text ORDER BY 1) FROM pg_constraint con
+    (SELECT array_agg(con.conrelid::regclass::text ORDER BY con.conrelid::regclass::text) FROM pg_constraint con
      JOIN pg_class c ON c.oid = con.conrelid
      WHERE c.relnamespace = 'tenancy'::regnamespace AND con.contype = 'p' AND NOT c.relispartition
        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
        AND (SELECT attname FROM pg_attribute WHERE attrelid = c.oid AND attnum = con.conkey[1]) <> 'tenant_id'),
     NULL, 'every tenant-owned primary key starts with tenant_id');
 SELECT is(
-    (SELECT array_agg(con.conname::text ORDER BY 1) FROM pg_constraint con
+    (SELECT array_agg(con.conname::text ORDER BY con.conname::text) FROM pg_constraint con
      JOIN pg_class c ON c.oid = con.conrelid
      WHERE c.relnamespace = 'tenancy'::regnamespace AND con.contype = 'u' AND NOT c.relispartition
        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
@@ -66,7 +66,7 @@ SELECT is(
                        AND a.attnum = ANY (con.conkey))),
     NULL, 'every UNIQUE constraint of a tenant-owned table includes tenant_id');
 SELECT is(
-    (SELECT array_agg(con.conname::text ORDER BY 1) FROM pg_constraint con
+    (SELECT array_agg(con.conname::text ORDER BY con.conname::text) FROM pg_constraint con
      JOIN pg_class child ON child.oid = con.conrelid
      WHERE con.contype = 'f' AND child.relnamespace = 'tenancy'::regnamespace AND NOT child.relispartition
        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = con.confrelid AND a.attname = 'tenant_id')
@@ -124,7 +124,7 @@ SELECT is((SELECT sum(n) FROM (
 
 -- pg_dump keeps the rows of every table.
 SELECT is(
-    (SELECT array_agg(c.relname::text ORDER BY 1) FROM pg_class c
+    (SELECT array_agg(c.relname::text ORDER BY c.relname::text) FROM pg_class c
      WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind = 'r'
        AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'pg_tenancy')::oid[])),
     NULL, 'every table is registered with pg_extension_config_dump');

@@ -57,6 +57,10 @@ UPDATE tenancy.tenants SET status = 'suspended' WHERE id = :globex;
 SELECT throws_ok(format('SELECT tenancy.set_tenant(%L, %L)', :globex, :frank), '42501', 'tenant is suspended', 'a suspended tenant is refused');
 UPDATE tenancy.tenants SET status = 'active' WHERE id = :globex;
 
+SELECT is((SELECT array_agg(tgrelid::regclass::text ORDER BY tgrelid::regclass::text) FROM pg_trigger WHERE tgname = 'tenancy_invalidate_caches'),
+          ARRAY['tenancy.data_keys', 'tenancy.memberships', 'tenancy.root_keys', 'tenancy.tenants'],
+          'every cached table carries the invalidation trigger');
+
 -- The membership cache never outlives the rows it came from.  (Destructive: rolled back after.)
 SAVEPOINT cache_tests;
 SELECT is(tenancy.set_tenant(:acme, :dave), 'member', 'cache: dave is a member (and now cached)');

@@ -5,7 +5,7 @@ BEGIN;
 SELECT * FROM no_plan();
 
 SELECT is(
-    (SELECT array_agg(c.relname::text ORDER BY 1) FROM pg_class c
+    (SELECT array_agg(c.relname::text ORDER BY c.relname::text) FROM pg_class c
      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'updated_at' AND NOT a.attisdropped
      WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
        AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tenancy_updated_at'

@@ -4,22 +4,22 @@ BEGIN;
 SELECT * FROM no_plan();
 
 SELECT is(
-    (SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
+    (SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) FROM pg_proc p
      WHERE p.pronamespace = 'tenancy'::regnamespace
        AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) x WHERE x.grantee = 0))),
     NULL, 'no function of the extension is executable by PUBLIC');
 SELECT is(
-    (SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
+    (SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) FROM pg_proc p
      WHERE p.pronamespace = 'tenancy'::regnamespace AND p.prosecdef
        AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)),
     NULL, 'every SECURITY DEFINER function pins search_path to pg_catalog, pg_temp');
 SELECT is(
-    (SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+    (SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
      WHERE p.pronamespace = 'tenancy'::regnamespace AND l.lanname = 'plpgsql'
        AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)),
     NULL, 'every plpgsql function pins search_path');
 SELECT is(
-    (SELECT array_agg(c.relname::text ORDER BY 1) FROM pg_class c
+    (SELECT array_agg(c.relname::text ORDER BY c.relname::text) FROM pg_class c
      WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p')
        AND NOT (c.relrowsecurity AND c.relforcerowsecurity)),
     NULL, 'every table has RLS enabled and forced');
@@ -39,7 +39,7 @@ SELECT is(
 SELECT ok(NOT has_schema_privilege('authenticated', 'tenancy', 'CREATE'), 'authenticated cannot create objects in tenancy');
 SELECT ok(NOT has_schema_privilege('service_role', 'tenancy', 'CREATE'), 'service_role cannot create objects in tenancy');
 SELECT is(
-    (SELECT array_agg(p.proname::text || ':' || p.provolatile::text || p.proparallel::text ORDER BY 1) FROM pg_proc p
+    (SELECT array_agg(p.proname::text || ':' || p.provolatile::text || p.proparallel::text ORDER BY p.proname) FROM pg_proc p
      WHERE p.pronamespace = 'tenancy'::regnamespace AND p.proname IN ('current_tenant_id', 'current_user_id', 'current_role')),
     ARRAY['current_role:ss', 'current_tenant_id:ss', 'current_user_id:ss'], 'context readers are STABLE and PARALLEL SAFE');
 SELECT ok(has_function_privilege('anon', 'tenancy.pre_request()', 'EXECUTE'), 'anon may call pre_request (PostgREST calls it for every request)');

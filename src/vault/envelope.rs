@@ -17,69 +17,14 @@ pub struct DataKey {
     pub key: Zeroizing<[u8; 32]>,
 }
 
-// ------------------------------------------------------------------------------------------------
-// Data-key cache.  Unwrapping costs an index scan and an AES-GCM open per call; each backend keeps
-// the keys it unwrapped (zeroized when dropped) and the newest version per tenant, and forgets
-// all of it on any relcache invalidation.  Every change to tenancy.data_keys or tenancy.root_keys
-// (a new version, a rewrap, shredding) fires tenancy.invalidate_caches(), so a shredded key is
-// gone from every backend before its next transaction.
-// ------------------------------------------------------------------------------------------------
-
 type TenantBytes = [u8; 16];
-const CACHE_CAPACITY: usize = 4096;
 
 thread_local! {
-    static KEYS: std::cell::RefCell<std::collections::HashMap<(TenantBytes, u32), DataKey>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-    static NEWEST: std::cell::RefCell<std::collections::HashMap<TenantBytes, u32>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-    static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-    static REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
-    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
-    KEYS.with(|k| {
-        if let Ok(mut k) = k.try_borrow_mut() {
-            k.clear();
-        }
-    });
-    NEWEST.with(|n| {
-        if let Ok(mut n) = n.try_borrow_mut() {
-            n.clear();
-        }
-    });
-}
-
-fn register_callback() {
-    if !REGISTERED.with(|r| r.replace(true)) {
-        // SAFETY: registers a plain function for the life of the backend.
-        unsafe {
-            pg_sys::CacheRegisterRelcacheCallback(
-                Some(on_relcache_invalidation),
-                pg_sys::Datum::from(0),
-            )
-        };
-    }
-}
-
-/// Remember `key` (and, if `newest`, that it is the tenant's newest), unless an invalidation
-/// arrived since `generation` was read.
-fn remember(tenant: &pgrx::Uuid, key: &DataKey, newest: bool, generation: u64) {
-    if GENERATION.with(std::cell::Cell::get) != generation {
-        return;
-    }
-    KEYS.with(|k| {
-        let mut k = k.borrow_mut();
-        if k.len() >= CACHE_CAPACITY {
-            k.clear();
-        }
-        k.insert((*tenant.as_bytes(), key.version), key.clone());
-    });
-    if newest {
-        NEWEST.with(|n| n.borrow_mut().insert(*tenant.as_bytes(), key.version));
-    }
+    /// Data keys this backend unwrapped (zeroized when dropped), and each tenant's newest version.
+    /// Every change to tenancy.data_keys or tenancy.root_keys (a new version, shredding) empties
+    /// them in every backend (crate::lookup::Cache).
+    static KEYS: lookup::Cache<(TenantBytes, u32), DataKey> = const { lookup::Cache::new(4096) };
+    static NEWEST: lookup::Cache<TenantBytes, u32> = const { lookup::Cache::new(4096) };
 }
 
 fn wrap_aad(tenant: &pgrx::Uuid, version: u32) -> Vec<u8> {
@@ -98,9 +43,9 @@ fn vault_error(message: String, hint: Option<&str>) -> ! {
 }
 
 thread_local! {
-    /// Root key ids whose recorded fingerprint this backend has checked (the record is
-    /// insert-only, so a key that matched once matches for the life of the backend).
-    static VERIFIED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Root key ids whose recorded fingerprint this backend has checked, until tenancy.root_keys
+    /// changes.
+    static VERIFIED: lookup::Cache<String, ()> = const { lookup::Cache::new(64) };
 }
 
 /// The root key named `id`, checked against the fingerprint this database recorded for it.
@@ -112,7 +57,7 @@ fn root_key(id: &str) -> &'static keyring::RootKey {
             Some("Restore the keyring line with this key id (tenancy.keyring_file) and restart the server."),
         )
     };
-    if VERIFIED.with(|v| v.borrow().iter().any(|x| x == id)) {
+    if VERIFIED.with(|v| v.get(&id.to_string())).is_some() {
         return key;
     }
     let id_datum = std::ffi::CString::new(id).unwrap_or_default(); // ok: ids are validated ASCII
@@ -133,7 +78,7 @@ fn root_key(id: &str) -> &'static keyring::RootKey {
             format!("wrong root key for key id \"{id}\": the keyring holds a different key under that id"),
             Some("Restore the original keyring; nothing was changed."),
         ),
-        Some(_) => VERIFIED.with(|v| v.borrow_mut().push(id.to_string())),
+        Some(_) => VERIFIED.with(|v| v.insert(id.to_string(), ())),
         None => {}
     }
     key
@@ -177,14 +122,11 @@ const KEY_COLUMNS: [&std::ffi::CStr; 3] = [c"version", c"root_key_id", c"wrapped
 
 /// Data key `version` of `tenant`; an ERROR if it does not exist (never created, or shredded).
 pub fn data_key(tenant: &pgrx::Uuid, version: u32) -> DataKey {
-    register_callback();
-    if let Some(hit) = KEYS.with(|k| k.borrow().get(&(*tenant.as_bytes(), version)).cloned()) {
-        return hit;
-    }
-    let generation = GENERATION.with(std::cell::Cell::get);
-    let key = data_key_uncached(tenant, version);
-    remember(tenant, &key, false, generation);
-    key
+    KEYS.with(|cache| {
+        cache.get_or_load((*tenant.as_bytes(), version), || {
+            data_key_uncached(tenant, version)
+        })
+    })
 }
 
 fn data_key_uncached(tenant: &pgrx::Uuid, version: u32) -> DataKey {
@@ -227,13 +169,15 @@ fn newest(tenant: &pgrx::Uuid) -> Option<StoredKey> {
 /// The data key new ciphertexts of `tenant` use: the newest version, created (version 1) if the
 /// tenant has none yet.
 pub fn current_data_key(tenant: &pgrx::Uuid) -> DataKey {
-    register_callback();
-    if let Some(v) = NEWEST.with(|n| n.borrow().get(tenant.as_bytes()).copied()) {
+    if let Some(v) = NEWEST.with(|n| n.get(tenant.as_bytes())) {
         return data_key(tenant, v);
     }
-    let generation = GENERATION.with(std::cell::Cell::get);
+    let before = lookup::generation();
     let key = current_data_key_uncached(tenant);
-    remember(tenant, &key, true, generation);
+    if lookup::generation() == before {
+        NEWEST.with(|n| n.insert(*tenant.as_bytes(), key.version));
+        KEYS.with(|k| k.insert((*tenant.as_bytes(), key.version), key.clone()));
+    }
     key
 }
 
