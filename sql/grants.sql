@@ -82,5 +82,6 @@ GRANT EXECUTE ON FUNCTION tenancy.health(boolean), tenancy.library_info() TO ser
 GRANT EXECUTE ON FUNCTION
     tenancy.store_credential(uuid, text, jsonb, text, timestamptz, text[]),
     tenancy.read_credential(uuid),
+    tenancy.update_credential(uuid, jsonb, text, timestamptz, text[], text, boolean),
     tenancy.credentials_expiring(interval)
     TO authenticated, service_role;

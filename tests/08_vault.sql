@@ -113,9 +113,35 @@ SELECT ok(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, ''beare
 SELECT matches(pg_temp.error_text('SELECT tenancy.read_credential(NULL)'), '^22004: ', 'read NULL');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', 'ffffffff-0000-4000-8000-000000000000')), '^P0002: ', 'read unknown');
 
+-- update_credential: new secrets re-encrypted in place, other fields kept.
+CREATE TEMP TABLE upd AS SELECT id, (SELECT encrypted_data FROM tenancy.integration_credentials i WHERE i.id = c.id) AS before
+FROM creds c ORDER BY id DESC LIMIT 1;
+SELECT lives_ok(format($$SELECT tenancy.update_credential(%L, data => '{"secret": "rotated"}', refresh_token => 'new-refresh', status => 'needs_reauth')$$,
+                       (SELECT id FROM upd)), 'update_credential');
+SELECT results_eq(format($$SELECT r -> 'data' ->> 'secret', r ->> 'refresh_token', r ->> 'status', r -> 'scopes' FROM tenancy.read_credential(%L) r$$, (SELECT id FROM upd)),
+                  $$VALUES ('rotated'::text, 'new-refresh'::text, 'needs_reauth'::text, '["chat:write"]'::jsonb)$$,
+                  'the new secrets decrypt, the scopes are kept');
+SELECT isnt((SELECT encrypted_data FROM tenancy.integration_credentials WHERE id = (SELECT id FROM upd)), (SELECT before FROM upd),
+            'the ciphertext changed');
+SELECT lives_ok(format('SELECT tenancy.update_credential(%L, clear_refresh_token => true)', (SELECT id FROM upd)), 'clearing the refresh token');
+SELECT is(tenancy.read_credential((SELECT id FROM upd)) ->> 'refresh_token', NULL, 'is cleared');
+SELECT is(tenancy.read_credential((SELECT id FROM upd)) -> 'data' ->> 'secret', 'rotated', 'and the data kept');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.update_credential(%L, refresh_token => ''x'', clear_refresh_token => true)', (SELECT id FROM upd))),
+               '^22023: ', 'refresh_token and clear_refresh_token together');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.update_credential(%L, status => ''lost'')', (SELECT id FROM upd))), '^22P02: ', 'unknown status');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.update_credential(%L)', 'ffffffff-0000-4000-8000-000000000000')), '^P0002: ', 'unknown credential');
+SELECT is(pg_temp.probe('authenticated', :acme, :dave, format('SELECT tenancy.update_credential(%L, status => ''revoked'')', (SELECT id FROM upd))),
+          'error:42501', 'a member cannot update');
+SELECT is(pg_temp.probe('authenticated', :globex, :frank, format('SELECT tenancy.update_credential(%L, status => ''revoked'')', (SELECT id FROM upd))),
+          'error:P0002', 'another tenant''s owner: not found');
+SELECT tenancy.set_tenant(:acme);
+
 -- The refresh worker's view.
 SELECT tenancy.clear_context();
-SELECT cmp_ok((SELECT count(*) FROM tenancy.credentials_expiring('2 hours')), '>=', 4::bigint, 'credentials_expiring sees what expires soon');
+SELECT is((SELECT count(*) FROM tenancy.credentials_expiring('2 hours') WHERE id IN (SELECT id FROM creds)), 3::bigint,
+          'credentials_expiring lists the active ones that expire soon');
+SELECT ok(NOT EXISTS (SELECT 1 FROM tenancy.credentials_expiring('2 hours') WHERE id = (SELECT id FROM upd)),
+          'but not one that needs re-authorization');
 SELECT is((SELECT count(*) FROM tenancy.credentials_expiring('-1 hour')), 0::bigint, 'and nothing that does not');
 SELECT is(pg_temp.probe('authenticated', :globex, :frank, 'SELECT count(*) FROM tenancy.credentials_expiring(''2 hours'') WHERE tenant_id <> tenancy.current_tenant_id()'),
           'value:0', 'a tenant''s owner sees only their own');

@@ -243,3 +243,76 @@ pub fn read_credential(id: Option<pgrx::Uuid>) -> pgrx::JsonB {
     }
     pgrx::JsonB(out)
 }
+
+/// Change credential `id` of the current tenant: the fields given are replaced (secrets
+/// re-encrypted under the tenant's current data key), the others kept; `clear_refresh_token`
+/// removes the refresh token.  Owner/admin or service_role; a credential the caller cannot see is
+/// "not found".
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn update_credential(
+    id: Option<pgrx::Uuid>,
+    data: default!(Option<pgrx::JsonB>, "NULL"),
+    refresh_token: default!(Option<&str>, "NULL"),
+    expires_at: default!(Option<TimestampWithTimeZone>, "NULL"),
+    scopes: default!(Option<Vec<String>>, "NULL"),
+    status: default!(Option<&str>, "NULL"),
+    clear_refresh_token: default!(bool, false),
+) {
+    let id = id.unwrap_or_else(|| null_argument("id"));
+    if data.as_ref().is_some_and(|d| !d.0.is_object()) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "data must be a JSON object",
+            None,
+        );
+    }
+    if clear_refresh_token && refresh_token.is_some() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "pass refresh_token or clear_refresh_token, not both",
+            None,
+        );
+    }
+    let tenant = credential_tenant();
+    // The tenant's current data key, fetched only if a secret is replaced.
+    let key = OnceCell::new();
+    let key = || key.get_or_init(|| envelope::current_data_key(&tenant));
+    let encrypted_data = data.map(|d| {
+        let plaintext = zeroize::Zeroizing::new(d.0.to_string().into_bytes());
+        seal(key(), &tenant, &id, DATA, &plaintext)
+    });
+    let encrypted_refresh = refresh_token.map(|t| seal(key(), &tenant, &id, REFRESH, t.as_bytes()));
+    let updated = Spi::connect_mut(|client| {
+        client
+            .update(
+                "UPDATE tenancy.integration_credentials SET
+                     encrypted_data = coalesce($3, encrypted_data),
+                     encrypted_refresh_token = CASE WHEN $8 THEN NULL ELSE coalesce($4, encrypted_refresh_token) END,
+                     expires_at = coalesce($5, expires_at),
+                     scopes = coalesce($6, scopes),
+                     status = coalesce($7::pg_catalog.text::tenancy.credential_status, status)
+                 WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2
+                 RETURNING id",
+                None,
+                &[
+                    tenant.into(),
+                    id.into(),
+                    encrypted_data.into(),
+                    encrypted_refresh.into(),
+                    expires_at.into(),
+                    scopes.into(),
+                    status.into(),
+                    clear_refresh_token.into(),
+                ],
+            )
+            .map(|t| t.len())
+    })
+    .unwrap_or_else(|e| spi_failed("updating the credential", e));
+    if updated == 0 {
+        raise(
+            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            format!("credential {id} not found"),
+            None,
+        );
+    }
+}
