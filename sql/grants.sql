@@ -85,3 +85,4 @@ GRANT EXECUTE ON FUNCTION
     tenancy.update_credential(uuid, jsonb, text, timestamptz, text[], text, boolean),
     tenancy.credentials_expiring(interval)
     TO authenticated, service_role;
+GRANT EXECUTE ON FUNCTION tenancy.shred_tenant(uuid) TO service_role;

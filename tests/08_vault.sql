@@ -146,11 +146,27 @@ SELECT is((SELECT count(*) FROM tenancy.credentials_expiring('-1 hour')), 0::big
 SELECT is(pg_temp.probe('authenticated', :globex, :frank, 'SELECT count(*) FROM tenancy.credentials_expiring(''2 hours'') WHERE tenant_id <> tenancy.current_tenant_id()'),
           'value:0', 'a tenant''s owner sees only their own');
 
--- Crypto-shredding preview: without its data keys, a tenant's credentials are unreadable for good.
+-- Crypto-shredding: shred_tenant destroys the tenant's data keys; its credentials are unreadable
+-- for good and marked revoked; the other tenant is untouched.  Only service_role may do it.
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SELECT tenancy.shred_tenant(%L)', :acme)), 'error:42501',
+          'not even the owner may shred');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, format('SELECT tenancy.shred_tenant(%L)', :acme)), 'value:1',
+          'service_role shreds acme (one data key destroyed)');
 SELECT tenancy.set_tenant(:acme);
-DELETE FROM tenancy.data_keys WHERE tenant_id = :acme;
+SELECT tenancy.shred_tenant(:acme);
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', (SELECT id FROM creds ORDER BY id DESC LIMIT 1))),
-               '^55000: data key 1 of the tenant does not exist', 'without its data key a credential cannot be read');
+               '^55000: data key 1 of the tenant does not exist', 'a shredded tenant''s credential cannot be read');
+SELECT is((SELECT count(*) FROM tenancy.integration_credentials WHERE tenant_id = :acme AND status <> 'revoked'), 0::bigint,
+          'and every one of them is marked revoked');
+SELECT is(tenancy.shred_tenant(:acme), 0, 'shredding again destroys nothing more');
+SELECT tenancy.set_tenant(:globex);
+SELECT is((SELECT count(*) FROM (SELECT id FROM tenancy.integration_credentials
+                                  WHERE tenant_id = :globex AND id <> (SELECT id FROM victim) OFFSET 0) s
+           WHERE tenancy.read_credential(s.id) IS NOT NULL),
+          (SELECT count(*) FROM tenancy.integration_credentials WHERE tenant_id = :globex AND id <> (SELECT id FROM victim)),
+          'the other tenant''s credentials still read');
+SELECT matches(pg_temp.error_text('SELECT tenancy.shred_tenant(NULL)'), '^22004: ', 'shred NULL');
+SELECT matches(pg_temp.error_text('SELECT tenancy.shred_tenant(''ffffffff-0000-4000-8000-000000000000'')'), '^P0002: ', 'shred an unknown tenant');
 
 SELECT * FROM finish();
 ROLLBACK;
