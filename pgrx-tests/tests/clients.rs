@@ -405,3 +405,72 @@ fn shredded_keys_are_gone_from_every_backend() {
         "after the shredding commits, no backend can read it"
     );
 }
+
+/// Secrets passed as bind parameters never reach the server log at default settings, whether the
+/// call succeeds or fails (the log records statement texts, which hold only `$1`, `$2`).
+#[test]
+fn secrets_passed_as_parameters_stay_out_of_the_server_log() {
+    let db = TestDb::new("pgt_client_log");
+    let log = std::path::Path::new(
+        &std::env::var("PGHOST").unwrap_or_else(|_| "/var/tmp/pg_tenancy/test".into()),
+    )
+    .join("server.log");
+    let secret = format!("xoxb-log-canary-{}", std::process::id());
+    let refresh = format!("refresh-log-canary-{}", std::process::id());
+    let mut c = db.connect("postgres");
+    c.batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
+        .unwrap();
+    let data = format!(r#"{{"access_token": "{secret}"}}"#);
+    let id: uuid::Uuid = c
+        .query_one(
+            "SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'oauth2_tokens', $1::text::jsonb, $2)",
+            &[&data, &refresh],
+        )
+        .unwrap()
+        .get(0);
+    let read: String = c
+        .query_one("SELECT tenancy.read_credential($1)::text", &[&id])
+        .unwrap()
+        .get(0);
+    assert!(read.contains(&secret));
+    c.batch_execute("COMMIT").unwrap();
+    // Failing calls: an unknown integration, a bad type, data that is not an object.
+    for (integration, kind, payload) in [
+        (
+            "ffffffff-0000-4000-8000-000000000000",
+            "oauth2_tokens",
+            data.clone(),
+        ),
+        (
+            "a1000000-0000-4000-8000-000000000101",
+            "telepathy",
+            data.clone(),
+        ),
+        (
+            "a1000000-0000-4000-8000-000000000101",
+            "bearer",
+            format!("\"{secret}\""),
+        ),
+    ] {
+        c.batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
+            .unwrap();
+        let r = c.query_one(
+            "SELECT tenancy.store_credential($1::text::uuid, $2, $3::text::jsonb, $4)",
+            &[&integration, &kind, &payload, &refresh],
+        );
+        assert!(r.is_err());
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+    drop(c);
+    let text =
+        std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("read {}: {e}", log.display()));
+    assert!(
+        text.contains("ERROR"),
+        "the failures were logged (so the check below means something)"
+    );
+    assert!(
+        !text.contains(&secret) && !text.contains(&refresh),
+        "a secret reached {}",
+        log.display()
+    );
+}
