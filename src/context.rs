@@ -87,22 +87,16 @@ pub fn current_role() -> Option<&'static str> {
 fn set_context(tenant: Option<pgrx::Uuid>, user: Option<pgrx::Uuid>, role: Option<&str>) {
     let mut value = String::with_capacity(90);
     let mut buf = uuid::Uuid::encode_buffer();
-    if let Some(t) = tenant {
-        value.push_str(
-            uuid::Uuid::from_bytes(*t.as_bytes())
-                .hyphenated()
-                .encode_lower(&mut buf),
-        );
+    for id in [tenant, user] {
+        if let Some(id) = id {
+            value.push_str(
+                uuid::Uuid::from_bytes(*id.as_bytes())
+                    .hyphenated()
+                    .encode_lower(&mut buf),
+            );
+        }
+        value.push(',');
     }
-    value.push(',');
-    if let Some(u) = user {
-        value.push_str(
-            uuid::Uuid::from_bytes(*u.as_bytes())
-                .hyphenated()
-                .encode_lower(&mut buf),
-        );
-    }
-    value.push(',');
     value.push_str(role.unwrap_or_default());
     // SAFETY: reads the current value (see context_field).
     let current = unsafe { *gucs::CONTEXT.as_ptr() };
@@ -222,7 +216,7 @@ fn enter_tenant(
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             "no authenticated user in this transaction",
-            Some("Call tenancy.pre_request() with verified JWT claims, or tenancy.authenticate(api_key), first."),
+            Some("Call tenancy.pre_request() with verified JWT claims first, or, as service_role, pass as_user."),
         );
     }
     let not_member = || -> ! {

@@ -37,7 +37,7 @@ pub fn init() {
     GucRegistry::define_string_guc(
         CONTEXT_NAME,
         c"Tenant context of the current transaction: tenant,user,role.",
-        c"Set only by tenancy.set_tenant, pre_request, authenticate and clear_context; ordinary roles cannot SET it. \
+        c"Set only by tenancy.set_tenant, pre_request and clear_context; ordinary roles cannot SET it. \
           Read it with tenancy.current_tenant_id(), current_user_id() and current_role().",
         &CONTEXT,
         GucContext::Suset,

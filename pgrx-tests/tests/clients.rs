@@ -461,6 +461,26 @@ fn secrets_passed_as_parameters_stay_out_of_the_server_log() {
         assert!(r.is_err());
         c.batch_execute("ROLLBACK").unwrap();
     }
+    // Duration logging on: with log_parameter_max_length = 0 (the README's advice) no value is
+    // logged; without it PostgreSQL logs bind-parameter values, which is why the advice exists.
+    let store = |c: &mut postgres::Client, canary: &str| {
+        c.batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
+            .unwrap();
+        let payload = format!(r#"{{"access_token": "{canary}"}}"#);
+        c.query_one(
+            "SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'bearer', $1::text::jsonb)",
+            &[&payload],
+        )
+        .unwrap();
+        c.batch_execute("COMMIT").unwrap();
+    };
+    let hidden = format!("duration-hidden-canary-{}", std::process::id());
+    let shown = format!("duration-shown-canary-{}", std::process::id());
+    c.batch_execute("SET log_min_duration_statement = 0; SET log_parameter_max_length = 0")
+        .unwrap();
+    store(&mut c, &hidden);
+    c.batch_execute("RESET log_parameter_max_length").unwrap();
+    store(&mut c, &shown);
     drop(c);
     let text =
         std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("read {}: {e}", log.display()));
@@ -472,5 +492,13 @@ fn secrets_passed_as_parameters_stay_out_of_the_server_log() {
         !text.contains(&secret) && !text.contains(&refresh),
         "a secret reached {}",
         log.display()
+    );
+    assert!(
+        !text.contains(&hidden),
+        "log_parameter_max_length = 0 keeps parameter values out"
+    );
+    assert!(
+        text.contains(&shown),
+        "without it, duration logging records parameter values (the risk documented)"
     );
 }

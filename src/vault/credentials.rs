@@ -45,9 +45,7 @@ fn credential_tenant() -> pgrx::Uuid {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "no tenant in this transaction's context",
-            Some(
-                "Call tenancy.set_tenant(), tenancy.pre_request() or tenancy.authenticate() first.",
-            ),
+            Some("Call tenancy.set_tenant() or tenancy.pre_request() first."),
         )
     };
     match context::current_role() {
