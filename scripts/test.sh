@@ -3,7 +3,8 @@
 #   1. lint: cargo fmt --check, cargo clippy -D warnings
 #   2. Rust unit tests and #[pg_test]s (cargo pgrx test, cluster run as an unprivileged user)
 #   3. SQL suites tests/*.sql (pgTAP via pg_prove) against a throwaway cluster
-#   4. client-side tests (pgrx-tests/: real connections, login roles, pg_dump/pg_restore)
+#   4. client-side tests (pgrx-tests/: real connections, login roles, pg_dump/pg_restore, and a
+#      cluster of their own restarted with broken and rotated keyrings)
 # Usage: scripts/test.sh            (PostgreSQL 15)
 source "$(dirname "$0")/common.sh"
 ensure_all
@@ -30,7 +31,8 @@ psql_q -d tenancy_test -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION pg_tenan
 pg_prove --ext .sql -d tenancy_test tests/ 2>&1 | tee -a "$OUTPUT" || STEPS_FAILED+=(sql)
 
 log "client-side tests (pgrx-tests/)"
-PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" cargo test -p pg_tenancy_client_tests --test clients -- --test-threads=1 2>&1 \
+PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
+    cargo test -p pg_tenancy_client_tests --test clients --test keyring -- --test-threads=1 2>&1 \
     | tee -a "$OUTPUT" || STEPS_FAILED+=(client)
 cluster_stop test
 

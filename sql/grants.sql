@@ -85,4 +85,6 @@ GRANT EXECUTE ON FUNCTION
     tenancy.update_credential(uuid, jsonb, text, timestamptz, text[], text, boolean),
     tenancy.credentials_expiring(interval)
     TO authenticated, service_role;
-GRANT EXECUTE ON FUNCTION tenancy.shred_tenant(uuid) TO service_role;
+GRANT EXECUTE ON FUNCTION tenancy.shred_tenant(uuid), tenancy.rotate_tenant_key(uuid, integer) TO service_role;
+-- Superuser only (no grant): tenancy.rotate_root_key(integer), tenancy.root_key_usage(),
+-- tenancy.generate_root_key(text).

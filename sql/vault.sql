@@ -53,32 +53,5 @@ $$;
 COMMENT ON FUNCTION tenancy.credentials_expiring(interval) IS
     'Active credentials expiring within the interval (no secrets), for a token-refresh worker';
 
--- Crypto-shredding, the GDPR erase path for a tenant's credentials: destroy its data keys, so its
--- ciphertexts can never be decrypted again (here, or from a dump taken from now on), and mark its
--- credentials revoked.  Every backend's cached copy of the keys goes too (sql/caches.sql).
--- Returns the number of data keys destroyed.  Backups taken earlier still hold the wrapped keys:
--- expire them, or retire the root key that wrapped them, to complete the erasure.
-CREATE FUNCTION tenancy.shred_tenant(tenant uuid)
-    RETURNS integer
-    LANGUAGE plpgsql
-    SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    destroyed integer;
-BEGIN
-    IF tenant IS NULL THEN
-        RAISE EXCEPTION 'tenant must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) tenant) THEN
-        RAISE EXCEPTION 'tenant does not exist' USING ERRCODE = 'no_data_found';
-    END IF;
-    DELETE FROM tenancy.data_keys k WHERE k.tenant_id OPERATOR(pg_catalog.=) tenant;
-    GET DIAGNOSTICS destroyed = ROW_COUNT;
-    UPDATE tenancy.integration_credentials c SET status = 'revoked'
-    WHERE c.tenant_id OPERATOR(pg_catalog.=) tenant AND c.status OPERATOR(pg_catalog.<>) 'revoked';
-    RETURN destroyed;
-END
-$$;
-COMMENT ON FUNCTION tenancy.shred_tenant(uuid) IS
-    'Crypto-shredding: destroy a tenant''s data keys so its credentials can never be decrypted again';
+-- tenancy.rotate_root_key(), tenancy.rotate_tenant_key(), tenancy.shred_tenant() and
+-- tenancy.root_key_usage() are in Rust: src/vault/lifecycle.rs.

@@ -103,3 +103,169 @@ pub fn sqlstate(result: Result<impl Sized, postgres::Error>) -> String {
             .unwrap_or_else(|| format!("no sqlstate: {e}")),
     }
 }
+
+/// A throwaway cluster of the tests' own (for what needs server restarts: keyrings, crashes),
+/// under `$PGT_STATE/<name>`, run by `$PGT_OS_USER` (PostgreSQL refuses root), listening only on
+/// a socket in its folder.  Stopped when dropped.
+pub struct Cluster {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+    user: String,
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+impl Cluster {
+    /// initdb a new, empty cluster (any old one of that name is removed).
+    pub fn init(name: &str, port: u16) -> Cluster {
+        let state = std::env::var("PGT_STATE").unwrap_or_else(|_| "/var/tmp/pg_tenancy".into());
+        let user = std::env::var("PGT_OS_USER").unwrap_or_else(|_| "tenancy".into());
+        let dir = std::path::Path::new(&state).join(name);
+        let cluster = Cluster { dir, port, user };
+        cluster.pg_ctl(&["stop", "-m", "immediate"]);
+        let _ = std::fs::remove_dir_all(&cluster.dir);
+        std::fs::create_dir_all(&cluster.dir).unwrap();
+        cluster.chown(&cluster.dir);
+        let out = cluster.as_server_user(
+            &bin("initdb"),
+            &[
+                "-D",
+                &cluster.data(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(
+            cluster.dir.join("data/postgresql.conf"),
+            std::fs::read_to_string(cluster.dir.join("data/postgresql.conf")).unwrap()
+                + "\ninclude_if_exists = 'pg_tenancy.conf'\n",
+        )
+        .unwrap();
+        cluster
+    }
+
+    pub fn data(&self) -> String {
+        self.dir.join("data").to_string_lossy().into_owned()
+    }
+
+    fn chown(&self, path: &std::path::Path) {
+        if running_as_root() {
+            let ok = Command::new("chown")
+                .arg(&self.user)
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(ok.success(), "chown {}", path.display());
+        }
+    }
+
+    fn as_server_user(&self, program: &str, args: &[&str]) -> std::process::Output {
+        let mut cmd = if running_as_root() {
+            let mut c = Command::new("sudo");
+            c.args(["-u", &self.user, "--", program]);
+            c
+        } else {
+            Command::new(program)
+        };
+        cmd.args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"))
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
+        let log = self.dir.join("server.log").to_string_lossy().into_owned();
+        let data = self.data();
+        let mut all = vec!["-D", &data, "-l", &log, "-w", "-t", "60"];
+        all.extend_from_slice(args);
+        self.as_server_user(&bin("pg_ctl"), &all)
+    }
+
+    /// Write a file in the cluster's folder (outside the data directory), owned by the server
+    /// user, with `mode`.  Returns its path.
+    pub fn write_file(&self, name: &str, contents: &str, mode: u32) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        self.chown(&path);
+        path.to_string_lossy().into_owned()
+    }
+
+    /// (Re)start the server with pg_tenancy preloaded and these extra settings (e.g. the keyring);
+    /// panics if it does not come up.
+    pub fn restart(&self, settings: &[String]) {
+        self.pg_ctl(&["stop", "-m", "fast"]);
+        let mut conf = format!(
+            "port = {}\nlisten_addresses = ''\nunix_socket_directories = '{}'\nshared_preload_libraries = 'pg_tenancy'\nfsync = off\n",
+            self.port,
+            self.dir.display()
+        );
+        for s in settings {
+            conf.push_str(s);
+            conf.push('\n');
+        }
+        std::fs::write(self.dir.join("data/pg_tenancy.conf"), conf).unwrap();
+        let out = self.pg_ctl(&["start"]);
+        assert!(
+            out.status.success(),
+            "the server did not start: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+
+    /// Stop the server without a checkpoint, as a crash would.
+    pub fn crash(&self) {
+        self.pg_ctl(&["stop", "-m", "immediate"]);
+    }
+
+    /// The server log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn connect(&self, db: &str) -> Client {
+        Client::connect(
+            &format!(
+                "host={} port={} user=postgres dbname={db}",
+                self.dir.display(),
+                self.port
+            ),
+            NoTls,
+        )
+        .unwrap_or_else(|e| panic!("connect to {db}: {e}"))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.pg_ctl(&["stop", "-m", "fast"]);
+    }
+}
+
+/// The SQLSTATE and message of a failed statement, or "ok".
+pub fn error_text(result: Result<impl Sized, postgres::Error>) -> String {
+    match result {
+        Ok(_) => "ok".into(),
+        Err(e) => match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => format!("no sqlstate: {e}"),
+        },
+    }
+}

@@ -18,8 +18,8 @@ use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use std::cell::OnceCell;
 
-const DATA: &str = "encrypted_data";
-const REFRESH: &str = "encrypted_refresh_token";
+pub(super) const DATA: &str = "encrypted_data";
+pub(super) const REFRESH: &str = "encrypted_refresh_token";
 
 const INSERT_SQL: &str = "INSERT INTO tenancy.integration_credentials
         (tenant_id, id, integration_id, credential_type, encrypted_data, encrypted_refresh_token, expires_at, scopes)
@@ -74,7 +74,7 @@ fn new_id() -> pgrx::Uuid {
     )
 }
 
-fn seal(
+pub(super) fn seal(
     key: &envelope::DataKey,
     tenant: &pgrx::Uuid,
     id: &pgrx::Uuid,
@@ -91,7 +91,12 @@ fn seal(
     })
 }
 
-fn open(tenant: &pgrx::Uuid, id: &pgrx::Uuid, field: &str, ciphertext: &[u8]) -> Vec<u8> {
+pub(super) fn open(
+    tenant: &pgrx::Uuid,
+    id: &pgrx::Uuid,
+    field: &str,
+    ciphertext: &[u8],
+) -> Vec<u8> {
     let corrupt = |e: aead::OpenError| -> ! {
         raise(
             PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
@@ -129,6 +134,7 @@ pub fn store_credential(
     }
     let tenant = credential_tenant();
     let id = new_id();
+    envelope::lock_tenant_keys(&tenant, false);
     let key = envelope::current_data_key(&tenant);
     let plaintext = zeroize::Zeroizing::new(data.0.to_string().into_bytes());
     let encrypted_data = seal(&key, &tenant, &id, DATA, &plaintext);
@@ -274,7 +280,12 @@ pub fn update_credential(
     let tenant = credential_tenant();
     // The tenant's current data key, fetched only if a secret is replaced.
     let key = OnceCell::new();
-    let key = || key.get_or_init(|| envelope::current_data_key(&tenant));
+    let key = || {
+        key.get_or_init(|| {
+            envelope::lock_tenant_keys(&tenant, false);
+            envelope::current_data_key(&tenant)
+        })
+    };
     let encrypted_data = data.map(|d| {
         let plaintext = zeroize::Zeroizing::new(d.0.to_string().into_bytes());
         seal(key(), &tenant, &id, DATA, &plaintext)

@@ -85,7 +85,7 @@ fn root_key(id: &str) -> &'static keyring::RootKey {
 }
 
 /// Decode a stored (root key id, wrapped key) of `tenant` version `version`.
-fn unwrap(tenant: &pgrx::Uuid, version: u32, root_key_id: &str, wrapped: &[u8]) -> DataKey {
+pub fn unwrap(tenant: &pgrx::Uuid, version: u32, root_key_id: &str, wrapped: &[u8]) -> DataKey {
     let root = root_key(root_key_id);
     let plain = Zeroizing::new(
         aead::open(&root.key, &wrap_aad(tenant, version), wrapped).unwrap_or_else(|e| {
@@ -108,7 +108,7 @@ fn unwrap(tenant: &pgrx::Uuid, version: u32, root_key_id: &str, wrapped: &[u8]) 
     DataKey { version, key }
 }
 
-type StoredKey = (u32, String, Vec<u8>);
+pub type StoredKey = (u32, String, Vec<u8>);
 
 fn read_stored(cols: &[Option<pg_sys::Datum>]) -> Option<StoredKey> {
     Some((
@@ -196,12 +196,42 @@ fn current_data_key_uncached(tenant: &pgrx::Uuid) -> DataKey {
     unwrap(tenant, v, &root_id, &wrapped)
 }
 
+/// The active root key, with its fingerprint recorded in `tenancy.root_keys` (on its first use)
+/// and checked against that record: a key that contradicts the record is refused.
+pub fn active_root() -> &'static keyring::RootKey {
+    let root = super::keyring().active();
+    if VERIFIED.with(|v| v.get(&root.id)).is_some() {
+        return root;
+    }
+    root_key(&root.id); // refuses a key that contradicts the recorded fingerprint
+    let fingerprint = root.fingerprint().to_vec();
+    let root_id = root.id.clone();
+    lookup::as_superuser(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.root_keys (key_id, fingerprint) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
+            &[root_id.into(), fingerprint.into()],
+        )
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("recording the root key failed: {e}"), None))
+    });
+    // The fingerprint just recorded (or found, if a concurrent session won) must be this key's.
+    root_key(&root.id)
+}
+
+/// `key`, data key `version` of `tenant`, sealed under the root key `root`.
+pub fn wrap(root: &keyring::RootKey, tenant: &pgrx::Uuid, version: u32, key: &[u8; 32]) -> Vec<u8> {
+    aead::seal(&root.key, 0, &wrap_aad(tenant, version), key).unwrap_or_else(|_| {
+        raise(
+            PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
+            "the OS random number generator failed",
+            None,
+        )
+    })
+}
+
 /// Create data key `version` of `tenant`, wrapped under the active root key.  A concurrent
 /// creation of the same version wins quietly (ON CONFLICT DO NOTHING).
 pub fn create_data_key(tenant: &pgrx::Uuid, version: u32) {
-    let ring = super::keyring();
-    let root = ring.active();
-    root_key(&root.id); // refuses a key that contradicts the recorded fingerprint
+    let root = active_root();
     let mut key = Zeroizing::new([0u8; 32]);
     getrandom::getrandom(key.as_mut()).unwrap_or_else(|_| {
         raise(
@@ -210,30 +240,44 @@ pub fn create_data_key(tenant: &pgrx::Uuid, version: u32) {
             None,
         )
     });
-    let wrapped = aead::seal(&root.key, 0, &wrap_aad(tenant, version), key.as_ref())
-        .unwrap_or_else(|_| {
-            raise(
-                PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
-                "the OS random number generator failed",
-                None,
-            )
-        });
-    let fingerprint = root.fingerprint().to_vec();
+    let wrapped = wrap(root, tenant, version, &key);
     let root_id = root.id.clone();
     lookup::as_superuser(|| {
         Spi::run_with_args(
-            "INSERT INTO tenancy.root_keys (key_id, fingerprint) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
-            &[root_id.clone().into(), fingerprint.into()],
+            "INSERT INTO tenancy.data_keys (tenant_id, version, root_key_id, wrapped_key) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, version) DO NOTHING",
+            &[(*tenant).into(), (version as i32).into(), root_id.into(), wrapped.into()],
         )
-        .and_then(|_| {
-            Spi::run_with_args(
-                "INSERT INTO tenancy.data_keys (tenant_id, version, root_key_id, wrapped_key) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (tenant_id, version) DO NOTHING",
-                &[(*tenant).into(), (version as i32).into(), root_id.into(), wrapped.into()],
-            )
-        })
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("storing a data key failed: {e}"), None))
     });
-    // The fingerprint just recorded (or found) must be this key's.
-    root_key(&root.id);
+}
+
+/// Lock class of pg_tenancy's tenant-key locks in `pg_locks` (`locktype = 'advisory'`,
+/// `objsubid = 29808`); SQL-level advisory locks use 1 and 2, so they can never collide.
+const KEY_LOCK_CLASS: u16 = 0x7470;
+
+/// Take the transaction-level lock on `tenant`'s data keys: shared by every writer of a
+/// ciphertext (store, update), exclusive for rotation and shredding, so that a rotation never
+/// retires a key version that an uncommitted ciphertext uses.  After the lock, pending cache
+/// invalidations are read, so a writer that waited for a rotation sees its new key version.
+pub fn lock_tenant_keys(tenant: &pgrx::Uuid, exclusive: bool) {
+    let b = tenant.as_bytes();
+    // SAFETY: a well-formed advisory LOCKTAG in the current database; released at transaction end.
+    unsafe {
+        let tag = pg_sys::LOCKTAG {
+            locktag_field1: pg_sys::MyDatabaseId.to_u32(),
+            locktag_field2: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            locktag_field3: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            locktag_field4: KEY_LOCK_CLASS,
+            locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+            locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+        };
+        let mode = if exclusive {
+            pg_sys::ExclusiveLock
+        } else {
+            pg_sys::ShareLock
+        };
+        pg_sys::LockAcquire(&tag, mode as pg_sys::LOCKMODE, false, false);
+        pg_sys::AcceptInvalidationMessages();
+    }
 }

@@ -1,5 +1,6 @@
-//! The credential vault.  This increment: the root keyring (loaded at server start) and the
-//! ciphertext format.  Per-tenant envelope keys and the credential functions build on these.
+//! The credential vault: the root keyring (loaded at server start, here), the ciphertext format
+//! (`aead`), per-tenant data keys wrapped by the root key (`envelope`), the credential functions
+//! (`credentials`) and the keys' lifecycle: rotation and shredding (`lifecycle`).
 //!
 //! The keyring is read once, in the postmaster, while `shared_preload_libraries` is processed;
 //! every backend inherits it.  Changing it needs a restart (the GUCs are `PGC_POSTMASTER`).
@@ -7,6 +8,7 @@ pub mod aead;
 pub mod credentials;
 pub mod envelope;
 pub mod keyring;
+pub mod lifecycle;
 
 use crate::error::raise;
 use crate::gucs;
