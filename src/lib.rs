@@ -19,6 +19,7 @@ use pgrx::prelude::*;
 pub mod context;
 pub mod error;
 pub mod gucs;
+pub mod jsonb;
 pub mod lookup;
 pub mod triggers;
 pub mod vault;

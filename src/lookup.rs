@@ -34,7 +34,17 @@ impl Key {
     }
 }
 
-fn relid(name: &CStr) -> pg_sys::Oid {
+thread_local! {
+    /// OIDs of the relations looked up here, by name; forgotten at every invalidation (a
+    /// DROP/CREATE EXTENSION gives them new OIDs).
+    static RELIDS: Cache<&'static CStr, pg_sys::Oid> = const { Cache::new(64) };
+}
+
+fn relid(name: &'static CStr) -> pg_sys::Oid {
+    RELIDS.with(|c| c.get_or_load(name, || relid_uncached(name)))
+}
+
+fn relid_uncached(name: &CStr) -> pg_sys::Oid {
     // SAFETY: syscache lookups with NUL-terminated names.
     unsafe {
         let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
@@ -53,8 +63,8 @@ fn relid(name: &CStr) -> pg_sys::Oid {
 /// Find the row of `tenancy.<table>` whose index `tenancy.<index>` matches `keys`, and give the
 /// named columns (NULL as `None`) to `read`, which must copy what it keeps.  `None` if no row.
 pub fn fetch<R>(
-    table: &CStr,
-    index: &CStr,
+    table: &'static CStr,
+    index: &'static CStr,
     keys: &[Key],
     columns: &[&CStr],
     read: impl FnOnce(&[Option<pg_sys::Datum>]) -> R,
@@ -72,8 +82,8 @@ pub fn fetch<R>(
 /// Like [`fetch`], but the last match in index order (keys naming a prefix of the index: the
 /// row with the highest value of the next column).
 pub fn fetch_last<R>(
-    table: &CStr,
-    index: &CStr,
+    table: &'static CStr,
+    index: &'static CStr,
     keys: &[Key],
     columns: &[&CStr],
     read: impl FnOnce(&[Option<pg_sys::Datum>]) -> R,
@@ -89,8 +99,8 @@ pub fn fetch_last<R>(
 }
 
 fn fetch_in<R>(
-    table: &CStr,
-    index: &CStr,
+    table: &'static CStr,
+    index: &'static CStr,
     keys: &[Key],
     columns: &[&CStr],
     direction: pg_sys::ScanDirection::Type,
@@ -165,6 +175,22 @@ fn fetch_in<R>(
 /// A uuid as an index-scan argument (a pointer to its 16 bytes, valid while `u` lives).
 pub fn uuid_datum(u: &pgrx::Uuid) -> pg_sys::Datum {
     pg_sys::Datum::from(u.as_bytes().as_ptr())
+}
+
+/// A timestamptz datum as jsonb writes it (`to_jsonb(ts)`), without the quotes.
+pub fn timestamptz_json(d: pg_sys::Datum) -> String {
+    // SAFETY: JsonEncodeDateTime pallocs a NUL-terminated string for a timestamptz datum.
+    unsafe {
+        let s = pg_sys::JsonEncodeDateTime(
+            std::ptr::null_mut(),
+            d,
+            pg_sys::TIMESTAMPTZOID,
+            std::ptr::null(),
+        );
+        let out = CStr::from_ptr(s).to_string_lossy().into_owned();
+        pg_sys::pfree(s.cast());
+        out
+    }
 }
 
 /// The label of an enum value.

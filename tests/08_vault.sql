@@ -38,6 +38,9 @@ SELECT is((SELECT get_byte(encrypted_data, 0) FROM tenancy.integration_credentia
           'ciphertexts are format version 1');
 SELECT is(tenancy.read_credential(tenancy.store_credential(:slack_a, 'bearer', '{"t": "x"}')) ->> 'refresh_token', NULL,
           'no refresh token: NULL');
+CREATE TEMP TABLE odd AS SELECT '{"big": 123456789012345678901234567890.000000000001, "e": "\u00e9\"\\", "nested": [[], {}, [null, true, -0.5e-3]], "": ""}'::jsonb AS v;
+SELECT is(tenancy.read_credential(tenancy.store_credential(:slack_a, 'basic', (SELECT v FROM odd))) -> 'data', (SELECT v FROM odd),
+          'data comes back exactly as jsonb holds it (numbers beyond double precision, escapes, empty keys)');
 SELECT is((SELECT count(*) FROM tenancy.data_keys WHERE tenant_id = :acme), 1::bigint, 'one data key for the tenant, created on first use');
 SELECT is((SELECT length(fingerprint) FROM tenancy.root_keys WHERE key_id = 'k1'), 16, 'the root key''s fingerprint is recorded');
 

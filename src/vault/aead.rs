@@ -7,6 +7,9 @@
 //! bytes 17..    AES-256-GCM ciphertext followed by its 16-byte tag
 //! ```
 //!
+//! The plaintext of a credential's `encrypted_data` is the jsonb root container of the `data`
+//! argument, as PostgreSQL stores jsonb (src/jsonb.rs); `encrypted_refresh_token`'s is UTF-8.
+//!
 //! The associated data binds a ciphertext to where it belongs: `pg_tenancy/v1`, the tenant id, the
 //! row id and the field name.  A ciphertext copied to another row, field or tenant does not
 //! decrypt; a changed byte anywhere (header included, since the header is part of the associated

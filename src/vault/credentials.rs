@@ -13,6 +13,7 @@
 use super::{aead, envelope};
 use crate::context;
 use crate::error::{null_argument, raise};
+use crate::jsonb::{JsonbArg, JsonbDatum, ObjectBuilder};
 use crate::lookup::{self, Key};
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
@@ -117,7 +118,7 @@ pub(super) fn open(
 pub fn store_credential(
     integration_id: Option<pgrx::Uuid>,
     credential_type: Option<&str>,
-    data: Option<pgrx::JsonB>,
+    data: Option<JsonbArg>,
     refresh_token: default!(Option<&str>, "NULL"),
     expires_at: default!(Option<TimestampWithTimeZone>, "NULL"),
     scopes: default!(Option<Vec<String>>, "NULL"),
@@ -125,7 +126,7 @@ pub fn store_credential(
     let integration_id = integration_id.unwrap_or_else(|| null_argument("integration_id"));
     let credential_type = credential_type.unwrap_or_else(|| null_argument("credential_type"));
     let data = data.unwrap_or_else(|| null_argument("data"));
-    if !data.0.is_object() {
+    if !data.is_object() {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             "data must be a JSON object",
@@ -136,8 +137,7 @@ pub fn store_credential(
     let id = new_id();
     envelope::lock_tenant_keys(&tenant, false);
     let key = envelope::current_data_key(&tenant);
-    let plaintext = zeroize::Zeroizing::new(data.0.to_string().into_bytes());
-    let encrypted_data = seal(&key, &tenant, &id, DATA, &plaintext);
+    let encrypted_data = seal(&key, &tenant, &id, DATA, data.container());
     let encrypted_refresh = refresh_token.map(|t| seal(&key, &tenant, &id, REFRESH, t.as_bytes()));
     let args = [
         tenant.into(),
@@ -179,12 +179,14 @@ pub fn store_credential(
 /// Owner/admin of the tenant or service_role only; a credential the caller cannot see is "not
 /// found", whether or not it exists.
 #[pg_extern(volatile, parallel_unsafe)]
-pub fn read_credential(id: Option<pgrx::Uuid>) -> pgrx::JsonB {
+pub fn read_credential(id: Option<pgrx::Uuid>) -> JsonbDatum {
     let id = id.unwrap_or_else(|| null_argument("id"));
     let tenant = credential_tenant();
+    let mut out = ObjectBuilder::new();
     // The row by primary key (tenant_id, id) with the tenant of the context: exactly the rows the
     // RLS policy gives this caller (owner/admin of the tenant, or service_role), which
-    // credential_tenant() has established; read without SPI (see crate::lookup).
+    // credential_tenant() has established; read without SPI (see crate::lookup).  The metadata
+    // goes into the result while the row is at hand.
     let row = lookup::fetch(
         c"integration_credentials",
         c"integration_credentials_pkey",
@@ -199,53 +201,65 @@ pub fn read_credential(id: Option<pgrx::Uuid>) -> pgrx::JsonB {
             c"status",
         ],
         |cols| {
+            out.string("id", Some(&hyphenated(&id)));
             // SAFETY: each datum is of the column's type, from a live slot; from_datum copies.
-            let meta = unsafe {
-                serde_json::json!({
-                    "id": id.to_string(),
-                    "integration_id": cols[0].and_then(|d| pgrx::Uuid::from_datum(d, false)).map(|u| u.to_string()),
-                    "credential_type": cols[1].map(lookup::enum_label),
-                    "expires_at": cols[4].and_then(|d| TimestampWithTimeZone::from_datum(d, false)),
-                    "scopes": cols[5].and_then(|d| Vec::<String>::from_datum(d, false)),
-                    "status": cols[6].map(lookup::enum_label),
-                })
-            };
-            (
-                Some(meta),
-                cols[2].map(lookup::bytea),
-                cols[3].map(lookup::bytea),
-            )
+            unsafe {
+                let integration = cols[0].and_then(|d| pgrx::Uuid::from_datum(d, false));
+                out.string(
+                    "integration_id",
+                    integration.as_ref().map(hyphenated).as_deref(),
+                );
+                out.string(
+                    "credential_type",
+                    cols[1].map(lookup::enum_label).as_deref(),
+                );
+                out.string(
+                    "expires_at",
+                    cols[4].map(lookup::timestamptz_json).as_deref(),
+                );
+                let scopes = cols[5].and_then(|d| Vec::<String>::from_datum(d, false));
+                out.strings("scopes", scopes.as_deref());
+                out.string("status", cols[6].map(lookup::enum_label).as_deref());
+            }
+            (cols[2].map(lookup::bytea), cols[3].map(lookup::bytea))
         },
     );
-    let Some((Some(mut out), Some(encrypted_data), encrypted_refresh)) = row else {
+    let Some((Some(encrypted_data), encrypted_refresh)) = row else {
         raise(
             PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
             format!("credential {id} not found"),
             None,
         )
     };
-    let data = zeroize::Zeroizing::new(open(&tenant, &id, DATA, &encrypted_data));
-    let data: serde_json::Value = serde_json::from_slice(&data).unwrap_or_else(|_| {
+    let corrupt = |what: &str| -> ! {
         raise(
             PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-            format!("credential {id}: decrypted data is not JSON"),
+            format!("credential {id}: the decrypted {what}"),
             None,
         )
-    });
-    let refresh = encrypted_refresh.map(|c| {
-        let plain = zeroize::Zeroizing::new(open(&tenant, &id, REFRESH, &c));
-        String::from_utf8_lossy(&plain).into_owned()
-    });
-    if let Some(obj) = out.as_object_mut() {
-        obj.insert("data".into(), data);
-        obj.insert(
-            "refresh_token".into(),
-            refresh
-                .map(serde_json::Value::String)
-                .unwrap_or(serde_json::Value::Null),
-        );
+    };
+    // The plaintext is the jsonb container store_credential encrypted (the AEAD tag proves it).
+    let data = zeroize::Zeroizing::new(open(&tenant, &id, DATA, &encrypted_data));
+    if !crate::jsonb::container_is_object(&data) {
+        corrupt("data is not a jsonb object");
     }
-    pgrx::JsonB(out)
+    out.container("data", &data);
+    let refresh =
+        encrypted_refresh.map(|c| zeroize::Zeroizing::new(open(&tenant, &id, REFRESH, &c)));
+    let refresh_token = refresh
+        .as_ref()
+        .map(|r| std::str::from_utf8(r).unwrap_or_else(|_| corrupt("refresh token is not UTF-8")));
+    out.string("refresh_token", refresh_token);
+    out.finish()
+}
+
+/// A uuid in its usual text form, without going through `fmt` (measurably slower per call).
+fn hyphenated(u: &pgrx::Uuid) -> String {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::from_bytes(*u.as_bytes())
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_string()
 }
 
 /// Change credential `id` of the current tenant: the fields given are replaced (secrets
@@ -255,7 +269,7 @@ pub fn read_credential(id: Option<pgrx::Uuid>) -> pgrx::JsonB {
 #[pg_extern(volatile, parallel_unsafe)]
 pub fn update_credential(
     id: Option<pgrx::Uuid>,
-    data: default!(Option<pgrx::JsonB>, "NULL"),
+    data: default!(Option<JsonbArg>, "NULL"),
     refresh_token: default!(Option<&str>, "NULL"),
     expires_at: default!(Option<TimestampWithTimeZone>, "NULL"),
     scopes: default!(Option<Vec<String>>, "NULL"),
@@ -263,7 +277,7 @@ pub fn update_credential(
     clear_refresh_token: default!(bool, false),
 ) {
     let id = id.unwrap_or_else(|| null_argument("id"));
-    if data.as_ref().is_some_and(|d| !d.0.is_object()) {
+    if data.as_ref().is_some_and(|d| !d.is_object()) {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             "data must be a JSON object",
@@ -286,10 +300,7 @@ pub fn update_credential(
             envelope::current_data_key(&tenant)
         })
     };
-    let encrypted_data = data.map(|d| {
-        let plaintext = zeroize::Zeroizing::new(d.0.to_string().into_bytes());
-        seal(key(), &tenant, &id, DATA, &plaintext)
-    });
+    let encrypted_data = data.map(|d| seal(key(), &tenant, &id, DATA, d.container()));
     let encrypted_refresh = refresh_token.map(|t| seal(key(), &tenant, &id, REFRESH, t.as_bytes()));
     let updated = Spi::connect_mut(|client| {
         client
