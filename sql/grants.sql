@@ -59,11 +59,17 @@ ALTER TABLE tenancy.request_logs_default FORCE ROW LEVEL SECURITY;
 GRANT USAGE ON SCHEMA tenancy TO anon, authenticated, service_role;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON
-    tenancy.memberships, tenancy.api_keys, tenancy.clients, tenancy.client_users, tenancy.projects,
+    tenancy.memberships, tenancy.clients, tenancy.client_users, tenancy.projects,
     tenancy.integrations, tenancy.actions, tenancy.integration_credentials, tenancy.field_mappings,
     tenancy.subscriptions, tenancy.jobs, tenancy.assets
     TO authenticated, service_role;
 GRANT SELECT, INSERT ON tenancy.request_logs, tenancy.subscription_audit TO authenticated, service_role;
+-- API keys are made, revoked and rotated by their functions only (src/api_keys.rs); the hash is
+-- no one's to read.  Owner/admin (RLS) may rename or delete a key.
+GRANT SELECT (tenant_id, id, name, prefix, environment, scopes, expires_at, revoked_at, replaced_by,
+              created_by, created_at, updated_at),
+      UPDATE (name), DELETE
+    ON tenancy.api_keys TO authenticated, service_role;
 GRANT SELECT ON tenancy.tenants, tenancy.users TO authenticated;
 GRANT UPDATE (name, email, settings) ON tenancy.tenants TO authenticated;
 GRANT UPDATE (name, avatar_url) ON tenancy.users TO authenticated;
@@ -74,7 +80,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenants, tenancy.users TO servic
 -- ---------------------------------------------------------------------------------------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenancy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    tenancy.current_tenant_id(), tenancy.current_user_id(), tenancy.current_role(), tenancy.pre_request()
+    tenancy.current_tenant_id(), tenancy.current_user_id(), tenancy.current_role(), tenancy.pre_request(),
+    tenancy.current_api_key_id(), tenancy.has_scope(text)
     TO anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION tenancy.set_tenant(uuid, uuid), tenancy.clear_context()
     TO authenticated, service_role;
@@ -86,5 +93,13 @@ GRANT EXECUTE ON FUNCTION
     tenancy.credentials_expiring(interval)
     TO authenticated, service_role;
 GRANT EXECUTE ON FUNCTION tenancy.shred_tenant(uuid), tenancy.rotate_tenant_key(uuid, integer) TO service_role;
+GRANT EXECUTE ON FUNCTION
+    tenancy.create_api_key(text, text[], timestamptz, text),
+    tenancy.revoke_api_key(uuid),
+    tenancy.rotate_api_key(uuid, interval),
+    tenancy.list_api_keys(),
+    tenancy.verify_api_key(text),
+    tenancy.authenticate(text)
+    TO authenticated, service_role;
 -- Superuser only (no grant): tenancy.rotate_root_key(integer), tenancy.root_key_usage(),
 -- tenancy.generate_root_key(text).

@@ -14,7 +14,8 @@
 -- per statement (an InitPlan), and no policy reads another table (fast, and what Citus requires).
 --
 -- Kinds:
---   standard     every member reads; owner, admin, manager and member write (client reads only)
+--   standard     every member reads; owner, admin, manager, member and API keys write (client
+--                reads only; scopes are for the application's own policies: tenancy.has_scope)
 --   sensitive    only owner and admin read or write (api_keys, integration_credentials)
 --   members      memberships: every member reads the tenant's members, and every user reads their
 --                own memberships in any tenant (to choose a tenant); owner and admin write
@@ -28,7 +29,7 @@ CREATE FUNCTION tenancy._isolate(tbl regclass, kind text)
 AS $$
 DECLARE
     tenant_match constant text := 'tenant_id = (SELECT tenancy.current_tenant_id())';
-    writers      constant text := '(SELECT tenancy.current_role()) = ANY (''{owner,admin,manager,member}''::text[])';
+    writers      constant text := '(SELECT tenancy.current_role()) = ANY (''{owner,admin,manager,member,api_key}''::text[])';
     admins       constant text := '(SELECT tenancy.current_role()) = ANY (''{owner,admin}''::text[])';
     read_using   text;
     write_check  text;

@@ -99,22 +99,26 @@ CREATE TABLE tenancy.memberships (
 );
 CREATE INDEX memberships_user_id_idx ON tenancy.memberships (user_id);
 
--- api_keys: Tenant.waygateApiKeyHash, generalised.  Only a keyed hash is stored.
+-- api_keys: Tenant.waygateApiKeyHash, generalised.  Only a keyed hash of the secret is stored
+-- (src/api_keys.rs); rows are written by tenancy.create_api_key() / revoke / rotate only.  A key
+-- carries its tenant id and key id: verification finds the row by primary key, as every other
+-- lookup does (and as Citus needs: no unique constraint without tenant_id).  last_used_at lives in
+-- tenancy.api_key_usage (sql/api_keys.sql), so recording use never locks these rows.
 CREATE TABLE tenancy.api_keys (
     tenant_id    uuid        NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
     id           uuid        NOT NULL DEFAULT gen_random_uuid(),
     name         text        NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
     prefix       text        NOT NULL CHECK (length(prefix) BETWEEN 1 AND 64),
+    environment  text        NOT NULL DEFAULT 'live' CHECK (environment IN ('live', 'test')),
     key_hash     bytea       NOT NULL CHECK (length(key_hash) = 32),
     scopes       text[]      NOT NULL DEFAULT '{}',
     expires_at   timestamptz,
     revoked_at   timestamptz,
+    replaced_by  uuid,
     created_by   uuid        REFERENCES tenancy.users (id) ON DELETE SET NULL,
-    last_used_at timestamptz,
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT api_keys_pkey PRIMARY KEY (tenant_id, id),
-    CONSTRAINT api_keys_key_hash_key UNIQUE (tenant_id, key_hash)
+    CONSTRAINT api_keys_pkey PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX api_keys_created_by_idx ON tenancy.api_keys (created_by);
 

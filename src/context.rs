@@ -55,8 +55,12 @@ fn context_uuid(n: usize) -> Option<pgrx::Uuid> {
     })
 }
 
-/// The roles a context can carry, as static strings (no allocation per call).
-pub const ROLES: [&str; 6] = ["owner", "admin", "manager", "member", "client", "service"];
+/// The roles a context can carry, as static strings (no allocation per call).  `api_key`: the
+/// context came from `tenancy.authenticate(key)`; it writes like a member, and its scopes are
+/// checked with `tenancy.has_scope()`.
+pub const ROLES: [&str; 7] = [
+    "owner", "admin", "manager", "member", "client", "service", "api_key",
+];
 
 /// The tenant of the current transaction, or NULL when no context is set.
 #[pg_extern(stable, parallel_safe)]
@@ -70,12 +74,31 @@ pub fn current_user_id() -> Option<pgrx::Uuid> {
     context_uuid(1)
 }
 
-/// The caller's role in the current tenant (`owner`, `admin`, `manager`, `member`, `client`, or
-/// `service` for service_role), or NULL.  Always call it schema-qualified: `current_role` alone is
+/// The caller's role in the current tenant (`owner`, `admin`, `manager`, `member`, `client`,
+/// `service` for service_role, or `api_key` after `tenancy.authenticate`), or NULL.  Always call it schema-qualified: `current_role` alone is
 /// the SQL keyword CURRENT_ROLE.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_role() -> Option<&'static str> {
     context_field(2, |b| ROLES.iter().copied().find(|r| r.as_bytes() == b))
+}
+
+/// The API key the current context came from (`tenancy.authenticate`), or NULL.
+#[pg_extern(stable, parallel_safe)]
+pub fn current_api_key_id() -> Option<pgrx::Uuid> {
+    context_uuid(3)
+}
+
+/// Whether the current context came from an API key that carries `scope` (or the scope `*`).
+/// False without an API key: scopes limit keys; users are limited by their role.
+#[pg_extern(stable, parallel_safe)]
+pub fn has_scope(scope: &str) -> bool {
+    context_field(4, |b| {
+        Some(
+            b.split(|c| *c == b' ')
+                .any(|s| s == scope.as_bytes() || s == b"*"),
+        )
+    })
+    .unwrap_or(false)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -85,6 +108,17 @@ pub fn current_role() -> Option<&'static str> {
 /// Set (or, with `None`, clear) the whole context at once, so no part of an earlier one survives.
 /// Transaction-local (`GUC_ACTION_LOCAL`), and skipped when the context would not change.
 fn set_context(tenant: Option<pgrx::Uuid>, user: Option<pgrx::Uuid>, role: Option<&str>) {
+    set_context_with_key(tenant, user, role, None)
+}
+
+/// [`set_context`], for a context that came from an API key: its id and scopes are fields 3 and 4
+/// (scopes separated by spaces; src/api_keys.rs allows no space or comma in a scope).
+pub(crate) fn set_context_with_key(
+    tenant: Option<pgrx::Uuid>,
+    user: Option<pgrx::Uuid>,
+    role: Option<&str>,
+    key: Option<(&pgrx::Uuid, &[String])>,
+) {
     let mut value = String::with_capacity(90);
     let mut buf = uuid::Uuid::encode_buffer();
     for id in [tenant, user] {
@@ -98,6 +132,16 @@ fn set_context(tenant: Option<pgrx::Uuid>, user: Option<pgrx::Uuid>, role: Optio
         value.push(',');
     }
     value.push_str(role.unwrap_or_default());
+    if let Some((id, scopes)) = key {
+        value.push(',');
+        value.push_str(
+            uuid::Uuid::from_bytes(*id.as_bytes())
+                .hyphenated()
+                .encode_lower(&mut buf),
+        );
+        value.push(',');
+        value.push_str(&scopes.join(" "));
+    }
     // SAFETY: reads the current value (see context_field).
     let current = unsafe { *gucs::CONTEXT.as_ptr() };
     let unchanged = if current.is_null() {
@@ -188,6 +232,12 @@ fn intern(label: &str) -> &'static str {
         .copied()
         .find(|k| *k == label)
         .unwrap_or("unknown")
+}
+
+/// The status of `tenant` (`active`, `suspended`, `archived`), or `None` if it does not exist;
+/// from the same per-backend cache as memberships.
+pub(crate) fn tenant_status(tenant: pgrx::Uuid) -> Option<&'static str> {
+    cached_membership(tenant, None).map(|(status, _)| status)
 }
 
 type CacheKey = ([u8; 16], Option<[u8; 16]>);

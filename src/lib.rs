@@ -10,12 +10,15 @@
 //! | [`lookup`]    | `sql/caches.sql`       | primary-key lookups without SPI, per-backend caches |
 //! | [`triggers`]  | `sql/triggers.sql`     | the `updated_at` trigger and `manage_updated_at`    |
 //! | [`vault`]     | `sql/vault.sql`        | keyring, envelope keys, AEAD format, credentials    |
+//! | [`api_keys`]  | `sql/api_keys.sql`     | tenant API keys: issue, verify, authenticate        |
+//! | [`jsonb`]     |                        | jsonb in and out without text (vault)               |
 //! | (isolation)   | `sql/isolation.sql`    | RLS policies, `enable_tenant_isolation`             |
 //! | (supabase)    | `sql/supabase.sql`     | mirror `auth.users` into `tenancy.users`            |
 //! | (operations)  | `sql/operations.sql`   | `health()`, `seed_demo()`                           |
 //! | (grants)      | `sql/grants.sql`       | policies on every table, grants (finalize)          |
 use pgrx::prelude::*;
 
+pub mod api_keys;
 pub mod context;
 pub mod error;
 pub mod gucs;
@@ -29,9 +32,14 @@ pub mod vault;
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/vault.sql", name = "vault", requires = ["schema"]);
 extension_sql_file!(
+    "../sql/api_keys.sql",
+    name = "api_keys",
+    requires = ["schema", "vault"]
+);
+extension_sql_file!(
     "../sql/caches.sql",
     name = "caches",
-    requires = ["schema", "vault"]
+    requires = ["schema", "vault", "api_keys"]
 );
 extension_sql_file!(
     "../sql/triggers.sql",

@@ -7,7 +7,8 @@ SELECT has_schema('tenancy');
 SELECT tables_are('tenancy', ARRAY[
     'tenants', 'users', 'memberships', 'api_keys', 'clients', 'client_users', 'projects', 'integrations',
     'actions', 'integration_credentials', 'field_mappings', 'request_logs', 'request_logs_default',
-    'subscriptions', 'subscription_audit', 'jobs', 'assets', 'root_keys', 'data_keys'], 'exactly the tables of the model');
+    'subscriptions', 'subscription_audit', 'jobs', 'assets', 'root_keys', 'data_keys', 'peppers', 'api_key_usage'],
+    'exactly the tables of the model');
 SELECT enums_are('tenancy', ARRAY['tenant_status', 'member_role', 'auth_type', 'integration_status',
     'credential_type', 'credential_status', 'http_method', 'mapping_direction']);
 SELECT enum_has_labels('tenancy', 'auth_type', ARRAY['oauth2', 'api_key', 'basic', 'bearer', 'custom_header']);

@@ -9,6 +9,7 @@ SELECT * FROM no_plan();
 -- Fixture rows for the tables the demo leaves empty (the API key hash is a dummy here).
 INSERT INTO tenancy.api_keys (tenant_id, name, prefix, key_hash)
 SELECT t, 'fixture', 'tk_test_fx', sha256(t::text::bytea) FROM unnest(ARRAY[:acme, :globex]::uuid[]) t;
+INSERT INTO tenancy.api_key_usage (tenant_id, key_id, last_used_at) SELECT tenant_id, id, now() FROM tenancy.api_keys;
 CREATE FUNCTION pg_temp.store_fixture_credentials() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE i record;
 BEGIN
@@ -20,10 +21,10 @@ BEGIN
 END $$;
 SELECT pg_temp.store_fixture_credentials();
 
--- internal: tables no application role may read at all (the vault's keys).
+-- internal: tables no application role may read at all (the vault's keys, API-key usage).
 CREATE TEMP TABLE tenant_tables AS
 SELECT c.oid::regclass AS tbl, c.relname::text AS name,
-       NOT has_table_privilege('authenticated', c.oid, 'SELECT') AS internal
+       NOT has_any_column_privilege('authenticated', c.oid, 'SELECT') AS internal
 FROM pg_class c
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
 WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition

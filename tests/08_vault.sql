@@ -196,8 +196,8 @@ SELECT results_eq('SELECT rewrapped, remaining FROM tenancy.rotate_root_key()', 
                   'with one root key there is nothing to rewrap');
 SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT tenancy.rotate_root_key()'), 'error:42501', 'root key rotation is for superusers');
 SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT count(*) FROM tenancy.root_key_usage()'), 'error:42501', 'so is the root key usage');
-SELECT results_eq('SELECT key_id, in_keyring, active, matches_record, data_keys FROM tenancy.root_key_usage()',
-                  $$SELECT 'k1'::text, true, true, true, (SELECT count(*) FROM tenancy.data_keys)$$, 'root_key_usage: k1 wraps every data key');
+SELECT results_eq('SELECT key_id, in_keyring, active, matches_record, wrapped_keys FROM tenancy.root_key_usage()',
+                  $$SELECT 'k1'::text, true, true, true, (SELECT count(*) FROM tenancy.data_keys) + (SELECT count(*) FROM tenancy.peppers)$$, 'root_key_usage: k1 wraps every data key and the pepper');
 
 -- Crypto-shredding: shred_tenant destroys the tenant's data keys; its credentials are unreadable
 -- for good and marked revoked; the other tenant is untouched.  Only service_role may do it.

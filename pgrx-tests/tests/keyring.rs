@@ -89,7 +89,7 @@ fn store(c: &mut Client, tenant: &str, integration: &str, secret: &str) -> Strin
 
 fn usage(c: &mut Client) -> Vec<(String, bool, bool, Option<bool>, i64)> {
     c.query(
-        "SELECT key_id, in_keyring, active, matches_record, data_keys FROM tenancy.root_key_usage() ORDER BY key_id",
+        "SELECT key_id, in_keyring, active, matches_record, wrapped_keys FROM tenancy.root_key_usage() ORDER BY key_id",
         &[],
     )
     .unwrap()

@@ -84,27 +84,42 @@ fn root_key(id: &str) -> &'static keyring::RootKey {
     key
 }
 
-/// Decode a stored (root key id, wrapped key) of `tenant` version `version`.
-pub fn unwrap(tenant: &pgrx::Uuid, version: u32, root_key_id: &str, wrapped: &[u8]) -> DataKey {
+/// Open `wrapped`, a 32-byte key sealed under root key `root_key_id` (checked against its
+/// recorded fingerprint) with associated data `aad`.  `what` names it in errors.
+pub fn open_under(
+    root_key_id: &str,
+    aad: &[u8],
+    wrapped: &[u8],
+    what: &str,
+) -> Zeroizing<[u8; 32]> {
     let root = root_key(root_key_id);
-    let plain = Zeroizing::new(
-        aead::open(&root.key, &wrap_aad(tenant, version), wrapped).unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-                format!("data key {version} of the tenant cannot be unwrapped: {e}"),
-                None,
-            )
-        }),
-    );
-    let mut key = Zeroizing::new([0u8; 32]);
+    let plain = Zeroizing::new(aead::open(&root.key, aad, wrapped).unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("{what} cannot be unwrapped: {e}"),
+            None,
+        )
+    }));
     if plain.len() != 32 {
         raise(
             PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-            "a stored data key has the wrong length",
+            format!("{what} has the wrong length"),
             None,
         );
     }
+    let mut key = Zeroizing::new([0u8; 32]);
     key.copy_from_slice(&plain);
+    key
+}
+
+/// Decode a stored (root key id, wrapped key) of `tenant` version `version`.
+pub fn unwrap(tenant: &pgrx::Uuid, version: u32, root_key_id: &str, wrapped: &[u8]) -> DataKey {
+    let key = open_under(
+        root_key_id,
+        &wrap_aad(tenant, version),
+        wrapped,
+        &format!("data key {version} of the tenant"),
+    );
     DataKey { version, key }
 }
 
@@ -219,7 +234,12 @@ pub fn active_root() -> &'static keyring::RootKey {
 
 /// `key`, data key `version` of `tenant`, sealed under the root key `root`.
 pub fn wrap(root: &keyring::RootKey, tenant: &pgrx::Uuid, version: u32, key: &[u8; 32]) -> Vec<u8> {
-    aead::seal(&root.key, 0, &wrap_aad(tenant, version), key).unwrap_or_else(|_| {
+    seal_under(root, &wrap_aad(tenant, version), key)
+}
+
+/// `key` sealed under the root key `root` with associated data `aad`.
+pub fn seal_under(root: &keyring::RootKey, aad: &[u8], key: &[u8; 32]) -> Vec<u8> {
+    aead::seal(&root.key, 0, aad, key).unwrap_or_else(|_| {
         raise(
             PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
             "the OS random number generator failed",

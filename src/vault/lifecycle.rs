@@ -49,7 +49,8 @@ fn require_tenant(tenant: &pgrx::Uuid) {
     }
 }
 
-/// Rewrap every data key that is not under the active root key with the active root key.  The
+/// Rewrap every data key (and the API-key pepper) that is not under the active root key with the
+/// active root key.  The
 /// credential rows are not touched: their ciphertexts stay valid, only the wrapping of the data
 /// keys changes.  The root keys being retired must still be in the keyring.  Once `remaining` is
 /// 0, no data key needs the old root keys any more (`tenancy.root_key_usage()`), and they can be
@@ -100,9 +101,36 @@ pub fn rotate_root_key(
                 )?;
                 rewrapped += 1;
             }
+            // The API-key pepper (src/api_keys.rs) is wrapped the same way: one small row.
+            let peppers = client.update(
+                "SELECT purpose, root_key_id, wrapped_key FROM tenancy.peppers
+                 WHERE root_key_id <> $1 ORDER BY purpose FOR UPDATE",
+                None,
+                &[root_id.clone().into()],
+            )?;
+            let mut stale_peppers = Vec::new();
+            for row in peppers {
+                stale_peppers.push((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                    row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                ));
+            }
+            for (purpose, old_root, wrapped) in stale_peppers {
+                let aad = crate::api_keys::pepper_aad(&purpose);
+                let key = envelope::open_under(&old_root, &aad, &wrapped, "a pepper");
+                let wrapped = envelope::seal_under(root, &aad, &key);
+                client.update(
+                    "UPDATE tenancy.peppers SET root_key_id = $2, wrapped_key = $3 WHERE purpose = $1",
+                    None,
+                    &[purpose.into(), root_id.clone().into(), wrapped.into()],
+                )?;
+                rewrapped += 1;
+            }
             let remaining = client
                 .update(
-                    "SELECT count(*) FROM tenancy.data_keys WHERE root_key_id <> $1",
+                    "SELECT (SELECT count(*) FROM tenancy.data_keys WHERE root_key_id <> $1)
+                          + (SELECT count(*) FROM tenancy.peppers WHERE root_key_id <> $1)",
                     None,
                     &[root_id.clone().into()],
                 )?
@@ -278,8 +306,8 @@ pub fn shred_tenant(tenant: Option<pgrx::Uuid>) -> i32 {
 
 /// Every root key this database knows of (recorded in `tenancy.root_keys`) or the keyring holds:
 /// whether it is in the keyring, whether it is the active one, whether the keyring's key matches
-/// the recorded fingerprint, and how many data keys it wraps.  A key with `data_keys = 0` can be
-/// removed from the keyring.  Never key material or fingerprints.  Superuser only.
+/// the recorded fingerprint, and how many keys it wraps (tenant data keys and the API-key
+/// pepper).  A key with `wrapped_keys = 0` can be removed from the keyring.  Never key material or fingerprints.  Superuser only.
 #[pg_extern(volatile, parallel_unsafe)]
 pub fn root_key_usage() -> TableIterator<
     'static,
@@ -288,7 +316,7 @@ pub fn root_key_usage() -> TableIterator<
         name!(in_keyring, bool),
         name!(active, bool),
         name!(matches_record, Option<bool>),
-        name!(data_keys, i64),
+        name!(wrapped_keys, i64),
     ),
 > {
     let ring = super::keyring();
@@ -298,6 +326,7 @@ pub fn root_key_usage() -> TableIterator<
             for row in client.select(
                 "SELECT r.key_id, r.fingerprint,
                         (SELECT count(*) FROM tenancy.data_keys d WHERE d.root_key_id = r.key_id)
+                      + (SELECT count(*) FROM tenancy.peppers p WHERE p.root_key_id = r.key_id)
                  FROM tenancy.root_keys r ORDER BY r.key_id",
                 None,
                 &[],

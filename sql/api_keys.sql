@@ -1,0 +1,69 @@
+-- Tenant API keys (src/api_keys.rs): the pepper their hashes are keyed with, and when each key was
+-- last used.  Neither table is readable by any application role (RLS forced, no policy, no grant).
+
+-- The HMAC key ("pepper") of the API-key hashes: 256 random bits made by the database on first
+-- use, stored only wrapped under the active root key (like a data key), rewrapped by
+-- tenancy.rotate_root_key().  A dump of tenancy.api_keys is useless for checking guesses offline
+-- without the root keyring.
+CREATE TABLE tenancy.peppers (
+    purpose     text        NOT NULL CHECK (purpose IN ('api_keys')),
+    root_key_id text        NOT NULL REFERENCES tenancy.root_keys (key_id),
+    wrapped_key bytea       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT peppers_pkey PRIMARY KEY (purpose)
+);
+CREATE INDEX peppers_root_key_idx ON tenancy.peppers (root_key_id);
+ALTER TABLE tenancy.peppers ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenancy.peppers FORCE ROW LEVEL SECURITY;
+SELECT pg_catalog.pg_extension_config_dump('tenancy.peppers', '');
+
+-- Last use of each key, written by verification at most once a minute per key, never waiting for a
+-- lock (a key whose row another transaction is writing is simply not recorded this time), and
+-- not at all in read-only transactions or on a standby.  A separate table, so that recording use
+-- never holds a lock on tenancy.api_keys that a revocation would wait for.
+CREATE TABLE tenancy.api_key_usage (
+    tenant_id    uuid        NOT NULL,
+    key_id       uuid        NOT NULL,
+    last_used_at timestamptz NOT NULL,
+    CONSTRAINT api_key_usage_pkey PRIMARY KEY (tenant_id, key_id),
+    CONSTRAINT api_key_usage_key_fkey FOREIGN KEY (tenant_id, key_id)
+        REFERENCES tenancy.api_keys (tenant_id, id) ON DELETE CASCADE
+);
+ALTER TABLE tenancy.api_key_usage ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenancy.api_key_usage FORCE ROW LEVEL SECURITY;
+SELECT pg_catalog.pg_extension_config_dump('tenancy.api_key_usage', '');
+
+-- The current tenant's keys, for owner/admin or service_role: everything but the hash.
+CREATE FUNCTION tenancy.list_api_keys()
+    RETURNS TABLE (id uuid, name text, prefix text, environment text, scopes text[], status text,
+                   created_by uuid, created_at timestamptz, expires_at timestamptz,
+                   revoked_at timestamptz, last_used_at timestamptz, replaced_by uuid)
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tenancy.current_tenant_id() IS NULL THEN
+        RAISE EXCEPTION 'no tenant in this transaction''s context' USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Call tenancy.set_tenant() or tenancy.pre_request() first.';
+    END IF;
+    IF tenancy.current_role() IS DISTINCT FROM 'owner' AND tenancy.current_role() IS DISTINCT FROM 'admin'
+       AND tenancy.current_role() IS DISTINCT FROM 'service' THEN
+        RAISE EXCEPTION 'permission denied for API keys: only a tenant''s owner or admin, or service_role, may list them'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN QUERY
+    SELECT k.id, k.name, k.prefix, k.environment, k.scopes,
+           CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
+                WHEN k.expires_at IS NOT NULL AND k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+                ELSE 'active' END,
+           k.created_by, k.created_at, k.expires_at, k.revoked_at, u.last_used_at, k.replaced_by
+    FROM tenancy.api_keys k
+    LEFT JOIN tenancy.api_key_usage u ON u.tenant_id OPERATOR(pg_catalog.=) k.tenant_id AND u.key_id OPERATOR(pg_catalog.=) k.id
+    WHERE k.tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id()
+    ORDER BY k.created_at, k.id;
+END
+$$;
+COMMENT ON FUNCTION tenancy.list_api_keys() IS
+    'The current tenant''s API keys (never their hashes), with status and last use; owner/admin or service_role';

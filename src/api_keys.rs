@@ -1,0 +1,869 @@
+//! Tenant API keys, verified by the database.
+//!
+//! ```text
+//! tk_live_<tenant id: 22 base62><key id: 22 base62><secret: 43 base62><checksum: 6 base62>
+//!                                                                          (101 characters)
+//! ```
+//!
+//! * `tk_live_` / `tk_test_`: a prefix secret scanners can match, with the environment.
+//! * tenant id and key id: the row's primary key, so verification is one index lookup (and a
+//!   Citus cluster routes it to one shard).
+//! * secret: 256 bits from the OS CSPRNG.
+//! * checksum: the first 4 bytes of SHA-256 over everything before it (domain-separated), so a
+//!   typo or a random string is refused without touching a table, and a scanner can check a
+//!   candidate offline.
+//!
+//! Only `HMAC-SHA256(pepper, domain ‖ environment ‖ tenant id ‖ key id ‖ secret)` is stored.  The pepper is
+//! 256 random bits made by the database and stored only wrapped under the vault's root key
+//! (`tenancy.peppers`), so a dump of `tenancy.api_keys` cannot check guesses offline without the
+//! keyring.  Keys are high-entropy: a slow hash (bcrypt) would only make every request slow.
+//! Comparison is constant-time.
+//!
+//! `tenancy.authenticate(key)` turns a key into the transaction's tenant context (role `api_key`,
+//! the key's id and scopes), so RLS applies from the next statement on; like every context it ends
+//! with the transaction, which is what makes it safe behind PgBouncer's transaction pooling.
+use crate::context;
+use crate::error::{null_argument, raise};
+use crate::lookup::{self, Key};
+use crate::vault::envelope;
+use hmac::{Hmac, Mac};
+use pgrx::prelude::*;
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use zeroize::Zeroizing;
+
+// ------------------------------------------------------------------------------------------------
+// The key format (pure Rust, unit-tested)
+// ------------------------------------------------------------------------------------------------
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const ID_CHARS: usize = 22; // 62^22 > 2^128
+const SECRET_CHARS: usize = 43; // 62^43 > 2^256
+const CHECK_CHARS: usize = 6; // 62^6 > 2^32
+const ENV_PREFIX_LEN: usize = 8; // "tk_live_" / "tk_test_"
+pub const KEY_LEN: usize = ENV_PREFIX_LEN + 2 * ID_CHARS + SECRET_CHARS + CHECK_CHARS;
+/// Characters of a key kept as its display prefix: the environment, the tenant and 6 of the key id.
+const DISPLAY_LEN: usize = ENV_PREFIX_LEN + ID_CHARS + 6;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Env {
+    Live,
+    Test,
+}
+
+impl Env {
+    fn prefix(self) -> &'static str {
+        match self {
+            Env::Live => "tk_live_",
+            Env::Test => "tk_test_",
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Env::Live => "live",
+            Env::Test => "test",
+        }
+    }
+    fn parse(name: &str) -> Option<Env> {
+        match name {
+            "live" => Some(Env::Live),
+            "test" => Some(Env::Test),
+            _ => None,
+        }
+    }
+}
+
+/// Big-endian bytes as exactly `width` base62 digits.
+fn base62_encode(bytes: &[u8], width: usize) -> String {
+    let mut n = bytes.to_vec();
+    let mut digits = vec![b'0'; width];
+    for d in digits.iter_mut().rev() {
+        let mut rem = 0u32;
+        for b in n.iter_mut() {
+            let acc = (rem << 8) | u32::from(*b);
+            *b = (acc / 62) as u8;
+            rem = acc % 62;
+        }
+        *d = ALPHABET[rem as usize];
+    }
+    debug_assert!(n.iter().all(|b| *b == 0), "width too small");
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// Exactly `N` big-endian bytes from base62 digits; `None` for a bad digit or a value that does
+/// not fit (every value has one encoding).
+fn base62_decode<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    for c in digits {
+        let v = match c {
+            b'0'..=b'9' => c - b'0',
+            b'A'..=b'Z' => c - b'A' + 10,
+            b'a'..=b'z' => c - b'a' + 36,
+            _ => return None,
+        };
+        let mut carry = u32::from(v);
+        for b in out.iter_mut().rev() {
+            let acc = u32::from(*b) * 62 + carry;
+            *b = acc as u8;
+            carry = acc >> 8;
+        }
+        if carry != 0 {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn checksum(body: &[u8]) -> [u8; 4] {
+    let digest = Sha256::new()
+        .chain_update(b"pg_tenancy/api-key-checksum/v1\0")
+        .chain_update(body)
+        .finalize();
+    [digest[0], digest[1], digest[2], digest[3]]
+}
+
+/// A well-formed key, split.  The secret is zeroized when dropped.
+pub struct ParsedKey {
+    pub env: Env,
+    pub tenant: [u8; 16],
+    pub id: [u8; 16],
+    pub secret: Zeroizing<[u8; 32]>,
+}
+
+pub fn encode(env: Env, tenant: &[u8; 16], id: &[u8; 16], secret: &[u8; 32]) -> Zeroizing<String> {
+    let mut key = Zeroizing::new(String::with_capacity(KEY_LEN));
+    key.push_str(env.prefix());
+    key.push_str(&base62_encode(tenant, ID_CHARS));
+    key.push_str(&base62_encode(id, ID_CHARS));
+    key.push_str(&Zeroizing::new(base62_encode(secret, SECRET_CHARS)));
+    let check = checksum(key.as_bytes());
+    key.push_str(&base62_encode(&check, CHECK_CHARS));
+    key
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum FormatError {
+    Empty,
+    Malformed,
+    Checksum,
+}
+
+/// Parse and check a key without any table: length, prefix, alphabet, checksum.
+pub fn parse(key: &[u8]) -> Result<ParsedKey, FormatError> {
+    if key.is_empty() {
+        return Err(FormatError::Empty);
+    }
+    if key.len() != KEY_LEN {
+        return Err(FormatError::Malformed);
+    }
+    let env = match &key[..ENV_PREFIX_LEN] {
+        b"tk_live_" => Env::Live,
+        b"tk_test_" => Env::Test,
+        _ => return Err(FormatError::Malformed),
+    };
+    let (body, check) = key.split_at(KEY_LEN - CHECK_CHARS);
+    let check = base62_decode::<4>(check).ok_or(FormatError::Malformed)?;
+    let tenant_part = &body[ENV_PREFIX_LEN..ENV_PREFIX_LEN + ID_CHARS];
+    let id_part = &body[ENV_PREFIX_LEN + ID_CHARS..ENV_PREFIX_LEN + 2 * ID_CHARS];
+    let secret_part = &body[ENV_PREFIX_LEN + 2 * ID_CHARS..];
+    let tenant = base62_decode::<16>(tenant_part).ok_or(FormatError::Malformed)?;
+    let id = base62_decode::<16>(id_part).ok_or(FormatError::Malformed)?;
+    let secret = Zeroizing::new(base62_decode::<32>(secret_part).ok_or(FormatError::Malformed)?);
+    if checksum(body) != check {
+        return Err(FormatError::Checksum);
+    }
+    Ok(ParsedKey {
+        env,
+        tenant,
+        id,
+        secret,
+    })
+}
+
+/// The keyed hash stored for a key.
+pub fn key_hash(
+    pepper: &[u8; 32],
+    env: Env,
+    tenant: &[u8; 16],
+    id: &[u8; 16],
+    secret: &[u8; 32],
+) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(pepper).unwrap_or_else(|_| unreachable!());
+    mac.update(b"pg_tenancy/api-key/v1\0");
+    mac.update(env.name().as_bytes());
+    mac.update(tenant);
+    mac.update(id);
+    mac.update(secret);
+    mac.finalize().into_bytes().into()
+}
+
+/// A scope: 1-100 characters of letters, digits and `_ . : * -` (no space, no comma: scopes
+/// travel in the context setting separated by spaces).
+pub fn valid_scope(s: &str) -> bool {
+    (1..=100).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:*-".contains(&b))
+}
+
+// ------------------------------------------------------------------------------------------------
+// The pepper
+// ------------------------------------------------------------------------------------------------
+
+const PURPOSE: &str = "api_keys";
+
+pub fn pepper_aad(purpose: &str) -> Vec<u8> {
+    let mut aad = b"pg_tenancy/pepper/v1\0".to_vec();
+    aad.extend_from_slice(purpose.as_bytes());
+    aad
+}
+
+thread_local! {
+    /// The unwrapped pepper, until tenancy.peppers or tenancy.root_keys changes.
+    static PEPPER: lookup::Cache<(), Zeroizing<[u8; 32]>> = const { lookup::Cache::new(1) };
+}
+
+fn stored_pepper() -> Option<(String, Vec<u8>)> {
+    let purpose = std::ffi::CString::new(PURPOSE).unwrap_or_default();
+    lookup::fetch(
+        c"peppers",
+        c"peppers_pkey",
+        &[Key {
+            column: 1,
+            eq_proc: pg_sys::F_TEXTEQ,
+            // SAFETY: a palloc'd text copy of a NUL-terminated string.
+            value: unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text(purpose.as_ptr())) },
+        }],
+        &[c"root_key_id", c"wrapped_key"],
+        |cols| Some((lookup::text(cols[0]?), lookup::bytea(cols[1]?))),
+    )
+    .flatten()
+}
+
+/// The pepper, made (and stored wrapped under the active root key) on first use.
+fn pepper() -> Zeroizing<[u8; 32]> {
+    PEPPER.with(|cache| {
+        cache.get_or_load((), || {
+            let (root_id, wrapped) = stored_pepper().unwrap_or_else(|| {
+                let root = envelope::active_root();
+                let mut fresh = Zeroizing::new([0u8; 32]);
+                random(fresh.as_mut());
+                let wrapped = envelope::seal_under(root, &pepper_aad(PURPOSE), &fresh);
+                let root_id = root.id.clone();
+                lookup::as_superuser(|| {
+                    Spi::run_with_args(
+                        "INSERT INTO tenancy.peppers (purpose, root_key_id, wrapped_key) VALUES ($1, $2, $3)
+                         ON CONFLICT (purpose) DO NOTHING",
+                        &[PURPOSE.into(), root_id.into(), wrapped.into()],
+                    )
+                    .unwrap_or_else(|e| spi_failed("storing the API-key pepper", e))
+                });
+                // A concurrent session may have won: read back whichever is stored.
+                stored_pepper().unwrap_or_else(|| {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                        "the API-key pepper could not be read back",
+                        None,
+                    )
+                })
+            });
+            envelope::open_under(&root_id, &pepper_aad(PURPOSE), &wrapped, "the API-key pepper")
+        })
+    })
+}
+
+// ------------------------------------------------------------------------------------------------
+// Helpers
+// ------------------------------------------------------------------------------------------------
+
+fn spi_failed(what: &str, e: impl std::fmt::Display) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("{what} failed: {e}"),
+        None,
+    )
+}
+
+fn random(buf: &mut [u8]) {
+    getrandom::getrandom(buf).unwrap_or_else(|_| {
+        raise(
+            PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
+            "the OS random number generator failed",
+            None,
+        )
+    });
+}
+
+fn now() -> i64 {
+    // SAFETY: the wall clock, in PostgreSQL's timestamp units (µs since 2000-01-01).
+    unsafe { pg_sys::GetCurrentTimestamp() }
+}
+
+/// The tenant of the context, if the caller may manage its keys (owner/admin, or service_role).
+fn managing_tenant() -> pgrx::Uuid {
+    let Some(tenant) = context::current_tenant_id() else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "no tenant in this transaction's context",
+            Some("Call tenancy.set_tenant() or tenancy.pre_request() first."),
+        )
+    };
+    match context::current_role() {
+        Some("owner" | "admin" | "service") => tenant,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "permission denied for API keys: only a tenant's owner or admin, or service_role, may manage them",
+            None,
+        ),
+    }
+}
+
+fn rejected(code: PgSqlErrorCode, message: &str) -> ! {
+    raise(code, message, None)
+}
+
+fn invalid() -> ! {
+    rejected(PgSqlErrorCode::ERRCODE_INVALID_PASSWORD, "invalid API key")
+}
+
+// ------------------------------------------------------------------------------------------------
+// Verification
+// ------------------------------------------------------------------------------------------------
+
+pub struct Verified {
+    pub tenant: pgrx::Uuid,
+    pub id: pgrx::Uuid,
+    pub scopes: Vec<String>,
+}
+
+type KeyRow = (Vec<u8>, Vec<String>, Option<i64>, bool, String);
+
+/// Verify `key`: format and checksum (no table), then the row by key id, the keyed hash in
+/// constant time, revocation, expiry, and the tenant's status.  Every rejection is an ERROR
+/// (28000 for what is not a key at all, 28P01 for a key that is not valid); none repeats the key.
+pub fn verify(key: Option<&str>) -> Verified {
+    // A revocation committed a moment ago must count even inside an open transaction.
+    // SAFETY: processes pending shared invalidations, as taking any relation lock would.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+    let Some(key) = key else {
+        rejected(
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            "no API key given",
+        )
+    };
+    let parsed = parse(key.as_bytes()).unwrap_or_else(|e| match e {
+        FormatError::Empty => rejected(
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            "no API key given",
+        ),
+        FormatError::Malformed | FormatError::Checksum => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            "malformed API key",
+            Some("pg_tenancy API keys are 101 characters starting with tk_live_ or tk_test_; this is not one, or it was mistyped."),
+        ),
+    });
+    let expected = key_hash(
+        &pepper(),
+        parsed.env,
+        &parsed.tenant,
+        &parsed.id,
+        &parsed.secret,
+    );
+    let tenant = pgrx::Uuid::from_bytes(parsed.tenant);
+    let id = pgrx::Uuid::from_bytes(parsed.id);
+    let row: Option<KeyRow> = lookup::fetch(
+        c"api_keys",
+        c"api_keys_pkey",
+        &[Key::uuid(1, &tenant), Key::uuid(2, &id)],
+        &[
+            c"key_hash",
+            c"scopes",
+            c"expires_at",
+            c"revoked_at",
+            c"environment",
+        ],
+        |cols| {
+            // SAFETY: datums of the columns' types from a live slot; from_datum copies.
+            unsafe {
+                Some((
+                    lookup::bytea(cols[0]?),
+                    Vec::<String>::from_datum(cols[1]?, false).unwrap_or_default(),
+                    cols[2].map(|d| d.value() as i64),
+                    cols[3].is_some(),
+                    lookup::text(cols[4]?),
+                ))
+            }
+        },
+    )
+    .flatten();
+    let Some((stored, scopes, expires_at, revoked, env)) = row else {
+        // Same work as a wrong secret: hash compared against something.
+        let _ = subtle::ConstantTimeEq::ct_eq(&expected[..], &[0u8; 32][..]);
+        invalid()
+    };
+    let matches: bool = subtle::ConstantTimeEq::ct_eq(&expected[..], stored.as_slice()).into();
+    if !matches || env != parsed.env.name() {
+        invalid();
+    }
+    if revoked {
+        rejected(
+            PgSqlErrorCode::ERRCODE_INVALID_PASSWORD,
+            "API key has been revoked",
+        );
+    }
+    if expires_at.is_some_and(|t| t <= now()) {
+        rejected(
+            PgSqlErrorCode::ERRCODE_INVALID_PASSWORD,
+            "API key has expired",
+        );
+    }
+    match context::tenant_status(tenant) {
+        Some("active") => {}
+        Some(status) => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            format!("the API key's tenant is {status}"),
+            None,
+        ),
+        None => invalid(),
+    }
+    touch(&tenant, &id);
+    Verified { tenant, id, scopes }
+}
+
+thread_local! {
+    /// When this backend last recorded each key's use (µs), to skip even the lookup within a minute.
+    static TOUCHED: RefCell<HashMap<[u8; 16], i64>> = RefCell::new(HashMap::new());
+}
+
+const MINUTE: i64 = 60_000_000;
+/// Lock class of the "recording this key's use" try-locks in `pg_locks` (objsubid 29809).
+const USAGE_LOCK_CLASS: u16 = 0x7471;
+
+/// Record that key `id` was used: at most once a minute per key, never waiting for a lock, not
+/// in a read-only transaction or on a standby.
+fn touch(tenant: &pgrx::Uuid, id: &pgrx::Uuid) {
+    let now = now();
+    // SAFETY: reading backend-local state.
+    let read_only = unsafe { pg_sys::XactReadOnly || pg_sys::RecoveryInProgress() };
+    if read_only {
+        return;
+    }
+    let recent = |t: i64| now - t < MINUTE;
+    if TOUCHED
+        .with(|t| t.borrow().get(id.as_bytes()).copied())
+        .is_some_and(recent)
+    {
+        return;
+    }
+    let remember = || {
+        TOUCHED.with(|t| {
+            let mut t = t.borrow_mut();
+            if t.len() >= 10_000 {
+                t.clear();
+            }
+            t.insert(*id.as_bytes(), now);
+        })
+    };
+    let last = lookup::fetch(
+        c"api_key_usage",
+        c"api_key_usage_pkey",
+        &[Key::uuid(1, tenant), Key::uuid(2, id)],
+        &[c"last_used_at"],
+        |cols| cols[0].map(|d| d.value() as i64),
+    )
+    .flatten();
+    if last.is_some_and(recent) {
+        return remember();
+    }
+    // Whoever holds this lock is recording the same key's use: let them.
+    let b = id.as_bytes();
+    // SAFETY: a well-formed advisory LOCKTAG in the current database; released at transaction end.
+    let acquired = unsafe {
+        let tag = pg_sys::LOCKTAG {
+            locktag_field1: pg_sys::MyDatabaseId.to_u32(),
+            locktag_field2: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            locktag_field3: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            locktag_field4: USAGE_LOCK_CLASS,
+            locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+            locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+        };
+        pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false, true)
+            != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+    };
+    if !acquired {
+        return;
+    }
+    lookup::as_superuser(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.api_key_usage AS u (tenant_id, key_id, last_used_at) VALUES ($1, $2, clock_timestamp())
+             ON CONFLICT (tenant_id, key_id) DO UPDATE SET last_used_at = excluded.last_used_at
+             WHERE u.last_used_at < excluded.last_used_at - interval '1 minute'",
+            &[(*tenant).into(), (*id).into()],
+        )
+        .unwrap_or_else(|e| spi_failed("recording the API key's use", e))
+    });
+    remember();
+}
+
+// ------------------------------------------------------------------------------------------------
+// SQL functions
+// ------------------------------------------------------------------------------------------------
+
+/// Create an API key for the current tenant and return it: the only time the key is ever shown.
+/// Owner/admin of the tenant, or service_role (after `set_tenant`).  `scopes`: what the key may
+/// do, checked with `tenancy.has_scope()`; `expires_at`: NULL for never; `environment`: `live`
+/// or `test`.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn create_api_key(
+    name: Option<&str>,
+    scopes: default!(Option<Vec<Option<String>>>, "'{}'"),
+    expires_at: default!(Option<TimestampWithTimeZone>, "NULL"),
+    environment: default!(Option<&str>, "'live'"),
+) -> String {
+    let name = name.unwrap_or_else(|| null_argument("name"));
+    let env = Env::parse(environment.unwrap_or_else(|| null_argument("environment")))
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "environment must be 'live' or 'test'",
+                None,
+            )
+        });
+    let scopes = checked_scopes(scopes.unwrap_or_default());
+    if expires_at.is_some_and(|t| t.into_inner() <= now()) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "expires_at must be in the future",
+            None,
+        );
+    }
+    let tenant = managing_tenant();
+    let (key, _) = insert_key(&tenant, name, &scopes, expires_at, env);
+    key.to_string()
+}
+
+fn checked_scopes(scopes: Vec<Option<String>>) -> Vec<String> {
+    if scopes.len() > 64 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a key has at most 64 scopes",
+            None,
+        );
+    }
+    let mut out: Vec<String> = scopes
+        .into_iter()
+        .map(|s| match s {
+            Some(s) if valid_scope(&s) => s,
+            _ => raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "a scope is 1-100 characters of letters, digits and _ . : * -",
+                None,
+            ),
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Make a key, store its hash, return (key, id).
+fn insert_key(
+    tenant: &pgrx::Uuid,
+    name: &str,
+    scopes: &[String],
+    expires_at: Option<TimestampWithTimeZone>,
+    env: Env,
+) -> (Zeroizing<String>, pgrx::Uuid) {
+    if name.is_empty() || name.len() > 255 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "name must be 1-255 bytes",
+            None,
+        );
+    }
+    let mut id = [0u8; 16];
+    random(&mut id);
+    let id = *uuid::Builder::from_random_bytes(id).into_uuid().as_bytes();
+    let mut secret = Zeroizing::new([0u8; 32]);
+    random(secret.as_mut());
+    let hash = key_hash(&pepper(), env, tenant.as_bytes(), &id, &secret);
+    let key = encode(env, tenant.as_bytes(), &id, &secret);
+    let prefix = key[..DISPLAY_LEN].to_string();
+    let id = pgrx::Uuid::from_bytes(id);
+    let created_by = context::current_user_id();
+    lookup::as_superuser(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.api_keys (tenant_id, id, name, prefix, environment, key_hash, scopes, expires_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                     (SELECT u.id FROM tenancy.users u WHERE u.id = $9))",
+            &[
+                (*tenant).into(),
+                id.into(),
+                name.into(),
+                prefix.into(),
+                env.name().into(),
+                hash.to_vec().into(),
+                scopes.to_vec().into(),
+                expires_at.into(),
+                created_by.into(),
+            ],
+        )
+        .unwrap_or_else(|e| spi_failed("storing the API key", e))
+    });
+    (key, id)
+}
+
+/// Verify an API key: its tenant, id and scopes, or an ERROR saying why not (28000: not a key;
+/// 28P01: not a valid one).  Does not change the context; see `tenancy.authenticate`.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn verify_api_key(
+    key: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(tenant_id, pgrx::Uuid),
+        name!(key_id, pgrx::Uuid),
+        name!(scopes, Vec<String>),
+    ),
+> {
+    let v = verify(key);
+    TableIterator::once((v.tenant, v.id, v.scopes))
+}
+
+/// Verify an API key and make its tenant the context of the current transaction (role
+/// `api_key`, with the key's id and scopes), so RLS applies from the next statement.  Returns the
+/// tenant id.  Transaction-local, like every context: use it inside the transaction that needs it.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn authenticate(key: Option<&str>) -> pgrx::Uuid {
+    if !crate::gucs::preloaded() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "pg_tenancy must be loaded at server start to set a tenant context",
+            Some("Add pg_tenancy to shared_preload_libraries in postgresql.conf and restart the server."),
+        );
+    }
+    let v = verify(key);
+    context::set_context_with_key(
+        Some(v.tenant),
+        None,
+        Some("api_key"),
+        Some((&v.id, &v.scopes)),
+    );
+    v.tenant
+}
+
+/// Revoke key `id` of the current tenant, at once and for good.  Owner/admin or service_role.
+/// Returns false if it was already revoked.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
+    let id = id.unwrap_or_else(|| null_argument("id"));
+    let tenant = managing_tenant();
+    let revoked = lookup::as_superuser(|| {
+        Spi::connect_mut(|c| {
+            let found = c
+                .update(
+                    "SELECT revoked_at IS NULL FROM tenancy.api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                    None,
+                    &[tenant.into(), id.into()],
+                )?
+                .first()
+                .get_one::<bool>()?;
+            if found == Some(true) {
+                c.update(
+                    "UPDATE tenancy.api_keys SET revoked_at = clock_timestamp() WHERE tenant_id = $1 AND id = $2",
+                    None,
+                    &[tenant.into(), id.into()],
+                )?;
+            }
+            Ok::<_, pgrx::spi::Error>(found)
+        })
+    })
+    .unwrap_or_else(|e| spi_failed("revoking the API key", e));
+    match revoked {
+        Some(newly) => newly,
+        None => raise(
+            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            format!("API key {id} not found"),
+            None,
+        ),
+    }
+}
+
+/// Replace key `id` of the current tenant by a new one with the same name, scopes, expiry and
+/// environment, and return the new key (shown once).  The old key keeps working for `grace`
+/// (default 24 hours; `0` ends it now) so clients can switch over, then expires.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn rotate_api_key(
+    id: Option<pgrx::Uuid>,
+    grace: default!(Option<Interval>, "'24 hours'"),
+) -> String {
+    let id = id.unwrap_or_else(|| null_argument("id"));
+    let grace = grace.unwrap_or_else(|| null_argument("grace"));
+    let tenant = managing_tenant();
+    let old = lookup::as_superuser(|| {
+        Spi::connect_mut(|c| {
+            let rows = c.update(
+                "SELECT name, scopes, expires_at, environment, revoked_at IS NOT NULL,
+                        expires_at IS NOT NULL AND expires_at <= clock_timestamp(), $3::interval < '0'
+                 FROM tenancy.api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                None,
+                &[tenant.into(), id.into(), grace.into()],
+            )?;
+            let Some(row) = rows.into_iter().next() else {
+                return Ok(None);
+            };
+            Ok::<_, pgrx::spi::Error>(Some((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<Vec<String>>(2)?.unwrap_or_default(),
+                row.get::<TimestampWithTimeZone>(3)?,
+                row.get::<String>(4)?.unwrap_or_default(),
+                row.get::<bool>(5)?.unwrap_or(true),
+                row.get::<bool>(6)?.unwrap_or(true),
+                row.get::<bool>(7)?.unwrap_or(true),
+            )))
+        })
+    })
+    .unwrap_or_else(|e| spi_failed("reading the API key", e));
+    let Some((name, scopes, expires_at, env, revoked, expired, negative)) = old else {
+        raise(
+            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            format!("API key {id} not found"),
+            None,
+        )
+    };
+    if negative {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "grace must not be negative",
+            None,
+        );
+    }
+    if revoked || expired {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "a revoked or expired API key cannot be rotated",
+            Some("Create a new key with tenancy.create_api_key()."),
+        );
+    }
+    let env = Env::parse(&env).unwrap_or(Env::Live);
+    let (key, new_id) = insert_key(&tenant, &name, &scopes, expires_at, env);
+    lookup::as_superuser(|| {
+        Spi::run_with_args(
+            "UPDATE tenancy.api_keys
+             SET expires_at = least(coalesce(expires_at, 'infinity'), clock_timestamp() + $3::interval), replaced_by = $4
+             WHERE tenant_id = $1 AND id = $2",
+            &[tenant.into(), id.into(), grace.into(), new_id.into()],
+        )
+        .unwrap_or_else(|e| spi_failed("retiring the old API key", e))
+    });
+    key.to_string()
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn base62_round_trips_and_is_canonical() {
+        for bytes in [[0u8; 16], [0xff; 16], *b"0123456789abcdef"] {
+            let s = base62_encode(&bytes, ID_CHARS);
+            assert_eq!(s.len(), ID_CHARS);
+            assert_eq!(base62_decode::<16>(s.as_bytes()), Some(bytes));
+        }
+        assert_eq!(base62_encode(&[0xff; 32], SECRET_CHARS).len(), SECRET_CHARS);
+        // 62^22 - 1 does not fit in 16 bytes: refused, not wrapped.
+        assert_eq!(base62_decode::<16>(&[b'z'; ID_CHARS]), None);
+        assert_eq!(base62_decode::<4>(b"zzzzzz"), None);
+        assert_eq!(base62_decode::<4>(b"00000!"), None);
+    }
+
+    #[test]
+    fn keys_parse_back() {
+        let key = encode(Env::Test, &[5; 16], &[7; 16], &[9; 32]);
+        assert_eq!(key.len(), KEY_LEN);
+        assert!(key.starts_with("tk_test_"));
+        let p = parse(key.as_bytes()).unwrap();
+        assert_eq!(
+            (p.env, p.tenant, p.id, *p.secret),
+            (Env::Test, [5; 16], [7; 16], [9; 32])
+        );
+    }
+
+    #[test]
+    fn typos_are_caught_by_the_checksum() {
+        let key = encode(Env::Live, &[3; 16], &[1; 16], &[2; 32]).to_string();
+        let bytes = key.as_bytes();
+        let mut caught = 0;
+        for i in ENV_PREFIX_LEN..KEY_LEN {
+            for c in [b'0', b'a', b'Z'] {
+                if bytes[i] == c {
+                    continue;
+                }
+                let mut typo = bytes.to_vec();
+                typo[i] = c;
+                assert!(parse(&typo).is_err(), "typo at {i} accepted");
+                caught += 1;
+            }
+        }
+        assert!(caught > 250);
+        let mut swapped = bytes.to_vec();
+        swapped.swap(20, 21);
+        assert!(bytes[20] == bytes[21] || parse(&swapped).is_err());
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert_eq!(parse(b"").err(), Some(FormatError::Empty));
+        for bad in [
+            &b"tk_live_"[..],
+            &[b'x'; KEY_LEN][..],
+            &[0xff; KEY_LEN][..],
+            &vec![b'a'; 10_000][..],
+        ] {
+            assert_eq!(parse(bad).err(), Some(FormatError::Malformed));
+        }
+        let key = encode(Env::Live, &[3; 16], &[1; 16], &[2; 32]).to_string();
+        let wrong_env = key.replacen("tk_live_", "tk_prod_", 1);
+        assert!(parse(wrong_env.as_bytes()).is_err());
+        let other_env = key.replacen("tk_live_", "tk_test_", 1);
+        assert_eq!(
+            parse(other_env.as_bytes()).err(),
+            Some(FormatError::Checksum)
+        );
+    }
+
+    #[test]
+    fn hashes_depend_on_every_input() {
+        let h = key_hash(&[1; 32], Env::Live, &[4; 16], &[2; 16], &[3; 32]);
+        assert_ne!(
+            h,
+            key_hash(&[9; 32], Env::Live, &[4; 16], &[2; 16], &[3; 32])
+        );
+        assert_ne!(
+            h,
+            key_hash(&[1; 32], Env::Test, &[4; 16], &[2; 16], &[3; 32])
+        );
+        assert_ne!(
+            h,
+            key_hash(&[1; 32], Env::Live, &[9; 16], &[2; 16], &[3; 32])
+        );
+        assert_ne!(
+            h,
+            key_hash(&[1; 32], Env::Live, &[4; 16], &[9; 16], &[3; 32])
+        );
+        assert_ne!(
+            h,
+            key_hash(&[1; 32], Env::Live, &[4; 16], &[2; 16], &[9; 32])
+        );
+    }
+
+    #[test]
+    fn scopes() {
+        for ok in ["read", "projects:write", "a.b-c_d", "*"] {
+            assert!(valid_scope(ok));
+        }
+        for bad in ["", "a b", "a,b", "é", &"x".repeat(101)] {
+            assert!(!valid_scope(bad));
+        }
+    }
+}
