@@ -56,7 +56,7 @@ BEGIN
     RETURN QUERY
     SELECT k.id, k.name, k.prefix, k.environment, k.scopes,
            CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
-                WHEN k.expires_at IS NOT NULL AND k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+                WHEN k.expires_at IS NOT NULL AND k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 'expired'
                 ELSE 'active' END,
            k.created_by, k.created_at, k.expires_at, k.revoked_at, u.last_used_at, k.replaced_by
     FROM tenancy.api_keys k

@@ -660,14 +660,15 @@ pub fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
     let tenant = managing_tenant();
     let revoked = lookup::as_superuser(|| {
         Spi::connect_mut(|c| {
-            let found = c
-                .update(
-                    "SELECT revoked_at IS NULL FROM tenancy.api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-                    None,
-                    &[tenant.into(), id.into()],
-                )?
-                .first()
-                .get_one::<bool>()?;
+            let rows = c.update(
+                "SELECT revoked_at IS NULL FROM tenancy.api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                None,
+                &[tenant.into(), id.into()],
+            )?;
+            let found = match rows.into_iter().next() {
+                Some(row) => row.get::<bool>(1)?,
+                None => None,
+            };
             if found == Some(true) {
                 c.update(
                     "UPDATE tenancy.api_keys SET revoked_at = clock_timestamp() WHERE tenant_id = $1 AND id = $2",
