@@ -20,7 +20,8 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.peppers', '');
 -- Last use of each key, written by verification at most once a minute per key, never waiting for a
 -- lock (a key whose row another transaction is writing is simply not recorded this time), and
 -- not at all in read-only transactions or on a standby.  A separate table, so that recording use
--- never holds a lock on tenancy.api_keys that a revocation would wait for.
+-- never holds a lock on tenancy.api_keys that a revocation would wait for (the foreign key's
+-- check takes KEY SHARE, which revoke and rotate, locking FOR NO KEY UPDATE, do not conflict with).
 CREATE TABLE tenancy.api_key_usage (
     tenant_id    uuid        NOT NULL,
     key_id       uuid        NOT NULL,

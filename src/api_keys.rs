@@ -661,7 +661,7 @@ pub fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
     let revoked = lookup::as_superuser(|| {
         Spi::connect_mut(|c| {
             let rows = c.update(
-                "SELECT revoked_at IS NULL FROM tenancy.api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                "SELECT revoked_at IS NULL FROM tenancy.api_keys WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
                 None,
                 &[tenant.into(), id.into()],
             )?;
@@ -706,7 +706,7 @@ pub fn rotate_api_key(
             let rows = c.update(
                 "SELECT name, scopes, expires_at, environment, revoked_at IS NOT NULL,
                         expires_at IS NOT NULL AND expires_at <= clock_timestamp(), $3::interval < '0'
-                 FROM tenancy.api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                 FROM tenancy.api_keys WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
                 None,
                 &[tenant.into(), id.into(), grace.into()],
             )?;

@@ -269,3 +269,97 @@ pub fn error_text(result: Result<impl Sized, postgres::Error>) -> String {
         },
     }
 }
+
+/// A PgBouncer in transaction pooling mode in front of the test cluster, on 127.0.0.1:`port`,
+/// with ONE server connection per database and user, so that every client shares the same
+/// backend: the harshest setting for a context that must not outlive its transaction.  Run by
+/// `$PGT_OS_USER` (PgBouncer refuses root).  Stopped when dropped.
+pub struct Bouncer {
+    dir: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl Bouncer {
+    pub fn start(db: &str, port: u16) -> Bouncer {
+        let state = std::env::var("PGT_STATE").unwrap_or_else(|_| "/var/tmp/pg_tenancy".into());
+        let user = std::env::var("PGT_OS_USER").unwrap_or_else(|_| "tenancy".into());
+        let dir = std::path::Path::new(&state).join(format!("bouncer-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let server_port = std::env::var("PGPORT").unwrap_or_else(|_| "54325".into());
+        let ini = format!(
+            "[databases]\n{db} = host=127.0.0.1 port={server_port} dbname={db}\n\n[pgbouncer]\n\
+             listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = trust\n\
+             auth_file = {dir}/users.txt\n\
+             pool_mode = transaction\ndefault_pool_size = 1\nmin_pool_size = 0\nmax_client_conn = 50\n\
+             server_reset_query =\nignore_startup_parameters = extra_float_digits,options\n\
+             logfile = {dir}/pgbouncer.log\npidfile = {dir}/pgbouncer.pid\n",
+            dir = dir.display()
+        );
+        std::fs::write(dir.join("pgbouncer.ini"), ini).unwrap();
+        // trust: no password, but only the users listed here.
+        std::fs::write(
+            dir.join("users.txt"),
+            "\"postgres\" \"\"\n\"pgt_bouncer_app\" \"\"\n",
+        )
+        .unwrap();
+        if running_as_root() {
+            Command::new("chown")
+                .args(["-R", &user])
+                .arg(&dir)
+                .status()
+                .unwrap();
+        }
+        let ini = dir.join("pgbouncer.ini").to_string_lossy().into_owned();
+        let mut cmd = if running_as_root() {
+            let mut c = Command::new("sudo");
+            c.args(["-u", &user, "--", "pgbouncer", "-d", &ini]);
+            c
+        } else {
+            let mut c = Command::new("pgbouncer");
+            c.args(["-d", &ini]);
+            c
+        };
+        let out = cmd.output().expect("run pgbouncer");
+        assert!(
+            out.status.success(),
+            "pgbouncer did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Bouncer { dir, port };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("pgbouncer is not listening on {port}");
+    }
+
+    /// A client connection through the pooler.  Use the simple query protocol only: PgBouncer
+    /// 1.18 in transaction mode does not carry named prepared statements between clients.
+    pub fn connect(&self, db: &str, user: &str) -> Client {
+        Client::connect(
+            &format!("host=127.0.0.1 port={} user={user} dbname={db}", self.port),
+            NoTls,
+        )
+        .unwrap_or_else(|e| panic!("connect through pgbouncer: {e}"))
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("pgbouncer.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+/// The first column of the first row of a simple-protocol query, as text (None for NULL).
+pub fn simple_value(c: &mut Client, sql: &str) -> Result<Option<String>, postgres::Error> {
+    for m in c.simple_query(sql)? {
+        if let postgres::SimpleQueryMessage::Row(row) = m {
+            return Ok(row.get(0).map(str::to_string));
+        }
+    }
+    Ok(None)
+}

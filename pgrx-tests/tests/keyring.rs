@@ -123,6 +123,21 @@ fn keyring_faults_and_root_key_rotation() {
     }
     let expected = read_all(&mut c).expect("everything reads under the right keyring");
     assert_eq!(expected.len(), 6);
+    // An API key: its hash is keyed with the pepper, which the root key wraps.
+    c.batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
+        .unwrap();
+    let api_key: String = c
+        .query_one("SELECT tenancy.create_api_key('keyring test')", &[])
+        .unwrap()
+        .get(0);
+    c.batch_execute("COMMIT").unwrap();
+    let verify = |c: &mut Client| {
+        error_text(c.query_one(
+            "SELECT tenant_id FROM tenancy.verify_api_key($1)",
+            &[&api_key],
+        ))
+    };
+    assert_eq!(verify(&mut c), "ok");
     let state = stored_state(&mut c);
     drop(c);
 
@@ -211,6 +226,11 @@ fn keyring_faults_and_root_key_rotation() {
             stored.starts_with("55000: ") && stored.contains(message),
             "{what}: storing gives {stored:?}"
         );
+        let verified = verify(&mut c);
+        assert!(
+            verified.starts_with("55000: ") && verified.contains(message),
+            "{what}: verifying an API key gives {verified:?} (the hashes are useless without the keyring)"
+        );
         let rotated = error_text(c.batch_execute("SELECT tenancy.rotate_root_key()"));
         assert!(
             rotated.starts_with("55000: "),
@@ -250,6 +270,7 @@ fn keyring_faults_and_root_key_rotation() {
         expected,
         "the right keyring reads everything again"
     );
+    assert_eq!(verify(&mut c), "ok", "and verifies API keys again");
 
     // The same keyring from a command.
     let file = cluster.write_file("keyring.src", &format!("k1 {k1} active\n"), 0o600);
@@ -289,14 +310,14 @@ fn keyring_faults_and_root_key_rotation() {
     };
     assert_eq!(
         (rewrapped, remaining),
-        (1, 1),
-        "a batch of one: one rewrapped, one left"
+        (2, 1),
+        "a batch of one data key (and the pepper): one data key left"
     );
     assert_eq!(
         usage(&mut c),
         vec![
             ("k1".into(), true, false, Some(true), 1),
-            ("k2".into(), true, true, Some(true), 1)
+            ("k2".into(), true, true, Some(true), 2)
         ],
         "root_key_usage mid-rotation"
     );
@@ -340,10 +361,15 @@ fn keyring_faults_and_root_key_rotation() {
         "after rotation, the old root key is not needed"
     );
     assert_eq!(
+        verify(&mut c),
+        "ok",
+        "API keys verify under the rewrapped pepper"
+    );
+    assert_eq!(
         usage(&mut c),
         vec![
             ("k1".into(), false, false, None, 0),
-            ("k2".into(), true, true, Some(true), 2)
+            ("k2".into(), true, true, Some(true), 3)
         ],
         "k1 is out of the keyring and wraps nothing"
     );
