@@ -22,7 +22,8 @@ psql_q -d tenancy_bench -f "$BENCH/setup.sql" >/dev/null
 run_group() {
     local group=$1 base=$2; shift 2
     local names=() args=() dirs=()
-    for s in "$@"; do names+=("$(basename "$s" .sql)"); args+=(-f "$BENCH/$s"); done
+    # script.sql or script.sql@weight (pgbench's syntax: how often it is picked)
+    for s in "$@"; do names+=("$(basename "${s%@*}" .sql)"); args+=(-f "$BENCH/$s"); done
     for run in $(seq 1 "$RUNS"); do
         local dir="$OUT/$group/run$run"
         mkdir -p "$dir"
@@ -51,5 +52,8 @@ run_group() {
         vault/floor_md5.sql vault/read_pg_tenancy.sql vault/read_pgp_sym.sql vault/read_raw_aes.sql
     run_group "vault: store a ~200-byte secret" 0 \
         vault/floor_md5.sql vault/store_pg_tenancy.sql vault/store_pgp_sym.sql vault/store_raw_aes.sql
+    run_group "API keys: check a key sent by the client, 1000 keys (bcrypt: 100, picked 1/50 as often)" 0 \
+        api_keys/pk_lookup.sql@50 api_keys/verify_api_key.sql@50 api_keys/verify_api_key_from.sql@50 api_keys/authenticate.sql@50 \
+        api_keys/sha256_lookup.sql@50 api_keys/bcrypt.sql@1
 } | tee "$BENCH/results.md"
 cluster_stop bench

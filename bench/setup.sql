@@ -62,6 +62,23 @@ INSERT INTO bench.pgp_store SELECT g, pgp_sym_encrypt((SELECT v FROM bench.secre
 CREATE TABLE bench.aes_store (n int PRIMARY KEY, secret bytea NOT NULL);
 INSERT INTO bench.aes_store
 SELECT g, encrypt(convert_to((SELECT v FROM bench.secret), 'UTF8'), decode(repeat('ab', 32), 'hex'), 'aes') FROM generate_series(1, 10000) g;
+-- API keys: one per bench tenant (1000), the plaintexts kept here for the scripts to send; the same
+-- keys under the alternatives: a SHA-256 lookup table, and bcrypt (cost 10; 100 keys, it is slow).
+CREATE TABLE bench.api_key_plain (n int PRIMARY KEY, tenant_id uuid NOT NULL, id uuid NOT NULL, key text NOT NULL);
+DO $$
+DECLARE i int; t uuid; k text;
+BEGIN
+    FOR i IN 1..1000 LOOP
+        t := ('c0000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid;
+        PERFORM tenancy.set_tenant(t);
+        k := tenancy.create_api_key('bench', ARRAY['bench:read']);
+        INSERT INTO bench.api_key_plain SELECT i, t, key_id, k FROM tenancy.verify_api_key(k);
+    END LOOP;
+END $$;
+CREATE TABLE bench.sha_keys (key_hash bytea PRIMARY KEY, tenant_id uuid NOT NULL, scopes text[] NOT NULL);
+INSERT INTO bench.sha_keys SELECT digest(key, 'sha256'), tenant_id, ARRAY['bench:read'] FROM bench.api_key_plain;
+CREATE TABLE bench.bcrypt_keys (n int PRIMARY KEY, tenant_id uuid NOT NULL, key_hash text NOT NULL);
+INSERT INTO bench.bcrypt_keys SELECT n, tenant_id, crypt(key, gen_salt('bf', 10)) FROM bench.api_key_plain WHERE n <= 100;
 CREATE TABLE bench.pgp_sink (id bigserial PRIMARY KEY, secret bytea NOT NULL);
 CREATE TABLE bench.aes_sink (id bigserial PRIMARY KEY, secret bytea NOT NULL);
 VACUUM ANALYZE;

@@ -165,7 +165,53 @@ SELECT public.try(format('SELECT tenancy.read_credential(%L)', :'other_id')) AS 
 ROLLBACK;
 
 \echo
-\echo '=== 11. Errors say what is wrong, with a SQLSTATE ==='
+\echo '=== 11. Key rotation: a new data key version for acme, credentials re-encrypted, the old version destroyed ==='
+SELECT * FROM tenancy.rotate_tenant_key('a0000000-0000-4000-8000-000000000001');
+BEGIN;
+SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001');
+SELECT tenancy.read_credential(:'credential_id') -> 'data' AS still_decrypts;
+COMMIT;
+-- Root key rotation: add a line to the keyring, mark it active, restart, then (superuser):
+SELECT * FROM tenancy.rotate_root_key();
+SELECT * FROM tenancy.root_key_usage();
+
+\echo
+\echo '=== 12. API keys: issued once, stored as a keyed hash, turned into a tenant context by the database ==='
+BEGIN;
+SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001', as_user => '00000000-0000-4000-8000-0000000000a1');
+SELECT tenancy.create_api_key('demo backend', ARRAY['projects:read']) AS api_key \gset
+COMMIT;
+SELECT left(:'api_key', 30) || '...' AS api_key_shown_once, length(:'api_key') AS characters;
+\c - authenticator
+BEGIN;
+SET LOCAL ROLE authenticated;
+-- The application passes the key as a bind parameter; one call, and RLS applies:
+SELECT tenancy.authenticate(:'api_key') AS tenant;
+SELECT tenancy.current_role(), tenancy.has_scope('projects:read') AS may_read, tenancy.has_scope('projects:write') AS may_write;
+SELECT count(*) AS acme_projects_seen, count(*) FILTER (WHERE tenant_id <> tenancy.current_tenant_id()) AS other_tenants_rows
+FROM tenancy.projects;
+SELECT count(*) AS api_keys_it_sees FROM tenancy.api_keys;
+SELECT public.try('SELECT tenancy.create_api_key(''escalate'')') AS it_makes_a_key;
+COMMIT;
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT tenancy.current_tenant_id() AS after_commit;
+SELECT public.try(format('SELECT tenancy.verify_api_key(%L)', left(:'api_key', 100) || 'x')) AS typo;
+SELECT public.try($$SELECT tenancy.verify_api_key(repeat('x', 10240))$$) AS garbage;
+COMMIT;
+\c - postgres
+BEGIN;
+SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001');
+SELECT tenancy.revoke_api_key(key_id) AS revoked FROM tenancy.verify_api_key(:'api_key');
+COMMIT;
+SELECT public.try(format('SELECT tenancy.verify_api_key(%L)', :'api_key')) AS after_revocation;
+BEGIN;
+SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001');
+SELECT name, prefix, scopes, status, last_used_at IS NOT NULL AS used FROM tenancy.list_api_keys();
+COMMIT;
+
+\echo
+\echo '=== 13. Errors say what is wrong, with a SQLSTATE ==='
 SELECT public.try($$SELECT tenancy.set_tenant(NULL)$$) AS null_tenant;
 SELECT public.try($$SELECT tenancy.set_tenant('not-a-uuid')$$) AS bad_uuid;
 SELECT public.try($$INSERT INTO tenancy.tenants (slug, name) VALUES ('Not A Slug!', 'x')$$) AS bad_slug;

@@ -121,6 +121,8 @@ CREATE TABLE tenancy.api_keys (
     CONSTRAINT api_keys_pkey PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX api_keys_created_by_idx ON tenancy.api_keys (created_by);
+-- What tenancy.verify_api_key() returns.
+CREATE TYPE tenancy.verified_api_key AS (tenant_id uuid, key_id uuid, scopes text[]);
 
 -- clients: Client (WEB-007, DB plan).
 CREATE TABLE tenancy.clients (

@@ -299,23 +299,8 @@ fn now() -> i64 {
     unsafe { pg_sys::GetCurrentTimestamp() }
 }
 
-/// The tenant of the context, if the caller may manage its keys (owner/admin, or service_role).
 fn managing_tenant() -> pgrx::Uuid {
-    let Some(tenant) = context::current_tenant_id() else {
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "no tenant in this transaction's context",
-            Some("Call tenancy.set_tenant() or tenancy.pre_request() first."),
-        )
-    };
-    match context::current_role() {
-        Some("owner" | "admin" | "service") => tenant,
-        _ => raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "permission denied for API keys: only a tenant's owner or admin, or service_role, may manage them",
-            None,
-        ),
-    }
+    context::admin_tenant("API keys")
 }
 
 fn rejected(code: PgSqlErrorCode, message: &str) -> ! {
@@ -476,20 +461,7 @@ fn touch(tenant: &pgrx::Uuid, id: &pgrx::Uuid) {
         return remember();
     }
     // Whoever holds this lock is recording the same key's use: let them.
-    let b = id.as_bytes();
-    // SAFETY: a well-formed advisory LOCKTAG in the current database; released at transaction end.
-    let acquired = unsafe {
-        let tag = pg_sys::LOCKTAG {
-            locktag_field1: pg_sys::MyDatabaseId.to_u32(),
-            locktag_field2: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            locktag_field3: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-            locktag_field4: USAGE_LOCK_CLASS,
-            locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
-            locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
-        };
-        pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false, true)
-            != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
-    };
+    let acquired = lookup::advisory_xact_lock(USAGE_LOCK_CLASS, id, true, false);
     if !acquired {
         return;
     }
@@ -613,22 +585,50 @@ fn insert_key(
     (key, id)
 }
 
-/// Verify an API key: its tenant, id and scopes, or an ERROR saying why not (28000: not a key;
-/// 28P01: not a valid one).  Does not change the context; see `tenancy.authenticate`.
+/// Verify an API key: its tenant, id and scopes (a `tenancy.verified_api_key`), or an ERROR
+/// saying why not (28000: not a key; 28P01: not a valid one).  Does not change the context; see
+/// `tenancy.authenticate`.  A composite, not a set: `SELECT tenancy.verify_api_key($1)` costs no
+/// set-returning machinery, and `SELECT * FROM tenancy.verify_api_key($1)` works too.
 #[pg_extern(volatile, parallel_unsafe)]
-pub fn verify_api_key(
-    key: Option<&str>,
-) -> TableIterator<
-    'static,
-    (
-        name!(tenant_id, pgrx::Uuid),
-        name!(key_id, pgrx::Uuid),
-        name!(scopes, Vec<String>),
-    ),
-> {
-    let v = verify(key);
-    TableIterator::once((v.tenant, v.id, v.scopes))
+pub fn verify_api_key(key: Option<&str>) -> Verified {
+    verify(key)
 }
+
+// SAFETY: builds a tuple of the function's declared result type (tenancy.verified_api_key:
+// uuid, uuid, text[]) in the current memory context and returns it as a composite datum.
+unsafe impl pgrx::callconv::BoxRet for Verified {
+    unsafe fn box_into<'fcx>(
+        self,
+        fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
+    ) -> pgrx::datum::Datum<'fcx> {
+        unsafe {
+            let mut desc: pg_sys::TupleDesc = std::ptr::null_mut();
+            let kind =
+                pg_sys::get_call_result_type(fcinfo.as_mut_ptr(), std::ptr::null_mut(), &mut desc);
+            if kind != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE
+                || desc.is_null()
+                || (*desc).natts != 3
+            {
+                raise(
+                    PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                    "tenancy.verify_api_key() must return tenancy.verified_api_key",
+                    None,
+                );
+            }
+            let desc = pg_sys::BlessTupleDesc(desc);
+            let mut values = [
+                self.tenant.into_datum().unwrap_or_else(pg_sys::Datum::null),
+                self.id.into_datum().unwrap_or_else(pg_sys::Datum::null),
+                self.scopes.into_datum().unwrap_or_else(pg_sys::Datum::null),
+            ];
+            let mut nulls = [false; 3];
+            let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            fcinfo.return_raw_datum(pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data))
+        }
+    }
+}
+
+pgrx::impl_sql_translatable!(Verified, "verified_api_key");
 
 /// Verify an API key and make its tenant the context of the current transaction (role
 /// `api_key`, with the key's id and scopes), so RLS applies from the next statement.  Returns the

@@ -101,6 +101,26 @@ pub fn has_scope(scope: &str) -> bool {
     .unwrap_or(false)
 }
 
+/// The tenant of the context, if the caller is its owner or admin, or service_role: who may
+/// handle credentials and API keys.  `what` names them in the refusal.
+pub(crate) fn admin_tenant(what: &str) -> pgrx::Uuid {
+    let Some(tenant) = current_tenant_id() else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "no tenant in this transaction's context",
+            Some("Call tenancy.set_tenant() or tenancy.pre_request() first."),
+        )
+    };
+    match current_role() {
+        Some("owner" | "admin" | "service") => tenant,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for {what}: only a tenant's owner or admin, or service_role, may handle them"),
+            None,
+        ),
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // Setters
 // ------------------------------------------------------------------------------------------------

@@ -172,6 +172,32 @@ fn fetch_in<R>(
     }
 }
 
+/// Take a transaction-level advisory lock on `id` in pg_tenancy's lock class `class` (shown in
+/// `pg_locks` as `locktype = 'advisory'`, `objsubid = class`; SQL-level advisory locks use 1 and
+/// 2, so they can never collide).  Exclusive or share; waits if `wait`, else returns whether it got
+/// the lock.
+pub fn advisory_xact_lock(class: u16, id: &pgrx::Uuid, exclusive: bool, wait: bool) -> bool {
+    let b = id.as_bytes();
+    let mode = if exclusive {
+        pg_sys::ExclusiveLock
+    } else {
+        pg_sys::ShareLock
+    };
+    // SAFETY: a well-formed advisory LOCKTAG in the current database; released at transaction end.
+    unsafe {
+        let tag = pg_sys::LOCKTAG {
+            locktag_field1: pg_sys::MyDatabaseId.to_u32(),
+            locktag_field2: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            locktag_field3: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            locktag_field4: class,
+            locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+            locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+        };
+        pg_sys::LockAcquire(&tag, mode as pg_sys::LOCKMODE, false, !wait)
+            != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+    }
+}
+
 /// A uuid as an index-scan argument (a pointer to its 16 bytes, valid while `u` lives).
 pub fn uuid_datum(u: &pgrx::Uuid) -> pg_sys::Datum {
     pg_sys::Datum::from(u.as_bytes().as_ptr())

@@ -40,23 +40,8 @@ fn spi_failed(what: &str, e: impl std::fmt::Display) -> ! {
     )
 }
 
-/// The tenant of the context, if the caller's role in it may handle credentials.
 fn credential_tenant() -> pgrx::Uuid {
-    let Some(tenant) = context::current_tenant_id() else {
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "no tenant in this transaction's context",
-            Some("Call tenancy.set_tenant() or tenancy.pre_request() first."),
-        )
-    };
-    match context::current_role() {
-        Some("owner" | "admin" | "service") => tenant,
-        _ => raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "permission denied for credentials: only a tenant's owner or admin, or service_role, may handle them",
-            None,
-        ),
-    }
+    context::admin_tenant("credentials")
 }
 
 fn new_id() -> pgrx::Uuid {

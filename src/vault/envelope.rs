@@ -281,23 +281,9 @@ const KEY_LOCK_CLASS: u16 = 0x7470;
 /// retires a key version that an uncommitted ciphertext uses.  After the lock, pending cache
 /// invalidations are read, so a writer that waited for a rotation sees its new key version.
 pub fn lock_tenant_keys(tenant: &pgrx::Uuid, exclusive: bool) {
-    let b = tenant.as_bytes();
-    // SAFETY: a well-formed advisory LOCKTAG in the current database; released at transaction end.
+    lookup::advisory_xact_lock(KEY_LOCK_CLASS, tenant, exclusive, true);
+    // SAFETY: processes pending shared invalidations, as taking a relation lock would.
     unsafe {
-        let tag = pg_sys::LOCKTAG {
-            locktag_field1: pg_sys::MyDatabaseId.to_u32(),
-            locktag_field2: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            locktag_field3: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-            locktag_field4: KEY_LOCK_CLASS,
-            locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
-            locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
-        };
-        let mode = if exclusive {
-            pg_sys::ExclusiveLock
-        } else {
-            pg_sys::ShareLock
-        };
-        pg_sys::LockAcquire(&tag, mode as pg_sys::LOCKMODE, false, false);
         pg_sys::AcceptInvalidationMessages();
     }
 }
