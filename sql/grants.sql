@@ -101,5 +101,9 @@ GRANT EXECUTE ON FUNCTION
     tenancy.verify_api_key(text),
     tenancy.authenticate(text)
     TO authenticated, service_role;
+GRANT EXECUTE ON FUNCTION
+    tenancy.log_request(uuid, uuid, jsonb, jsonb, integer, integer, integer, jsonb),
+    tenancy.redact(jsonb)
+    TO authenticated, service_role;
 -- Superuser only (no grant): tenancy.rotate_root_key(integer), tenancy.root_key_usage(),
 -- tenancy.generate_root_key(text).

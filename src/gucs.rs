@@ -21,6 +21,12 @@ pub static KEYRING_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CStri
 /// `tenancy.keyring_command`: a command whose output is the root keyring.
 pub static KEYRING_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// `tenancy.redact_keys`: extra key substrings (comma-separated) whose values request logs
+/// redact, on top of the built-in list (src/request_log/redact.rs).  It can only add.
+pub static REDACT_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// `tenancy.log_summary_max_bytes`: the most a logged summary keeps; the rest is cut, and said so.
+pub static LOG_SUMMARY_MAX_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16384);
+
 /// True once `_PG_init` ran during `shared_preload_libraries` processing.
 static PRELOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -61,6 +67,26 @@ pub fn init() {
         &KEYRING_COMMAND,
         GucContext::Postmaster,
         keyring_flags,
+    );
+    // Request logging: superuser settings (postgresql.conf, ALTER DATABASE/ROLE ... SET), so an
+    // application role cannot turn redaction down for its own session.
+    GucRegistry::define_string_guc(
+        c"tenancy.redact_keys",
+        c"Extra key names (substrings, comma-separated) whose values tenancy.log_request redacts.",
+        c"Added to the built-in list: authorization, cookie, x-api-key, *token*, *secret*, *password*, *api_key* ...",
+        &REDACT_KEYS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.log_summary_max_bytes",
+        c"The most of each request/response summary tenancy.log_request keeps.",
+        c"Past it the rest is cut and the summary's \"_truncated\" key says so.",
+        &LOG_SUMMARY_MAX_BYTES,
+        256,
+        16 * 1024 * 1024,
+        GucContext::Suset,
+        GucFlags::UNIT_BYTE,
     );
     // SAFETY: reserves the "tenancy" prefix, as PostgreSQL extensions do after defining their GUCs;
     // an unknown tenancy.* name is then an error instead of a silent placeholder.

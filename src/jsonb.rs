@@ -8,6 +8,7 @@
 use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
 use pgrx::nullable::Nullable;
 use pgrx::prelude::*;
+use pgrx::IntoDatum;
 
 /// Flag bits of a jsonb container's header (src/include/utils/jsonb.h).
 const JB_FSCALAR: u32 = 0x1000_0000;
@@ -84,6 +85,26 @@ unsafe impl BoxRet for JsonbDatum {
 }
 
 pgrx::impl_sql_translatable!(JsonbDatum, "jsonb");
+
+impl JsonbDatum {
+    /// The jsonb of a finished builder value (what the last `pushJsonbValue` returned).
+    ///
+    /// # Safety
+    /// `value` must be a complete JsonbValue from `pushJsonbValue`.
+    pub unsafe fn from_value(value: *mut pg_sys::JsonbValue) -> JsonbDatum {
+        unsafe { JsonbDatum(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(value))) }
+    }
+}
+
+impl IntoDatum for JsonbDatum {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(self.0)
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
 
 /// Builds a jsonb object with PostgreSQL's jsonb builder (`pushJsonbValue`); everything it is
 /// given is copied into the current memory context first.

@@ -11,7 +11,8 @@
 //! | [`triggers`]  | `sql/triggers.sql`     | the `updated_at` trigger and `manage_updated_at`    |
 //! | [`vault`]     | `sql/vault.sql`        | keyring, envelope keys, AEAD format, credentials    |
 //! | [`api_keys`]  | `sql/api_keys.sql`     | tenant API keys: issue, verify, authenticate        |
-//! | [`jsonb`]     |                        | jsonb in and out without text (vault)               |
+//! | [`jsonb`]     |                        | jsonb in and out without text (vault, logs)         |
+//! | [`request_log`] |                      | log_request: redaction, caps (partitions: schema)   |
 //! | (isolation)   | `sql/isolation.sql`    | RLS policies, `enable_tenant_isolation`             |
 //! | (supabase)    | `sql/supabase.sql`     | mirror `auth.users` into `tenancy.users`            |
 //! | (operations)  | `sql/operations.sql`   | `health()`, `seed_demo()`                           |
@@ -24,6 +25,7 @@ pub mod error;
 pub mod gucs;
 pub mod jsonb;
 pub mod lookup;
+pub mod request_log;
 pub mod triggers;
 pub mod vault;
 

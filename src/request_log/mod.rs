@@ -1,0 +1,417 @@
+//! Request logging: `tenancy.log_request`, the one door into `tenancy.request_logs`.
+//!
+//! Every summary is redacted in Rust before anything is stored ([`redact`] says what a secret
+//! is), walking the jsonb binary container with PostgreSQL's own iterator and building the
+//! result with its builder: no JSON text, no recursion (a 1,000-level document is no harder than
+//! a flat one), and a byte budget per summary (`tenancy.log_summary_max_bytes`) past which the rest
+//! is cut and the root object says so (`"_truncated"`).
+//!
+//! The row is written as the caller, through a prepared statement kept per backend: RLS decides
+//! who may log (the tenant's writers, API keys, service_role; append-only for everyone), the
+//! composite foreign keys that the integration and the action are the tenant's.
+pub mod redact;
+
+use crate::context;
+use crate::error::{null_argument, raise};
+use crate::gucs;
+use crate::jsonb::{JsonbArg, JsonbDatum};
+use crate::lookup::{self, Key};
+use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use std::cell::OnceCell;
+
+/// The extra sensitive key substrings of `tenancy.redact_keys` (comma-separated), lowercased.
+fn extra_keys() -> Vec<String> {
+    gucs::REDACT_KEYS
+        .get()
+        .map(|s| {
+            s.to_string_lossy()
+                .split(',')
+                .map(|k| k.trim().to_ascii_lowercase().replace('-', "_"))
+                .filter(|k| !k.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn jbv_string(s: &str) -> pg_sys::JsonbValue {
+    // SAFETY: a zeroed union, then a palloc'd copy of the bytes (pnstrdup).
+    unsafe {
+        let mut v = pg_sys::JsonbValue {
+            type_: pg_sys::jbvType::jbvString,
+            val: std::mem::zeroed(),
+        };
+        v.val.string.len = s.len() as i32;
+        v.val.string.val = pg_sys::pnstrdup(s.as_ptr().cast(), s.len());
+        v
+    }
+}
+
+/// The text of a jbvString (borrowed from the container), if it is UTF-8.
+unsafe fn jbv_str<'a>(v: &pg_sys::JsonbValue) -> Option<&'a str> {
+    unsafe {
+        if v.type_ != pg_sys::jbvType::jbvString {
+            return None;
+        }
+        let bytes =
+            std::slice::from_raw_parts(v.val.string.val as *const u8, v.val.string.len as usize);
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
+/// What a scalar costs against the budget.
+unsafe fn cost(v: &pg_sys::JsonbValue) -> usize {
+    unsafe {
+        match v.type_ {
+            pg_sys::jbvType::jbvString => v.val.string.len as usize + 2,
+            _ => 8,
+        }
+    }
+}
+
+struct Level {
+    is_object: bool,
+    /// In a `{"name": "<sensitive header>", "value": …}` pair, the value is a secret.
+    name_is_sensitive: bool,
+}
+
+/// `input` with every secret replaced and everything past `budget` bytes cut.
+fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum {
+    use pg_sys::JsonbIteratorToken::*;
+    let container = input.container();
+    // SAFETY: iterating a detoasted jsonb that lives for the call; every pushed scalar either
+    // points into it or is a palloc'd copy; containers are opened and closed in pairs.
+    unsafe {
+        let mut it = pg_sys::JsonbIteratorInit(container.as_ptr() as *mut pg_sys::JsonbContainer);
+        let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+        let mut levels: Vec<Level> = Vec::new();
+        let mut depth = 0usize; // the iterator's nesting
+        let mut skip_to: Option<usize> = None; // skipping a redacted or cut container
+        let mut pending: Option<(pg_sys::JsonbValue, bool)> = None; // a key and "its value is secret"
+        let mut used = 0usize;
+        let mut cut = false;
+        let mut result: *mut pg_sys::JsonbValue = std::ptr::null_mut();
+        let push = |state: &mut *mut pg_sys::JsonbParseState,
+                    tok,
+                    val: Option<&mut pg_sys::JsonbValue>| {
+            pg_sys::pushJsonbValue(
+                state,
+                tok,
+                val.map_or(std::ptr::null_mut(), |v| v as *mut _),
+            )
+        };
+        loop {
+            let tok = pg_sys::JsonbIteratorNext(&mut it, &mut v, false);
+            match tok {
+                WJB_DONE => break,
+                WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT => {
+                    depth += 1;
+                    if skip_to.is_some() {
+                        continue;
+                    }
+                    let key = pending.take();
+                    if let Some((mut k, true)) = key {
+                        // A secret's value: the whole container becomes the marker.
+                        let need = k.val.string.len as usize + redact::MARK.len();
+                        if !cut && used + need <= budget {
+                            used += need;
+                            push(&mut state, WJB_KEY, Some(&mut k));
+                            push(&mut state, WJB_VALUE, Some(&mut jbv_string(redact::MARK)));
+                        } else {
+                            cut = true;
+                        }
+                        skip_to = Some(depth - 1);
+                        continue;
+                    }
+                    let need = key.as_ref().map_or(0, |(k, _)| k.val.string.len as usize) + 2;
+                    if cut || (depth > 1 && used + need > budget) {
+                        cut = true;
+                        skip_to = Some(depth - 1);
+                        continue;
+                    }
+                    used += need;
+                    if let Some((mut k, _)) = key {
+                        push(&mut state, WJB_KEY, Some(&mut k));
+                    }
+                    push(&mut state, tok, Some(&mut v));
+                    levels.push(Level {
+                        is_object: tok == WJB_BEGIN_OBJECT,
+                        name_is_sensitive: false,
+                    });
+                }
+                WJB_END_ARRAY | WJB_END_OBJECT => {
+                    depth -= 1;
+                    if let Some(d) = skip_to {
+                        if depth == d {
+                            skip_to = None;
+                        }
+                        continue;
+                    }
+                    let level = levels.pop();
+                    if levels.is_empty() && cut && level.as_ref().is_some_and(|l| l.is_object) {
+                        let mut k = jbv_string("_truncated");
+                        let mut note = jbv_string(&format!(
+                            "cut at {budget} bytes (tenancy.log_summary_max_bytes); the input had {} bytes",
+                            container.len()
+                        ));
+                        push(&mut state, WJB_KEY, Some(&mut k));
+                        push(&mut state, WJB_VALUE, Some(&mut note));
+                    }
+                    result = push(&mut state, tok, None);
+                }
+                WJB_KEY => {
+                    if skip_to.is_some() {
+                        continue;
+                    }
+                    let name = jbv_str(&v).unwrap_or("");
+                    let in_pair =
+                        levels.last().is_some_and(|l| l.name_is_sensitive) && name == "value";
+                    pending = Some((v, in_pair || redact::sensitive_key(name, extra)));
+                }
+                WJB_VALUE => {
+                    if skip_to.is_some() {
+                        continue;
+                    }
+                    let Some((mut k, secret)) = pending.take() else {
+                        continue;
+                    };
+                    let key = jbv_str(&k).unwrap_or("");
+                    if (key == "name" || key == "key")
+                        && jbv_str(&v).is_some_and(|h| redact::sensitive_key(h, extra))
+                    {
+                        if let Some(l) = levels.last_mut() {
+                            l.name_is_sensitive = true;
+                        }
+                    }
+                    let mut out = if secret {
+                        jbv_string(redact::MARK)
+                    } else {
+                        redact_scalar(&v, extra)
+                    };
+                    let key_len = k.val.string.len as usize;
+                    if !cut && used + key_len + cost(&out) > budget {
+                        // A long string keeps what fits; anything else is cut whole.
+                        out = match prefix(&out, budget.saturating_sub(used + key_len)) {
+                            Some(p) => p,
+                            None => {
+                                cut = true;
+                                continue;
+                            }
+                        };
+                        cut = true;
+                    } else if cut {
+                        continue;
+                    }
+                    let need = key_len + cost(&out);
+                    used += need;
+                    push(&mut state, WJB_KEY, Some(&mut k));
+                    push(&mut state, WJB_VALUE, Some(&mut out));
+                }
+                WJB_ELEM => {
+                    if skip_to.is_some() {
+                        continue;
+                    }
+                    let mut out = redact_scalar(&v, extra);
+                    if !cut && depth > 1 && used + cost(&out) > budget {
+                        out = match prefix(&out, budget.saturating_sub(used)) {
+                            Some(p) => p,
+                            None => {
+                                cut = true;
+                                continue;
+                            }
+                        };
+                        cut = true;
+                    } else if cut {
+                        continue;
+                    }
+                    let need = cost(&out);
+                    used += need;
+                    push(&mut state, WJB_ELEM, Some(&mut out));
+                }
+                _ => {}
+            }
+        }
+        JsonbDatum::from_value(result)
+    }
+}
+
+/// The start of a long string that fits in `room` bytes, marked as cut; `None` if it is not a
+/// string or too little room is left to be useful.
+unsafe fn prefix(v: &pg_sys::JsonbValue, room: usize) -> Option<pg_sys::JsonbValue> {
+    const MARK: &str = "…[cut]";
+    let s = unsafe { jbv_str(v) }?;
+    let keep = room.checked_sub(MARK.len() + 2).filter(|k| *k >= 32)?;
+    let mut end = keep.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(jbv_string(&format!("{}{MARK}", &s[..end])))
+}
+
+/// A scalar with the secrets inside its string (if any) replaced.
+unsafe fn redact_scalar(v: &pg_sys::JsonbValue, extra: &[String]) -> pg_sys::JsonbValue {
+    unsafe {
+        match jbv_str(v).and_then(|s| redact::redact_string(s, extra)) {
+            Some(redacted) => jbv_string(&redacted),
+            None => *v,
+        }
+    }
+}
+
+const INSERT_SQL: &str = "INSERT INTO tenancy.request_logs
+        (tenant_id, id, integration_id, action_id, api_key_id, request_summary, response_summary,
+         status_code, latency_ms, retry_count, error)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+thread_local! {
+    static INSERT: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
+}
+
+fn invalid(message: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        message,
+        None,
+    )
+}
+
+/// Log one request of an action of an integration of the current tenant and return the row's id.
+/// `request` and `response` are JSON objects (summaries: method, URL, headers, body…); `error`
+/// any JSON.  Secrets are redacted and each summary is capped before anything is stored.  The
+/// tenant (and the API key, when the context came from one) come from the context.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn log_request(
+    integration_id: Option<pgrx::Uuid>,
+    action_id: Option<pgrx::Uuid>,
+    request: Option<JsonbArg>,
+    response: default!(Option<JsonbArg>, "NULL"),
+    status_code: default!(Option<i32>, "NULL"),
+    latency_ms: default!(Option<i32>, "0"),
+    retry_count: default!(Option<i32>, "0"),
+    error: default!(Option<JsonbArg>, "NULL"),
+) -> pgrx::Uuid {
+    let integration_id = integration_id.unwrap_or_else(|| null_argument("integration_id"));
+    let action_id = action_id.unwrap_or_else(|| null_argument("action_id"));
+    let request = request.unwrap_or_else(|| null_argument("request"));
+    if !request.is_object() {
+        invalid("request must be a JSON object");
+    }
+    if response.as_ref().is_some_and(|r| !r.is_object()) {
+        invalid("response must be a JSON object (or NULL)");
+    }
+    if status_code.is_some_and(|s| !(100..=599).contains(&s)) {
+        invalid("status_code must be an HTTP status, 100-599 (or NULL)");
+    }
+    let latency_ms = latency_ms.unwrap_or(0);
+    let retry_count = retry_count.unwrap_or(0);
+    if latency_ms < 0 || retry_count < 0 {
+        invalid("latency_ms and retry_count must not be negative");
+    }
+    let Some(tenant) = context::current_tenant_id() else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "no tenant in this transaction's context",
+            Some(
+                "Call tenancy.set_tenant(), tenancy.pre_request() or tenancy.authenticate() first.",
+            ),
+        )
+    };
+    // The action must be the integration's (the foreign keys only say both are the tenant's).
+    let owner = lookup::fetch(
+        c"actions",
+        c"actions_pkey",
+        &[Key::uuid(1, &tenant), Key::uuid(2, &action_id)],
+        &[c"integration_id"],
+        // SAFETY: a uuid datum from a live slot; from_datum copies it.
+        |cols| cols[0].and_then(|d| unsafe { pgrx::Uuid::from_datum(d, false) }),
+    );
+    match owner {
+        None => raise(
+            PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+            format!("action {action_id} is not an action of the current tenant"),
+            None,
+        ),
+        Some(Some(i)) if i == integration_id => {}
+        Some(_) => raise(
+            PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+            format!("action {action_id} is not an action of integration {integration_id}"),
+            None,
+        ),
+    }
+    let extra = extra_keys();
+    let budget = gucs::LOG_SUMMARY_MAX_BYTES.get().max(256) as usize;
+    let request = redact_jsonb(&request, &extra, budget);
+    let response = response.map(|r| redact_jsonb(&r, &extra, budget));
+    let error = error.map(|e| redact_jsonb(&e, &extra, budget));
+    let mut id = [0u8; 16];
+    getrandom::getrandom(&mut id).unwrap_or_else(|_| {
+        raise(
+            PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
+            "the OS random number generator failed",
+            None,
+        )
+    });
+    let id = pgrx::Uuid::from_bytes(*uuid::Builder::from_random_bytes(id).into_uuid().as_bytes());
+    let args = [
+        tenant.into(),
+        id.into(),
+        integration_id.into(),
+        action_id.into(),
+        context::current_api_key_id().into(),
+        request.into(),
+        response.into(),
+        status_code.into(),
+        latency_ms.into(),
+        retry_count.into(),
+        error.into(),
+    ];
+    Spi::connect_mut(|client| {
+        INSERT.with(|cell| {
+            if cell.get().is_none() {
+                let oids = [
+                    pg_sys::UUIDOID,
+                    pg_sys::UUIDOID,
+                    pg_sys::UUIDOID,
+                    pg_sys::UUIDOID,
+                    pg_sys::UUIDOID,
+                    pg_sys::JSONBOID,
+                    pg_sys::JSONBOID,
+                    pg_sys::INT4OID,
+                    pg_sys::INT4OID,
+                    pg_sys::INT4OID,
+                    pg_sys::JSONBOID,
+                ];
+                let stmt = client
+                    .prepare_mut(INSERT_SQL, &oids.map(Into::into))
+                    .unwrap_or_else(|e| {
+                        raise(
+                            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                            format!("preparing the request-log insert failed: {e}"),
+                            None,
+                        )
+                    });
+                let _ = cell.set(stmt.keep());
+            }
+            let stmt = cell.get().unwrap_or_else(|| unreachable!());
+            client.update(stmt, None, &args).map(|_| ())
+        })
+    })
+    .unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("logging the request failed: {e}"),
+            None,
+        )
+    });
+    id
+}
+
+/// For tests and for callers who want to see what would be stored: `value` redacted and capped
+/// exactly as `log_request` stores a summary.
+#[pg_extern(stable, parallel_safe)]
+pub fn redact(value: JsonbArg) -> JsonbDatum {
+    let budget = gucs::LOG_SUMMARY_MAX_BYTES.get().max(256) as usize;
+    redact_jsonb(&value, &extra_keys(), budget)
+}

@@ -1,0 +1,204 @@
+-- Request logging: the redaction corpus (input and the exact JSON stored), log_request's checks,
+-- caps, bad input, who may log.
+BEGIN;
+\ir helpers.psql
+SELECT * FROM no_plan();
+
+CREATE FUNCTION pg_temp.error_text(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE m text; s text;
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS s = RETURNED_SQLSTATE, m = MESSAGE_TEXT;
+    RETURN s || ': ' || m;
+END $$;
+
+-- The corpus: realistic request/response summaries, and exactly what is stored.
+CREATE TEMP TABLE corpus (n serial, what text, input jsonb, expected jsonb);
+INSERT INTO corpus (what, input, expected) VALUES
+('bearer header',
+ '{"method": "GET", "headers": {"Authorization": "Bearer xoxb-1234567890-abcdef"}}',
+ '{"method": "GET", "headers": {"Authorization": "[REDACTED]"}}'),
+('mixed-case header names',
+ '{"headers": {"AUTHORIZATION": "Basic dXNlcjpwYXNz", "x-API-key": "k-123", "Proxy-Authorization": "Negotiate abc", "Accept": "application/json"}}',
+ '{"headers": {"AUTHORIZATION": "[REDACTED]", "x-API-key": "[REDACTED]", "Proxy-Authorization": "[REDACTED]", "Accept": "application/json"}}'),
+('cookies both ways',
+ '{"request": {"headers": {"Cookie": "sid=abc; theme=dark"}}, "response": {"headers": {"Set-Cookie": ["sid=def; HttpOnly", "x=1"]}}}',
+ '{"request": {"headers": {"Cookie": "[REDACTED]"}}, "response": {"headers": {"Set-Cookie": "[REDACTED]"}}}'),
+('OAuth token response',
+ '{"status": 200, "body": {"access_token": "ya29.a0Af", "refresh_token": "1//0g", "expires_in": 3599, "token_type": "Bearer", "scope": "email"}}',
+ '{"status": 200, "body": {"access_token": "[REDACTED]", "refresh_token": "[REDACTED]", "expires_in": 3599, "token_type": "[REDACTED]", "scope": "email"}}'),
+('client credentials form',
+ '{"body": {"grant_type": "client_credentials", "client_id": "abc", "client_secret": "s3cr3t"}}',
+ '{"body": {"grant_type": "client_credentials", "client_id": "abc", "client_secret": "[REDACTED]"}}'),
+('password at depth 4',
+ '{"body": {"user": {"profile": {"password": "hunter2", "name": "Ann"}}}}',
+ '{"body": {"user": {"profile": {"password": "[REDACTED]", "name": "Ann"}}}}'),
+('secrets in an array of objects',
+ '{"accounts": [{"id": 1, "api_key": "k1"}, {"id": 2, "apiKey": "k2"}, {"id": 3}]}',
+ '{"accounts": [{"id": 1, "api_key": "[REDACTED]"}, {"id": 2, "apiKey": "[REDACTED]"}, {"id": 3}]}'),
+('a secret whose value is an object',
+ '{"credentials": {"private_key": {"kty": "RSA", "d": "xyz"}}, "ok": true}',
+ '{"credentials": {"private_key": "[REDACTED]"}, "ok": true}'),
+('a secret whose value is an array',
+ '{"tokens": ["a", "b"], "count": 2}',
+ '{"tokens": "[REDACTED]", "count": 2}'),
+('a secret whose value is a number',
+ '{"pin_password": 1234, "n": 5}',
+ '{"pin_password": "[REDACTED]", "n": 5}'),
+('HAR-style header pairs',
+ '{"headers": [{"name": "Authorization", "value": "Token abcdefghij"}, {"name": "X-Api-Key", "value": "plain-key"}, {"name": "Accept", "value": "*/*"}]}',
+ '{"headers": [{"name": "Authorization", "value": "[REDACTED]"}, {"name": "X-Api-Key", "value": "[REDACTED]"}, {"name": "Accept", "value": "*/*"}]}'),
+('key/value pairs',
+ '{"params": [{"key": "client_secret", "value": "zz"}, {"key": "page", "value": "2"}]}',
+ '{"params": [{"key": "client_secret", "value": "[REDACTED]"}, {"key": "page", "value": "2"}]}'),
+('header pairs as arrays',
+ '{"headers": [["Authorization", "Bearer abcdefghijklmnop"], ["Accept", "json"]]}',
+ '{"headers": [["Authorization", "Bearer [REDACTED]"], ["Accept", "json"]]}'),
+('URL with a token in the query',
+ '{"url": "https://slack.com/api/chat.postMessage?token=xoxb-1-2-3&channel=C1"}',
+ '{"url": "https://slack.com/api/chat.postMessage?token=[REDACTED]&channel=C1"}'),
+('URL with several secrets and a fragment',
+ '{"url": "https://x.test/cb?code=abc&client_secret=s&api_key=k#frag"}',
+ '{"url": "https://x.test/cb?code=abc&client_secret=[REDACTED]&api_key=[REDACTED]#frag"}'),
+('URL without secrets',
+ '{"url": "https://api.github.com/repos/o/r/issues?state=open&page=3"}',
+ '{"url": "https://api.github.com/repos/o/r/issues?state=open&page=3"}'),
+('a bearer token inside free text',
+ '{"error": {"message": "request with Bearer eyJabc.def.ghi123456 failed"}}',
+ '{"error": {"message": "request with Bearer [REDACTED] failed"}}'),
+('a JWT in a string',
+ '{"body": {"id_token_hint": "x", "note": "jwt=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.sig_nature-1"}}',
+ '{"body": {"id_token_hint": "[REDACTED]", "note": "jwt=[REDACTED]"}}'),
+('one of our API keys inside a string',
+ '{"log": "client sent tk_live_4rulsmyIwo2KIEVVbNG6kr383xSAcYL6x2JftdW4mEe780mjliyDqXndMM1J5pAJKZO76UN3lmu0TSJ2avbaNiN2F8fNF today"}',
+ '{"log": "client sent tk_live_[REDACTED] today"}'),
+('a test key as a header value',
+ '{"headers": {"X-Tenant-Key": "tk_test_0123456789ABCDEFGHIJabcdefghij0123456789"}}',
+ '{"headers": {"X-Tenant-Key": "tk_test_[REDACTED]"}}'),
+('non-ASCII around a secret',
+ '{"message": "Grüße — Bearer 0123456789abcdef — ok", "name": "Zoë"}',
+ '{"message": "Grüße — Bearer [REDACTED] — ok", "name": "Zoë"}'),
+('non-ASCII keys',
+ '{"données": {"mot_de_passe": "x", "password_confirmation": "x", "名前": "太郎"}}',
+ '{"données": {"mot_de_passe": "x", "password_confirmation": "[REDACTED]", "名前": "太郎"}}'),
+('snake, kebab and camel case',
+ '{"x-auth-token": "a", "authToken": "b", "AUTH_TOKEN": "c", "session-secret": "d"}',
+ '{"x-auth-token": "[REDACTED]", "authToken": "[REDACTED]", "AUTH_TOKEN": "[REDACTED]", "session-secret": "[REDACTED]"}'),
+('numbers, booleans and nulls untouched',
+ '{"status": 204, "ok": true, "retry": null, "ratio": 0.25, "big": 123456789012345678901234567890}',
+ '{"status": 204, "ok": true, "retry": null, "ratio": 0.25, "big": 123456789012345678901234567890}'),
+('empty objects and arrays',
+ '{"headers": {}, "body": [], "query": {"a": []}}',
+ '{"headers": {}, "body": [], "query": {"a": []}}'),
+('the word token in ordinary text',
+ '{"message": "Token expired, please sign in again", "hint": "Basic plan"}',
+ '{"message": "Token expired, please sign in again", "hint": "Basic plan"}'),
+('Stripe-style webhook',
+ '{"headers": {"Stripe-Signature": "t=1,v1=abc"}, "body": {"type": "invoice.paid", "data": {"object": {"customer": "cus_1", "amount_paid": 900}}}}',
+ '{"headers": {"Stripe-Signature": "t=1,v1=abc"}, "body": {"type": "invoice.paid", "data": {"object": {"customer": "cus_1", "amount_paid": 900}}}}'),
+('GraphQL variables',
+ '{"body": {"query": "mutation { login }", "variables": {"email": "a@b.c", "password": "p", "otp": "123456"}}}',
+ '{"body": {"query": "mutation { login }", "variables": {"email": "a@b.c", "password": "[REDACTED]", "otp": "123456"}}}'),
+('basic auth in a URL query and user info kept',
+ '{"url": "https://user@host.test/path?passwd=x;mode=1"}',
+ '{"url": "https://user@host.test/path?passwd=[REDACTED];mode=1"}'),
+('nested arrays of arrays',
+ '{"batch": [[{"secret": 1}], [{"value": "Bearer 0123456789ab"}]]}',
+ '{"batch": [[{"secret": "[REDACTED]"}], [{"value": "Bearer [REDACTED]"}]]}'),
+('error object',
+ '{"error": {"code": "invalid_grant", "description": "refresh_token=abc is invalid", "request": {"refresh_token": "abc"}}}',
+ '{"error": {"code": "invalid_grant", "description": "refresh_token=abc is invalid", "request": {"refresh_token": "[REDACTED]"}}}'),
+('multipart-ish body with an escaped quote',
+ '{"body": "name=\"api_key\"; value", "form": {"api_key": "\"quoted\""}}',
+ '{"body": "name=\"api_key\"; value", "form": {"api_key": "[REDACTED]"}}');
+
+SELECT cmp_ok((SELECT count(*) FROM corpus), '>=', 30::bigint, 'a corpus of at least 30 payloads');
+SELECT is(tenancy.redact(input), expected, format('redact #%s: %s', n, what)) FROM corpus ORDER BY n;
+SELECT is((SELECT count(*) FROM corpus WHERE tenancy.redact(tenancy.redact(input)) <> tenancy.redact(input)), 0::bigint,
+          'redaction is idempotent');
+
+-- Through log_request: what is stored is the redacted summary, and no secret of the corpus
+-- appears anywhere in the table.
+SELECT tenancy.set_tenant(:acme, :bob);
+SELECT a.id AS action_a, a.integration_id AS integration_a FROM tenancy.actions a WHERE a.tenant_id = :acme LIMIT 1 \gset
+SELECT a.id AS action_b, a.integration_id AS integration_b FROM tenancy.actions a WHERE a.tenant_id = :globex LIMIT 1 \gset
+CREATE TEMP TABLE logged AS
+SELECT c.n, tenancy.log_request(:'integration_a', :'action_a', c.input, c.input, 200, 12, 0, c.input) AS id FROM corpus c;
+SELECT is((SELECT count(*) FROM logged l JOIN tenancy.request_logs r ON r.id = l.id JOIN corpus c ON c.n = l.n
+           WHERE r.request_summary = c.expected AND r.response_summary = c.expected AND r.error = c.expected), (SELECT count(*) FROM corpus),
+          'every summary is stored exactly as redacted');
+SELECT is((SELECT count(*) FROM tenancy.request_logs r
+           WHERE r.request_summary::text || r.response_summary::text || r.error::text
+                 ~ '(xoxb-1234567890|dXNlcjpwYXNz|ya29|hunter2|s3cr3t|1//0g|plain-key|abcdefghijklmnop|xoxb-1-2-3|4rulsmyIwo2|0123456789ABCDEFGHIJ|eyJhbGciOiJIUzI1NiJ9|sid=abc|"k1"|"k2")'),
+          0::bigint, 'no secret of the corpus is anywhere in the table');
+SELECT is((SELECT api_key_id FROM tenancy.request_logs WHERE id = (SELECT id FROM logged LIMIT 1)), NULL::uuid, 'no API key in a user''s context');
+
+-- Caps: past tenancy.log_summary_max_bytes the rest is cut, a long string keeps its start, and
+-- the root says what happened.
+SET LOCAL tenancy.log_summary_max_bytes = 1024;
+SELECT ok(length(tenancy.redact(jsonb_build_object('body', repeat('x', 10 * 1024 * 1024)))::text) < 1200, 'a 10 MB string is cut to the cap');
+SELECT ok((SELECT b ~ '^x+…\[cut\]$' AND length(b) > 900 FROM (SELECT tenancy.redact(jsonb_build_object('body', repeat('x', 5000))) ->> 'body' AS b) s),
+          'and keeps its start');
+SELECT matches(tenancy.redact(jsonb_build_object('body', repeat('x', 5000))) ->> '_truncated',
+               '^cut at 1024 bytes \(tenancy.log_summary_max_bytes\); the input had [0-9]+ bytes$', 'the root says it was cut');
+SELECT is((SELECT count(*) FROM jsonb_object_keys(tenancy.redact((SELECT jsonb_object_agg('k' || g, g) FROM generate_series(1, 5000) g))))::int < 200,
+          true, 'an object of 5000 keys is cut');
+SELECT is(jsonb_typeof(tenancy.redact((SELECT jsonb_build_object('list', jsonb_agg(g)) FROM generate_series(1, 100000) g)) -> 'list'), 'array',
+          'a long array is cut, still an array');
+RESET tenancy.log_summary_max_bytes;
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SET LOCAL tenancy.log_summary_max_bytes = 100000000'), 'error:42501',
+          'an application role cannot change the cap');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SET LOCAL tenancy.redact_keys = ''x'''), 'error:42501',
+          'nor the redaction list');
+SET LOCAL tenancy.redact_keys = 'ssn, Customer-Id';
+SELECT is(tenancy.redact('{"user_ssn": "1", "customer_id": 7, "id": 8}'), '{"user_ssn": "[REDACTED]", "customer_id": "[REDACTED]", "id": 8}',
+          'tenancy.redact_keys adds keys (case and - vs _ do not matter)');
+RESET tenancy.redact_keys;
+
+-- Deep nesting: 1,000 levels are no problem (no recursion); a 10 MB payload is capped.
+SELECT is(tenancy.redact((repeat('{"a":', 1000) || '{"password": 1}' || repeat('}', 1000))::jsonb) #>> (ARRAY(SELECT 'a' FROM generate_series(1, 1000)) || 'password'::text),
+          '[REDACTED]', 'a secret 1,000 levels deep is redacted');
+SELECT lives_ok(format('SELECT tenancy.log_request(%L, %L, jsonb_build_object(''body'', repeat(''y'', 10 * 1024 * 1024)))', :'integration_a', :'action_a'),
+                'a 10 MB payload is logged (capped)');
+SELECT ok((SELECT pg_column_size(request_summary) FROM tenancy.request_logs ORDER BY created_at DESC, pg_column_size(request_summary) DESC LIMIT 1) < 20000,
+          'and what is stored is capped');
+
+-- Bad input: clear errors.
+SELECT is(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, NULL)', :'integration_a', :'action_a')), '22004: request must not be NULL', 'NULL request');
+SELECT is(pg_temp.error_text(format('SELECT tenancy.log_request(NULL, %L, ''{}'')', :'action_a')), '22004: integration_id must not be NULL', 'NULL integration');
+SELECT is(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''[1]'')', :'integration_a', :'action_a')), '22023: request must be a JSON object', 'request not an object');
+SELECT is(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'', ''"x"'')', :'integration_a', :'action_a')), '22023: response must be a JSON object (or NULL)', 'response not an object');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'', status_code => 99)', :'integration_a', :'action_a')), '^22023: status_code', 'status 99');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'', latency_ms => -1)', :'integration_a', :'action_a')), '^22023: ', 'negative latency');
+SELECT is(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'')', :'integration_b', :'action_b')),
+          format('23503: action %s is not an action of the current tenant', :'action_b'), 'another tenant''s action');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'')', :'integration_b', :'action_a')),
+               '^23503: action .* is not an action of integration', 'an action of another integration');
+SELECT is(pg_temp.probe('authenticated', NULL, NULL, format('SELECT tenancy.log_request(%L, %L, ''{}'')', :'integration_a', :'action_a')),
+          'error:42501', 'no context, no log');
+
+-- Who may log: the tenant's writers and service_role; not a client; not anon.
+SELECT is(pg_temp.probe('authenticated', :acme, :dave, format('SELECT tenancy.log_request(%L, %L, ''{}'') IS NOT NULL', :'integration_a', :'action_a')),
+          'value:true', 'a member logs');
+SELECT is(pg_temp.probe('authenticated', :acme, :erin, format('SELECT tenancy.log_request(%L, %L, ''{}'')', :'integration_a', :'action_a')),
+          'error:42501', 'a client does not');
+SELECT is(pg_temp.probe('service_role', :acme, NULL, format('SELECT tenancy.log_request(%L, %L, ''{}'') IS NOT NULL', :'integration_a', :'action_a')),
+          'value:true', 'service_role logs');
+SELECT is(pg_temp.probe('anon', NULL, NULL, format('SELECT tenancy.log_request(%L, %L, ''{}'')', :'integration_a', :'action_a')),
+          'error:42501', 'anon may not call it');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'UPDATE tenancy.request_logs SET status_code = 500'), 'error:42501', 'logs cannot be updated');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'DELETE FROM tenancy.request_logs'), 'error:42501', 'nor deleted');
+
+-- Logged with an API key: the key is recorded.
+SELECT tenancy.clear_context();
+SELECT tenancy.set_tenant(:acme);
+SELECT tenancy.create_api_key('logger') AS logger_key \gset
+SELECT tenancy.clear_context();
+SELECT tenancy.authenticate(:'logger_key') IS NOT NULL;
+SELECT tenancy.log_request(:'integration_a', :'action_a', '{"via": "key"}') AS key_log \gset
+SELECT is((SELECT api_key_id FROM tenancy.request_logs WHERE id = :'key_log'), tenancy.current_api_key_id(), 'the API key is recorded with the log');
+
+SELECT * FROM finish();
+ROLLBACK;
