@@ -36,6 +36,20 @@ run_group() {
     python3 "$BENCH/report.py" "$group" "$base" "$(IFS=,; echo "${names[*]}")" "${dirs[@]}"
 }
 
+# COPY of 100k rows into the plain table: the ceiling for getting rows into a table at all.
+copy_ceiling() {
+    local file="$PGT_STATE/bench-logs/copy_logs.csv"
+    psql_q -d tenancy_bench -c "COPY (SELECT 'c0000000-0000-4000-8000-000000000001'::uuid, gen_random_uuid(),
+        'e0000000-0000-4000-8000-000000000001'::uuid, 'f0000000-0000-4000-8000-000000000001'::uuid, NULL::uuid,
+        (SELECT v FROM bench.log_summary), '{\"status\": 200}'::jsonb, 200, 35, 0, NULL::jsonb, now() + g * interval '1 microsecond'
+        FROM generate_series(1, 100000) g) TO STDOUT (FORMAT csv)" > "$file"
+    local ms
+    ms=$(psql_q -d tenancy_bench -At -c "TRUNCATE bench.copy_logs" -c '\timing on' -c "\copy bench.copy_logs FROM '$file' (FORMAT csv)" \
+        | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1)
+    echo
+    echo "COPY of 100k such rows into the plain table (the ceiling): ${ms} ms, $(python3 -c "print(f'{$ms * 1000 / 100000:.1f}')") µs a row."
+}
+
 {
     echo "### Benchmarks"
     echo
@@ -52,6 +66,9 @@ run_group() {
         vault/floor_md5.sql vault/read_pg_tenancy.sql vault/read_pgp_sym.sql vault/read_raw_aes.sql
     run_group "vault: store a ~200-byte secret" 0 \
         vault/floor_md5.sql vault/store_pg_tenancy.sql vault/store_pgp_sym.sql vault/store_raw_aes.sql
+    run_group "request logs: one ~300-byte request summary per call" 0 \
+        request_logs/plain_insert.sql request_logs/log_request.sql
+    copy_ceiling
     run_group "API keys: check a key sent by the client, 1000 keys (bcrypt: 100, picked 1/50 as often)" 0 \
         api_keys/pk_lookup.sql@50 api_keys/verify_api_key.sql@50 api_keys/verify_api_key_from.sql@50 api_keys/authenticate.sql@50 \
         api_keys/sha256_lookup.sql@50 api_keys/bcrypt.sql@1

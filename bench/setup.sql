@@ -79,6 +79,19 @@ CREATE TABLE bench.sha_keys (key_hash bytea PRIMARY KEY, tenant_id uuid NOT NULL
 INSERT INTO bench.sha_keys SELECT digest(key, 'sha256'), tenant_id, ARRAY['bench:read'] FROM bench.api_key_plain;
 CREATE TABLE bench.bcrypt_keys (n int PRIMARY KEY, tenant_id uuid NOT NULL, key_hash text NOT NULL);
 INSERT INTO bench.bcrypt_keys SELECT n, tenant_id, crypt(key, gen_salt('bf', 10)) FROM bench.api_key_plain WHERE n <= 100;
+-- Request logs: an action of the bench integration; a plain unpartitioned table indexed (and
+-- constrained) like tenancy.request_logs; the ~300-byte request summary the scripts send.
+INSERT INTO tenancy.actions (tenant_id, id, integration_id, name, slug, http_method, endpoint_template)
+VALUES ('c0000000-0000-4000-8000-000000000001', 'f0000000-0000-4000-8000-000000000001', 'e0000000-0000-4000-8000-000000000001',
+        'Post message', 'post-message', 'POST', '/api/chat.postMessage');
+CREATE TABLE bench.plain_logs (LIKE tenancy.request_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+ALTER TABLE bench.plain_logs ADD PRIMARY KEY (tenant_id, created_at, id),
+    ADD FOREIGN KEY (tenant_id, integration_id) REFERENCES tenancy.integrations (tenant_id, id),
+    ADD FOREIGN KEY (tenant_id, action_id) REFERENCES tenancy.actions (tenant_id, id);
+CREATE INDEX plain_logs_integration_idx ON bench.plain_logs (tenant_id, integration_id, created_at DESC);
+CREATE TABLE bench.copy_logs (LIKE bench.plain_logs INCLUDING ALL);
+CREATE TABLE bench.log_summary AS
+SELECT '{"method": "POST", "url": "https://slack.com/api/chat.postMessage?channel=C024BE91L", "headers": {"Authorization": "Bearer xoxb-1234567890-abcdefghijkl", "Content-Type": "application/json; charset=utf-8", "User-Agent": "waygate/1.0"}, "body": {"channel": "C024BE91L", "text": "Deploy finished: 42 services, 0 errors"}}'::jsonb AS v;
 CREATE TABLE bench.pgp_sink (id bigserial PRIMARY KEY, secret bytea NOT NULL);
 CREATE TABLE bench.aes_sink (id bigserial PRIMARY KEY, secret bytea NOT NULL);
 VACUUM ANALYZE;
