@@ -211,7 +211,24 @@ SELECT name, prefix, scopes, status, last_used_at IS NOT NULL AS used FROM tenan
 COMMIT;
 
 \echo
-\echo '=== 13. Errors say what is wrong, with a SQLSTATE ==='
+\echo '=== 13. Request logs: one door in, secrets redacted before anything is stored ==='
+BEGIN;
+SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001', as_user => '00000000-0000-4000-8000-0000000000a4');
+SELECT a.id AS action_id, a.integration_id FROM tenancy.actions a WHERE a.tenant_id = tenancy.current_tenant_id() LIMIT 1 \gset
+SELECT tenancy.log_request(:'integration_id', :'action_id',
+    '{"method": "POST", "url": "https://slack.com/api/chat.postMessage?token=xoxb-42-secret&channel=C1",
+      "headers": {"Authorization": "Bearer xoxb-42-secret", "Content-Type": "application/json"},
+      "body": {"channel": "C1", "text": "hi", "auth": {"client_secret": "shh", "password": "hunter2"}}}',
+    '{"status": 200, "headers": {"Set-Cookie": "sid=abc"}, "body": {"ok": true, "note": "sent with Bearer xoxb-42-secret"}}',
+    status_code => 200, latency_ms => 87) AS log_id \gset
+SELECT jsonb_pretty(request_summary) AS stored_request, jsonb_pretty(response_summary) AS stored_response
+FROM tenancy.request_logs WHERE id = :'log_id';
+SET LOCAL ROLE authenticated;
+SELECT public.try('UPDATE tenancy.request_logs SET status_code = 500') AS member_updates_a_log;
+COMMIT;
+
+\echo
+\echo '=== 14. Errors say what is wrong, with a SQLSTATE ==='
 SELECT public.try($$SELECT tenancy.set_tenant(NULL)$$) AS null_tenant;
 SELECT public.try($$SELECT tenancy.set_tenant('not-a-uuid')$$) AS bad_uuid;
 SELECT public.try($$INSERT INTO tenancy.tenants (slug, name) VALUES ('Not A Slug!', 'x')$$) AS bad_slug;
