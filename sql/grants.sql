@@ -103,7 +103,10 @@ GRANT EXECUTE ON FUNCTION
     TO authenticated, service_role;
 GRANT EXECUTE ON FUNCTION
     tenancy.log_request(uuid, uuid, jsonb, jsonb, integer, integer, integer, jsonb),
-    tenancy.redact(jsonb)
+    tenancy.redact(jsonb),
+    tenancy.request_stats(timestamptz, timestamptz)
     TO authenticated, service_role;
+-- Superuser only (no grant; grant it to a maintenance role if you have one):
+-- tenancy.maintain_request_logs(interval, integer, timestamptz).
 -- Superuser only (no grant): tenancy.rotate_root_key(integer), tenancy.root_key_usage(),
 -- tenancy.generate_root_key(text).

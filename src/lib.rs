@@ -12,7 +12,7 @@
 //! | [`vault`]     | `sql/vault.sql`        | keyring, envelope keys, AEAD format, credentials    |
 //! | [`api_keys`]  | `sql/api_keys.sql`     | tenant API keys: issue, verify, authenticate        |
 //! | [`jsonb`]     |                        | jsonb in and out without text (vault, logs)         |
-//! | [`request_log`] |                      | log_request: redaction, caps (partitions: schema)   |
+//! | [`request_log`] | `sql/request_logs.sql` | log_request (redaction, caps), partitions, stats  |
 //! | (isolation)   | `sql/isolation.sql`    | RLS policies, `enable_tenant_isolation`             |
 //! | (supabase)    | `sql/supabase.sql`     | mirror `auth.users` into `tenancy.users`            |
 //! | (operations)  | `sql/operations.sql`   | `health()`, `seed_demo()`                           |
@@ -57,6 +57,11 @@ extension_sql_file!(
         context::current_user_id,
         context::current_role
     ]
+);
+extension_sql_file!(
+    "../sql/request_logs.sql",
+    name = "request_logs",
+    requires = ["schema", context::current_tenant_id]
 );
 extension_sql_file!(
     "../sql/supabase.sql",

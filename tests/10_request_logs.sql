@@ -200,5 +200,58 @@ SELECT tenancy.authenticate(:'logger_key') IS NOT NULL;
 SELECT tenancy.log_request(:'integration_a', :'action_a', '{"via": "key"}') AS key_log \gset
 SELECT is((SELECT api_key_id FROM tenancy.request_logs WHERE id = :'key_log'), tenancy.current_api_key_id(), 'the API key is recorded with the log');
 
+-- Partition maintenance over a simulated 90 days.  Rows with explicit times (as superuser, into the
+-- parent: they land in the default partition), then maintenance "on" day 90.
+SELECT tenancy.clear_context();
+DELETE FROM tenancy.request_logs;
+INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_summary, status_code, latency_ms, created_at)
+SELECT :acme, :'integration_a', :'action_a', jsonb_build_object('day', d, 'i', i), CASE WHEN i % 10 = 0 THEN 500 ELSE 200 END, i,
+       timestamptz '2026-01-01 00:00:00+00' + d * interval '1 day' + i * interval '7 minutes'
+FROM generate_series(0, 89) d, generate_series(1, 20) i;
+SELECT is((SELECT count(*) FROM tenancy.request_logs_default), 1800::bigint, '90 days x 20 rows, all in the default partition');
+CREATE TEMP TABLE per_day AS
+SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n, sum(latency_ms) AS s FROM tenancy.request_logs GROUP BY 1;
+
+SELECT tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-03-31 12:00:00+00') AS report \gset
+SELECT is((:'report'::jsonb ->> 'deleted_from_default')::int, 59 * 20, 'rows older than 30 days are deleted from the default partition');
+SELECT is(jsonb_array_length(:'report'::jsonb -> 'created'), 7, 'the next 7 days are created ahead (today''s came from the default partition)');
+SELECT is((SELECT count(*) FROM tenancy.request_logs_default), 0::bigint, 'the default partition is empty');
+SELECT is((SELECT count(*) FROM pg_inherits WHERE inhparent = 'tenancy.request_logs'::regclass), (31 + 7 + 1)::bigint,
+          '31 days of data, 7 ahead, and the default partition');
+SELECT is((SELECT count(*) FROM per_day p
+           JOIN (SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n, sum(latency_ms) AS s FROM tenancy.request_logs GROUP BY 1) q USING (day)
+           WHERE p.n = q.n AND p.s = q.s AND p.day >= date '2026-03-01'), 31::bigint, 'no row of a retained day is lost');
+SELECT is((SELECT count(*) FROM tenancy.request_logs_p20260315), 20::bigint, 'each day''s rows are in its own partition');
+SELECT is(tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-03-31 12:00:00+00'),
+          '{"created": [], "dropped": [], "moved_from_default": {}, "deleted_from_default": 0}'::jsonb, 'a second run changes nothing');
+
+-- Ten days later: exactly the ten oldest partitions go.
+SELECT tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-04-10 12:00:00+00') AS report2 \gset
+SELECT is((SELECT array_agg(x ORDER BY x) FROM jsonb_array_elements_text(:'report2'::jsonb -> 'dropped') x),
+          (SELECT array_agg('request_logs_p' || to_char(d, 'YYYYMMDD') ORDER BY 1) FROM generate_series(date '2026-03-01', date '2026-03-10', '1 day') d),
+          'retention drops exactly the partitions older than 30 days');
+SELECT is((SELECT count(*) FROM tenancy.request_logs), (21 * 20)::bigint, 'and every row of the retained days is still there');
+SELECT is((SELECT min(created_at) >= timestamptz '2026-03-11 00:00:00+00' FROM tenancy.request_logs), true, 'none older');
+INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_summary, created_at)
+VALUES (:acme, :'integration_a', :'action_a', '{"late": true}', timestamptz '2027-01-01 00:00:00+00');
+SELECT is((SELECT count(*) FROM tenancy.request_logs_default), 1::bigint, 'a row with no partition yet goes to the default partition');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SELECT count(*) FROM tenancy.request_logs_p20260320'), 'error:42501',
+          'a partition is not readable directly by application roles');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT count(*) FROM tenancy.request_logs_p20260320'), 'error:42501', 'not even service_role');
+SELECT is((SELECT relforcerowsecurity FROM pg_class WHERE oid = 'tenancy.request_logs_p20260320'::regclass), true, 'and it forces RLS');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SELECT count(*) FROM tenancy.request_logs WHERE created_at < ''2026-04-01'''), 'value:420',
+          'through the parent, the tenant reads its logs');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, format('SELECT tenancy.maintain_request_logs(%L)', '1 day')), 'error:42501',
+          'maintenance is not for application roles');
+SELECT matches(pg_temp.error_text('SELECT tenancy.maintain_request_logs(''-1 day'')'), '^22023: ', 'a negative retention is refused');
+
+-- request_stats: per integration and action; counts, error rate, percentiles.
+SELECT tenancy.set_tenant(:acme, :bob);
+SELECT results_eq($$SELECT requests, errors, error_rate, p50_ms, p95_ms, p99_ms FROM tenancy.request_stats('2026-03-20', '2026-03-21')$$,
+                  $$VALUES (20::bigint, 2::bigint, 0.1::double precision, 10.5::double precision, 19.05::double precision, 19.81::double precision)$$,
+                  'request_stats: 20 requests, 2 errors, latency percentiles of 1..20 ms');
+SELECT is(pg_temp.probe('authenticated', :globex, :frank, $$SELECT count(*) FROM tenancy.request_stats('2026-01-01', '2027-01-01')$$), 'value:0',
+          'another tenant sees none of it');
+
 SELECT * FROM finish();
 ROLLBACK;

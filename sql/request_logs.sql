@@ -1,0 +1,136 @@
+-- Request logs: partition maintenance and statistics.  log_request itself is in Rust
+-- (src/request_log/); the partitioned table is in sql/schema.sql.
+--
+-- Partitions are daily, in UTC, named request_logs_pYYYYMMDD.  Rows whose day has no partition go
+-- to request_logs_default, so log_request never fails for want of one; maintenance moves them into
+-- their day's partition later.
+
+-- Create the partitions of the next `premake` days, move rows out of the default partition into
+-- their day's partition, and drop the partitions (and delete the default partition's rows) of the
+-- days that are entirely older than `retain`.  `as_of` is "now" (for tests and backfills).  Safe to run concurrently (one run
+-- at a time) and as often as you like; with pg_cron:
+--   SELECT cron.schedule('tenancy-request-logs', '7 * * * *', $$SELECT tenancy.maintain_request_logs('30 days')$$);
+-- Returns what it did.  Needs the privileges of the table's owner (superuser by default).
+CREATE FUNCTION tenancy.maintain_request_logs(retain interval DEFAULT '30 days', premake integer DEFAULT 7,
+                                              as_of timestamptz DEFAULT now())
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    today      timestamptz;
+    cutoff     timestamptz;
+    day        timestamptz;
+    part       text;
+    n          bigint;
+    created    text[] := '{}';
+    moved      jsonb := '{}';
+    dropped    text[] := '{}';
+    deleted    bigint := 0;
+    r          record;
+BEGIN
+    IF retain IS NULL OR retain <= interval '0' THEN
+        RAISE EXCEPTION 'retain must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF premake IS NULL OR premake NOT BETWEEN 0 AND 366 THEN
+        RAISE EXCEPTION 'premake must be 0-366 days' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- One run at a time.
+    PERFORM pg_advisory_xact_lock(hashtext('tenancy.maintain_request_logs'));
+    today := date_trunc('day', as_of AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    -- Whole days: a day goes once all of it is older than the retention.
+    cutoff := date_trunc('day', (as_of - retain) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+
+    -- 1. Rows in the default partition older than the retention go; the others move to their day.
+    DELETE FROM tenancy.request_logs_default WHERE created_at < cutoff;
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    FOR day IN
+        SELECT DISTINCT date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+        FROM tenancy.request_logs_default ORDER BY 1
+    LOOP
+        part := 'request_logs_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
+        IF to_regclass('tenancy.' || part) IS NOT NULL THEN
+            RAISE EXCEPTION 'tenancy.% exists but is not attached for its day', part
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Attach it to tenancy.request_logs or drop it, then run maintenance again.';
+        END IF;
+        EXECUTE format('CREATE TABLE tenancy.%I (LIKE tenancy.request_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
+        EXECUTE format('WITH m AS (DELETE FROM tenancy.request_logs_default WHERE created_at >= $1 AND created_at < $2 RETURNING *)
+                        INSERT INTO tenancy.%I SELECT * FROM m', part)
+            USING day, day + interval '1 day';
+        GET DIAGNOSTICS n = ROW_COUNT;
+        EXECUTE format('ALTER TABLE tenancy.request_logs ATTACH PARTITION tenancy.%I FOR VALUES FROM (%L) TO (%L)',
+                       part, day, day + interval '1 day');
+        PERFORM tenancy._seal_partition(part);
+        moved := moved || jsonb_build_object(part, n);
+    END LOOP;
+
+    -- 2. The partitions of today and the next `premake` days.
+    FOR day IN SELECT today + g * interval '1 day' FROM generate_series(0, premake) g LOOP
+        part := 'request_logs_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
+        CONTINUE WHEN to_regclass('tenancy.' || part) IS NOT NULL;
+        EXECUTE format('CREATE TABLE tenancy.%I PARTITION OF tenancy.request_logs FOR VALUES FROM (%L) TO (%L)',
+                       part, day, day + interval '1 day');
+        PERFORM tenancy._seal_partition(part);
+        created := created || part;
+    END LOOP;
+
+    -- 3. Partitions entirely older than the retention.
+    FOR r IN
+        SELECT c.relname, (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper_bound
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'tenancy.request_logs'::regclass AND c.relname LIKE 'request\_logs\_p%'
+        ORDER BY 1
+    LOOP
+        IF r.upper_bound IS NOT NULL AND r.upper_bound <= cutoff THEN
+            EXECUTE format('DROP TABLE tenancy.%I', r.relname);
+            dropped := dropped || r.relname::text;
+        END IF;
+    END LOOP;
+
+    RETURN jsonb_build_object('created', to_jsonb(created), 'moved_from_default', moved,
+                              'dropped', to_jsonb(dropped), 'deleted_from_default', deleted);
+END
+$$;
+COMMENT ON FUNCTION tenancy.maintain_request_logs(interval, integer, timestamptz) IS
+    'Daily request_logs partitions: create ahead, move rows out of the default partition, drop past the retention';
+
+-- A new partition is read and written through its parent only: RLS forced, no policy, no grant.
+CREATE FUNCTION tenancy._seal_partition(part text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE tenancy.%I ENABLE ROW LEVEL SECURITY', part);
+    EXECUTE format('ALTER TABLE tenancy.%I FORCE ROW LEVEL SECURITY', part);
+    EXECUTE format('REVOKE ALL ON tenancy.%I FROM PUBLIC, anon, authenticated, service_role', part);
+END
+$$;
+
+-- Per integration and action of the current tenant, between `since` and `until`: how many
+-- requests, how many failed (HTTP status >= 400 or an error), and the latency percentiles.  Runs
+-- as the caller: RLS gives a tenant's members their own logs.
+CREATE FUNCTION tenancy.request_stats(since timestamptz, until timestamptz DEFAULT now())
+    RETURNS TABLE (integration_id uuid, action_id uuid, requests bigint, errors bigint, error_rate double precision,
+                   p50_ms double precision, p95_ms double precision, p99_ms double precision)
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT l.integration_id, l.action_id, count(*),
+           count(*) FILTER (WHERE l.status_code >= 400 OR l.error IS NOT NULL),
+           (count(*) FILTER (WHERE l.status_code >= 400 OR l.error IS NOT NULL))::double precision / count(*),
+           percentile_cont(0.50) WITHIN GROUP (ORDER BY l.latency_ms),
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY l.latency_ms),
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY l.latency_ms)
+    FROM tenancy.request_logs l
+    WHERE l.tenant_id = tenancy.current_tenant_id() AND l.created_at >= since AND l.created_at < until
+    GROUP BY l.integration_id, l.action_id
+    ORDER BY count(*) DESC, l.integration_id, l.action_id
+$$;
+COMMENT ON FUNCTION tenancy.request_stats(timestamptz, timestamptz) IS
+    'Request counts, error rate and p50/p95/p99 latency per integration and action of the current tenant';
