@@ -226,6 +226,12 @@ FROM tenancy.request_logs WHERE id = :'log_id';
 SET LOCAL ROLE authenticated;
 SELECT public.try('UPDATE tenancy.request_logs SET status_code = 500') AS member_updates_a_log;
 COMMIT;
+-- Daily partitions, created ahead; old days dropped (run it from pg_cron):
+SELECT jsonb_pretty(tenancy.maintain_request_logs('30 days', premake => 2)) AS maintenance;
+BEGIN;
+SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001', as_user => '00000000-0000-4000-8000-0000000000a4');
+SELECT requests, errors, error_rate, p50_ms, p95_ms FROM tenancy.request_stats(now() - interval '1 day');
+COMMIT;
 
 \echo
 \echo '=== 14. Errors say what is wrong, with a SQLSTATE ==='

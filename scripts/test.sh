@@ -32,7 +32,7 @@ pg_prove --ext .sql -d tenancy_test tests/ 2>&1 | tee -a "$OUTPUT" || STEPS_FAIL
 
 log "client-side tests (pgrx-tests/)"
 PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
-    cargo test -p pg_tenancy_client_tests --test clients --test keyring --test api_keys -- --test-threads=1 2>&1 \
+    cargo test -p pg_tenancy_client_tests --test clients --test keyring --test api_keys --test request_logs -- --test-threads=1 2>&1 \
     | tee -a "$OUTPUT" || STEPS_FAILED+=(client)
 cluster_stop test
 
