@@ -50,6 +50,32 @@ copy_ceiling() {
     echo "COPY of 100k such rows into the plain table (the ceiling): ${ms} ms, $(python3 -c "print(f'{$ms * 1000 / 100000:.1f}')") µs a row."
 }
 
+# A tenant's 50 latest requests over 10M rows of 1,000 tenants: latency percentiles of the whole
+# PostgREST-style transaction (target: p95 under 1 ms).
+latest_50() {
+    log "request logs: loading 10M rows (a few minutes, once)"
+    if [ "$(psql_q -d tenancy_bench -At -c "SELECT count(*) >= 10000000 FROM tenancy.request_logs")" != t ]; then
+        psql_q -d tenancy_bench -f "$BENCH/request_logs/load_10m.sql" >/dev/null
+    fi
+    local dir="$OUT/latest_50" pcts
+    mkdir -p "$dir"
+    log "request logs: latest 50 of a tenant (${SECONDS_PER_RUN}s, $CLIENTS clients)"
+    (cd "$dir" && "$(pg_bin pgbench)" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" \
+        -l --log-prefix="$dir/log" -f "$BENCH/request_logs/latest_50.sql" tenancy_bench > "$dir/pgbench.out" 2>&1) \
+        || { cat "$dir/pgbench.out" >&2; die "pgbench failed"; }
+    pcts=$(python3 - "$dir" <<'PY'
+import glob, sys
+lat = sorted(int(l.split()[2]) for f in glob.glob(sys.argv[1] + "/log*") for l in open(f) if len(l.split()) > 3)
+p = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] / 1000
+print(f"{len(lat)} transactions; p50 {p(0.50):.3f} ms, p95 {p(0.95):.3f} ms, p99 {p(0.99):.3f} ms")
+PY
+)
+    echo
+    echo "#### request logs: a tenant's 50 latest requests, 10M rows, 1,000 tenants, daily partitions"
+    echo
+    echo "Whole PostgREST-style transaction (claims, role, \`pre_request\`, the SELECT, COMMIT): $pcts."
+}
+
 {
     echo "### Benchmarks"
     echo
@@ -72,5 +98,6 @@ copy_ceiling() {
     run_group "API keys: check a key sent by the client, 1000 keys (bcrypt: 100, picked 1/50 as often)" 0 \
         api_keys/pk_lookup.sql@50 api_keys/verify_api_key.sql@50 api_keys/verify_api_key_from.sql@50 api_keys/authenticate.sql@50 \
         api_keys/sha256_lookup.sql@50 api_keys/bcrypt.sql@1
+    latest_50
 } | tee "$BENCH/results.md"
 cluster_stop bench
