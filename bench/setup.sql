@@ -86,8 +86,7 @@ VALUES ('c0000000-0000-4000-8000-000000000001', 'f0000000-0000-4000-8000-0000000
         'Post message', 'post-message', 'POST', '/api/chat.postMessage');
 CREATE TABLE bench.plain_logs (LIKE tenancy.request_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
 ALTER TABLE bench.plain_logs ADD PRIMARY KEY (tenant_id, created_at, id),
-    ADD FOREIGN KEY (tenant_id, integration_id) REFERENCES tenancy.integrations (tenant_id, id),
-    ADD FOREIGN KEY (tenant_id, action_id) REFERENCES tenancy.actions (tenant_id, id);
+    ADD FOREIGN KEY (tenant_id, integration_id, action_id) REFERENCES tenancy.actions (tenant_id, integration_id, id);
 CREATE INDEX plain_logs_integration_idx ON bench.plain_logs (tenant_id, integration_id, created_at DESC);
 CREATE TABLE bench.copy_logs (LIKE bench.plain_logs INCLUDING ALL);
 CREATE TABLE bench.log_summary AS

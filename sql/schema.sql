@@ -218,6 +218,8 @@ CREATE TABLE tenancy.actions (
     updated_at        timestamptz         NOT NULL DEFAULT now(),
     CONSTRAINT actions_pkey PRIMARY KEY (tenant_id, id),
     CONSTRAINT actions_slug_key UNIQUE (tenant_id, integration_id, slug),
+    -- What request_logs references: an action together with its integration.
+    CONSTRAINT actions_integration_id_key UNIQUE (tenant_id, integration_id, id),
     CONSTRAINT actions_integration_fkey FOREIGN KEY (tenant_id, integration_id)
         REFERENCES tenancy.integrations (tenant_id, id) ON DELETE CASCADE
 );
@@ -280,10 +282,10 @@ CREATE TABLE tenancy.request_logs (
     error            jsonb,
     created_at       timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT request_logs_pkey PRIMARY KEY (tenant_id, created_at, id),
-    CONSTRAINT request_logs_integration_fkey FOREIGN KEY (tenant_id, integration_id)
-        REFERENCES tenancy.integrations (tenant_id, id) ON DELETE CASCADE,
-    CONSTRAINT request_logs_action_fkey FOREIGN KEY (tenant_id, action_id)
-        REFERENCES tenancy.actions (tenant_id, id) ON DELETE CASCADE
+    -- The action, of that integration, of that tenant (which implies the integration is the
+    -- tenant's); deleting the integration deletes its actions and so their logs.
+    CONSTRAINT request_logs_action_fkey FOREIGN KEY (tenant_id, integration_id, action_id)
+        REFERENCES tenancy.actions (tenant_id, integration_id, id) ON DELETE CASCADE
 ) PARTITION BY RANGE (created_at);
 CREATE TABLE tenancy.request_logs_default PARTITION OF tenancy.request_logs DEFAULT;
 -- "latest requests of my tenant" reads the primary key backwards; this one serves per-integration views.

@@ -23,7 +23,7 @@
 //! the key's id and scopes), so RLS applies from the next statement on; like every context it ends
 //! with the transaction, which is what makes it safe behind PgBouncer's transaction pooling.
 use crate::context;
-use crate::error::{null_argument, raise};
+use crate::error::{new_uuid, null_argument, raise, random, spi_failed};
 use crate::lookup::{self, Key};
 use crate::vault::envelope;
 use hmac::{Hmac, Mac};
@@ -275,24 +275,6 @@ fn pepper() -> Zeroizing<[u8; 32]> {
 // ------------------------------------------------------------------------------------------------
 // Helpers
 // ------------------------------------------------------------------------------------------------
-
-fn spi_failed(what: &str, e: impl std::fmt::Display) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-        format!("{what} failed: {e}"),
-        None,
-    )
-}
-
-fn random(buf: &mut [u8]) {
-    getrandom::getrandom(buf).unwrap_or_else(|_| {
-        raise(
-            PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
-            "the OS random number generator failed",
-            None,
-        )
-    });
-}
 
 fn now() -> i64 {
     // SAFETY: the wall clock, in PostgreSQL's timestamp units (µs since 2000-01-01).
@@ -553,9 +535,7 @@ fn insert_key(
             None,
         );
     }
-    let mut id = [0u8; 16];
-    random(&mut id);
-    let id = *uuid::Builder::from_random_bytes(id).into_uuid().as_bytes();
+    let id = *new_uuid().as_bytes();
     let mut secret = Zeroizing::new([0u8; 32]);
     random(secret.as_mut());
     let hash = key_hash(&pepper(), env, tenant.as_bytes(), &id, &secret);

@@ -198,6 +198,40 @@ pub fn advisory_xact_lock(class: u16, id: &pgrx::Uuid, exclusive: bool, wait: bo
     }
 }
 
+/// A statement planned once per backend and kept (the plan cache replans it when the caller's
+/// role or the tables change), run through SPI as the caller.  For the hot writes that must go
+/// through RLS and the foreign keys (store_credential, log_request).  Every name in `sql` must be
+/// schema-qualified.
+pub struct KeptStatement {
+    sql: &'static str,
+    types: &'static [pg_sys::Oid],
+    plan: std::cell::OnceCell<pgrx::spi::OwnedPreparedStatement>,
+}
+
+impl KeptStatement {
+    pub const fn new(sql: &'static str, types: &'static [pg_sys::Oid]) -> KeptStatement {
+        KeptStatement {
+            sql,
+            types,
+            plan: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Run it with `args`; `what` names it in an error.
+    pub fn execute(&self, args: &[pgrx::datum::DatumWithOid], what: &str) {
+        Spi::connect_mut(|client| {
+            if self.plan.get().is_none() {
+                let types: Vec<PgOid> = self.types.iter().map(|t| PgOid::from(*t)).collect();
+                let stmt = client.prepare_mut(self.sql, &types)?;
+                let _ = self.plan.set(stmt.keep());
+            }
+            let stmt = self.plan.get().unwrap_or_else(|| unreachable!());
+            client.update(stmt, None, args).map(|_| ())
+        })
+        .unwrap_or_else(|e| crate::error::spi_failed(what, e))
+    }
+}
+
 /// A uuid as an index-scan argument (a pointer to its 16 bytes, valid while `u` lives).
 pub fn uuid_datum(u: &pgrx::Uuid) -> pg_sys::Datum {
     pg_sys::Datum::from(u.as_bytes().as_ptr())

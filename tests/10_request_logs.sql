@@ -172,10 +172,17 @@ SELECT is(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''[1]'')
 SELECT is(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'', ''"x"'')', :'integration_a', :'action_a')), '22023: response must be a JSON object (or NULL)', 'response not an object');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'', status_code => 99)', :'integration_a', :'action_a')), '^22023: status_code', 'status 99');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'', latency_ms => -1)', :'integration_a', :'action_a')), '^22023: ', 'negative latency');
-SELECT is(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'')', :'integration_b', :'action_b')),
-          format('23503: action %s is not an action of the current tenant', :'action_b'), 'another tenant''s action');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'')', :'integration_b', :'action_b')),
+               '^23503: .*"request_logs_action_fkey"', 'another tenant''s action and integration');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'')', :'integration_b', :'action_a')),
-               '^23503: action .* is not an action of integration', 'an action of another integration');
+               '^23503: .*"request_logs_action_fkey"', 'another tenant''s integration');
+INSERT INTO tenancy.integrations (tenant_id, id, name, slug, auth_type) VALUES (:acme, 'a1000000-0000-4000-8000-00000000ffff', 'Other', 'other', 'oauth2');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'')', 'a1000000-0000-4000-8000-00000000ffff', :'action_a')),
+               '^23503: .*"request_logs_action_fkey"', 'an action of another integration of the same tenant');
+SELECT is(pg_temp.probe('service_role', NULL, NULL,
+          format($$INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_summary) VALUES (%L, %L, %L, '{}')$$,
+                 :acme, 'a1000000-0000-4000-8000-00000000ffff', :'action_a')),
+          'error:23503', 'the schema refuses it for every writer, not only log_request');
 SELECT is(pg_temp.probe('authenticated', NULL, NULL, format('SELECT tenancy.log_request(%L, %L, ''{}'')', :'integration_a', :'action_a')),
           'error:42501', 'no context, no log');
 

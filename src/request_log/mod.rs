@@ -8,17 +8,16 @@
 //!
 //! The row is written as the caller, through a prepared statement kept per backend: RLS decides
 //! who may log (the tenant's writers, API keys, service_role; append-only for everyone), the
-//! composite foreign keys that the integration and the action are the tenant's.
+//! composite foreign key (tenant, integration, action) that the action is that integration's and
+//! both are the tenant's: the same check for every writer, not only for this function.
 pub mod redact;
 
 use crate::context;
-use crate::error::{null_argument, raise};
+use crate::error::{new_uuid, null_argument, raise};
 use crate::gucs;
 use crate::jsonb::{JsonbArg, JsonbDatum};
-use crate::lookup::{self, Key};
+use crate::lookup::KeptStatement;
 use pgrx::prelude::*;
-use pgrx::spi::OwnedPreparedStatement;
-use std::cell::OnceCell;
 
 /// The extra sensitive key substrings of `tenancy.redact_keys` (comma-separated), lowercased.
 fn extra_keys() -> Vec<String> {
@@ -189,22 +188,15 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
                     } else {
                         redact_scalar(&v, extra)
                     };
-                    let key_len = k.val.string.len as usize;
-                    if !cut && used + key_len + cost(&out) > budget {
-                        // A long string keeps what fits; anything else is cut whole.
-                        out = match prefix(&out, budget.saturating_sub(used + key_len)) {
-                            Some(p) => p,
-                            None => {
-                                cut = true;
-                                continue;
-                            }
-                        };
-                        cut = true;
-                    } else if cut {
+                    if !admit(
+                        &mut out,
+                        k.val.string.len as usize,
+                        &mut used,
+                        budget,
+                        &mut cut,
+                    ) {
                         continue;
                     }
-                    let need = key_len + cost(&out);
-                    used += need;
                     push(&mut state, WJB_KEY, Some(&mut k));
                     push(&mut state, WJB_VALUE, Some(&mut out));
                 }
@@ -213,20 +205,11 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
                         continue;
                     }
                     let mut out = redact_scalar(&v, extra);
-                    if !cut && depth > 1 && used + cost(&out) > budget {
-                        out = match prefix(&out, budget.saturating_sub(used)) {
-                            Some(p) => p,
-                            None => {
-                                cut = true;
-                                continue;
-                            }
-                        };
-                        cut = true;
-                    } else if cut {
+                    // A scalar document (an array of one "raw scalar") is never cut.
+                    let limit = if depth > 1 { budget } else { usize::MAX };
+                    if !admit(&mut out, 0, &mut used, limit, &mut cut) {
                         continue;
                     }
-                    let need = cost(&out);
-                    used += need;
                     push(&mut state, WJB_ELEM, Some(&mut out));
                 }
                 _ => {}
@@ -234,6 +217,31 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
         }
         JsonbDatum::from_value(result)
     }
+}
+
+/// May `out`, after `key_len` bytes of key, still go in?  Counts it against the budget.  The first
+/// value that does not fit ends the document (`cut`); if it is a long string, its start goes in.
+unsafe fn admit(
+    out: &mut pg_sys::JsonbValue,
+    key_len: usize,
+    used: &mut usize,
+    budget: usize,
+    cut: &mut bool,
+) -> bool {
+    if *cut {
+        return false;
+    }
+    unsafe {
+        if used.saturating_add(key_len + cost(out)) > budget {
+            *cut = true;
+            match prefix(out, budget.saturating_sub(*used + key_len)) {
+                Some(p) => *out = p,
+                None => return false,
+            }
+        }
+        *used += key_len + cost(out);
+    }
+    true
 }
 
 /// The start of a long string that fits in `room` bytes, marked as cut; `None` if it is not a
@@ -265,7 +273,24 @@ const INSERT_SQL: &str = "INSERT INTO tenancy.request_logs
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 thread_local! {
-    static INSERT: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
+    static INSERT: KeptStatement = const {
+        KeptStatement::new(
+            INSERT_SQL,
+            &[
+                pg_sys::UUIDOID,
+                pg_sys::UUIDOID,
+                pg_sys::UUIDOID,
+                pg_sys::UUIDOID,
+                pg_sys::UUIDOID,
+                pg_sys::JSONBOID,
+                pg_sys::JSONBOID,
+                pg_sys::INT4OID,
+                pg_sys::INT4OID,
+                pg_sys::INT4OID,
+                pg_sys::JSONBOID,
+            ],
+        )
+    };
 }
 
 fn invalid(message: &str) -> ! {
@@ -318,42 +343,12 @@ pub fn log_request(
             ),
         )
     };
-    // The action must be the integration's (the foreign keys only say both are the tenant's).
-    let owner = lookup::fetch(
-        c"actions",
-        c"actions_pkey",
-        &[Key::uuid(1, &tenant), Key::uuid(2, &action_id)],
-        &[c"integration_id"],
-        // SAFETY: a uuid datum from a live slot; from_datum copies it.
-        |cols| cols[0].and_then(|d| unsafe { pgrx::Uuid::from_datum(d, false) }),
-    );
-    match owner {
-        None => raise(
-            PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
-            format!("action {action_id} is not an action of the current tenant"),
-            None,
-        ),
-        Some(Some(i)) if i == integration_id => {}
-        Some(_) => raise(
-            PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
-            format!("action {action_id} is not an action of integration {integration_id}"),
-            None,
-        ),
-    }
     let extra = extra_keys();
     let budget = gucs::LOG_SUMMARY_MAX_BYTES.get().max(256) as usize;
     let request = redact_jsonb(&request, &extra, budget);
     let response = response.map(|r| redact_jsonb(&r, &extra, budget));
     let error = error.map(|e| redact_jsonb(&e, &extra, budget));
-    let mut id = [0u8; 16];
-    getrandom::getrandom(&mut id).unwrap_or_else(|_| {
-        raise(
-            PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
-            "the OS random number generator failed",
-            None,
-        )
-    });
-    let id = pgrx::Uuid::from_bytes(*uuid::Builder::from_random_bytes(id).into_uuid().as_bytes());
+    let id = new_uuid();
     let args = [
         tenant.into(),
         id.into(),
@@ -367,44 +362,7 @@ pub fn log_request(
         retry_count.into(),
         error.into(),
     ];
-    Spi::connect_mut(|client| {
-        INSERT.with(|cell| {
-            if cell.get().is_none() {
-                let oids = [
-                    pg_sys::UUIDOID,
-                    pg_sys::UUIDOID,
-                    pg_sys::UUIDOID,
-                    pg_sys::UUIDOID,
-                    pg_sys::UUIDOID,
-                    pg_sys::JSONBOID,
-                    pg_sys::JSONBOID,
-                    pg_sys::INT4OID,
-                    pg_sys::INT4OID,
-                    pg_sys::INT4OID,
-                    pg_sys::JSONBOID,
-                ];
-                let stmt = client
-                    .prepare_mut(INSERT_SQL, &oids.map(Into::into))
-                    .unwrap_or_else(|e| {
-                        raise(
-                            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                            format!("preparing the request-log insert failed: {e}"),
-                            None,
-                        )
-                    });
-                let _ = cell.set(stmt.keep());
-            }
-            let stmt = cell.get().unwrap_or_else(|| unreachable!());
-            client.update(stmt, None, &args).map(|_| ())
-        })
-    })
-    .unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("logging the request failed: {e}"),
-            None,
-        )
-    });
+    INSERT.with(|insert| insert.execute(&args, "logging the request"));
     id
 }
 

@@ -12,11 +12,10 @@
 //! failing row, ciphertexts included, into the error's DETAIL.
 use super::{aead, envelope};
 use crate::context;
-use crate::error::{null_argument, raise};
+use crate::error::{new_uuid, null_argument, raise, spi_failed};
 use crate::jsonb::{JsonbArg, JsonbDatum, ObjectBuilder};
-use crate::lookup::{self, Key};
+use crate::lookup::{self, KeptStatement, Key};
 use pgrx::prelude::*;
-use pgrx::spi::OwnedPreparedStatement;
 use std::cell::OnceCell;
 
 pub(super) const DATA: &str = "encrypted_data";
@@ -29,35 +28,25 @@ const INSERT_SQL: &str = "INSERT INTO tenancy.integration_credentials
 thread_local! {
     // Planned once per backend and kept (the plan cache replans them when the caller's role or
     // the tables change).  Every name in them is schema-qualified.
-    static INSERT: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
-}
-
-fn spi_failed(what: &str, e: impl std::fmt::Display) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-        format!("{what} failed: {e}"),
-        None,
-    )
+    static INSERT: KeptStatement = const {
+        KeptStatement::new(
+            INSERT_SQL,
+            &[
+                pg_sys::UUIDOID,
+                pg_sys::UUIDOID,
+                pg_sys::UUIDOID,
+                pg_sys::TEXTOID,
+                pg_sys::BYTEAOID,
+                pg_sys::BYTEAOID,
+                pg_sys::TIMESTAMPTZOID,
+                pg_sys::TEXTARRAYOID,
+            ],
+        )
+    };
 }
 
 fn credential_tenant() -> pgrx::Uuid {
     context::admin_tenant("credentials")
-}
-
-fn new_id() -> pgrx::Uuid {
-    let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).unwrap_or_else(|_| {
-        raise(
-            PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
-            "the OS random number generator failed",
-            None,
-        )
-    });
-    pgrx::Uuid::from_bytes(
-        *uuid::Builder::from_random_bytes(bytes)
-            .into_uuid()
-            .as_bytes(),
-    )
 }
 
 pub(super) fn seal(
@@ -68,13 +57,8 @@ pub(super) fn seal(
     plaintext: &[u8],
 ) -> Vec<u8> {
     let aad = aead::associated_data(tenant.as_bytes(), id.as_bytes(), field);
-    aead::seal(&key.key, key.version, &aad, plaintext).unwrap_or_else(|_| {
-        raise(
-            PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
-            "the OS random number generator failed",
-            None,
-        )
-    })
+    aead::seal(&key.key, key.version, &aad, plaintext)
+        .unwrap_or_else(|_| crate::error::rng_failed())
 }
 
 pub(super) fn open(
@@ -119,7 +103,7 @@ pub fn store_credential(
         );
     }
     let tenant = credential_tenant();
-    let id = new_id();
+    let id = new_uuid();
     envelope::lock_tenant_keys(&tenant, false);
     let key = envelope::current_data_key(&tenant);
     let encrypted_data = seal(&key, &tenant, &id, DATA, data.container());
@@ -134,29 +118,7 @@ pub fn store_credential(
         expires_at.into(),
         scopes.into(),
     ];
-    Spi::connect_mut(|client| {
-        INSERT.with(|cell| {
-            if cell.get().is_none() {
-                let oids = [
-                    pg_sys::UUIDOID,
-                    pg_sys::UUIDOID,
-                    pg_sys::UUIDOID,
-                    pg_sys::TEXTOID,
-                    pg_sys::BYTEAOID,
-                    pg_sys::BYTEAOID,
-                    pg_sys::TIMESTAMPTZOID,
-                    pg_sys::TEXTARRAYOID,
-                ];
-                let stmt = client
-                    .prepare_mut(INSERT_SQL, &oids.map(Into::into))
-                    .unwrap_or_else(|e| spi_failed("preparing the credential insert", e));
-                let _ = cell.set(stmt.keep());
-            }
-            let stmt = cell.get().unwrap_or_else(|| unreachable!());
-            client.update(stmt, None, &args).map(|_| ())
-        })
-    })
-    .unwrap_or_else(|e| spi_failed("storing the credential", e));
+    INSERT.with(|insert| insert.execute(&args, "storing the credential"));
     id
 }
 

@@ -123,7 +123,7 @@ pub fn unwrap(tenant: &pgrx::Uuid, version: u32, root_key_id: &str, wrapped: &[u
     DataKey { version, key }
 }
 
-pub type StoredKey = (u32, String, Vec<u8>);
+type StoredKey = (u32, String, Vec<u8>);
 
 fn read_stored(cols: &[Option<pg_sys::Datum>]) -> Option<StoredKey> {
     Some((
@@ -226,7 +226,7 @@ pub fn active_root() -> &'static keyring::RootKey {
             "INSERT INTO tenancy.root_keys (key_id, fingerprint) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
             &[root_id.into(), fingerprint.into()],
         )
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("recording the root key failed: {e}"), None))
+        .unwrap_or_else(|e| crate::error::spi_failed("recording the root key", e))
     });
     // The fingerprint just recorded (or found, if a concurrent session won) must be this key's.
     root_key(&root.id)
@@ -239,13 +239,7 @@ pub fn wrap(root: &keyring::RootKey, tenant: &pgrx::Uuid, version: u32, key: &[u
 
 /// `key` sealed under the root key `root` with associated data `aad`.
 pub fn seal_under(root: &keyring::RootKey, aad: &[u8], key: &[u8; 32]) -> Vec<u8> {
-    aead::seal(&root.key, 0, aad, key).unwrap_or_else(|_| {
-        raise(
-            PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
-            "the OS random number generator failed",
-            None,
-        )
-    })
+    aead::seal(&root.key, 0, aad, key).unwrap_or_else(|_| crate::error::rng_failed())
 }
 
 /// Create data key `version` of `tenant`, wrapped under the active root key.  A concurrent
@@ -253,13 +247,7 @@ pub fn seal_under(root: &keyring::RootKey, aad: &[u8], key: &[u8; 32]) -> Vec<u8
 pub fn create_data_key(tenant: &pgrx::Uuid, version: u32) {
     let root = active_root();
     let mut key = Zeroizing::new([0u8; 32]);
-    getrandom::getrandom(key.as_mut()).unwrap_or_else(|_| {
-        raise(
-            PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
-            "the OS random number generator failed",
-            None,
-        )
-    });
+    crate::error::random(key.as_mut());
     let wrapped = wrap(root, tenant, version, &key);
     let root_id = root.id.clone();
     lookup::as_superuser(|| {
@@ -268,7 +256,7 @@ pub fn create_data_key(tenant: &pgrx::Uuid, version: u32) {
              ON CONFLICT (tenant_id, version) DO NOTHING",
             &[(*tenant).into(), (version as i32).into(), root_id.into(), wrapped.into()],
         )
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("storing a data key failed: {e}"), None))
+        .unwrap_or_else(|e| crate::error::spi_failed("storing a data key", e))
     });
 }
 

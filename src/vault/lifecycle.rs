@@ -10,17 +10,9 @@
 //! ([`envelope::lock_tenant_keys`]); a tenant rotation and shredding hold it exclusively, so an old
 //! key version is retired only once no uncommitted ciphertext can still be using it.
 use super::{credentials, envelope};
-use crate::error::{null_argument, raise};
+use crate::error::{null_argument, raise, spi_failed};
 use crate::lookup::{self, Key};
 use pgrx::prelude::*;
-
-fn spi_failed(what: &str, e: impl std::fmt::Display) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-        format!("{what} failed: {e}"),
-        None,
-    )
-}
 
 fn check_batch(batch_size: Option<i32>) {
     if batch_size.is_some_and(|b| b < 1) {
