@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # One command for every benchmark: its own cluster, its own data, every case of a group mixed in
 # ONE pgbench process (several -f, per-transaction -l logs), ratios taken within a run.
-# Usage: bench/run.sh                 (3 runs x 20 s per group; writes bench/results.md)
+# Usage: bench/run.sh [MAJOR]         (3 runs x 20 s per group on PostgreSQL MAJOR, default 15;
+#                                     writes bench/results.md)
 #        PGT_BENCH_SECONDS=60 PGT_BENCH_RUNS=5 bench/run.sh
 source "$(dirname "$0")/../scripts/common.sh"
+use_pg "${1:-15}"
 SECONDS_PER_RUN=${PGT_BENCH_SECONDS:-20}
 RUNS=${PGT_BENCH_RUNS:-3}
 CLIENTS=${PGT_BENCH_CLIENTS:-2}
-ensure_all
+ensure_all "$PGT_PG_MAJOR"
 install_extension release
 cluster_start bench 54335 "shared_buffers = 512MB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" "synchronous_commit = off"
 BENCH="$PGT_ROOT/bench"

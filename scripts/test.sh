@@ -1,58 +1,99 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine or an old one:
-#   1. lint: cargo fmt --check, cargo clippy -D warnings
+# The whole test suite, on a fresh machine or an old one, for every supported PostgreSQL major:
+#   1. lint: cargo fmt --check, cargo clippy -D warnings (once per major: cfg-gated code included)
+#   then for each major:
 #   2. Rust unit tests and #[pg_test]s (cargo pgrx test, cluster run as an unprivileged user)
 #   3. SQL suites tests/*.sql (pgTAP via pg_prove) against a throwaway cluster
 #   4. client-side tests (pgrx-tests/: real connections, login roles, pg_dump/pg_restore, and a
 #      cluster of their own restarted with broken and rotated keyrings)
-# Usage: scripts/test.sh            (PostgreSQL 15)
+#   and across majors:
+#   5. pg_dump from one major restored into the next (15 -> 16, 17 -> 18), when both are tested
+# Usage: scripts/test.sh [MAJOR...]        (default: 14 15 16 17 18)
+# Ends with one line per major and "total: N passed, M failed".
 source "$(dirname "$0")/common.sh"
-ensure_all
+MAJORS=("${@:-${PGT_ALL_MAJORS[@]}}")
+for m in "${MAJORS[@]}"; do use_pg "$m"; done
+ensure_all "${MAJORS[@]}"
 cd "$PGT_ROOT"
 STEPS_FAILED=()
-OUTPUT="$PGT_STATE/test-output.log"
-: > "$OUTPUT"
+OUTDIR="$PGT_STATE/test-output"
+rm -rf "$OUTDIR"; mkdir -p "$OUTDIR"
+SECONDS=0
 
-log "lint: cargo fmt --check and cargo clippy"
+log "lint: cargo fmt --check"
 cargo fmt --all -- --check || STEPS_FAILED+=(fmt)
-cargo clippy --workspace --all-targets --no-default-features --features "pg$PGT_PG_MAJOR pg_test" -q -- -D warnings \
-    || STEPS_FAILED+=(clippy)
+for m in "${MAJORS[@]}"; do
+    log "lint: cargo clippy (pg$m)"
+    cargo clippy --workspace --all-targets --no-default-features --features "pg$m pg_test" -q -- -D warnings \
+        || STEPS_FAILED+=("clippy-pg$m")
+done
 
-log "Rust unit tests and #[pg_test] (cargo pgrx test pg$PGT_PG_MAJOR)"
-as_root mkdir -p "$PGT_STATE/pgrx-test" && as_root chown "$PGT_OS_USER" "$PGT_STATE/pgrx-test"
-cargo pgrx test "pg$PGT_PG_MAJOR" --runas "$PGT_OS_USER" --pgdata "$PGT_STATE/pgrx-test" 2>&1 | tee -a "$OUTPUT" \
-    || STEPS_FAILED+=(pg_test)
+for m in "${MAJORS[@]}"; do
+    use_pg "$m"
+    out="$OUTDIR/pg$m.log"
+    : > "$out"
+    log "PostgreSQL $m: Rust unit tests and #[pg_test] (cargo pgrx test pg$m)  [${SECONDS}s]"
+    as_root rm -rf "$PGT_STATE/pgrx-test-$m"
+    as_root mkdir -p "$PGT_STATE/pgrx-test-$m" && as_root chown "$PGT_OS_USER" "$PGT_STATE/pgrx-test-$m"
+    cargo pgrx test "pg$m" --runas "$PGT_OS_USER" --pgdata "$PGT_STATE/pgrx-test-$m" 2>&1 | tee -a "$out" \
+        || STEPS_FAILED+=("pg_test-pg$m")
 
-install_extension debug
-cluster_start test 54325
-log "SQL suites (pg_prove tests/*.sql)"
-psql_q -d postgres -c "DROP DATABASE IF EXISTS tenancy_test" -c "CREATE DATABASE tenancy_test"
-psql_q -d tenancy_test -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION pg_tenancy"
-pg_prove --ext .sql -d tenancy_test tests/ 2>&1 | tee -a "$OUTPUT" || STEPS_FAILED+=(sql)
+    install_extension debug
+    for other in "${PGT_ALL_MAJORS[@]}"; do (use_pg "$other"; cluster_stop "test-$other"); done  # port 54325
+    cluster_start "test-$m" 54325
+    log "PostgreSQL $m: SQL suites (pg_prove tests/*.sql)  [${SECONDS}s]"
+    psql_q -d postgres -c "DROP DATABASE IF EXISTS tenancy_test" -c "CREATE DATABASE tenancy_test"
+    psql_q -d tenancy_test -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION pg_tenancy"
+    PATH="$("$PGT_PG_CONFIG" --bindir):$PATH" pg_prove --ext .sql -d tenancy_test tests/ 2>&1 | tee -a "$out" \
+        || STEPS_FAILED+=("sql-pg$m")
 
-log "client-side tests (pgrx-tests/)"
-PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
-    cargo test -p pg_tenancy_client_tests --test clients --test keyring --test api_keys --test request_logs -- --test-threads=1 2>&1 \
-    | tee -a "$OUTPUT" || STEPS_FAILED+=(client)
-cluster_stop test
+    log "PostgreSQL $m: client-side tests (pgrx-tests/)  [${SECONDS}s]"
+    PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
+        cargo test --no-fail-fast -p pg_tenancy_client_tests --test clients --test keyring --test api_keys --test pgbouncer --test durability --test request_logs -- --test-threads=1 2>&1 \
+        | tee -a "$out" || STEPS_FAILED+=("client-pg$m")
+    cluster_stop "test-$m"
+done
 
-# One closing line over every runner: cargo's "test result: ... N passed; M failed" lines and
+# pg_dump of one major restored into the next: each pair whose two majors were both tested.  The
+# 15 is PyPI's 15.19 (see "15-pypi" in common.sh): Debian's 15.20 is a newer minor release than
+# PyPI's 16.15 and writes a column option that 16.15 cannot restore.
+for pair in "15-pypi 16" "17 18"; do
+    read -r from to <<< "$pair"
+    case " ${MAJORS[*]} " in *" ${from%-pypi} "*) ;; *) continue;; esac
+    case " ${MAJORS[*]} " in *" $to "*) ;; *) continue;; esac
+    if [ "$from" = 15-pypi ]; then
+        ensure_postgres 15-pypi
+        use_pg 15-pypi
+        install_extension debug
+    fi
+    log "dump PostgreSQL $from, restore into $to  [${SECONDS}s]"
+    PGT_FROM_BINDIR="$("$(pg_config_of "$from")" --bindir)" PGT_TO_BINDIR="$("$(pg_config_of "$to")" --bindir)" \
+        PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
+        cargo test --no-fail-fast -p pg_tenancy_client_tests --test major_upgrade -- --test-threads=1 2>&1 \
+        | tee -a "$OUTDIR/dump-${from%-pypi}-to-$to.log" || STEPS_FAILED+=("dump-$from-to-$to")
+done
+
+# One line per log, and a total: cargo's "test result: ... N passed; M failed" lines and
 # pg_prove's "Tests=N" with its "Failed: M" report lines.
-read -r passed failed < <(python3 - "$OUTPUT" <<'PY'
-import re, sys
-text = open(sys.argv[1], errors="replace").read()
-p = f = 0
-for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
-    p += int(m.group(1)); f += int(m.group(2))
-tap_total = sum(int(n) for n in re.findall(r"Files=\d+, Tests=(\d+)", text))
-tap_failed = sum(int(n) for n in re.findall(r"Tests: \d+ Failed: (\d+)\)", text))
-print(p + tap_total - tap_failed, f + tap_failed)
+python3 - "$OUTDIR" > "$OUTDIR/summary" <<'PY'
+import glob, os, re, sys
+P = F = 0
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.log"))):
+    text = open(path, errors="replace").read()
+    p = f = 0
+    for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
+        p += int(m.group(1)); f += int(m.group(2))
+    tap_total = sum(int(n) for n in re.findall(r"Files=\d+, Tests=(\d+)", text))
+    tap_failed = sum(int(n) for n in re.findall(r"Tests: \d+ Failed: (\d+)\)", text))
+    p += tap_total - tap_failed; f += tap_failed
+    print(f"{os.path.basename(path)[:-4]}: {p} passed, {f} failed")
+    P += p; F += f
+print(f"total: {P} passed, {F} failed")
 PY
-)
-
+log "finished in ${SECONDS}s"
 if [ ${#STEPS_FAILED[@]} -gt 0 ]; then
     echo "FAILED steps: ${STEPS_FAILED[*]}"
-    echo "total: $passed passed, $failed failed"
+    cat "$OUTDIR/summary"
     exit 1
 fi
-echo "total: $passed passed, $failed failed"
+cat "$OUTDIR/summary"

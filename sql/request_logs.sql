@@ -98,13 +98,18 @@ $$;
 COMMENT ON FUNCTION tenancy.maintain_request_logs(interval, integer, timestamptz) IS
     'Daily request_logs partitions: create ahead, move rows out of the default partition, drop past the retention';
 
--- A new partition is read and written through its parent only: RLS forced, no policy, no grant.
+-- A new partition gets the key and the per-integration index (they live on each partition, see
+-- sql/schema.sql), and is read and written through its parent only: RLS forced, no policy, no grant.
 CREATE FUNCTION tenancy._seal_partition(part text)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    EXECUTE format('ALTER TABLE tenancy.%I ADD CONSTRAINT %I PRIMARY KEY (tenant_id, created_at, id)',
+                   part, part || '_pkey');
+    EXECUTE format('CREATE INDEX %I ON tenancy.%I (tenant_id, integration_id, created_at DESC)',
+                   part || '_integration_idx', part);
     EXECUTE format('ALTER TABLE tenancy.%I ENABLE ROW LEVEL SECURITY', part);
     EXECUTE format('ALTER TABLE tenancy.%I FORCE ROW LEVEL SECURITY', part);
     EXECUTE format('REVOKE ALL ON tenancy.%I FROM PUBLIC, anon, authenticated, service_role', part);

@@ -268,6 +268,14 @@ CREATE TABLE tenancy.field_mappings (
 
 -- request_logs: RequestLog (Waygate spec).  Append-only; range-partitioned by created_at.  The
 -- default partition catches every row until partition maintenance creates dated partitions.
+--
+-- The key (tenant_id, created_at, id) and the per-integration index are on each partition, not on
+-- the parent.  The parent belongs to the extension and the daily partitions do not, so pg_dump
+-- dumps each partition with a CREATE TABLE, an early ATTACH PARTITION and then its own indexes: a
+-- partitioned index on the parent would already have made the partition's index at the ATTACH,
+-- and the restore would fail ("multiple primary keys").  The key includes the partition key, so
+-- per-partition uniqueness is global uniqueness; maintain_request_logs gives each new partition
+-- both indexes (tenancy._seal_partition).
 CREATE TABLE tenancy.request_logs (
     tenant_id        uuid        NOT NULL,
     id               uuid        NOT NULL DEFAULT gen_random_uuid(),
@@ -281,15 +289,18 @@ CREATE TABLE tenancy.request_logs (
     retry_count      integer     NOT NULL DEFAULT 0 CHECK (retry_count >= 0),
     error            jsonb,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT request_logs_pkey PRIMARY KEY (tenant_id, created_at, id),
     -- The action, of that integration, of that tenant (which implies the integration is the
     -- tenant's); deleting the integration deletes its actions and so their logs.
     CONSTRAINT request_logs_action_fkey FOREIGN KEY (tenant_id, integration_id, action_id)
         REFERENCES tenancy.actions (tenant_id, integration_id, id) ON DELETE CASCADE
 ) PARTITION BY RANGE (created_at);
 CREATE TABLE tenancy.request_logs_default PARTITION OF tenancy.request_logs DEFAULT;
--- "latest requests of my tenant" reads the primary key backwards; this one serves per-integration views.
-CREATE INDEX request_logs_integration_idx ON tenancy.request_logs (tenant_id, integration_id, created_at DESC);
+-- "latest requests of my tenant" reads the primary key backwards; the second index serves
+-- per-integration views.
+ALTER TABLE tenancy.request_logs_default
+    ADD CONSTRAINT request_logs_default_pkey PRIMARY KEY (tenant_id, created_at, id);
+CREATE INDEX request_logs_default_integration_idx
+    ON tenancy.request_logs_default (tenant_id, integration_id, created_at DESC);
 
 -- subscriptions: Phase 04, one subscription per tenant (the seed's one per user, moved to the tenant).
 CREATE TABLE tenancy.subscriptions (
@@ -316,7 +327,8 @@ CREATE INDEX subscriptions_customer_idx ON tenancy.subscriptions (stripe_custome
 CREATE INDEX subscriptions_user_idx ON tenancy.subscriptions (user_id);
 
 -- subscription_audit: Phase 04 billing audit trail, append-only.  When a subscription is deleted
--- only subscription_id becomes NULL (ON DELETE SET NULL (column), PostgreSQL 15+), never tenant_id.
+-- only subscription_id becomes NULL (ON DELETE SET NULL (column), PostgreSQL 15+), never tenant_id;
+-- PostgreSQL 14 gets the same behaviour from a trigger (below the table).
 -- The seed deletes a user's audit rows with the user; an audit trail should outlive the person, so
 -- user_id becomes NULL instead.
 CREATE TABLE tenancy.subscription_audit (
@@ -328,10 +340,36 @@ CREATE TABLE tenancy.subscription_audit (
     stripe_event_id text,
     details         jsonb,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT subscription_audit_pkey PRIMARY KEY (tenant_id, id),
-    CONSTRAINT subscription_audit_subscription_fkey FOREIGN KEY (tenant_id, subscription_id)
-        REFERENCES tenancy.subscriptions (tenant_id, id) ON DELETE SET NULL (subscription_id)
+    CONSTRAINT subscription_audit_pkey PRIMARY KEY (tenant_id, id)
 );
+DO $pg14$
+BEGIN
+    IF current_setting('server_version_num')::int >= 150000 THEN
+        ALTER TABLE tenancy.subscription_audit ADD CONSTRAINT subscription_audit_subscription_fkey
+            FOREIGN KEY (tenant_id, subscription_id)
+            REFERENCES tenancy.subscriptions (tenant_id, id) ON DELETE SET NULL (subscription_id);
+    ELSE
+        -- PostgreSQL 14 has no column list for SET NULL.  The key stays NO ACTION (checked at the
+        -- end of the statement), and a BEFORE DELETE trigger on subscriptions detaches the audit
+        -- rows first.  SECURITY DEFINER: the audit trail is append-only to its callers.
+        ALTER TABLE tenancy.subscription_audit ADD CONSTRAINT subscription_audit_subscription_fkey
+            FOREIGN KEY (tenant_id, subscription_id) REFERENCES tenancy.subscriptions (tenant_id, id);
+        CREATE FUNCTION tenancy._detach_subscription_audit() RETURNS trigger
+            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+        BEGIN
+            -- When the tenant itself is being deleted, its audit rows go by their own cascade.
+            IF EXISTS (SELECT FROM tenancy.tenants WHERE id = OLD.tenant_id) THEN
+                UPDATE tenancy.subscription_audit SET subscription_id = NULL
+                 WHERE tenant_id = OLD.tenant_id AND subscription_id = OLD.id;
+            END IF;
+            RETURN OLD;
+        END
+        $fn$;
+        CREATE TRIGGER subscription_audit_detach BEFORE DELETE ON tenancy.subscriptions
+            FOR EACH ROW EXECUTE FUNCTION tenancy._detach_subscription_audit();
+    END IF;
+END
+$pg14$;
 CREATE INDEX subscription_audit_tenant_created_idx ON tenancy.subscription_audit (tenant_id, created_at DESC);
 CREATE INDEX subscription_audit_user_idx ON tenancy.subscription_audit (user_id);
 CREATE INDEX subscription_audit_stripe_idx ON tenancy.subscription_audit (stripe_event_id);
@@ -395,7 +433,12 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.integrations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.actions', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.integration_credentials', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.field_mappings', '');
-SELECT pg_catalog.pg_extension_config_dump('tenancy.request_logs_default', '');
+-- pg_dump 14 crashes (SIGSEGV in dumpTableData) on an extension configuration table that is a
+-- partition, so on PostgreSQL 14 the default partition is not marked: there, run
+-- tenancy.maintain_request_logs() before a dump (it moves its rows into daily partitions, which
+-- pg_dump always dumps) or dump with pg_dump 15 or later.  The README says so.
+SELECT pg_catalog.pg_extension_config_dump('tenancy.request_logs_default', '')
+ WHERE current_setting('server_version_num')::int >= 150000;
 SELECT pg_catalog.pg_extension_config_dump('tenancy.subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.subscription_audit', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.jobs', '');

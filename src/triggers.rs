@@ -91,13 +91,14 @@ pub unsafe extern "C-unwind" fn set_updated_at(fcinfo: pg_sys::FunctionCallInfo)
     };
     let mut column_number: c_int = attnum;
     let mut is_null = false;
+    // Raw pointers: the arrays are `*mut` up to PostgreSQL 16 and `*const` from 17 on.
     let modified = pg_sys::heap_modify_tuple_by_cols(
         tuple,
         tupdesc,
         1,
-        &mut column_number,
-        &mut value,
-        &mut is_null,
+        &raw mut column_number,
+        &raw mut value,
+        &raw mut is_null,
     );
     pg_sys::Datum::from(modified)
 }

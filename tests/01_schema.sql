@@ -81,8 +81,10 @@ SELECT is((SELECT amname::text FROM pg_class i JOIN pg_am am ON am.oid = i.relam
           'gin', 'integrations_tags_idx is a GIN index');
 SELECT ok((SELECT indpred IS NOT NULL FROM pg_index WHERE indexrelid = 'tenancy.integration_credentials_expiring_idx'::regclass),
           'the credentials expiry index is partial (active only)');
-SELECT has_index('tenancy', 'request_logs', 'request_logs_pkey', ARRAY['tenant_id', 'created_at', 'id'],
-                 'request logs by tenant and time');
+SELECT has_index('tenancy', 'request_logs_default', 'request_logs_default_pkey', ARRAY['tenant_id', 'created_at', 'id'],
+                 'request logs by tenant and time (each partition has the key; see sql/schema.sql)');
+SELECT is((SELECT count(*) FROM pg_index WHERE indrelid = 'tenancy.request_logs'::regclass), 0::bigint,
+          'the partitioned parent has no index of its own, so a dump of its daily partitions restores');
 SELECT is((SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = 'tenancy.request_logs'::regclass), 'r',
           'request_logs is range-partitioned');
 
@@ -128,7 +130,8 @@ SELECT is(
     (SELECT array_agg(c.relname::text ORDER BY c.relname::text) FROM pg_class c
      WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind = 'r'
        AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'pg_tenancy')::oid[])),
-    NULL, 'every table is registered with pg_extension_config_dump');
+    CASE WHEN current_setting('server_version_num')::int >= 150000 THEN NULL ELSE ARRAY['request_logs_default'] END,
+    'every table is registered with pg_extension_config_dump (14: not the default partition, which pg_dump 14 crashes on)');
 
 SELECT * FROM finish();
 ROLLBACK;

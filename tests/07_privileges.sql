@@ -54,5 +54,20 @@ SELECT is(pg_temp.probe('authenticated', NULL, NULL, 'SELECT current_setting(''t
 SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT tenancy.generate_root_key()'), 'error:42501',
           'generate_root_key is for superusers only');
 
+-- Version-specific privileges.  15+: SET on a parameter can be granted; no application role has it
+-- on tenancy.context (it would forge a context).  17+: MAINTAIN (VACUUM, LOCK, REINDEX, ...) is
+-- granted to no application role on any of our tables.
+SELECT CASE WHEN current_setting('server_version_num')::int >= 150000
+            THEN is(pg_temp.scalar($$SELECT count(*) FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) r
+                                       WHERE has_parameter_privilege(r, 'tenancy.context', 'SET')$$), '0',
+                    'no application role may SET tenancy.context (GRANT SET ON PARAMETER, 15+)')
+            ELSE skip('GRANT SET ON PARAMETER exists from PostgreSQL 15', 1) END;
+SELECT CASE WHEN current_setting('server_version_num')::int >= 170000
+            THEN is(pg_temp.scalar($$SELECT count(*) FROM pg_class c, unnest(ARRAY['anon', 'authenticated', 'service_role']) r
+                                       WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p')
+                                         AND has_table_privilege(r, c.oid, 'MAINTAIN')$$), '0',
+                    'no application role has MAINTAIN on any table (17+)')
+            ELSE skip('MAINTAIN exists from PostgreSQL 17', 1) END;
+
 SELECT * FROM finish();
 ROLLBACK;

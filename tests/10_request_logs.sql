@@ -229,6 +229,13 @@ SELECT is((SELECT count(*) FROM per_day p
            JOIN (SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n, sum(latency_ms) AS s FROM tenancy.request_logs GROUP BY 1) q USING (day)
            WHERE p.n = q.n AND p.s = q.s AND p.day >= date '2026-03-01'), 31::bigint, 'no row of a retained day is lost');
 SELECT is((SELECT count(*) FROM tenancy.request_logs_p20260315), 20::bigint, 'each day''s rows are in its own partition');
+SELECT is((SELECT count(*) FROM pg_inherits i
+            WHERE i.inhparent = 'tenancy.request_logs'::regclass
+              AND EXISTS (SELECT FROM pg_index x WHERE x.indrelid = i.inhrelid AND x.indisprimary
+                             AND pg_get_indexdef(x.indexrelid) LIKE '% USING btree (tenant_id, created_at, id)')
+              AND EXISTS (SELECT FROM pg_index x WHERE x.indrelid = i.inhrelid
+                             AND pg_get_indexdef(x.indexrelid) LIKE '% USING btree (tenant_id, integration_id, created_at DESC)')),
+          (31 + 7 + 1)::bigint, 'every partition, moved, made ahead or default, has the key and the per-integration index');
 SELECT is(tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-03-31 12:00:00+00'),
           '{"created": [], "dropped": [], "moved_from_default": {}, "deleted_from_default": 0}'::jsonb, 'a second run changes nothing');
 

@@ -111,6 +111,8 @@ pub struct Cluster {
     pub dir: std::path::PathBuf,
     pub port: u16,
     user: String,
+    /// The server's bindir: `$PGT_BINDIR`, or another major's (`Cluster::init_with`).
+    pub bindir: String,
 }
 
 fn running_as_root() -> bool {
@@ -124,16 +126,27 @@ fn running_as_root() -> bool {
 impl Cluster {
     /// initdb a new, empty cluster (any old one of that name is removed).
     pub fn init(name: &str, port: u16) -> Cluster {
+        let bindir = bin("");
+        Cluster::init_with(name, port, bindir.trim_end_matches('/'))
+    }
+
+    /// initdb a new, empty cluster with the server programs of `bindir`.
+    pub fn init_with(name: &str, port: u16, bindir: &str) -> Cluster {
         let state = std::env::var("PGT_STATE").unwrap_or_else(|_| "/var/tmp/pg_tenancy".into());
         let user = std::env::var("PGT_OS_USER").unwrap_or_else(|_| "tenancy".into());
         let dir = std::path::Path::new(&state).join(name);
-        let cluster = Cluster { dir, port, user };
+        let cluster = Cluster {
+            dir,
+            port,
+            user,
+            bindir: bindir.to_string(),
+        };
         cluster.pg_ctl(&["stop", "-m", "immediate"]);
         let _ = std::fs::remove_dir_all(&cluster.dir);
         std::fs::create_dir_all(&cluster.dir).unwrap();
         cluster.chown(&cluster.dir);
         let out = cluster.as_server_user(
-            &bin("initdb"),
+            &cluster.program("initdb"),
             &[
                 "-D",
                 &cluster.data(),
@@ -157,6 +170,22 @@ impl Cluster {
         )
         .unwrap();
         cluster
+    }
+
+    /// A program of this cluster's bindir.
+    pub fn program(&self, name: &str) -> String {
+        format!("{}/{name}", self.bindir)
+    }
+
+    /// Run a client program of `bindir` (pg_dump, pg_restore, psql, ...) against this cluster.
+    pub fn tool(&self, bindir: &str, name: &str, args: &[&str]) -> std::process::Output {
+        let host = self.dir.to_string_lossy().into_owned();
+        let port = self.port.to_string();
+        Command::new(format!("{bindir}/{name}"))
+            .args(["-h", &host, "-p", &port, "-U", "postgres"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {name}: {e}"))
     }
 
     pub fn data(&self) -> String {
@@ -192,7 +221,7 @@ impl Cluster {
         let data = self.data();
         let mut all = vec!["-D", &data, "-l", &log, "-w", "-t", "60"];
         all.extend_from_slice(args);
-        self.as_server_user(&bin("pg_ctl"), &all)
+        self.as_server_user(&self.program("pg_ctl"), &all)
     }
 
     /// Write a file in the cluster's folder (outside the data directory), owned by the server
@@ -362,4 +391,71 @@ pub fn simple_value(c: &mut Client, sql: &str) -> Result<Option<String>, postgre
         }
     }
     Ok(None)
+}
+
+/// 32 random bytes in base64: a root key for a test keyring.
+pub fn random_key() -> String {
+    use base64::Engine;
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Every credential, decrypted in its tenant's context: (id, read_credential as text), ordered by
+/// id, or the first error.
+pub fn read_all_credentials(c: &mut Client) -> Result<Vec<(uuid::Uuid, String)>, String> {
+    let ids: Vec<(uuid::Uuid, uuid::Uuid)> = c
+        .query(
+            "SELECT tenant_id, id FROM tenancy.integration_credentials ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut out = Vec::new();
+    for (tenant, id) in ids {
+        c.batch_execute("BEGIN").unwrap();
+        c.execute("SELECT tenancy.set_tenant($1)", &[&tenant])
+            .unwrap();
+        let r = c.query_one("SELECT tenancy.read_credential($1)::text", &[&id]);
+        c.batch_execute("ROLLBACK").unwrap();
+        match r {
+            Ok(row) => out.push((id, row.get(0))),
+            Err(e) => return Err(error_text(Err::<(), _>(e))),
+        }
+    }
+    Ok(out)
+}
+
+/// Every ordinary table (partitions included) of the `tenancy` and `public` schemas, with its row
+/// count and a digest of its whole content: (table, rows, md5), ordered by table.
+pub fn table_digests(c: &mut Client) -> Vec<(String, i64, String)> {
+    let tables: Vec<String> = c
+        .query(
+            "SELECT c.oid::regclass::text FROM pg_class c
+              WHERE c.relnamespace IN ('tenancy'::regnamespace, 'public'::regnamespace) AND c.relkind = 'r'
+              ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    tables
+        .into_iter()
+        .map(|t| {
+            let row = c
+                .query_one(
+                    &format!("SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x"),
+                    &[],
+                )
+                .unwrap();
+            (t, row.get(0), row.get(1))
+        })
+        .collect()
 }

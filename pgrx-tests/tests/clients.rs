@@ -1,5 +1,5 @@
 //! Client-side tests: real connections to the test cluster, as real login roles.
-use pg_tenancy_client_tests::{login_role, sqlstate, TestDb};
+use pg_tenancy_client_tests::{login_role, sqlstate, table_digests, TestDb};
 
 const ACME: &str = "a0000000-0000-4000-8000-000000000001";
 const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
@@ -27,6 +27,13 @@ fn hostile_member_cannot_forge_or_escalate() {
         .get(0);
     assert_eq!(n, 2, "dave sees acme's projects");
 
+    let reserved = c
+        .query_one(
+            "SELECT current_setting('server_version_num')::int >= 150000",
+            &[],
+        )
+        .unwrap()
+        .get::<_, bool>(0);
     let attempts = [
         ("SET ROLE service_role", "42501"),
         ("SET ROLE postgres", "42501"),
@@ -34,7 +41,8 @@ fn hostile_member_cannot_forge_or_escalate() {
         ("SET tenancy.context = 'b0000000-0000-4000-8000-000000000002,,owner'", "42501"),
         ("SELECT set_config('tenancy.context', ',,owner', false)", "42501"),
         ("RESET tenancy.context", "42501"),
-        ("SET tenancy.tenant_id = 'b0000000-0000-4000-8000-000000000002'", "42602"),
+        // PostgreSQL 14 cannot reserve the prefix: the placeholder is planted, and read by nothing.
+        ("SET tenancy.tenant_id = 'b0000000-0000-4000-8000-000000000002'", if reserved { "42602" } else { "ok" }),
         ("SELECT tenancy.set_tenant('b0000000-0000-4000-8000-000000000002')", "42501"),
         ("SELECT tenancy.set_tenant('b0000000-0000-4000-8000-000000000002', '00000000-0000-4000-8000-0000000000b1')", "42501"),
         ("SELECT tenancy.seed_demo()", "42501"),
@@ -164,12 +172,34 @@ fn dump_and_restore_keep_every_row() {
         c.batch_execute("COMMIT").unwrap();
         id
     };
+    {
+        // Daily partitions, as any database that logs has: maintenance moves the rows of the
+        // default partition into them.  On PostgreSQL 14 that is required before a dump: there the
+        // default partition is not dumped (pg_dump 14 crashes on a configuration table that is a
+        // partition), as the README says.
+        let mut c = src.connect("postgres");
+        c.batch_execute("SELECT tenancy.maintain_request_logs()")
+            .unwrap();
+        let (partitions, left): (i64, i64) = {
+            let r = c
+                .query_one(
+                    "SELECT (SELECT count(*) FROM pg_inherits WHERE inhparent = 'tenancy.request_logs'::regclass),
+                            (SELECT count(*) FROM tenancy.request_logs_default)",
+                    &[],
+                )
+                .unwrap();
+            (r.get(0), r.get(1))
+        };
+        assert!(partitions > 1, "daily partitions exist");
+        assert_eq!(left, 0, "maintenance leaves the default partition empty");
+    }
     let dump = std::env::temp_dir().join("pgt_client_dump.pgdump");
     let dump_path = dump.to_str().unwrap();
     let out = src.tool("pg_dump", &["-Fc", "-f", dump_path, &src.name]);
     assert!(
         out.status.success(),
-        "pg_dump: {}",
+        "pg_dump: {} {}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
 
@@ -185,29 +215,15 @@ fn dump_and_restore_keep_every_row() {
     );
 
     // Every table, with a digest of its whole content.
-    let digest = "SELECT c.oid::regclass::text FROM pg_class c
-                  WHERE c.relnamespace IN ('tenancy'::regnamespace, 'public'::regnamespace) AND c.relkind = 'r' ORDER BY 1";
     let mut s = src.connect("postgres");
     let mut d = dst.connect("postgres");
-    let tables: Vec<String> = s
-        .query(digest, &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(tables.len() >= 17, "tables: {tables:?}");
-    for t in &tables {
-        let q = format!("SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x");
-        let a = s.query_one(&q, &[]).unwrap();
-        let b = d.query_one(&q, &[]).unwrap();
-        let (na, ha): (i64, String) = (a.get(0), a.get(1));
-        let (nb, hb): (i64, String) = (b.get(0), b.get(1));
-        assert_eq!(
-            (na, &ha),
-            (nb, &hb),
-            "{t}: rows and content survive dump/restore"
-        );
-    }
+    let before = table_digests(&mut s);
+    assert!(before.len() >= 17, "tables: {before:?}");
+    assert_eq!(
+        before,
+        table_digests(&mut d),
+        "rows and content survive dump/restore"
+    );
     let total: i64 = d
         .query_one(
             "SELECT (tenancy.health(true) -> 'row_counts' ->> 'memberships')::bigint",

@@ -9,51 +9,14 @@
 //! rewraps the data keys in batches, k1 is removed from the keyring, and everything still reads;
 //! a tenant rotation runs concurrently with a writer and retires its old key only after the
 //! writer's credential is re-encrypted.
-use base64::Engine;
-use pg_tenancy_client_tests::{error_text, Cluster};
+use pg_tenancy_client_tests::{error_text, random_key, read_all_credentials as read_all, Cluster};
 use postgres::Client;
-use std::io::Read;
 
 const ACME: &str = "a0000000-0000-4000-8000-000000000001";
 const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
 const SLACK_A: &str = "a1000000-0000-4000-8000-000000000101";
 const SLACK_B: &str = "b1000000-0000-4000-8000-000000000101";
 const DB: &str = "postgres";
-
-fn random_key() -> String {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut bytes)
-        .unwrap();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// Every credential of both demo tenants, decrypted: (id, read_credential as text), or the error.
-fn read_all(c: &mut Client) -> Result<Vec<(uuid::Uuid, String)>, String> {
-    let ids: Vec<(uuid::Uuid, uuid::Uuid)> = c
-        .query(
-            "SELECT tenant_id, id FROM tenancy.integration_credentials ORDER BY id",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let mut out = Vec::new();
-    for (tenant, id) in ids {
-        c.batch_execute("BEGIN").unwrap();
-        c.execute("SELECT tenancy.set_tenant($1)", &[&tenant])
-            .unwrap();
-        let r = c.query_one("SELECT tenancy.read_credential($1)::text", &[&id]);
-        c.batch_execute("ROLLBACK").unwrap();
-        match r {
-            Ok(row) => out.push((id, row.get(0))),
-            Err(e) => return Err(error_text(Err::<(), _>(e))),
-        }
-    }
-    Ok(out)
-}
 
 /// A digest of everything the vault has stored: ciphertexts, wrapped keys, root key records.
 fn stored_state(c: &mut Client) -> String {
