@@ -146,6 +146,8 @@ install_extension() {
     (cd "$PGT_ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install "${flags[@]}" \
         --no-default-features --features "pg$PGT_PG_MAJOR" --pg-config "$PGT_PG_CONFIG") >"$PGT_STATE/install.log" 2>&1 \
         || { cat "$PGT_STATE/install.log" >&2; die "cargo pgrx install failed"; }
+    # The frozen install scripts of released versions (CREATE EXTENSION ... VERSION, upgrade test).
+    as_root cp "$PGT_ROOT"/sql/released/pg_tenancy--*.sql "$("$PGT_PG_CONFIG" --sharedir)/extension/"
 }
 
 # cluster_start NAME PORT [extra postgresql.conf lines...]: a throwaway cluster under

@@ -3,8 +3,9 @@ BEGIN;
 \ir helpers.psql
 SELECT * FROM no_plan();
 
-SELECT is(tenancy.health() ->> 'extension_version', '0.1.0', 'health: extension version');
-SELECT is(tenancy.health() ->> 'library_version', '0.1.0', 'health: library version matches');
+SELECT is(tenancy.health() ->> 'extension_version', (SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'),
+          'health: extension version');
+SELECT is(tenancy.health() ->> 'library_version', tenancy.health() ->> 'extension_version', 'health: library version matches');
 SELECT is((tenancy.health() ->> 'preloaded')::boolean, true, 'health: the library was preloaded');
 SELECT is((tenancy.health() ->> 'rls_forced_everywhere')::boolean, true, 'health: RLS forced on every table');
 SELECT is((tenancy.health() ->> 'keyring_loaded')::boolean, true, 'health: the keyring was loaded at server start');

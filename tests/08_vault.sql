@@ -107,6 +107,10 @@ SELECT tenancy.set_tenant(:acme);
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(NULL, ''bearer'', ''{"k": "S3cret"}'')')), '^22004: integration_id must not be NULL$', 'NULL integration');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, NULL, ''{"k": "S3cret"}'')', :slack_a)), '^22004: ', 'NULL type');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, ''bearer'', NULL)', :slack_a)), '^22004: ', 'NULL data');
+SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, ''bearer'', ''{"k": "S3cret"}'', scopes => ARRAY[''read'', NULL])', :slack_a)),
+               '^22004: an element of scopes must not be NULL$', 'a NULL scope (found by the fuzzer: it was an internal error)');
+SELECT matches(pg_temp.error_text('SELECT tenancy.update_credential(gen_random_uuid(), clear_refresh_token => NULL)'),
+               '^22004: clear_refresh_token must not be NULL$', 'NULL clear_refresh_token (found by the fuzzer: it was an internal error)');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, ''telepathy'', ''{"k": "S3cret"}'')', :slack_a)), '^22P02: ', 'unknown type');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, ''bearer'', ''"S3cret"'')', :slack_a)), '^22023: data must be a JSON object$', 'data not an object');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.store_credential(%L, ''bearer'', ''{"k": "S3cret"}'')', 'ffffffff-0000-4000-8000-000000000000')),

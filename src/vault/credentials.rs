@@ -90,9 +90,10 @@ pub fn store_credential(
     data: Option<JsonbArg>,
     refresh_token: default!(Option<&str>, "NULL"),
     expires_at: default!(Option<TimestampWithTimeZone>, "NULL"),
-    scopes: default!(Option<Vec<String>>, "NULL"),
+    scopes: default!(Option<Vec<Option<String>>>, "NULL"),
 ) -> pgrx::Uuid {
     let integration_id = integration_id.unwrap_or_else(|| null_argument("integration_id"));
+    let scopes = without_nulls(scopes);
     let credential_type = credential_type.unwrap_or_else(|| null_argument("credential_type"));
     let data = data.unwrap_or_else(|| null_argument("data"));
     if !data.is_object() {
@@ -120,6 +121,15 @@ pub fn store_credential(
     ];
     INSERT.with(|insert| insert.execute(&args, "storing the credential"));
     id
+}
+
+/// OAuth scopes as given, or 22004 when the array has a NULL element.
+fn without_nulls(scopes: Option<Vec<Option<String>>>) -> Option<Vec<String>> {
+    scopes.map(|v| {
+        v.into_iter()
+            .map(|s| s.unwrap_or_else(|| null_argument("an element of scopes")))
+            .collect()
+    })
 }
 
 /// Decrypt credential `id` of the current tenant: its metadata with `data` and `refresh_token`.
@@ -164,7 +174,10 @@ pub fn read_credential(id: Option<pgrx::Uuid>) -> JsonbDatum {
                     "expires_at",
                     cols[4].map(lookup::timestamptz_json).as_deref(),
                 );
-                let scopes = cols[5].and_then(|d| Vec::<String>::from_datum(d, false));
+                // NULL elements cannot come through our functions; a direct write could add one.
+                let scopes = cols[5]
+                    .and_then(|d| Vec::<Option<String>>::from_datum(d, false))
+                    .map(|v| v.into_iter().flatten().collect::<Vec<String>>());
                 out.strings("scopes", scopes.as_deref());
                 out.string("status", cols[6].map(lookup::enum_label).as_deref());
             }
@@ -219,11 +232,14 @@ pub fn update_credential(
     data: default!(Option<JsonbArg>, "NULL"),
     refresh_token: default!(Option<&str>, "NULL"),
     expires_at: default!(Option<TimestampWithTimeZone>, "NULL"),
-    scopes: default!(Option<Vec<String>>, "NULL"),
+    scopes: default!(Option<Vec<Option<String>>>, "NULL"),
     status: default!(Option<&str>, "NULL"),
-    clear_refresh_token: default!(bool, false),
+    clear_refresh_token: default!(Option<bool>, false),
 ) {
     let id = id.unwrap_or_else(|| null_argument("id"));
+    let scopes = without_nulls(scopes);
+    let clear_refresh_token =
+        clear_refresh_token.unwrap_or_else(|| null_argument("clear_refresh_token"));
     if data.as_ref().is_some_and(|d| !d.is_object()) {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

@@ -1,0 +1,309 @@
+//! Extension upgrades, the release process's test.
+//!
+//! * `update_from_every_release_matches_a_fresh_install`: install each released version (its
+//!   frozen script is in `sql/released/`), fill it with data (demo data, credentials, an API key,
+//!   request logs in daily partitions), `ALTER EXTENSION pg_tenancy UPDATE`, and compare the
+//!   catalog with a fresh install of the current version: every member object, function
+//!   definition, column, constraint, index, policy, trigger, privilege, RLS flag, comment, enum
+//!   label and dumped-table registration, line by line.  Every row is still there, every
+//!   credential decrypts, the API key verifies, and new partitions get what maintenance gives them.
+//! * `released_scripts_are_never_edited`: `sql/released.sha256` pins every released install script
+//!   and every upgrade script into a released version.
+use pg_tenancy_client_tests::{read_all_credentials, table_digests, TestDb};
+use postgres::Client;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const ACME: &str = "a0000000-0000-4000-8000-000000000001";
+const SLACK_A: &str = "a1000000-0000-4000-8000-000000000101";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every version with a frozen install script in sql/released/, oldest first.
+fn released_versions() -> Vec<String> {
+    let mut versions: Vec<String> = std::fs::read_dir(repo().join("sql/released"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_prefix("pg_tenancy--")?
+                .strip_suffix(".sql")
+                .map(str::to_string)
+        })
+        .collect();
+    versions.sort_by_key(|v| version_key(v));
+    versions
+}
+
+fn version_key(v: &str) -> Vec<u32> {
+    v.split('.').map(|p| p.parse().unwrap()).collect()
+}
+
+/// The extension's shape, as sorted lines of text: what must be identical between an updated and
+/// a fresh install.  OIDs never appear; daily request-log partitions (not members) are left out.
+const CATALOG: &str = r#"
+WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'pg_tenancy'),
+members AS (
+    SELECT d.classid, d.objid FROM pg_depend d, ext
+     WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'),
+rels AS (SELECT objid AS oid FROM members WHERE classid = 'pg_class'::regclass),
+lines AS (
+    SELECT 'member ' || o.type || ' ' || o.identity AS line
+      FROM members m, LATERAL pg_identify_object(m.classid, m.objid, 0) o
+    UNION ALL
+    SELECT 'function ' || p.oid::regprocedure || E'\n' || pg_get_functiondef(p.oid)
+           || E'\nacl ' || coalesce(p.proacl::text, '-') || ' owner-is-super ' || r.rolsuper
+      FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+      JOIN pg_roles r ON r.oid = p.proowner
+     WHERE p.prokind IN ('f', 'p')
+    UNION ALL
+    SELECT 'relation ' || c.oid::regclass || ' kind ' || c.relkind::text || ' rls ' || c.relrowsecurity
+           || ' force ' || c.relforcerowsecurity || ' acl ' || coalesce(c.relacl::text, '-')
+           || ' options ' || coalesce(c.reloptions::text, '-')
+           || ' partition ' || coalesce(pg_get_expr(c.relpartbound, c.oid), '-')
+           || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+      FROM pg_class c JOIN rels ON rels.oid = c.oid
+    UNION ALL
+    SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' #' || a.attnum || ' '
+           || format_type(a.atttypid, a.atttypmod) || ' notnull ' || a.attnotnull
+           || ' default ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '-')
+           || ' identity ' || a.attidentity::text || ' generated ' || a.attgenerated::text
+           || ' acl ' || coalesce(a.attacl::text, '-')
+      FROM pg_attribute a JOIN rels ON rels.oid = a.attrelid
+      LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+     WHERE a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+      FROM pg_constraint WHERE conrelid IN (SELECT oid FROM rels)
+    UNION ALL
+    SELECT 'constraint domain ' || contypid::regtype || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+      FROM pg_constraint WHERE contypid IN (SELECT objid FROM members WHERE classid = 'pg_type'::regclass)
+    UNION ALL
+    SELECT 'index ' || pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid IN (SELECT oid FROM rels)
+    UNION ALL
+    SELECT 'policy ' || schemaname || '.' || tablename || ' ' || policyname || ' ' || permissive || ' '
+           || roles::text || ' ' || cmd || ' using ' || coalesce(qual, '-') || ' check ' || coalesce(with_check, '-')
+      FROM pg_policies WHERE (schemaname || '.' || tablename)::regclass IN (SELECT oid FROM rels)
+    UNION ALL
+    SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled ' || t.tgenabled::text
+      FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid IN (SELECT oid FROM rels)
+    UNION ALL
+    SELECT 'enum ' || enumtypid::regtype || ' ' || string_agg(enumlabel, ',' ORDER BY enumsortorder)
+      FROM pg_enum WHERE enumtypid IN (SELECT objid FROM members WHERE classid = 'pg_type'::regclass)
+     GROUP BY enumtypid
+    UNION ALL
+    SELECT 'config ' || c.oid::regclass || ' where ' || coalesce(e.extcondition[i.n], '-')
+      FROM pg_extension e, generate_subscripts(e.extconfig, 1) i(n), pg_class c
+     WHERE e.extname = 'pg_tenancy' AND c.oid = e.extconfig[i.n]
+    UNION ALL
+    SELECT 'schema ' || nspname || ' acl ' || coalesce(nspacl::text, '-') || ' comment '
+           || coalesce(obj_description(oid, 'pg_namespace'), '-')
+      FROM pg_namespace WHERE nspname = 'tenancy'
+    UNION ALL
+    SELECT 'comment ' || o.type || ' ' || o.identity || ' ' || d.description
+      FROM pg_description d JOIN members m ON m.classid = d.classoid AND m.objid = d.objoid,
+           LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) o
+)
+SELECT line FROM lines ORDER BY line
+"#;
+
+fn catalog(c: &mut Client) -> BTreeSet<String> {
+    c.query(CATALOG, &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn in_tenant<T>(c: &mut Client, f: impl FnOnce(&mut Client) -> T) -> T {
+    c.batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
+        .unwrap();
+    let out = f(c);
+    c.batch_execute("COMMIT").unwrap();
+    out
+}
+
+/// Data of every kind, written through the given version's functions.
+fn fill(c: &mut Client) -> String {
+    c.batch_execute("SELECT tenancy.seed_demo()").unwrap();
+    for i in 0..3 {
+        in_tenant(c, |c| {
+            c.execute(
+                "SELECT tenancy.store_credential($1::text::uuid, 'oauth2_tokens', jsonb_build_object('access_token', $2::text), $2)",
+                &[&SLACK_A, &format!("upgrade-secret-{i}")],
+            )
+            .unwrap()
+        });
+    }
+    let key: String = in_tenant(c, |c| {
+        c.query_one("SELECT tenancy.create_api_key('upgrade')", &[])
+            .unwrap()
+            .get(0)
+    });
+    c.batch_execute("SELECT tenancy.maintain_request_logs()")
+        .unwrap();
+    for i in 0..5 {
+        c.batch_execute("BEGIN").unwrap();
+        c.execute("SELECT tenancy.authenticate($1)", &[&key])
+            .unwrap();
+        c.execute(
+            "SELECT tenancy.log_request(a.integration_id, a.id, jsonb_build_object('i', $1::int, 'password', 'p'))
+               FROM tenancy.actions a WHERE a.tenant_id = tenancy.current_tenant_id() ORDER BY a.id LIMIT 1",
+            &[&i],
+        )
+        .unwrap();
+        c.batch_execute("COMMIT").unwrap();
+    }
+    key
+}
+
+#[test]
+fn update_from_every_release_matches_a_fresh_install() {
+    let fresh = TestDb::empty("pgt_upgrade_fresh");
+    let mut f = fresh.connect("postgres");
+    if f.query_one(
+        "SELECT current_setting('server_version_num')::int < 150000",
+        &[],
+    )
+    .unwrap()
+    .get::<_, bool>(0)
+    {
+        // Every release so far ran on PostgreSQL 15 only (0.1.0 used ON DELETE SET NULL (column)).
+        println!("skipped: no released version of pg_tenancy ran on PostgreSQL 14");
+        return;
+    }
+    f.batch_execute("CREATE EXTENSION pg_tenancy").unwrap();
+    let current: String = f
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let expected = catalog(&mut f);
+    assert!(expected.len() > 300, "{} catalog lines", expected.len());
+
+    let released = released_versions();
+    assert!(
+        !released.is_empty(),
+        "sql/released/ has the released install scripts"
+    );
+    for version in released.iter().filter(|v| **v != current) {
+        let db = TestDb::empty("pgt_upgrade_old");
+        let mut c = db.connect("postgres");
+        c.batch_execute(&format!("CREATE EXTENSION pg_tenancy VERSION '{version}'"))
+            .unwrap_or_else(|e| panic!("install {version}: {e}"));
+        let key = fill(&mut c);
+        let rows = table_digests(&mut c);
+        let credentials = read_all_credentials(&mut c).unwrap();
+        assert!(credentials.len() >= 3);
+
+        c.batch_execute(&format!("ALTER EXTENSION pg_tenancy UPDATE TO '{current}'"))
+            .unwrap_or_else(|e| panic!("update {version} -> {current}: {e}"));
+        let got = catalog(&mut c);
+        let missing: Vec<_> = expected.difference(&got).collect();
+        let extra: Vec<_> = got.difference(&expected).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{version} -> {current} differs from a fresh {current}:\nonly in the fresh install:\n{missing:#?}\nonly in the updated one:\n{extra:#?}"
+        );
+
+        assert_eq!(
+            table_digests(&mut c),
+            rows,
+            "{version} -> {current}: every row intact"
+        );
+        assert_eq!(
+            read_all_credentials(&mut c).unwrap(),
+            credentials,
+            "every credential decrypts after the update"
+        );
+        let tenant: String = c
+            .query_one(
+                "SELECT (tenancy.verify_api_key($1)).tenant_id::text",
+                &[&key],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(tenant, ACME, "the API key made by {version} verifies");
+        // The daily partitions made by the old version, and those made after the update, have the
+        // key and the per-integration index, and a dump restores (see clients.rs).
+        let report: String = c
+            .query_one(
+                "SELECT tenancy.maintain_request_logs(premake => 10)::text",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        let bare: Vec<String> = c
+            .query(
+                "SELECT i.inhrelid::regclass::text FROM pg_inherits i
+                  WHERE i.inhparent = 'tenancy.request_logs'::regclass
+                    AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = i.inhrelid) <> 2",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(
+            bare.is_empty(),
+            "partitions without their two indexes: {bare:?} ({report})"
+        );
+        println!(
+            "{version} -> {current}: {} catalog lines identical to a fresh install, {} tables' rows intact",
+            got.len(),
+            rows.len()
+        );
+    }
+}
+
+#[test]
+fn released_scripts_are_never_edited() {
+    let pins = std::fs::read_to_string(repo().join("sql/released.sha256"))
+        .expect("sql/released.sha256 lists every released script");
+    let mut pinned = BTreeSet::new();
+    for line in pins
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let (hash, path) = line.split_once("  ").expect("<sha256>  <path>");
+        let bytes = std::fs::read(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let actual = format!("{:x}", Sha256::digest(&bytes));
+        assert_eq!(
+            actual, hash,
+            "{path} was released and must never change: write a new upgrade script instead"
+        );
+        pinned.insert(path.to_string());
+    }
+    let released = released_versions();
+    let newest = version_key(released.last().unwrap());
+    for v in &released {
+        let path = format!("sql/released/pg_tenancy--{v}.sql");
+        assert!(
+            pinned.contains(&path),
+            "{path} is pinned in sql/released.sha256"
+        );
+    }
+    // Every upgrade script into a released version is pinned too.
+    for e in std::fs::read_dir(repo().join("sql")).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        let Some(target) = name
+            .strip_prefix("pg_tenancy--")
+            .and_then(|s| s.strip_suffix(".sql"))
+            .and_then(|s| s.split_once("--"))
+            .map(|(_, to)| to.to_string())
+        else {
+            continue;
+        };
+        if version_key(&target) <= newest {
+            let path = format!("sql/{name}");
+            assert!(
+                pinned.contains(&path),
+                "{path} upgrades into the released {target}: pin it in sql/released.sha256"
+            );
+        }
+    }
+}
