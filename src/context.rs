@@ -499,11 +499,20 @@ pub fn parse_claims(claims: &str, headers: Option<&str>) -> Result<ClaimedIdenti
 #[pg_extern(volatile, parallel_unsafe)]
 pub fn pre_request() {
     require_preloaded();
-    let Some(raw) = setting(c"request.jwt.claims") else {
+    let headers = setting(c"request.headers");
+    let raw = match crate::gucs::JWT_SECRET.get() {
+        // Verified mode: the claims of the request's own token, whatever request.jwt.claims says.
+        Some(secret) => headers
+            .as_deref()
+            .and_then(crate::jwt::bearer_token)
+            .map(|token| verified_claims(&token, secret.to_bytes())),
+        // Trusted mode: the claims PostgREST verified (README: "Trust boundary").
+        None => setting(c"request.jwt.claims"),
+    };
+    let Some(raw) = raw else {
         set_context(None, None, None);
         return;
     };
-    let headers = setting(c"request.headers");
     let identity = parse_claims(&raw, headers.as_deref()).unwrap_or_else(|what| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
@@ -519,6 +528,28 @@ pub fn pre_request() {
         }
         None => set_context(None, user, None),
     }
+}
+
+/// The payload of `token` verified under `secret` (28000 if it is not valid; 55000 if the secret is
+/// too short to be one).  Nothing of the token reaches the message.
+fn verified_claims(token: &str, secret: &[u8]) -> String {
+    if secret.len() < 32 {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "tenancy.jwt_secret must be at least 32 bytes",
+            None,
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    crate::jwt::verify_hs256(token, secret, now).unwrap_or_else(|why| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            format!("invalid JWT: {why}"),
+            None,
+        )
+    })
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@ pub static KEYRING_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CStri
 /// `tenancy.keyring_command`: a command whose output is the root keyring.
 pub static KEYRING_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// `tenancy.jwt_secret`: when set, `pre_request` takes the claims from the request's own HS256
+/// token (verified under this secret) instead of trusting `request.jwt.claims`.
+pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 /// `tenancy.redact_keys`: extra key substrings (comma-separated) whose values request logs
 /// redact, on top of the built-in list (src/request_log/redact.rs).  It can only add.
 pub static REDACT_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -67,6 +71,15 @@ pub fn init() {
         &KEYRING_COMMAND,
         GucContext::Postmaster,
         keyring_flags,
+    );
+    // The JWT secret: superusers only (postgresql.conf, ALTER DATABASE/ROLE ... SET), never shown.
+    GucRegistry::define_string_guc(
+        c"tenancy.jwt_secret",
+        c"HS256 secret pre_request verifies the request's bearer token with (PostgREST's jwt-secret).",
+        c"When set, the claims come from the verified token in request.headers, not from request.jwt.claims.",
+        &JWT_SECRET,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
     );
     // Request logging: superuser settings (postgresql.conf, ALTER DATABASE/ROLE ... SET), so an
     // application role cannot turn redaction down for its own session.

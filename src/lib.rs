@@ -24,6 +24,7 @@ pub mod context;
 pub mod error;
 pub mod gucs;
 pub mod jsonb;
+pub mod jwt;
 pub mod lookup;
 pub mod request_log;
 pub mod triggers;

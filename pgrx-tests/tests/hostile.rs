@@ -1,0 +1,556 @@
+//! A hostile tenant member with a login of its own (a member of `authenticated`, nothing more),
+//! over real connections:
+//!
+//! * `forged_claims_need_the_jwt_secret`: with `tenancy.jwt_secret` set, writing
+//!   `request.jwt.claims` and `request.headers` itself gets it nothing but anon; a token signed with
+//!   a guessed secret, or with `alg: none`, is refused; it cannot read, set or reset the secret.
+//! * `planted_objects_never_run`: it plants, in a schema of its own and in `pg_temp`, functions
+//!   and operators named like the built-ins SQL code calls, and tables named like ours, puts them
+//!   first on its `search_path`, and calls every function of the extension and writes every kind
+//!   of row.  None of the planted objects ever runs (each would record its name, the user it ran as
+//!   and the function that called it).
+//! * `verification_time_does_not_depend_on_the_matching_prefix`: a statistical check that
+//!   rejecting a wrong secret takes as long whether it matches the real one in no leading
+//!   characters or in all but the last.
+use hmac::{Hmac, Mac};
+use pg_tenancy_client_tests::{connect, login_role, sqlstate, TestDb};
+use postgres::Client;
+
+const ACME: &str = "a0000000-0000-4000-8000-000000000001";
+const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
+const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
+const DAVE: &str = "00000000-0000-4000-8000-0000000000a4";
+const FRANK: &str = "00000000-0000-4000-8000-0000000000b1";
+const SECRET: &str = "the-hostile-test-jwt-secret-32-bytes-or-more";
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn jwt(header: &str, claims: &str, secret: &[u8]) -> String {
+    let body = format!(
+        "{}.{}",
+        b64url(header.as_bytes()),
+        b64url(claims.as_bytes())
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(body.as_bytes());
+    format!("{body}.{}", b64url(&mac.finalize().into_bytes()))
+}
+
+fn claims(user: &str, tenant: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    format!(r#"{{"sub":"{user}","tenant_id":"{tenant}","role":"authenticated","exp":{exp}}}"#)
+}
+
+/// One request as PostgREST would send it, or as the hostile session fakes it: the context it got
+/// ("tenant,user,role", "-" for none) or the SQLSTATE.
+fn request(c: &mut Client, claims: &str, headers: &str) -> String {
+    c.batch_execute("BEGIN").unwrap();
+    let r = c.query_one(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true), set_config('request.headers', $2, true)",
+        &[&claims, &headers],
+    );
+    assert!(r.is_ok());
+    let out = match c.batch_execute("SELECT tenancy.pre_request()") {
+        Err(e) => sqlstate(Err::<(), _>(e)),
+        Ok(()) => c
+            .query_one(
+                "SELECT coalesce(tenancy.current_tenant_id()::text, '-') || ',' || coalesce(tenancy.current_user_id()::text, '-')
+                        || ',' || coalesce(tenancy.current_role(), '-')",
+                &[],
+            )
+            .unwrap()
+            .get(0),
+    };
+    c.batch_execute("ROLLBACK").unwrap();
+    out
+}
+
+#[test]
+fn forged_claims_need_the_jwt_secret() {
+    let db = TestDb::new("pgt_client_jwt");
+    login_role("pgt_hostile", "", &["authenticated"]);
+    let mut c = connect(&db.name, "pgt_hostile");
+    let frank_in_globex = claims(FRANK, GLOBEX);
+    // Without a secret: the documented trust in request.jwt.claims; this is the attack.
+    assert_eq!(
+        request(&mut c, &frank_in_globex, ""),
+        format!("{GLOBEX},{FRANK},owner"),
+        "without tenancy.jwt_secret a role with SQL access can claim to be anyone (README: trust boundary)"
+    );
+    db.connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET tenancy.jwt_secret = '{SECRET}'",
+            db.name
+        ))
+        .unwrap();
+    let mut c = connect(&db.name, "pgt_hostile");
+    let bearer = |t: &str| format!(r#"{{"authorization": "Bearer {t}"}}"#);
+    let hs256 = r#"{"alg":"HS256","typ":"JWT"}"#;
+    let attempts = [
+        (
+            "forged claims, no token",
+            frank_in_globex.clone(),
+            String::new(),
+            "-,-,-",
+        ),
+        (
+            "forged claims, forged headers",
+            frank_in_globex.clone(),
+            r#"{"x-tenant-id": "b0000000-0000-4000-8000-000000000002"}"#.into(),
+            "-,-,-",
+        ),
+        (
+            "a token under a guessed secret",
+            String::new(),
+            bearer(&jwt(hs256, &frank_in_globex, b"secret")),
+            "28000",
+        ),
+        (
+            "a token under an empty secret",
+            String::new(),
+            bearer(&jwt(hs256, &frank_in_globex, b"")),
+            "28000",
+        ),
+        (
+            "alg none",
+            String::new(),
+            bearer(&format!(
+                "{}.{}.",
+                b64url(br#"{"alg":"none"}"#),
+                b64url(frank_in_globex.as_bytes())
+            )),
+            "28000",
+        ),
+        (
+            "alg HS512",
+            String::new(),
+            bearer(&jwt(
+                r#"{"alg":"HS512"}"#,
+                &frank_in_globex,
+                SECRET.as_bytes(),
+            )),
+            "28000",
+        ),
+    ];
+    for (what, claims, headers, want) in attempts {
+        let got = request(&mut c, &claims, &headers);
+        assert_eq!(got, want, "{what}");
+    }
+    // The real token of dave still works, and claims that disagree with it are ignored.
+    let dave = jwt(hs256, &claims(DAVE, ACME), SECRET.as_bytes());
+    assert_eq!(
+        request(&mut c, &frank_in_globex, &bearer(&dave)),
+        format!("{ACME},{DAVE},member")
+    );
+    // The secret: not readable, not settable, not resettable, by this role.
+    for stmt in [
+        "SELECT current_setting('tenancy.jwt_secret')",
+        "SET tenancy.jwt_secret = 'my-own-secret-my-own-secret-my-own-secret'",
+        "SELECT set_config('tenancy.jwt_secret', 'my-own-secret-my-own-secret-my-own', false)",
+        "RESET tenancy.jwt_secret",
+        "ALTER ROLE pgt_hostile SET tenancy.jwt_secret = 'x'",
+    ] {
+        assert_eq!(sqlstate(c.batch_execute(stmt)), "42501", "{stmt}");
+    }
+    let listed: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_settings WHERE name = 'tenancy.jwt_secret'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(listed, 0);
+}
+
+/// Built-ins that SQL code (ours, PostgreSQL's) calls unqualified: each gets an impostor with the
+/// same argument types.  (name, arguments, return type, how to compute the real result).
+const IMPOSTORS: &[(&str, &str, &str, &str)] = &[
+    ("now", "", "timestamptz", "pg_catalog.now()"),
+    ("lower", "text", "text", "pg_catalog.lower($1)"),
+    ("upper", "text", "text", "pg_catalog.upper($1)"),
+    ("length", "text", "integer", "pg_catalog.length($1)"),
+    ("btrim", "text", "text", "pg_catalog.btrim($1)"),
+    ("left", "text, integer", "text", "pg_catalog.left($1, $2)"),
+    ("format", "text", "text", "pg_catalog.format($1)"),
+    ("format", "text, text", "text", "pg_catalog.format($1, $2)"),
+    ("concat", "text, text", "text", "pg_catalog.concat($1, $2)"),
+    (
+        "replace",
+        "text, text, text",
+        "text",
+        "pg_catalog.replace($1, $2, $3)",
+    ),
+    (
+        "current_setting",
+        "text",
+        "text",
+        "pg_catalog.current_setting($1)",
+    ),
+    (
+        "current_setting",
+        "text, boolean",
+        "text",
+        "pg_catalog.current_setting($1, $2)",
+    ),
+    (
+        "set_config",
+        "text, text, boolean",
+        "text",
+        "pg_catalog.set_config($1, $2, $3)",
+    ),
+    (
+        "gen_random_uuid",
+        "",
+        "uuid",
+        "pg_catalog.gen_random_uuid()",
+    ),
+    (
+        "jsonb_build_object",
+        "text, text",
+        "jsonb",
+        "pg_catalog.jsonb_build_object($1, $2)",
+    ),
+    (
+        "jsonb_typeof",
+        "jsonb",
+        "text",
+        "pg_catalog.jsonb_typeof($1)",
+    ),
+    ("to_jsonb", "text", "jsonb", "pg_catalog.to_jsonb($1)"),
+    (
+        "date_trunc",
+        "text, timestamptz",
+        "timestamptz",
+        "pg_catalog.date_trunc($1, $2)",
+    ),
+    (
+        "to_char",
+        "timestamptz, text",
+        "text",
+        "pg_catalog.to_char($1, $2)",
+    ),
+    ("hashtext", "text", "integer", "pg_catalog.hashtext($1)"),
+    (
+        "pg_advisory_xact_lock",
+        "bigint",
+        "void",
+        "pg_catalog.pg_advisory_xact_lock($1)",
+    ),
+    ("encode", "bytea, text", "text", "pg_catalog.encode($1, $2)"),
+    ("decode", "text, text", "bytea", "pg_catalog.decode($1, $2)"),
+    ("sha256", "bytea", "bytea", "pg_catalog.sha256($1)"),
+    ("md5", "text", "text", "pg_catalog.md5($1)"),
+    (
+        "to_regclass",
+        "text",
+        "regclass",
+        "pg_catalog.to_regclass($1)",
+    ),
+    (
+        "array_length",
+        "anyarray, integer",
+        "integer",
+        "pg_catalog.array_length($1, $2)",
+    ),
+    (
+        "cardinality",
+        "anyarray",
+        "integer",
+        "pg_catalog.cardinality($1)",
+    ),
+    ("quote_ident", "text", "text", "pg_catalog.quote_ident($1)"),
+    (
+        "regexp_match",
+        "text, text",
+        "text[]",
+        "pg_catalog.regexp_match($1, $2)",
+    ),
+    (
+        "uuid_eq",
+        "uuid, uuid",
+        "boolean",
+        "pg_catalog.uuid_eq($1, $2)",
+    ),
+    (
+        "texteq",
+        "text, text",
+        "boolean",
+        "pg_catalog.texteq($1, $2)",
+    ),
+    (
+        "textcat",
+        "text, text",
+        "text",
+        "pg_catalog.textcat($1, $2)",
+    ),
+];
+
+/// Plant the impostors (functions, and operators = and || over them) in `schema`; each records
+/// its name, the user it runs as and the session user in hostile.hits, then does the real work.
+fn plant(c: &mut Client, schema: &str) {
+    for (name, args, ret, real) in IMPOSTORS {
+        c.batch_execute(&format!(
+            "CREATE FUNCTION {schema}.{name}({args}) RETURNS {ret} LANGUAGE sql VOLATILE AS $f$
+                 INSERT INTO hostile.hits VALUES ('{schema}.{name}', current_user, session_user);
+                 SELECT {real}
+             $f$"
+        ))
+        .unwrap_or_else(|e| panic!("plant {schema}.{name}({args}): {e}"));
+    }
+    for (op, left, right, func) in [
+        ("=", "uuid", "uuid", "uuid_eq"),
+        ("=", "text", "text", "texteq"),
+        ("||", "text", "text", "textcat"),
+    ] {
+        c.batch_execute(&format!(
+            "CREATE OPERATOR {schema}.{op} (LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = {schema}.{func})"
+        ))
+        .unwrap_or_else(|e| panic!("plant operator {schema}.{op}: {e}"));
+    }
+}
+
+#[test]
+fn planted_objects_never_run() {
+    let db = TestDb::new("pgt_client_planted");
+    login_role("pgt_planter", "", &["authenticated"]);
+    let mut admin = db.connect("postgres");
+    // A schema the hostile role owns (it can create in it), as on many real databases.
+    admin
+        .batch_execute(
+            "CREATE SCHEMA hostile AUTHORIZATION pgt_planter;
+             SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001');
+             SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'bearer', '{\"token\": \"t\"}');",
+        )
+        .unwrap();
+    admin
+        .batch_execute("SELECT tenancy.clear_context()")
+        .unwrap();
+    let api_key: String = {
+        admin.batch_execute("BEGIN").unwrap();
+        admin
+            .execute("SELECT tenancy.set_tenant($1::text::uuid)", &[&ACME])
+            .unwrap();
+        let k = admin
+            .query_one("SELECT tenancy.create_api_key('planted', ARRAY['*'])", &[])
+            .unwrap()
+            .get(0);
+        admin.batch_execute("COMMIT").unwrap();
+        k
+    };
+    let mut c = connect(&db.name, "pgt_planter");
+    c.batch_execute(
+        "CREATE TABLE hostile.hits (name text, ran_as name, session_user_name name);
+         GRANT INSERT ON hostile.hits TO PUBLIC;",
+    )
+    .unwrap();
+    plant(&mut c, "hostile");
+    plant(&mut c, "pg_temp");
+    // Tables and views named like ours, in both places (pg_temp comes first for relations).
+    for table in [
+        "tenants",
+        "memberships",
+        "users",
+        "api_keys",
+        "api_key_usage",
+        "peppers",
+        "data_keys",
+        "root_keys",
+        "integration_credentials",
+        "integrations",
+        "actions",
+        "request_logs",
+        "request_logs_default",
+        "clients",
+        "projects",
+    ] {
+        c.batch_execute(&format!(
+            "CREATE TABLE hostile.{table} (LIKE pg_catalog.pg_class);
+             CREATE TEMP VIEW {table} AS SELECT * FROM hostile.{table};"
+        ))
+        .unwrap();
+    }
+    c.batch_execute("SET search_path = hostile, pg_temp, public, pg_catalog")
+        .unwrap();
+
+    // Everything a member, an API key and PostgREST do, with that search_path.  The workload's own
+    // calls are schema-qualified, so that any impostor that runs was called from inside pg_tenancy.
+    let key = api_key.replace('\'', "");
+    let workload = [
+        format!(
+            "SELECT pg_catalog.set_config('request.jwt.claims', '{{\"sub\": \"{ALICE}\", \"tenant_id\": \"{ACME}\"}}', true), tenancy.pre_request()"
+        ),
+        "SELECT tenancy.current_tenant_id(), tenancy.current_user_id(), tenancy.current_role()".into(),
+        "SELECT count(*) FROM tenancy.projects".into(),
+        "INSERT INTO tenancy.clients (tenant_id, name) VALUES (tenancy.current_tenant_id(), 'planted') RETURNING id".into(),
+        "UPDATE tenancy.clients SET name = 'renamed' WHERE name OPERATOR(pg_catalog.=) 'planted'".into(),
+        "SELECT tenancy.read_credential(id) FROM tenancy.integration_credentials".into(),
+        "SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'bearer', '{\"token\": \"u\"}')".into(),
+        "SELECT * FROM tenancy.list_api_keys()".into(),
+        "SELECT * FROM tenancy.request_stats(pg_catalog.now() - interval '1 day')".into(),
+        "SELECT * FROM tenancy.credentials_expiring('1 day')".into(),
+        "SELECT tenancy.redact('{\"authorization\": \"Bearer x\", \"url\": \"https://a/?token=1\"}')".into(),
+        "SELECT tenancy.health()".into(),
+        "SELECT tenancy.clear_context()".into(),
+        format!("SELECT tenancy.authenticate('{key}')"),
+        format!("SELECT * FROM tenancy.verify_api_key('{key}')"),
+        "SELECT tenancy.has_scope('logs:write'), tenancy.current_api_key_id()".into(),
+        "SELECT tenancy.log_request(a.integration_id, a.id, '{\"password\": \"p\"}') FROM tenancy.actions a ORDER BY a.id LIMIT 1".into(),
+        format!(
+            "SELECT pg_catalog.set_config('request.jwt.claims', '{{\"sub\": \"{DAVE}\", \"tenant_id\": \"{ACME}\"}}', true), tenancy.pre_request()"
+        ),
+        "SELECT count(*) FROM tenancy.clients".into(),
+    ];
+    c.batch_execute("BEGIN").unwrap();
+    let mut outcomes = Vec::new();
+    for stmt in &workload {
+        c.batch_execute("SAVEPOINT s").unwrap();
+        let r = sqlstate(c.batch_execute(stmt));
+        c.batch_execute(if r == "ok" {
+            "RELEASE SAVEPOINT s"
+        } else {
+            "ROLLBACK TO SAVEPOINT s"
+        })
+        .unwrap();
+        outcomes.push(format!("{stmt}: {r}"));
+    }
+    let hits: Vec<(String, String)> = c
+        .query("SELECT name, ran_as::text FROM hostile.hits", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    c.batch_execute("ROLLBACK").unwrap();
+    // The impostors work: called on purpose, they record themselves.
+    let own: i64 = {
+        c.batch_execute("BEGIN").unwrap();
+        c.batch_execute("SELECT now(), lower('A')").unwrap();
+        let n = c
+            .query_one("SELECT count(*) FROM hostile.hits", &[])
+            .unwrap()
+            .get(0);
+        c.batch_execute("ROLLBACK").unwrap();
+        n
+    };
+    assert_eq!(
+        own, 2,
+        "the planted functions are first on the search_path and record themselves"
+    );
+    let ok = outcomes.iter().filter(|o| o.ends_with(": ok")).count();
+    assert!(ok >= workload.len() - 2, "the workload ran: {outcomes:#?}");
+    assert!(
+        hits.is_empty(),
+        "planted objects ran inside pg_tenancy's functions: {hits:?}\n{outcomes:#?}"
+    );
+}
+
+/// Server-side time of `verify_api_key` for each key, `rounds` times, interleaved, in microseconds.
+fn timings(c: &mut Client, keys: &[String], rounds: i32) -> Vec<Vec<f64>> {
+    let rows = c
+        .query(
+            "WITH k AS (SELECT ord, key FROM unnest($1::text[]) WITH ORDINALITY u(key, ord))
+             SELECT ord::int, pg_temp.time_verify(key) FROM generate_series(1, $2) r, k ORDER BY r, ord",
+            &[&keys, &rounds],
+        )
+        .unwrap();
+    let mut out = vec![Vec::new(); keys.len()];
+    for r in rows {
+        let i: i32 = r.get(0);
+        out[(i - 1) as usize].push(r.get(1));
+    }
+    out
+}
+
+/// Mean of the middle 80% (clock_timestamp() ticks in whole microseconds: a median would be
+/// quantized to them, a trimmed mean is not).
+fn trimmed_mean(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let cut = v.len() / 10;
+    let middle = &v[cut..v.len() - cut];
+    middle.iter().sum::<f64>() / middle.len() as f64
+}
+
+#[test]
+fn verification_time_does_not_depend_on_the_matching_prefix() {
+    let db = TestDb::new("pgt_client_timing");
+    let mut c = db.connect("postgres");
+    c.batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
+        .unwrap();
+    let key: String = c
+        .query_one("SELECT tenancy.create_api_key('timing')", &[])
+        .unwrap()
+        .get(0);
+    c.batch_execute("COMMIT").unwrap();
+    c.batch_execute(
+        r#"CREATE FUNCTION pg_temp.with_checksum(body text) RETURNS text LANGUAGE plpgsql AS $$
+           DECLARE
+               n bigint := ('x' || encode(substr(sha256(convert_to('pg_tenancy/api-key-checksum/v1', 'UTF8') || '\x00'::bytea
+                                                         || convert_to(body, 'UTF8')), 1, 4), 'hex'))::bit(32)::bigint;
+               digits text := '';
+           BEGIN
+               FOR i IN 1..6 LOOP
+                   digits := substr('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', (n % 62)::int + 1, 1) || digits;
+                   n := n / 62;
+               END LOOP;
+               RETURN body || digits;
+           END $$;
+           CREATE FUNCTION pg_temp.time_verify(key text) RETURNS double precision LANGUAGE plpgsql AS $$
+           DECLARE t0 timestamptz;
+           BEGIN
+               t0 := clock_timestamp();
+               BEGIN
+                   PERFORM tenancy.verify_api_key(key);
+               EXCEPTION WHEN invalid_password THEN NULL;
+               END;
+               RETURN extract(epoch FROM clock_timestamp() - t0) * 1e6;
+           END $$;"#,
+    )
+    .unwrap();
+    // The secret is characters 53..95 (after tk_live_, the tenant and the key id).  Two wrong
+    // secrets with a valid checksum: one differs from the real secret at its first character, one
+    // only at its last.
+    let flip = |ch: char| if ch == 'A' { 'B' } else { 'A' };
+    let body = &key[..95];
+    let mut first: Vec<char> = body.chars().collect();
+    first[52] = flip(first[52]);
+    let mut last: Vec<char> = body.chars().collect();
+    last[94] = flip(last[94]);
+    let with_checksum = |c: &mut Client, b: String| -> String {
+        c.query_one("SELECT pg_temp.with_checksum($1)", &[&b])
+            .unwrap()
+            .get(0)
+    };
+    let keys = vec![
+        with_checksum(&mut c, first.into_iter().collect()),
+        with_checksum(&mut c, last.into_iter().collect()),
+    ];
+    for k in &keys {
+        assert_eq!(
+            sqlstate(c.query_one("SELECT tenancy.verify_api_key($1)", &[k])),
+            "28P01",
+            "a wrong secret with a valid checksum"
+        );
+    }
+    // Warm up, then 3 samples of 2,000 interleaved calls each: the trimmed means must agree within
+    // 5% in at least 2 of them (a comparison that stops at the first differing byte would show as a
+    // steady gap once it is a visible share of the call).
+    timings(&mut c, &keys, 200);
+    let mut ratios = Vec::new();
+    for _ in 0..3 {
+        let mut t = timings(&mut c, &keys, 2000);
+        let (a, b) = (trimmed_mean(&mut t[0]), trimmed_mean(&mut t[1]));
+        ratios.push(b / a);
+    }
+    println!("verify_api_key, wrong secret matching 0 vs 42 leading characters: ratios of trimmed mean times {ratios:.3?}");
+    let within = ratios.iter().filter(|r| (0.95..=1.05).contains(*r)).count();
+    assert!(
+        within >= 2,
+        "timing depends on the matching prefix: {ratios:?}"
+    );
+}

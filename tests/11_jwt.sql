@@ -1,0 +1,107 @@
+-- pre_request with tenancy.jwt_secret: the claims come from the request's own signed token
+-- (Authorization: Bearer, in request.headers), verified in the database; a role with SQL access
+-- that writes request.jwt.claims or request.headers itself cannot claim to be another user.
+-- Tokens are signed here with pgcrypto's hmac(), independently of the Rust code.
+BEGIN;
+\ir helpers.psql
+SELECT * FROM no_plan();
+CREATE EXTENSION pgcrypto;
+
+CREATE FUNCTION pg_temp.b64url(bytea) RETURNS text LANGUAGE sql AS
+$$ SELECT translate(rtrim(encode($1, 'base64'), '='), E'+/\n', '-_') $$;
+-- A compact JWS of `payload` signed with HMAC-SHA256 under `secret`, with header `header`.
+CREATE FUNCTION pg_temp.jwt(payload jsonb, secret text, header jsonb DEFAULT '{"alg": "HS256", "typ": "JWT"}') RETURNS text
+LANGUAGE sql AS $$
+    SELECT body || '.' || pg_temp.b64url(hmac(body, secret, 'sha256'))
+    FROM (SELECT pg_temp.b64url(convert_to(header::text, 'UTF8')) || '.' || pg_temp.b64url(convert_to(payload::text, 'UTF8')) AS body) b
+$$;
+CREATE FUNCTION pg_temp.claims(usr uuid, tenant uuid DEFAULT NULL, exp_in interval DEFAULT '1 hour') RETURNS jsonb
+LANGUAGE sql AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object('sub', usr, 'tenant_id', tenant, 'role', 'authenticated',
+                                                'exp', extract(epoch FROM now() + exp_in)::bigint))
+$$;
+-- One PostgREST request: SET LOCAL ROLE, the claims and headers settings (what PostgREST sets,
+-- or what a hostile session sets itself), pre_request, then `stmt`; its result or SQLSTATE
+-- (with the message, to check that no part of a token leaks).
+CREATE FUNCTION pg_temp.request(as_role text, claims jsonb, headers jsonb, stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    result text; m text; s text;
+BEGIN
+    BEGIN
+        EXECUTE format('SET LOCAL ROLE %I', as_role);
+        PERFORM set_config('request.jwt.claims', coalesce(claims::text, ''), true);
+        PERFORM set_config('request.headers', coalesce(headers::text, ''), true);
+        PERFORM tenancy.pre_request();
+        EXECUTE stmt INTO result;
+        result := 'value:' || coalesce(result, 'NULL');
+        RAISE SQLSTATE 'TT000';
+    EXCEPTION
+        WHEN SQLSTATE 'TT000' THEN NULL;
+        WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS s = RETURNED_SQLSTATE, m = MESSAGE_TEXT;
+            result := 'error:' || s || ': ' || m;
+    END;
+    RETURN result;
+END
+$$;
+CREATE FUNCTION pg_temp.bearer(token text) RETURNS jsonb LANGUAGE sql AS
+$$ SELECT jsonb_build_object('authorization', 'Bearer ' || token, 'accept', '*/*') $$;
+
+\set secret '''pg-tenancy-test-jwt-secret-of-at-least-32-bytes'''
+CREATE FUNCTION pg_temp.ctx() RETURNS text LANGUAGE sql AS
+$$ SELECT coalesce(tenancy.current_tenant_id()::text, '-') || ',' || coalesce(tenancy.current_user_id()::text, '-') || ',' || coalesce(tenancy.current_role(), '-') $$;
+\set ctx '''SELECT pg_temp.ctx()'''
+SELECT pg_temp.jwt(pg_temp.claims(:dave, :acme), :secret) AS dave_token \gset
+SELECT pg_temp.jwt(pg_temp.claims(:frank, :globex), 'another secret of at least 32 bytes......') AS wrong_secret \gset
+
+-- Without tenancy.jwt_secret: the documented trust in request.jwt.claims (PostgREST verified them).
+SELECT is(pg_temp.request('authenticated', pg_temp.claims(:frank, :globex), NULL, :ctx),
+          'value:' || :globex || ',' || :frank || ',owner',
+          'no secret set: request.jwt.claims are trusted (so a role with SQL access could forge them)');
+
+SET LOCAL tenancy.jwt_secret = :secret;
+SELECT is(pg_temp.request('authenticated', pg_temp.claims(:dave, :acme), pg_temp.bearer(:'dave_token'), :ctx),
+          'value:' || :acme || ',' || :dave || ',member', 'a token signed with the secret sets its user''s context');
+SELECT is(pg_temp.request('authenticated', pg_temp.claims(:frank, :globex), NULL, :ctx), 'value:-,-,-',
+          'forged request.jwt.claims without a token: no context at all (anon)');
+SELECT is(pg_temp.request('authenticated', pg_temp.claims(:frank, :globex), pg_temp.bearer(:'dave_token'), :ctx),
+          'value:' || :acme || ',' || :dave || ',member', 'claims that disagree with the token are ignored: the token wins');
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.bearer(:'dave_token') || jsonb_build_object('x-tenant-id', :globex),
+                          :ctx),
+          'value:' || :acme || ',' || :dave || ',member', 'the token''s tenant claim wins over the X-Tenant-Id header');
+SELECT is(pg_temp.request('authenticated', NULL,
+                          pg_temp.bearer(pg_temp.jwt(pg_temp.claims(:dave), :secret)) || jsonb_build_object('x-tenant-id', :globex), :ctx),
+          'error:42501: permission denied for tenant: the user is not a member of it', 'a verified user still needs a membership for the tenant it names');
+SELECT is((SELECT count(*) FROM unnest(ARRAY[
+              pg_temp.request('authenticated', NULL, pg_temp.bearer(:'wrong_secret'), :ctx),
+              pg_temp.request('authenticated', NULL, pg_temp.bearer(pg_temp.jwt(pg_temp.claims(:frank, :globex), :secret, '{"alg": "none"}')), :ctx),
+              pg_temp.request('authenticated', NULL, pg_temp.bearer(pg_temp.jwt(pg_temp.claims(:frank, :globex), :secret, '{"alg": "HS512"}')), :ctx),
+              pg_temp.request('authenticated', NULL, pg_temp.bearer(pg_temp.jwt(pg_temp.claims(:frank, :globex, '-1 hour'), :secret)), :ctx),
+              pg_temp.request('authenticated', NULL, pg_temp.bearer(pg_temp.jwt(pg_temp.claims(:frank, :globex) - 'exp', :secret)), :ctx),
+              pg_temp.request('authenticated', NULL, pg_temp.bearer(split_part(:'dave_token', '.', 1) || '.'
+                    || pg_temp.b64url(convert_to(pg_temp.claims(:frank, :globex)::text, 'UTF8')) || '.' || split_part(:'dave_token', '.', 3)), :ctx),
+              pg_temp.request('authenticated', NULL, pg_temp.bearer('not-a-token'), :ctx)]) r
+           WHERE r LIKE 'error:28000: invalid JWT: %' AND position(split_part(:'dave_token', '.', 3) IN r) = 0
+             AND position(split_part(:'wrong_secret', '.', 2) IN r) = 0), 7::bigint,
+          'another secret, alg none, HS512, expired, no exp, a swapped payload, garbage: each 28000, no part of a token in the message');
+SELECT is(pg_temp.request('authenticated', pg_temp.claims(:frank, :globex), pg_temp.bearer(''), :ctx), 'value:-,-,-',
+          'an empty bearer is no token: anon, whatever the claims say');
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.bearer(:'wrong_secret'), :ctx),
+          'error:28000: invalid JWT: the signature does not match', 'the message says why');
+SELECT is(pg_temp.request('anon', NULL, jsonb_build_object('accept', '*/*'), :ctx), 'value:-,-,-', 'anon (no Authorization header): no context');
+SELECT is(pg_temp.request('authenticated', NULL, jsonb_build_object('authorization', 'Basic dXNlcjpwYXNz'), :ctx), 'value:-,-,-',
+          'another scheme than Bearer is no token');
+
+-- The secret is the superuser's: not readable, not settable, not listed.
+SELECT is(pg_temp.probe('authenticated', NULL, NULL, 'SELECT current_setting(''tenancy.jwt_secret'')'), 'error:42501', 'authenticated cannot read the secret');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT set_config(''tenancy.jwt_secret'', ''mine-mine-mine-mine-mine-mine-mine'', true)'),
+          'error:42501', 'service_role cannot set its own secret');
+SELECT is(pg_temp.probe('authenticated', NULL, NULL, 'RESET tenancy.jwt_secret'), 'error:42501', 'nor reset it to fall back to trusted claims');
+SELECT ok(NOT EXISTS (SELECT FROM pg_settings WHERE name = 'tenancy.jwt_secret'), 'not listed by SHOW ALL / pg_settings');
+SET LOCAL tenancy.jwt_secret = 'short';
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.bearer(:'dave_token'), :ctx),
+          'error:55000: tenancy.jwt_secret must be at least 32 bytes', 'a short secret is refused, never used');
+
+SELECT * FROM finish();
+ROLLBACK;
