@@ -242,5 +242,37 @@ SELECT public.try($$UPDATE tenancy.jobs SET progress = 150$$) AS progress_over_1
 SELECT public.try($$SELECT tenancy.manage_updated_at('public.notes', 'body')$$) AS wrong_column_type;
 
 \echo
+\echo '=== 15. Verified tokens: with tenancy.jwt_secret, pre_request checks the JWT signature itself ==='
+-- Without the secret (steps 4-7), pre_request trusts request.jwt.claims, as PostgREST verified
+-- them; but any role with SQL access could write that setting.  With the secret set (superuser:
+-- ALTER DATABASE ... SET tenancy.jwt_secret, or postgresql.conf), only a signed token counts.
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+SET tenancy.jwt_secret = 'demo-jwt-secret-at-least-32-bytes-long-0123';
+CREATE FUNCTION pg_temp.jwt(payload jsonb, secret text) RETURNS text LANGUAGE sql AS $$
+    SELECT body || '.' || translate(rtrim(encode(hmac(body, secret, 'sha256'), 'base64'), '='), E'+/\n', '-_')
+    FROM (SELECT translate(rtrim(encode(convert_to('{"alg":"HS256","typ":"JWT"}', 'UTF8'), 'base64'), '='), E'+/\n', '-_') || '.' ||
+                 translate(rtrim(encode(convert_to(payload::text, 'UTF8'), 'base64'), '='), E'+/\n', '-_') AS body) b
+$$;
+SELECT pg_temp.jwt(jsonb_build_object('sub', '00000000-0000-4000-8000-0000000000a2', 'tenant_id', 'a0000000-0000-4000-8000-000000000001',
+                                      'role', 'authenticated', 'exp', extract(epoch FROM now() + interval '1 hour')::bigint),
+                   'demo-jwt-secret-at-least-32-bytes-long-0123') AS bob_token \gset
+BEGIN;
+SET LOCAL ROLE authenticated;
+\echo '--- A session writes forged claims (Frank, globex owner) and no token: it gets no context at all'
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000b1", "tenant_id": "b0000000-0000-4000-8000-000000000002"}', true) IS NOT NULL AS forged;
+SELECT tenancy.pre_request();
+SELECT tenancy.current_tenant_id() AS tenant, tenancy.current_role() AS role, count(*) AS globex_clients_visible FROM tenancy.clients;
+\echo '--- Bob''s real token, in request.headers as PostgREST passes it: his context (the forged claims are ignored)'
+SELECT set_config('request.headers', json_build_object('authorization', 'Bearer ' || :'bob_token')::text, true) IS NOT NULL AS headers_set;
+SELECT tenancy.pre_request();
+SELECT tenancy.current_tenant_id() AS tenant, tenancy.current_user_id() AS user_id, tenancy.current_role() AS role;
+\echo '--- The same claims under a guessed secret:'
+SELECT set_config('request.headers', json_build_object('authorization', 'Bearer ' ||
+       split_part(:'bob_token', '.', 1) || '.' || split_part(:'bob_token', '.', 2) || '.' || 'c2lnbmVkLXdpdGgtYS1ndWVzcw')::text, true) IS NOT NULL AS headers_set;
+SELECT public.try($$SELECT tenancy.pre_request()$$) AS guessed_secret;
+ROLLBACK;
+RESET tenancy.jwt_secret;
+
+\echo
 \echo 'Done.  Every table has FORCE ROW LEVEL SECURITY:'
 SELECT (tenancy.health() ->> 'rls_forced_everywhere')::boolean AS rls_forced_everywhere;
