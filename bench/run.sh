@@ -15,6 +15,15 @@ cluster_start bench 54335 "shared_buffers = 512MB" "max_wal_size = 8GB" "checkpo
 BENCH="$PGT_ROOT/bench"
 OUT="$PGT_STATE/bench-logs"
 as_root rm -rf "$OUT" && mkdir -p "$OUT"
+export PGT_BENCH_SUMMARY="$OUT/summary.jsonl"
+
+# matplotlib for the chart, in a virtualenv of the bench's own (PyPI), once.
+BENCH_VENV="$PGT_STATE/bench-venv"
+if ! "$BENCH_VENV/bin/python" -c "import matplotlib" 2>/dev/null; then
+    log "installing matplotlib into $BENCH_VENV (once)"
+    python3 -m venv "$BENCH_VENV"
+    "$BENCH_VENV/bin/pip" install -q "matplotlib==3.9.2"
+fi
 
 log "loading benchmark data (1M rows, 1000 tenants; 4 x 100k rows; 3 x 10k secrets)"
 psql_q -d postgres -c "DROP DATABASE IF EXISTS tenancy_bench" -c "CREATE DATABASE tenancy_bench"
@@ -35,7 +44,7 @@ run_group() {
             || { cat "$dir/pgbench.out" >&2; die "pgbench failed"; }
         dirs+=("$dir")
     done
-    python3 "$BENCH/report.py" "$group" "$base" "$(IFS=,; echo "${names[*]}")" "${dirs[@]}"
+    python3 "$BENCH/report.py" "$group" "$base" "$(IFS=,; echo "${names[*]}")" "$SECONDS_PER_RUN" "${dirs[@]}"
 }
 
 # COPY of 100k rows into the plain table: the ceiling for getting rows into a table at all.
@@ -90,6 +99,8 @@ PY
         rls/explicit_where.sql rls/rls_postgrest.sql
     run_group "context: what tenancy.pre_request() adds to a PostgREST request" 0 \
         context/envelope_only.sql context/pre_request_user.sql context/pre_request_user_tenant.sql
+    run_group "JWT: pre_request trusting request.jwt.claims vs verifying the HS256 token itself" 0 \
+        jwt/claims_trusted.sql jwt/token_verified.sql
     run_group "vault: read a ~200-byte secret" 0 \
         vault/floor_md5.sql vault/read_pg_tenancy.sql vault/read_pgp_sym.sql vault/read_raw_aes.sql
     run_group "vault: store a ~200-byte secret" 0 \
@@ -101,5 +112,9 @@ PY
         api_keys/pk_lookup.sql@50 api_keys/verify_api_key.sql@50 api_keys/verify_api_key_from.sql@50 api_keys/authenticate.sql@50 \
         api_keys/sha256_lookup.sql@50 api_keys/bcrypt.sql@1
     latest_50
+    echo
+    echo "![throughput ratios](results.png)"
 } | tee "$BENCH/results.md"
+"$BENCH_VENV/bin/python" "$BENCH/chart.py" "$PGT_BENCH_SUMMARY" "$BENCH/results.png"
+log "wrote bench/results.md and bench/results.png"
 cluster_stop bench

@@ -500,7 +500,11 @@ pub fn parse_claims(claims: &str, headers: Option<&str>) -> Result<ClaimedIdenti
 pub fn pre_request() {
     require_preloaded();
     let headers = setting(c"request.headers");
-    let raw = match crate::gucs::JWT_SECRET.get() {
+    // An empty secret is no secret (`ALTER ROLE ... SET tenancy.jwt_secret = ''` turns it off).
+    let secret = crate::gucs::JWT_SECRET
+        .get()
+        .filter(|s| !s.as_bytes().is_empty());
+    let raw = match secret {
         // Verified mode: the claims of the request's own token, whatever request.jwt.claims says.
         Some(secret) => headers
             .as_deref()

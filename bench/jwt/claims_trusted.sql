@@ -1,0 +1,7 @@
+-- pre_request trusting request.jwt.claims (no tenancy.jwt_secret): the claims PostgREST verified.
+\set t random(1, 1000)
+SELECT claims, headers FROM bench.tokens WHERE t = :t \gset
+BEGIN;
+SELECT set_config('tenancy.jwt_secret', '', true), set_config('request.jwt.claims', :claims, true), set_config('request.headers', :headers, true),
+       set_config('role', 'authenticated', true), tenancy.pre_request();
+COMMIT;
