@@ -554,3 +554,326 @@ fn verification_time_does_not_depend_on_the_matching_prefix() {
         "timing depends on the matching prefix: {ratios:?}"
     );
 }
+
+/// Every table, from the catalog: what the member may read shows only its tenant; what it may not
+/// read refuses (internal tables, partitions).  Then the classic leaks: EXPLAIN ANALYZE output,
+/// RETURNING, ON CONFLICT, error messages, its own views, and a cheap "leaky" function in a WHERE
+/// clause that would print every row it sees if it ran before the policy.
+#[test]
+fn nothing_of_another_tenant_leaks() {
+    let db = TestDb::new("pgt_client_leaks");
+    login_role("pgt_leaker", "", &["authenticated"]);
+    let mut admin = db.connect("postgres");
+    admin
+        .batch_execute("CREATE SCHEMA leaker AUTHORIZATION pgt_leaker; ANALYZE")
+        .unwrap();
+    // Every value of globex's rows that a leak could show: names, slugs, e-mails, ids.
+    let secrets: Vec<String> = admin
+        .query(
+            "SELECT DISTINCT v FROM (
+                 SELECT name AS v FROM tenancy.clients WHERE tenant_id = $1::text::uuid
+                 UNION ALL SELECT id::text FROM tenancy.clients WHERE tenant_id = $1::text::uuid
+                 UNION ALL SELECT name FROM tenancy.projects WHERE tenant_id = $1::text::uuid
+                 UNION ALL SELECT name FROM tenancy.integrations WHERE tenant_id = $1::text::uuid
+                 UNION ALL SELECT slug FROM tenancy.integrations WHERE tenant_id = $1::text::uuid
+                 UNION ALL SELECT id::text FROM tenancy.projects WHERE tenant_id = $1::text::uuid
+                 UNION ALL SELECT id::text FROM tenancy.integrations WHERE tenant_id = $1::text::uuid
+                 UNION ALL SELECT name FROM tenancy.tenants WHERE id = $1::text::uuid
+                 UNION ALL SELECT u.email FROM tenancy.users u JOIN tenancy.memberships m ON m.user_id = u.id
+                            WHERE m.tenant_id = $1::text::uuid AND u.email NOT LIKE '%@acme.test') s
+              WHERE length(v) >= 6",
+            &[&GLOBEX],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(secrets.len() >= 4, "{secrets:?}");
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut config: postgres::Config = pg_tenancy_client_tests::conninfo(&db.name, "pgt_leaker")
+        .parse()
+        .unwrap();
+    let sink = notices.clone();
+    config.notice_callback(move |n| sink.lock().unwrap().push(n.message().to_string()));
+    let mut c = config.connect(postgres::NoTls).unwrap();
+    let enter = format!(
+        "BEGIN; SELECT pg_catalog.set_config('request.jwt.claims', '{{\"sub\": \"{DAVE}\", \"tenant_id\": \"{ACME}\"}}', true);
+         SELECT tenancy.pre_request();"
+    );
+    let mut seen = String::new();
+    let mut run = |c: &mut Client, sql: &str| -> String {
+        c.batch_execute("SAVEPOINT q").unwrap();
+        let out = match c.simple_query(sql) {
+            Ok(msgs) => {
+                let mut text = String::from("ok");
+                for m in msgs {
+                    if let postgres::SimpleQueryMessage::Row(r) = m {
+                        for i in 0..r.len() {
+                            text.push(' ');
+                            text.push_str(r.get(i).unwrap_or(""));
+                        }
+                    }
+                }
+                c.batch_execute("RELEASE SAVEPOINT q").unwrap();
+                text
+            }
+            Err(e) => {
+                c.batch_execute("ROLLBACK TO SAVEPOINT q").unwrap();
+                match e.as_db_error() {
+                    Some(db) => format!(
+                        "{} {} {:?} {:?}",
+                        db.code().code(),
+                        db.message(),
+                        db.detail(),
+                        db.hint()
+                    ),
+                    None => format!("{e}"),
+                }
+            }
+        };
+        seen.push_str(&out);
+        seen.push('\n');
+        out
+    };
+    c.batch_execute(&enter).unwrap();
+
+    // Every table of the schema, from the catalog.
+    let tables: Vec<(String, bool, bool)> = c
+        .query(
+            "SELECT c.oid::regclass::text, has_any_column_privilege(c.oid, 'SELECT'),
+                    EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
+               FROM pg_class c WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p')
+              ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert!(tables.len() >= 20, "{tables:?}");
+    let (mut readable, mut refused) = (0, 0);
+    for (table, may_select, has_tenant) in &tables {
+        let out = run(&mut c, &format!("SELECT count(*) FROM {table}"));
+        if !may_select {
+            assert!(out.starts_with("42501"), "{table}: {out}");
+            refused += 1;
+        } else if *has_tenant {
+            let other = run(
+                &mut c,
+                &format!("SELECT count(*) FROM {table} WHERE tenant_id <> '{ACME}'"),
+            );
+            assert_eq!(other, "ok 0", "{table}: rows of another tenant");
+            readable += 1;
+        }
+    }
+    // The classic leaks, aimed at globex's rows.
+    let globex_client: String = admin
+        .query_one(
+            "SELECT id::text FROM tenancy.clients WHERE tenant_id = $1::text::uuid LIMIT 1",
+            &[&GLOBEX],
+        )
+        .unwrap()
+        .get(0);
+    c.batch_execute(
+        "CREATE FUNCTION leaker.peek(text) RETURNS boolean LANGUAGE plpgsql COST 0.000001 AS
+             $f$ BEGIN RAISE NOTICE 'peek %', $1; RETURN true; END $f$;
+         CREATE VIEW leaker.all_clients AS SELECT * FROM tenancy.clients;",
+    )
+    .unwrap();
+    for sql in [
+        format!("EXPLAIN (ANALYZE, VERBOSE, BUFFERS) SELECT * FROM tenancy.clients WHERE tenant_id = '{GLOBEX}'"),
+        "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) SELECT * FROM tenancy.clients".into(),
+        "SELECT * FROM tenancy.clients WHERE leaker.peek(name)".into(),
+        "SELECT * FROM tenancy.projects p WHERE leaker.peek(p.name) AND leaker.peek(p.id::text)".into(),
+        "SELECT * FROM leaker.all_clients".into(),
+        format!("UPDATE tenancy.clients SET name = name WHERE id = '{globex_client}' RETURNING *"),
+        "UPDATE tenancy.clients SET name = name RETURNING *".into(),
+        format!("DELETE FROM tenancy.clients WHERE id = '{globex_client}' RETURNING *"),
+        format!(
+            "INSERT INTO tenancy.clients (tenant_id, id, name) VALUES ('{GLOBEX}', '{globex_client}', 'x')
+             ON CONFLICT (tenant_id, id) DO UPDATE SET name = excluded.name RETURNING *"
+        ),
+        format!(
+            "INSERT INTO tenancy.clients (tenant_id, id, name) VALUES ('{ACME}', '{globex_client}', 'x') RETURNING *"
+        ),
+        format!(
+            "INSERT INTO tenancy.projects (tenant_id, client_id, name) VALUES ('{ACME}', '{globex_client}', 'x') RETURNING *"
+        ),
+        format!("SELECT * FROM tenancy.clients WHERE id = '{globex_client}' FOR UPDATE"),
+        "SELECT * FROM pg_stats WHERE schemaname = 'tenancy'".into(),
+        format!("SELECT tenancy.read_credential(id) FROM tenancy.integration_credentials WHERE tenant_id = '{GLOBEX}'"),
+    ] {
+        run(&mut c, &sql);
+    }
+    c.batch_execute("ROLLBACK").unwrap();
+    let notices = notices.lock().unwrap().join("\n");
+    assert!(
+        notices.contains("peek"),
+        "the leaky function ran on the member's own rows"
+    );
+    for secret in &secrets {
+        assert!(
+            !seen.contains(secret.as_str()) || secret == &globex_client,
+            "{secret:?} of globex leaked:\n{seen}"
+        );
+        assert!(
+            !notices.contains(secret.as_str()),
+            "{secret:?} of globex leaked through a NOTICE"
+        );
+    }
+    // The one globex value the attacker typed itself may come back in an error, nothing else.
+    println!(
+        "leaks: {} tables from the catalog ({readable} readable with tenant_id, {refused} refused), {} attacks, {} globex values never seen",
+        tables.len(),
+        14,
+        secrets.len()
+    );
+}
+
+/// PostgREST's exact sequence per request, through a login role like its authenticator
+/// (`NOINHERIT`, a member of anon, authenticated and service_role), for anon, for every role of
+/// both tenants (owner, admin, manager, member, client), and for service_role: every table from
+/// the catalog, counted.  Members see their tenant only; anon sees nothing; service_role sees both.
+#[test]
+fn postgrest_replay_for_every_role() {
+    let db = TestDb::new("pgt_client_replay");
+    login_role(
+        "pgt_authenticator",
+        "NOINHERIT",
+        &["anon", "authenticated", "service_role"],
+    );
+    let mut c = connect(&db.name, "pgt_authenticator");
+    let tables: Vec<String> = db
+        .connect("postgres")
+        .query(
+            "SELECT c.oid::regclass::text FROM pg_class c
+              WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p')
+                AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
+                AND has_table_privilege('authenticated', c.oid, 'SELECT')
+              ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(tables.len() >= 12, "{tables:?}");
+    // (role, claims, tenant): None = anon or service_role.
+    let users = [
+        ("a1", ACME),
+        ("a2", ACME),
+        ("a3", ACME),
+        ("a4", ACME),
+        ("a5", ACME),
+        ("b1", GLOBEX),
+        ("b2", GLOBEX),
+        ("b3", GLOBEX),
+        ("b4", GLOBEX),
+        ("b5", GLOBEX),
+    ];
+    let mut requests = 0;
+    // One request: (tenants seen across all tables, rows seen).
+    let mut request =
+        |c: &mut Client, role: &str, claims: &str| -> (std::collections::BTreeSet<String>, i64) {
+            requests += 1;
+            c.batch_execute(&format!("BEGIN; SET LOCAL ROLE {role};"))
+                .unwrap();
+            c.execute(
+                "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+                &[&claims],
+            )
+            .unwrap();
+            c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+            let mut tenants = std::collections::BTreeSet::new();
+            let mut rows = 0;
+            for t in &tables {
+                // A user reads its own memberships in every tenant (to choose one): by design,
+                // so those rows are counted apart below, and every other row must be its tenant's.
+                let own = if t == "tenancy.memberships" {
+                    " WHERE user_id IS DISTINCT FROM tenancy.current_user_id()"
+                } else {
+                    ""
+                };
+                match c.query(
+                    &format!("SELECT tenant_id::text, count(*) FROM {t}{own} GROUP BY 1"),
+                    &[],
+                ) {
+                    Ok(result) => {
+                        for r in result {
+                            tenants.insert(r.get::<_, String>(0));
+                            rows += r.get::<_, i64>(1);
+                        }
+                    }
+                    Err(e) => {
+                        // anon has no grant on most tables; that is a refusal, not a leak.
+                        assert_eq!(sqlstate(Err::<(), _>(e)), "42501", "{role} on {t}");
+                        c.batch_execute("ROLLBACK").unwrap();
+                        return (tenants, -1);
+                    }
+                }
+            }
+            c.batch_execute("COMMIT").unwrap();
+            (tenants, rows)
+        };
+    for (suffix, tenant) in users {
+        let user = format!("00000000-0000-4000-8000-0000000000{suffix}");
+        let claims =
+            format!(r#"{{"sub": "{user}", "tenant_id": "{tenant}", "role": "authenticated"}}"#);
+        let (tenants, rows) = request(&mut c, "authenticated", &claims);
+        assert_eq!(
+            tenants.iter().collect::<Vec<_>>(),
+            vec![tenant],
+            "{user} in {tenant} sees only its tenant"
+        );
+        assert!(rows > 0, "{user} sees its own rows");
+    }
+    // Alice belongs to both tenants: in acme's context she sees, of globex, her own membership
+    // and nothing else (not globex's other members).
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated;")
+        .unwrap();
+    c.execute(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+        &[&format!(r#"{{"sub": "{ALICE}", "tenant_id": "{ACME}"}}"#)],
+    )
+    .unwrap();
+    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+    let elsewhere: Vec<(String, String)> = c
+        .query(
+            "SELECT user_id::text, role::text FROM tenancy.memberships WHERE tenant_id <> $1::text::uuid",
+            &[&ACME],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(elsewhere, vec![(ALICE.to_string(), "member".to_string())]);
+    // anon: no context; every table it may read shows nothing.
+    for t in &tables {
+        c.batch_execute("BEGIN; SET LOCAL ROLE anon;").unwrap();
+        c.execute(
+            "SELECT pg_catalog.set_config('request.jwt.claims', '{\"role\": \"anon\"}', true)",
+            &[],
+        )
+        .unwrap();
+        c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+        let n = c.query_one(&format!("SELECT count(*) FROM {t}"), &[]);
+        let out = match n {
+            Ok(r) => r.get::<_, i64>(0).to_string(),
+            Err(e) => sqlstate(Err::<(), _>(e)),
+        };
+        c.batch_execute("ROLLBACK").unwrap();
+        assert!(out == "0" || out == "42501", "anon on {t}: {out}");
+    }
+    // service_role: the backend's own key; no tenant in the claims, every tenant's rows.
+    let (tenants, _) = request(&mut c, "service_role", r#"{"role": "service_role"}"#);
+    assert_eq!(
+        tenants.len(),
+        2,
+        "service_role sees both tenants: {tenants:?}"
+    );
+    println!(
+        "PostgREST replay: {requests} requests x {} tables for 10 users of 2 tenants and service_role; anon on every table",
+        tables.len()
+    );
+}
