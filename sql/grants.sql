@@ -85,7 +85,7 @@ GRANT EXECUTE ON FUNCTION
     TO anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION tenancy.set_tenant(uuid, uuid), tenancy.clear_context()
     TO authenticated, service_role;
-GRANT EXECUTE ON FUNCTION tenancy.health(boolean), tenancy.library_info() TO service_role;
+GRANT EXECUTE ON FUNCTION tenancy.health(boolean), tenancy.library_info(), tenancy.index_exposures() TO service_role;
 GRANT EXECUTE ON FUNCTION
     tenancy.store_credential(uuid, text, jsonb, text, timestamptz, text[]),
     tenancy.read_credential(uuid),

@@ -76,6 +76,43 @@ BEGIN
 END
 $$;
 
+-- The index rule (sql/schema.sql, README "What RLS does not hide"), checked for any table: on
+-- every table with row level security and a tenant_id column that authenticated can read
+-- (directly or through its partitioned parent), and on tenancy.tenants and tenancy.users, the
+-- indexes whose first key is a plain column other than the one the policy pins (tenant_id; id
+-- for tenants and users) and whose operator family has a leakproof operator.  The
+-- planner may run a member's condition on such an index before the policy, and EXPLAIN ANALYZE or
+-- pg_stat_xact_user_tables then counts other tenants' rows.  Indexes on expressions are not
+-- reported (an expression is safe when it calls a function that is not leakproof, like lower()).
+CREATE FUNCTION tenancy.index_exposures()
+    RETURNS TABLE (table_name regclass, index_name regclass, leading_column name)
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.oid::regclass, i.indexrelid::regclass, a.attname
+      FROM pg_index i
+      JOIN pg_class c ON c.oid = i.indrelid
+      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+      JOIN pg_opclass opc ON opc.oid = i.indclass[0]
+     WHERE c.relrowsecurity
+       AND CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated')
+                THEN has_any_column_privilege('authenticated', coalesce(pg_partition_root(c.oid), c.oid), 'SELECT')
+           END
+       AND a.attname <> CASE WHEN c.relnamespace = 'tenancy'::regnamespace AND c.relname IN ('tenants', 'users')
+                             THEN 'id' ELSE 'tenant_id' END
+       AND ((c.relnamespace = 'tenancy'::regnamespace AND c.relname IN ('tenants', 'users'))
+            OR EXISTS (SELECT FROM pg_attribute t
+                        WHERE t.attrelid = c.oid AND t.attname = 'tenant_id' AND NOT t.attisdropped))
+       AND EXISTS (SELECT FROM pg_amop ao
+                     JOIN pg_operator o ON o.oid = ao.amopopr
+                     JOIN pg_proc p ON p.oid = o.oprcode
+                    WHERE ao.amopfamily = opc.opcfamily AND p.proleakproof)
+     ORDER BY 1, 2
+$$;
+COMMENT ON FUNCTION tenancy.index_exposures() IS
+    'Indexes of tenant tables whose first column is not tenant_id: members could count other tenants'' rows through them';
+
 -- Users' own tables join the model: same policies as the extension's "standard" tables, and the
 -- grants that go with them (authenticated: SELECT, INSERT, UPDATE, DELETE; service_role: ALL).
 -- The caller must own the table.
@@ -84,6 +121,8 @@ CREATE FUNCTION tenancy.enable_tenant_isolation(tbl regclass)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    exposed record;
 BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'tenancy.enable_tenant_isolation(): tbl must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -92,6 +131,15 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO authenticated', tbl);
     EXECUTE format('GRANT ALL ON %s TO service_role', tbl);
     EXECUTE format('REVOKE ALL ON %s FROM anon', tbl);
+    IF has_function_privilege('tenancy.index_exposures()', 'EXECUTE') THEN
+        FOR exposed IN SELECT * FROM tenancy.index_exposures() e WHERE e.table_name = tbl LOOP
+            RAISE WARNING 'index % leads with "%", not tenant_id', exposed.index_name, exposed.leading_column
+                USING DETAIL = 'An index scan checks its own conditions before the policy: members can count, '
+                               'and range by range read, other tenants'' values of this column '
+                               '(EXPLAIN ANALYZE, pg_stat_xact_user_tables).',
+                      HINT = format('Put tenant_id first: (tenant_id, %I, ...).', exposed.leading_column);
+        END LOOP;
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION tenancy.enable_tenant_isolation(regclass) IS

@@ -8,6 +8,17 @@
 --     reference a row of another tenant, whatever the policies say.  This is also what Citus needs
 --     to distribute the tables by tenant_id.
 --   * Every table is registered with pg_extension_config_dump so that pg_dump keeps its rows.
+--   * Every index that a tenant's member can reach leads with the column its policy pins
+--     (tenant_id; id for tenants and users).  An index scan checks its own conditions before the
+--     policy's filter, and comparison operators are leakproof, so the planner may run a member's
+--     "WHERE user_id < $1" on an index of (user_id) ahead of "tenant_id = current tenant": every
+--     row of every tenant in that range is then fetched and thrown away, and EXPLAIN ANALYZE
+--     ("Rows Removed by Filter") or pg_stat_xact_user_tables (idx_tup_fetch) counts them.  Range
+--     after range, that reads the column's values out of other tenants.  With tenant_id first the
+--     scan never leaves the member's tenant.  Two exceptions, on purpose (README "What RLS does
+--     not hide"): tenants_slug_key (slugs are unique across tenants) and memberships_user_id_idx
+--     (a user reads their own memberships in every tenant).  Indexes on lower(email) are safe:
+--     lower() is not leakproof, so it always runs after the policy.
 
 -- ---------------------------------------------------------------------------------------------
 -- Roles.  The Supabase/PostgREST names; created NOLOGIN when absent, never altered when present.
@@ -63,7 +74,8 @@ CREATE TABLE tenancy.users (
     CONSTRAINT users_pkey PRIMARY KEY (id)
 );
 CREATE UNIQUE INDEX users_email_key ON tenancy.users (lower(email));
-CREATE INDEX users_subscription_idx ON tenancy.users (subscription_tier, subscription_status);
+-- The seed's idx_users_subscription (subscription_tier, subscription_status) is not kept: through
+-- it any signed-in user could count the users of every plan (see the index rule above).
 
 -- tenants: Tenant (Waygate), Agency (WEB-007), Workspace (Plan 1.2), Organization (DB plan).
 -- The Waygate spec's single waygate_api_key_hash column is replaced by tenancy.api_keys (many keys
@@ -82,7 +94,7 @@ CREATE TABLE tenancy.tenants (
     CONSTRAINT tenants_slug_key UNIQUE (slug)
 );
 CREATE UNIQUE INDEX tenants_email_key ON tenancy.tenants (lower(email));
-CREATE INDEX tenants_owner_user_id_idx ON tenancy.tenants (owner_user_id);
+-- No index on owner_user_id (index rule above): deleting a user scans tenants, one row per tenant.
 
 -- ---------------------------------------------------------------------------------------------
 -- Tenant-owned tables
@@ -120,7 +132,7 @@ CREATE TABLE tenancy.api_keys (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT api_keys_pkey PRIMARY KEY (tenant_id, id)
 );
-CREATE INDEX api_keys_created_by_idx ON tenancy.api_keys (created_by);
+CREATE INDEX api_keys_created_by_idx ON tenancy.api_keys (tenant_id, created_by);
 -- What tenancy.verify_api_key() returns.
 CREATE TYPE tenancy.verified_api_key AS (tenant_id uuid, key_id uuid, scopes text[]);
 
@@ -243,8 +255,9 @@ CREATE TABLE tenancy.integration_credentials (
         REFERENCES tenancy.integrations (tenant_id, id) ON DELETE CASCADE
 );
 CREATE INDEX integration_credentials_integration_idx ON tenancy.integration_credentials (tenant_id, integration_id);
--- The token-refresh worker's query: active credentials that expire soon, across tenants.
-CREATE INDEX integration_credentials_expiring_idx ON tenancy.integration_credentials (expires_at)
+-- The token-refresh worker's query: active credentials that expire soon.  tenant_id first (index
+-- rule above): across tenants the worker reads this small partial index whole and sorts it.
+CREATE INDEX integration_credentials_expiring_idx ON tenancy.integration_credentials (tenant_id, expires_at)
     WHERE status = 'active' AND expires_at IS NOT NULL;
 
 -- field_mappings: FieldMapping (Waygate spec).  The seed's nullable tenant_id (a mapping shared by
@@ -321,10 +334,9 @@ CREATE TABLE tenancy.subscriptions (
     CONSTRAINT subscriptions_stripe_key UNIQUE (tenant_id, stripe_subscription_id),
     CONSTRAINT subscriptions_period_check CHECK (current_period_end >= current_period_start)
 );
--- Stripe webhooks look a subscription up by its Stripe ids, without knowing the tenant.
-CREATE INDEX subscriptions_stripe_idx ON tenancy.subscriptions (stripe_subscription_id);
-CREATE INDEX subscriptions_customer_idx ON tenancy.subscriptions (stripe_customer_id);
-CREATE INDEX subscriptions_user_idx ON tenancy.subscriptions (user_id);
+-- A Stripe webhook that looks a subscription up by its Stripe ids, without knowing the tenant,
+-- scans this table: one row per tenant.  Indexes on those ids alone would let a member read every
+-- tenant's Stripe ids out of them (the index rule above).
 
 -- subscription_audit: Phase 04 billing audit trail, append-only.  When a subscription is deleted
 -- only subscription_id becomes NULL (ON DELETE SET NULL (column), PostgreSQL 15+), never tenant_id;
@@ -371,8 +383,8 @@ BEGIN
 END
 $pg14$;
 CREATE INDEX subscription_audit_tenant_created_idx ON tenancy.subscription_audit (tenant_id, created_at DESC);
-CREATE INDEX subscription_audit_user_idx ON tenancy.subscription_audit (user_id);
-CREATE INDEX subscription_audit_stripe_idx ON tenancy.subscription_audit (stripe_event_id);
+CREATE INDEX subscription_audit_user_idx ON tenancy.subscription_audit (tenant_id, user_id);
+CREATE INDEX subscription_audit_stripe_idx ON tenancy.subscription_audit (tenant_id, stripe_event_id);
 CREATE INDEX subscription_audit_subscription_idx ON tenancy.subscription_audit (tenant_id, subscription_id);
 
 -- jobs: Phase 04 async jobs.  user_id is who started the job; the job stays when the user goes.
@@ -395,7 +407,6 @@ CREATE TABLE tenancy.jobs (
 CREATE INDEX jobs_user_status_idx ON tenancy.jobs (tenant_id, user_id, status);
 CREATE INDEX jobs_created_idx ON tenancy.jobs (tenant_id, created_at DESC);
 CREATE INDEX jobs_type_status_idx ON tenancy.jobs (tenant_id, job_type, status);
-CREATE INDEX jobs_user_idx ON tenancy.jobs (user_id);
 
 -- assets: Phase 04 files produced by jobs.  file_size is bigint (the seed's integer stops at 2 GiB).
 CREATE TABLE tenancy.assets (
@@ -414,7 +425,7 @@ CREATE TABLE tenancy.assets (
         REFERENCES tenancy.jobs (tenant_id, id) ON DELETE CASCADE
 );
 CREATE INDEX assets_job_idx ON tenancy.assets (tenant_id, job_id);
-CREATE INDEX assets_user_idx ON tenancy.assets (user_id);
+CREATE INDEX assets_user_idx ON tenancy.assets (tenant_id, user_id);
 
 -- ---------------------------------------------------------------------------------------------
 -- pg_dump keeps the rows of extension tables only when they are registered as configuration.

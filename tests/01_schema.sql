@@ -88,6 +88,30 @@ SELECT is((SELECT count(*) FROM pg_index WHERE indrelid = 'tenancy.request_logs'
 SELECT is((SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = 'tenancy.request_logs'::regclass), 'r',
           'request_logs is range-partitioned');
 
+-- The index rule (sql/schema.sql): every index a member can reach, directly or through a
+-- partitioned parent, leads with the column its policy pins.  A new index that does not fails here.
+SELECT set_eq(
+    $$SELECT i.indexrelid::regclass::text
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+       WHERE c.relnamespace = 'tenancy'::regnamespace
+         AND has_any_column_privilege('authenticated', coalesce(pg_partition_root(c.oid), c.oid), 'SELECT')
+         AND a.attname IS DISTINCT FROM 'tenant_id'
+         AND NOT (c.relname IN ('tenants', 'users') AND a.attname IS NOT DISTINCT FROM 'id')$$,
+    ARRAY['tenancy.tenants_slug_key', 'tenancy.memberships_user_id_idx',
+          'tenancy.tenants_email_key', 'tenancy.users_email_key', 'tenancy.integrations_tags_idx'],
+    'every index a member can reach leads with tenant_id (or the id its policy pins), but the documented five');
+SELECT set_eq('SELECT index_name::text FROM tenancy.index_exposures()',
+              ARRAY['tenancy.tenants_slug_key', 'tenancy.memberships_user_id_idx'],
+              'index_exposures() reports the two global keys, and not the expression or GIN indexes');
+SELECT ok(NOT (SELECT proleakproof FROM pg_proc WHERE oid = 'lower(text)'::regprocedure),
+          'lower() is not leakproof: the lower(email) indexes run after the policy');
+SELECT ok(NOT (SELECT p.proleakproof FROM pg_operator o JOIN pg_proc p ON p.oid = o.oprcode
+                WHERE o.oid = '@>(anyarray,anyarray)'::regoperator)
+          AND NOT (SELECT p.proleakproof FROM pg_operator o JOIN pg_proc p ON p.oid = o.oprcode
+                    WHERE o.oid = '&&(anyarray,anyarray)'::regoperator),
+          'array containment and overlap are not leakproof: the tags index runs after the policy');
+
 -- CHECK constraints (each a clear error with SQLSTATE 23514).
 SELECT throws_ok($$INSERT INTO tenancy.tenants (slug, name) VALUES ('Not A Slug', 'x')$$, '23514', NULL, 'slug must be lower-case and hyphenated');
 SELECT throws_ok($$INSERT INTO tenancy.tenants (slug, name) VALUES ('-x', 'x')$$, '23514', NULL, 'slug cannot start with a hyphen');

@@ -32,6 +32,16 @@ CREATE TABLE public.notes (
 INSERT INTO public.notes (tenant_id, body) VALUES (:acme, 'acme note'), (:globex, 'globex note');
 SELECT lives_ok($$SELECT tenancy.enable_tenant_isolation('public.notes')$$, 'enable_tenant_isolation(public.notes)');
 SELECT lives_ok($$SELECT tenancy.enable_tenant_isolation('public.notes')$$, 'and again (idempotent)');
+SELECT is_empty($$SELECT * FROM tenancy.index_exposures() WHERE table_name = 'public.notes'::regclass$$,
+                'notes: its only index leads with tenant_id');
+CREATE INDEX notes_body_idx ON public.notes (body);
+CREATE INDEX notes_tenant_body_idx ON public.notes (tenant_id, body);
+CREATE INDEX notes_lower_body_idx ON public.notes (lower(body));
+SELECT results_eq($$SELECT index_name::text COLLATE "C", leading_column::text COLLATE "C" FROM tenancy.index_exposures() WHERE table_name = 'public.notes'::regclass$$,
+                  $$VALUES ('notes_body_idx' COLLATE "C", 'body' COLLATE "C")$$,
+                  'index_exposures(): an index on (body) alone exposes notes, (tenant_id, body) and lower(body) do not');
+SELECT lives_ok($$SELECT tenancy.enable_tenant_isolation('public.notes')$$, 'enable_tenant_isolation warns, and goes on');
+DROP INDEX public.notes_body_idx, public.notes_tenant_body_idx, public.notes_lower_body_idx;
 SELECT ok((SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid = 'public.notes'::regclass), 'RLS enabled and forced');
 SELECT is(pg_temp.probe('authenticated', :acme, :dave, 'SELECT string_agg(body, '','') FROM public.notes'), 'value:acme note', 'a member sees their tenant''s notes only');
 SELECT is(pg_temp.probe('authenticated', :acme, :dave, format('INSERT INTO public.notes (tenant_id, body) VALUES (%L, ''x'')', :globex)), 'error:42501', 'and cannot write into another tenant');

@@ -9,6 +9,9 @@
 //!   first on its `search_path`, and calls every function of the extension and writes every kind
 //!   of row.  None of the planted objects ever runs (each would record its name, the user it ran as
 //!   and the function that called it).
+//! * `index_scans_never_count_rows_of_another_tenant`: probes every indexed column with another
+//!   tenant's value and with a value nobody has, and compares what EXPLAIN ANALYZE and
+//!   `pg_stat_xact_user_tables` show: only the two documented global keys may differ.
 //! * `verification_time_does_not_depend_on_the_matching_prefix`: a statistical check that
 //!   rejecting a wrong secret takes as long whether it matches the real one in no leading
 //!   characters or in all but the last.
@@ -19,6 +22,7 @@ use postgres::Client;
 const ACME: &str = "a0000000-0000-4000-8000-000000000001";
 const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
 const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
+const BOB: &str = "00000000-0000-4000-8000-0000000000a2";
 const DAVE: &str = "00000000-0000-4000-8000-0000000000a4";
 const FRANK: &str = "00000000-0000-4000-8000-0000000000b1";
 const SECRET: &str = "the-hostile-test-jwt-secret-32-bytes-or-more";
@@ -876,4 +880,205 @@ fn postgrest_replay_for_every_role() {
         "PostgREST replay: {requests} requests x {} tables for 10 users of 2 tenants and service_role; anon on every table",
         tables.len()
     );
+}
+
+/// What a member can observe of one probe: EXPLAIN ANALYZE's row counters summed over every plan
+/// node (timings off), and the transaction's index statistics.
+fn observe(c: &mut Client, setup: &str, probe: &str) -> Result<Vec<i64>, String> {
+    fn walk(node: &serde_json::Value, sums: &mut [i64; 5]) {
+        let keys = [
+            "Actual Rows",
+            "Rows Removed by Filter",
+            "Rows Removed by Index Recheck",
+            "Heap Fetches",
+            "Actual Loops",
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            sums[i] += node.get(*k).and_then(|v| v.as_f64()).unwrap_or(0.0) as i64;
+        }
+        for child in node
+            .get("Plans")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+        {
+            walk(child, sums);
+        }
+    }
+    let stats = "SELECT coalesce(sum(idx_tup_fetch), 0)::text
+                   FROM pg_stat_xact_user_tables WHERE schemaname = 'tenancy'";
+    c.batch_execute(&format!(
+        "BEGIN; SELECT pg_catalog.set_config('request.jwt.claims', '{{\"sub\": \"{BOB}\", \"tenant_id\": \"{ACME}\"}}', true);
+         SELECT tenancy.pre_request(); {setup}"
+    ))
+    .unwrap();
+    let before: String = c.query_one(stats, &[]).unwrap().get(0);
+    let plan = c.simple_query(&format!(
+        "EXPLAIN (ANALYZE, FORMAT JSON, TIMING OFF, SUMMARY OFF) {probe}"
+    ));
+    let out = match plan {
+        Ok(msgs) => {
+            let text = msgs
+                .iter()
+                .find_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                    _ => None,
+                })
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let mut sums = [0i64; 5];
+            walk(&json[0]["Plan"], &mut sums);
+            let after: String = c.query_one(stats, &[]).unwrap().get(0);
+            let mut v = sums.to_vec();
+            v.push(after.parse::<i64>().unwrap() - before.parse::<i64>().unwrap());
+            Ok(v)
+        }
+        Err(e) => Err(sqlstate(Err::<(), _>(e))),
+    };
+    c.batch_execute("ROLLBACK").unwrap();
+    out
+}
+
+/// An index scan checks its own conditions before the policy's filter, and comparison operators
+/// are leakproof, so an index whose first column is not the one the policy pins lets a member
+/// count, then (range after range) read, that column's values in every tenant (sql/schema.sql,
+/// "index rule").  For every column of every btree index a member can reach, the member probes
+/// with a value only the other tenant has and with a value nobody has, with sequential scans and
+/// then bitmap scans disabled to push the planner onto the index: what it can see of the two
+/// probes must be identical, except for the two documented global keys.  The slug is the control
+/// that shows the probe finds such an index.
+#[test]
+fn index_scans_never_count_rows_of_another_tenant() {
+    let db = TestDb::new("pgt_client_oracle");
+    login_role("pgt_prober", "", &["authenticated"]);
+    let mut admin = db.connect("postgres");
+    // Give globex values that acme does not have in every indexed column the seed leaves alike.
+    admin
+        .batch_execute(&format!(
+            "BEGIN;
+             SELECT tenancy.set_tenant('{GLOBEX}');
+             SELECT tenancy.create_api_key('globex probe key');
+             SELECT tenancy.store_credential((SELECT id FROM tenancy.integrations WHERE tenant_id = '{GLOBEX}' LIMIT 1),
+                                             'bearer', '{{\"t\": \"x\"}}', NULL, now() + interval '47 days');
+             COMMIT;
+             UPDATE tenancy.api_keys SET created_by = '{FRANK}' WHERE tenant_id = '{GLOBEX}';
+             UPDATE tenancy.users SET subscription_tier = 'enterprise', subscription_status = 'active' WHERE id = '{FRANK}';
+             UPDATE tenancy.integrations SET slug = 'globex-' || slug WHERE tenant_id = '{GLOBEX}';
+             UPDATE tenancy.actions SET slug = 'globex-' || slug WHERE tenant_id = '{GLOBEX}';
+             UPDATE tenancy.field_mappings SET target_path = 'globex.' || target_path WHERE tenant_id = '{GLOBEX}';
+             UPDATE tenancy.jobs SET job_type = 'globex-' || job_type, user_id = '{FRANK}',
+                    status = CASE status WHEN 'completed' THEN 'failed' ELSE 'partial' END,
+                    created_at = created_at - interval '3 days' WHERE tenant_id = '{GLOBEX}';
+             UPDATE tenancy.assets SET user_id = '{FRANK}' WHERE tenant_id = '{GLOBEX}';
+             UPDATE tenancy.projects SET status = 'on_hold' WHERE tenant_id = '{GLOBEX}';
+             INSERT INTO tenancy.subscription_audit (tenant_id, user_id, action, stripe_event_id, created_at)
+                  VALUES ('{GLOBEX}', '{FRANK}', 'probe', 'evt_globex_probe', now() - interval '400 days');
+             INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_summary, created_at)
+                  SELECT tenant_id, integration_id, id, '{{}}', now() - interval '3 days'
+                    FROM tenancy.actions WHERE tenant_id = '{GLOBEX}' LIMIT 1;
+             ANALYZE;"
+        ))
+        .unwrap();
+    // (table, column, base type, the index's predicate if partial).  Probes cast to the base type:
+    // a cast to a domain is not folded, and would keep the planner off the index.
+    let columns: Vec<(String, String, String, String)> = admin
+        .query(
+            "SELECT DISTINCT coalesce(pg_partition_root(c.oid), c.oid)::regclass::text, a.attname::text,
+                    format_type(coalesce(nullif(t.typbasetype, 0), t.oid), NULL),
+                    coalesce(pg_get_expr(i.indpred, i.indrelid), 'true')
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+               JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey::int2[]) AND a.attnum > 0
+               JOIN pg_type t ON t.oid = a.atttypid
+              WHERE c.relnamespace = 'tenancy'::regnamespace AND am.amname = 'btree'
+                AND has_any_column_privilege('authenticated', coalesce(pg_partition_root(c.oid), c.oid), 'SELECT')
+                AND a.attname <> 'tenant_id'
+              ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert!(columns.len() >= 40, "{columns:?}");
+    let mut c = connect(&db.name, "pgt_prober");
+    let (mut probed, mut no_value, mut refused) = (0, Vec::new(), 0);
+    let mut leaks = std::collections::BTreeSet::new();
+    for (table, column, base, predicate) in &columns {
+        let (own, other) = match table.as_str() {
+            "tenancy.tenants" => (format!("id = '{ACME}'"), format!("id <> '{ACME}'")),
+            "tenancy.users" => (format!("id = '{BOB}'"), format!("id <> '{BOB}'")),
+            _ => (
+                format!("tenant_id = '{ACME}'"),
+                format!("tenant_id <> '{ACME}'"),
+            ),
+        };
+        let value: Option<String> = admin
+            .query_opt(
+                &format!(
+                    "SELECT {column}::text FROM {table} WHERE {other} AND {column} IS NOT NULL
+                        AND {column} NOT IN (SELECT {column} FROM {table} WHERE {own} AND {column} IS NOT NULL)
+                      LIMIT 1"
+                ),
+                &[],
+            )
+            .unwrap()
+            .map(|r| r.get(0));
+        let Some(value) = value else {
+            no_value.push(format!("{table}.{column}"));
+            continue;
+        };
+        let absent = match base.as_str() {
+            "uuid" => "00000000-dead-4bad-8bad-000000000000".to_string(),
+            "timestamp with time zone" => "1901-02-03 04:05:06+00".to_string(),
+            "integer" | "bigint" | "smallint" => "-1234567".to_string(),
+            _ => format!("{value}-absent"),
+        };
+        let probe = |v: &str| {
+            format!(
+                "SELECT 1 FROM {table} WHERE {column} = '{}'::{base} AND ({predicate})",
+                v.replace('\'', "''")
+            )
+        };
+        for setup in [
+            "SET LOCAL enable_seqscan = off;",
+            "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;",
+        ] {
+            let (seen, unseen) = (
+                observe(&mut c, setup, &probe(&value)),
+                observe(&mut c, setup, &probe(&absent)),
+            );
+            match (&seen, &unseen) {
+                (Err(a), Err(b)) if a == "42501" && b == "42501" => refused += 1,
+                (Ok(a), Ok(b)) => {
+                    probed += 1;
+                    if a != b {
+                        println!(
+                            "{table}.{column} = another tenant's value: {a:?}, nobody's: {b:?}"
+                        );
+                        leaks.insert(format!("{table}.{column}"));
+                    }
+                }
+                _ => panic!("{table}.{column}: {seen:?} against {unseen:?}"),
+            }
+        }
+    }
+    println!(
+        "index probes: {} indexed columns, {probed} probe pairs, {refused} refused, no other-tenant value for {no_value:?}; differences: {leaks:?}",
+        columns.len()
+    );
+    assert!(
+        leaks.contains("tenancy.tenants.slug"),
+        "the control: the probe must see the global slug index"
+    );
+    let allowed = ["tenancy.tenants.slug", "tenancy.memberships.user_id"];
+    let unexpected: Vec<_> = leaks
+        .iter()
+        .filter(|l| !allowed.contains(&l.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "an index shows rows of another tenant through {unexpected:?}"
+    );
+    assert!(no_value.len() * 3 <= columns.len(), "{no_value:?}");
 }
