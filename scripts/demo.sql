@@ -274,5 +274,34 @@ ROLLBACK;
 RESET tenancy.jwt_secret;
 
 \echo
+\echo '=== 16. What RLS does not hide: an index that does not lead with tenant_id ==='
+\echo '--- An index on notes(body) alone: enable_tenant_isolation warns, index_exposures() lists it'
+CREATE INDEX notes_body_idx ON public.notes (body);
+SELECT tenancy.enable_tenant_isolation('public.notes');
+SELECT * FROM tenancy.index_exposures();
+\echo '--- Ivan (globex) asks for acme''s note by its text, index scans forced: no row, but the plan counts it'
+\c - authenticator
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000b4", "tenant_id": "b0000000-0000-4000-8000-000000000002"}', true) IS NOT NULL AS ivan_of_globex;
+SELECT tenancy.pre_request();
+SET LOCAL enable_seqscan = off;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM public.notes WHERE body = 'acme: renew the Slack token';
+ROLLBACK;
+\c - postgres
+\echo '--- With tenant_id first, the scan never leaves globex: nothing to count'
+DROP INDEX public.notes_body_idx;
+CREATE INDEX notes_tenant_body_idx ON public.notes (tenant_id, body);
+\c - authenticator
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000b4", "tenant_id": "b0000000-0000-4000-8000-000000000002"}', true) IS NOT NULL AS ivan_of_globex;
+SELECT tenancy.pre_request();
+SET LOCAL enable_seqscan = off;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM public.notes WHERE body = 'acme: renew the Slack token';
+ROLLBACK;
+\c - postgres
+
+\echo
 \echo 'Done.  Every table has FORCE ROW LEVEL SECURITY:'
 SELECT (tenancy.health() ->> 'rls_forced_everywhere')::boolean AS rls_forced_everywhere;
