@@ -86,7 +86,8 @@ pub fn verify_hs256(token: &str, secret: &[u8], now: i64) -> Result<String, Refu
     let signature = b64
         .decode(signature)
         .map_err(|_| Refusal::Malformed("signature is not base64url"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    // HMAC accepts a key of any length; were that ever to change, the token is refused, not a panic.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| Refusal::Signature)?;
     mac.update(signed);
     mac.verify_slice(&signature)
         .map_err(|_| Refusal::Signature)?;

@@ -435,27 +435,41 @@ pub fn read_all_credentials(c: &mut Client) -> Result<Vec<(uuid::Uuid, String)>,
 /// Every ordinary table (partitions included) of the `tenancy` and `public` schemas, with its row
 /// count and a digest of its whole content: (table, rows, md5), ordered by table.
 pub fn table_digests(c: &mut Client) -> Vec<(String, i64, String)> {
-    let tables: Vec<String> = c
+    tenant_digests(c, None)
+}
+
+/// Like `table_digests`, of one tenant's rows only: every table with a `tenant_id` (partitions
+/// each on their own) and the tenant's row in `tenancy.tenants`.
+pub fn tenant_digests(c: &mut Client, tenant: Option<&str>) -> Vec<(String, i64, String)> {
+    let tables: Vec<(String, bool)> = c
         .query(
-            "SELECT c.oid::regclass::text FROM pg_class c
+            "SELECT c.oid::regclass::text,
+                    EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
+               FROM pg_class c
               WHERE c.relnamespace IN ('tenancy'::regnamespace, 'public'::regnamespace) AND c.relkind = 'r'
               ORDER BY 1",
             &[],
         )
         .unwrap()
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
     tables
         .into_iter()
-        .map(|t| {
+        .filter_map(|(t, has_tenant)| {
+            let filter = match tenant {
+                None => String::new(),
+                Some(id) if has_tenant => format!("WHERE tenant_id = '{id}'"),
+                Some(id) if t == "tenancy.tenants" => format!("WHERE id = '{id}'"),
+                Some(_) => return None,
+            };
             let row = c
                 .query_one(
-                    &format!("SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x"),
+                    &format!("SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x {filter}"),
                     &[],
                 )
                 .unwrap();
-            (t, row.get(0), row.get(1))
+            Some((t, row.get(0), row.get(1)))
         })
         .collect()
 }

@@ -20,7 +20,7 @@
 //!   rejecting a wrong secret takes as long whether it matches the real one in no leading
 //!   characters or in all but the last.
 use hmac::{Hmac, Mac};
-use pg_tenancy_client_tests::{connect, login_role, sqlstate, TestDb};
+use pg_tenancy_client_tests::{connect, login_role, sqlstate, tenant_digests, TestDb};
 use postgres::Client;
 
 const ACME: &str = "a0000000-0000-4000-8000-000000000001";
@@ -54,6 +54,33 @@ fn claims(user: &str, tenant: &str) -> String {
         .as_secs()
         + 3600;
     format!(r#"{{"sub":"{user}","tenant_id":"{tenant}","role":"authenticated","exp":{exp}}}"#)
+}
+
+/// Open a transaction in `tenant` as `user`, the way PostgREST's pre-request does it.
+fn enter(c: &mut Client, user: &str, tenant: &str) {
+    c.batch_execute("BEGIN").unwrap();
+    c.execute(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+        &[&format!(r#"{{"sub": "{user}", "tenant_id": "{tenant}"}}"#)],
+    )
+    .unwrap();
+    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+}
+
+/// Run `sql` in a savepoint: released if it succeeds, rolled back if it fails.
+fn in_savepoint(
+    c: &mut Client,
+    sql: &str,
+) -> Result<Vec<postgres::SimpleQueryMessage>, postgres::Error> {
+    c.batch_execute("SAVEPOINT attempt").unwrap();
+    let result = c.simple_query(sql);
+    c.batch_execute(if result.is_ok() {
+        "RELEASE SAVEPOINT attempt"
+    } else {
+        "ROLLBACK TO SAVEPOINT attempt"
+    })
+    .unwrap();
+    result
 }
 
 /// One request as PostgREST would send it, or as the hostile session fakes it: the context it got
@@ -418,14 +445,7 @@ fn planted_objects_never_run() {
     c.batch_execute("BEGIN").unwrap();
     let mut outcomes = Vec::new();
     for stmt in &workload {
-        c.batch_execute("SAVEPOINT s").unwrap();
-        let r = sqlstate(c.batch_execute(stmt));
-        c.batch_execute(if r == "ok" {
-            "RELEASE SAVEPOINT s"
-        } else {
-            "ROLLBACK TO SAVEPOINT s"
-        })
-        .unwrap();
+        let r = sqlstate(in_savepoint(&mut c, stmt));
         outcomes.push(format!("{stmt}: {r}"));
     }
     let hits: Vec<(String, String)> = c
@@ -604,14 +624,9 @@ fn nothing_of_another_tenant_leaks() {
     let sink = notices.clone();
     config.notice_callback(move |n| sink.lock().unwrap().push(n.message().to_string()));
     let mut c = config.connect(postgres::NoTls).unwrap();
-    let enter = format!(
-        "BEGIN; SELECT pg_catalog.set_config('request.jwt.claims', '{{\"sub\": \"{DAVE}\", \"tenant_id\": \"{ACME}\"}}', true);
-         SELECT tenancy.pre_request();"
-    );
     let mut seen = String::new();
     let mut run = |c: &mut Client, sql: &str| -> String {
-        c.batch_execute("SAVEPOINT q").unwrap();
-        let out = match c.simple_query(sql) {
+        let out = match in_savepoint(c, sql) {
             Ok(msgs) => {
                 let mut text = String::from("ok");
                 for m in msgs {
@@ -622,28 +637,24 @@ fn nothing_of_another_tenant_leaks() {
                         }
                     }
                 }
-                c.batch_execute("RELEASE SAVEPOINT q").unwrap();
                 text
             }
-            Err(e) => {
-                c.batch_execute("ROLLBACK TO SAVEPOINT q").unwrap();
-                match e.as_db_error() {
-                    Some(db) => format!(
-                        "{} {} {:?} {:?}",
-                        db.code().code(),
-                        db.message(),
-                        db.detail(),
-                        db.hint()
-                    ),
-                    None => format!("{e}"),
-                }
-            }
+            Err(e) => match e.as_db_error() {
+                Some(db) => format!(
+                    "{} {} {:?} {:?}",
+                    db.code().code(),
+                    db.message(),
+                    db.detail(),
+                    db.hint()
+                ),
+                None => format!("{e}"),
+            },
         };
         seen.push_str(&out);
         seen.push('\n');
         out
     };
-    c.batch_execute(&enter).unwrap();
+    enter(&mut c, DAVE, ACME);
 
     // Every table of the schema, from the catalog.
     let tables: Vec<(String, bool, bool)> = c
@@ -688,7 +699,7 @@ fn nothing_of_another_tenant_leaks() {
          CREATE VIEW leaker.all_clients AS SELECT * FROM tenancy.clients;",
     )
     .unwrap();
-    for sql in [
+    let attacks = [
         format!("EXPLAIN (ANALYZE, VERBOSE, BUFFERS) SELECT * FROM tenancy.clients WHERE tenant_id = '{GLOBEX}'"),
         "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) SELECT * FROM tenancy.clients".into(),
         "SELECT * FROM tenancy.clients WHERE leaker.peek(name)".into(),
@@ -710,8 +721,9 @@ fn nothing_of_another_tenant_leaks() {
         format!("SELECT * FROM tenancy.clients WHERE id = '{globex_client}' FOR UPDATE"),
         "SELECT * FROM pg_stats WHERE schemaname = 'tenancy'".into(),
         format!("SELECT tenancy.read_credential(id) FROM tenancy.integration_credentials WHERE tenant_id = '{GLOBEX}'"),
-    ] {
-        run(&mut c, &sql);
+    ];
+    for sql in &attacks {
+        run(&mut c, sql);
     }
     c.batch_execute("ROLLBACK").unwrap();
     let notices = notices.lock().unwrap().join("\n");
@@ -733,7 +745,7 @@ fn nothing_of_another_tenant_leaks() {
     println!(
         "leaks: {} tables from the catalog ({readable} readable with tenant_id, {refused} refused), {} attacks, {} globex values never seen",
         tables.len(),
-        14,
+        attacks.len(),
         secrets.len()
     );
 }
@@ -911,11 +923,8 @@ fn observe(c: &mut Client, setup: &str, probe: &str) -> Result<Vec<i64>, String>
     }
     let stats = "SELECT coalesce(sum(idx_tup_fetch), 0)::text
                    FROM pg_stat_xact_user_tables WHERE schemaname = 'tenancy'";
-    c.batch_execute(&format!(
-        "BEGIN; SELECT pg_catalog.set_config('request.jwt.claims', '{{\"sub\": \"{BOB}\", \"tenant_id\": \"{ACME}\"}}', true);
-         SELECT tenancy.pre_request(); {setup}"
-    ))
-    .unwrap();
+    enter(c, BOB, ACME);
+    c.batch_execute(setup).unwrap();
     let before: String = c.query_one(stats, &[]).unwrap().get(0);
     let plan = c.simple_query(&format!(
         "EXPLAIN (ANALYZE, FORMAT JSON, TIMING OFF, SUMMARY OFF) {probe}"
@@ -1087,15 +1096,6 @@ fn index_scans_never_count_rows_of_another_tenant() {
     assert!(no_value.len() * 3 <= columns.len(), "{no_value:?}");
 }
 
-/// A digest of everything globex owns, read as a superuser: every row of every table with a
-/// tenant_id (partitions through their parent), its tenants row and its data keys.
-fn globex_digest(admin: &mut Client) -> String {
-    admin
-        .query_one("SELECT tenancy_test_digest($1::text::uuid)", &[&GLOBEX])
-        .unwrap()
-        .get(0)
-}
-
 /// Acme's admin, through `authenticated`, on every table from the catalog: inserts a copy of one
 /// of its own rows into globex, moves its own rows to globex by UPDATE of tenant_id, updates and
 /// deletes globex's rows by their ids, points each composite foreign key at globex's parent row;
@@ -1109,21 +1109,7 @@ fn writes_and_calls_never_touch_another_tenant() {
     let mut admin = db.connect("postgres");
     admin
         .batch_execute(&format!(
-            "CREATE FUNCTION tenancy_test_digest(t uuid) RETURNS text LANGUAGE plpgsql AS $f$
-             DECLARE r record; part text; acc text := '';
-             BEGIN
-                 FOR r IN SELECT c.oid::regclass AS tbl FROM pg_class c
-                           WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-                             AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
-                           ORDER BY 1 LOOP
-                     EXECUTE format('SELECT %L || count(*) || md5(coalesce(string_agg(x::text, '','' ORDER BY x::text), '''')) FROM %s x WHERE tenant_id = $1', r.tbl, r.tbl)
-                        INTO part USING t;
-                     acc := acc || part || ';';
-                 END LOOP;
-                 SELECT acc || md5(x::text) INTO acc FROM tenancy.tenants x WHERE id = t;
-                 RETURN acc;
-             END $f$;
-             BEGIN;
+            "BEGIN;
              SELECT tenancy.set_tenant('{ACME}');
              SELECT tenancy.create_api_key('acme key');
              SELECT tenancy.store_credential((SELECT id FROM tenancy.integrations WHERE tenant_id = '{ACME}' LIMIT 1),
@@ -1135,7 +1121,7 @@ fn writes_and_calls_never_touch_another_tenant() {
              COMMIT;"
         ))
         .unwrap();
-    let before = globex_digest(&mut admin);
+    let before = tenant_digests(&mut admin, Some(GLOBEX));
     // Every id globex has, of every kind: the attacker's ammunition.
     let ids: Vec<String> = admin
         .query(
@@ -1193,25 +1179,20 @@ fn writes_and_calls_never_touch_another_tenant() {
     assert!(fkeys.len() >= 8, "{fkeys:?}");
 
     let mut c = connect(&db.name, "pgt_writer");
-    c.batch_execute(&format!(
-        "BEGIN; SELECT pg_catalog.set_config('request.jwt.claims', '{{\"sub\": \"{BOB}\", \"tenant_id\": \"{ACME}\"}}', true);
-         SELECT tenancy.pre_request();"
-    ))
-    .unwrap();
+    enter(&mut c, BOB, ACME);
     // Outcome of one attempt: "ok N" (rows affected or returned) or the SQLSTATE.
     let mut attempts = 0;
     let mut attempt = |c: &mut Client, sql: &str| -> String {
         attempts += 1;
-        c.batch_execute("SAVEPOINT a").unwrap();
-        match c.execute(sql, &[]) {
-            Ok(n) => {
-                c.batch_execute("RELEASE SAVEPOINT a").unwrap();
-                format!("ok {n}")
+        match in_savepoint(c, sql) {
+            Ok(msgs) => {
+                let n = msgs.iter().find_map(|m| match m {
+                    postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                    _ => None,
+                });
+                format!("ok {}", n.unwrap_or(0))
             }
-            Err(e) => {
-                c.batch_execute("ROLLBACK TO SAVEPOINT a").unwrap();
-                sqlstate(Err::<(), _>(e))
-            }
+            Err(e) => sqlstate(Err::<(), _>(e)),
         }
     };
     let copy_of_own = |table: &str, set: &str| {
@@ -1347,8 +1328,8 @@ fn writes_and_calls_never_touch_another_tenant() {
                     })
                     .collect();
                 calls += 1;
-                c.batch_execute("SAVEPOINT f").unwrap();
-                match c.simple_query(&format!("SELECT tenancy.{name}({})", values.join(", "))) {
+                let sql = format!("SELECT tenancy.{name}({})", values.join(", "));
+                match in_savepoint(&mut c, &sql) {
                     Ok(msgs) => {
                         for m in msgs {
                             if let postgres::SimpleQueryMessage::Row(r) = m {
@@ -1359,19 +1340,14 @@ fn writes_and_calls_never_touch_another_tenant() {
                                 );
                             }
                         }
-                        c.batch_execute("RELEASE SAVEPOINT f").unwrap();
                     }
-                    Err(e) => {
-                        let state = sqlstate(Err::<(), _>(e));
-                        assert_ne!(state, "XX000", "{name} with {id}");
-                        c.batch_execute("ROLLBACK TO SAVEPOINT f").unwrap();
-                    }
+                    Err(e) => assert_ne!(sqlstate(Err::<(), _>(e)), "XX000", "{name} with {id}"),
                 }
             }
         }
     }
     c.batch_execute("COMMIT").unwrap();
-    let after = globex_digest(&mut admin);
+    let after = tenant_digests(&mut admin, Some(GLOBEX));
     assert_eq!(before, after, "globex changed");
     println!(
         "writes: {} tables, {} ids of globex, {attempts} statements ({outcomes:?}), {} composite foreign keys ({fk_skipped} without a parent to aim at), {calls} calls of {} functions: globex unchanged",
