@@ -49,7 +49,7 @@ for m in "${MAJORS[@]}"; do
 
     log "PostgreSQL $m: client-side tests (pgrx-tests/)  [${SECONDS}s]"
     PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
-        cargo test --no-fail-fast -p pg_tenancy_client_tests --test clients --test keyring --test api_keys --test pgbouncer --test durability --test hostile --test upgrade --test fuzz --test request_logs -- --test-threads=1 --nocapture 2>&1 \
+        cargo test --no-fail-fast -p pg_tenancy_client_tests --test clients --test keyring --test api_keys --test pgbouncer --test durability --test hostile --test upgrade --test fuzz --test request_logs --test consistency --test locks --test bounded --test role_matrix -- --test-threads=1 --nocapture 2>&1 \
         | tee -a "$out" || STEPS_FAILED+=("client-pg$m")
     cluster_stop "test-$m"
 done

@@ -44,15 +44,14 @@ CREATE FUNCTION tenancy.list_api_keys()
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    -- Tenant and role read once, together (one context per statement).
+    tenant constant uuid := tenancy.current_tenant_for('owner', 'admin', 'service');
 BEGIN
-    IF tenancy.current_tenant_id() IS NULL THEN
-        RAISE EXCEPTION 'no tenant in this transaction''s context' USING ERRCODE = 'insufficient_privilege',
-            HINT = 'Call tenancy.set_tenant() or tenancy.pre_request() first.';
-    END IF;
-    IF tenancy.current_role() IS DISTINCT FROM 'owner' AND tenancy.current_role() IS DISTINCT FROM 'admin'
-       AND tenancy.current_role() IS DISTINCT FROM 'service' THEN
+    IF tenant IS NULL THEN
         RAISE EXCEPTION 'permission denied for API keys: only a tenant''s owner or admin, or service_role, may list them'
-            USING ERRCODE = 'insufficient_privilege';
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Enter the tenant first: tenancy.set_tenant() or tenancy.pre_request().';
     END IF;
     RETURN QUERY
     SELECT k.id, k.name, k.prefix, k.environment, k.scopes,
@@ -62,7 +61,7 @@ BEGIN
            k.created_by, k.created_at, k.expires_at, k.revoked_at, u.last_used_at, k.replaced_by
     FROM tenancy.api_keys k
     LEFT JOIN tenancy.api_key_usage u ON u.tenant_id OPERATOR(pg_catalog.=) k.tenant_id AND u.key_id OPERATOR(pg_catalog.=) k.id
-    WHERE k.tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id()
+    WHERE k.tenant_id OPERATOR(pg_catalog.=) tenant
     ORDER BY k.created_at, k.id;
 END
 $$;

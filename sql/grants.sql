@@ -2,25 +2,28 @@
 -- Rust-generated function exists.
 
 -- ---------------------------------------------------------------------------------------------
--- Tenant-owned tables (policies written in sql/isolation.sql)
+-- Tenant-owned tables: who may do what, as roles of the tenant context (policies: sql/isolation.sql;
+-- the whole matrix, with every role and its reasons: docs/security.md).  A command with no roles
+-- here is done through the extension's functions only, or by service_role.
 -- ---------------------------------------------------------------------------------------------
-SELECT tenancy._isolate(('tenancy.' || t.name)::regclass, t.kind)
+SELECT tenancy._isolate(('tenancy.' || t.name)::regclass, t.readers, t.inserters, t.updaters, t.deleters, t.own_reads, t.own_inserts)
 FROM (VALUES
-    ('memberships', 'members'),
-    ('api_keys', 'sensitive'),
-    ('clients', 'standard'),
-    ('client_users', 'standard'),
-    ('projects', 'standard'),
-    ('integrations', 'standard'),
-    ('actions', 'standard'),
-    ('integration_credentials', 'sensitive'),
-    ('field_mappings', 'standard'),
-    ('request_logs', 'append_only'),
-    ('subscriptions', 'standard'),
-    ('subscription_audit', 'append_only'),
-    ('jobs', 'standard'),
-    ('assets', 'standard')
-) AS t(name, kind);
+    -- name                     readers                                        inserters                            updaters                             deleters                             own_reads own_inserts
+    ('memberships',             '{owner,admin,manager,member}'::text[],       '{}'::text[],                        '{}'::text[],                        '{}'::text[], true,  false),
+    ('api_keys',                '{owner,admin}',                              '{}',                                '{owner,admin}',                     '{owner,admin}', false, false),
+    ('clients',                 '{owner,admin,manager,member,client,api_key}', '{owner,admin,manager,member,api_key}', '{owner,admin,manager,member,api_key}', '{owner,admin,manager,member,api_key}', false, false),
+    ('client_users',            '{owner,admin,manager,member,client,api_key}', '{owner,admin,manager}',             '{}',                                '{owner,admin,manager}', false, false),
+    ('projects',                '{owner,admin,manager,member,client,api_key}', '{owner,admin,manager,member,api_key}', '{owner,admin,manager,member,api_key}', '{owner,admin,manager,member,api_key}', false, false),
+    ('integrations',            '{owner,admin,manager,member,api_key}',       '{owner,admin}',                     '{owner,admin}',                     '{owner,admin}', false, false),
+    ('actions',                 '{owner,admin,manager,member,api_key}',       '{owner,admin}',                     '{owner,admin}',                     '{owner,admin}', false, false),
+    ('integration_credentials', '{owner,admin}',                              '{}',                                '{}',                                '{owner,admin}', false, false),
+    ('field_mappings',          '{owner,admin,manager,member,api_key}',       '{owner,admin}',                     '{owner,admin}',                     '{owner,admin}', false, false),
+    ('request_logs',            '{owner,admin,manager,member,api_key}',       '{}',                                '{}',                                '{}', false, false),
+    ('subscriptions',           '{owner,admin}',                              '{}',                                '{}',                                '{}', false, false),
+    ('subscription_audit',      '{owner,admin}',                              '{}',                                '{}',                                '{}', false, false),
+    ('jobs',                    '{owner,admin,manager,member,client,api_key}', '{owner,admin,manager,member,api_key}', '{}',                                '{}', false, true),
+    ('assets',                  '{owner,admin,manager,member,client,api_key}', '{}',                                '{}',                                '{}', false, false)
+) AS t(name, readers, inserters, updaters, deleters, own_reads, own_inserts);
 
 -- ---------------------------------------------------------------------------------------------
 -- Global tables
@@ -32,9 +35,8 @@ ALTER TABLE tenancy.tenants FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenancy_select ON tenancy.tenants FOR SELECT TO authenticated
     USING (id = (SELECT tenancy.current_tenant_id()));
 CREATE POLICY tenancy_update ON tenancy.tenants FOR UPDATE TO authenticated
-    USING (id = (SELECT tenancy.current_tenant_id())
-           AND (SELECT tenancy.current_role()) = ANY ('{owner,admin}'::text[]))
-    WITH CHECK (id = (SELECT tenancy.current_tenant_id()));
+    USING (id = (SELECT tenancy.current_tenant_for('owner', 'admin')))
+    WITH CHECK (id = (SELECT tenancy.current_tenant_for('owner', 'admin')));
 CREATE POLICY tenancy_service ON tenancy.tenants FOR ALL TO service_role USING (true) WITH CHECK (true);
 
 ALTER TABLE tenancy.users ENABLE ROW LEVEL SECURITY;
@@ -58,22 +60,43 @@ ALTER TABLE tenancy.request_logs_default FORCE ROW LEVEL SECURITY;
 -- ---------------------------------------------------------------------------------------------
 GRANT USAGE ON SCHEMA tenancy TO anon, authenticated, service_role;
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON
-    tenancy.memberships, tenancy.clients, tenancy.client_users, tenancy.projects,
-    tenancy.integrations, tenancy.actions, tenancy.integration_credentials, tenancy.field_mappings,
-    tenancy.subscriptions, tenancy.jobs, tenancy.assets
-    TO authenticated, service_role;
-GRANT SELECT, INSERT ON tenancy.request_logs, tenancy.subscription_audit TO authenticated, service_role;
+-- authenticated: what the table above lets some role do, table by table.  One door: rows that
+-- only a function may write (memberships, API keys, credentials, request logs) get no INSERT,
+-- UPDATE or DELETE; billing, jobs' progress and assets are written by the service (Phase 04).
+GRANT SELECT ON
+    tenancy.memberships, tenancy.clients, tenancy.client_users, tenancy.projects, tenancy.integrations,
+    tenancy.actions, tenancy.field_mappings, tenancy.request_logs, tenancy.subscriptions,
+    tenancy.subscription_audit, tenancy.jobs, tenancy.assets
+    TO authenticated;
+GRANT INSERT, UPDATE, DELETE ON
+    tenancy.clients, tenancy.projects, tenancy.integrations, tenancy.actions, tenancy.field_mappings
+    TO authenticated;
+GRANT INSERT, DELETE ON tenancy.client_users TO authenticated;
+GRANT INSERT ON tenancy.jobs TO authenticated;
 -- API keys are made, revoked and rotated by their functions only (src/api_keys.rs); the hash is
 -- no one's to read.  Owner/admin (RLS) may rename or delete a key.
 GRANT SELECT (tenant_id, id, name, prefix, environment, scopes, expires_at, revoked_at, replaced_by,
               created_by, created_at, updated_at),
       UPDATE (name), DELETE
     ON tenancy.api_keys TO authenticated, service_role;
+-- Credentials are written and read by the vault's functions only (src/vault/): no plaintext and no
+-- ciphertext of anyone's choosing gets in, and the ciphertexts are no one's to read.  Owner/admin
+-- (RLS) may delete one.
+GRANT SELECT (tenant_id, id, integration_id, credential_type, expires_at, scopes, status, created_at, updated_at),
+      DELETE
+    ON tenancy.integration_credentials TO authenticated, service_role;
 GRANT SELECT ON tenancy.tenants, tenancy.users TO authenticated;
 GRANT UPDATE (name, email, settings) ON tenancy.tenants TO authenticated;
 GRANT UPDATE (name, avatar_url) ON tenancy.users TO authenticated;
-GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenants, tenancy.users TO service_role;
+
+-- service_role: everything, except the rows that have a function as their door.
+GRANT SELECT, INSERT, UPDATE, DELETE ON
+    tenancy.tenants, tenancy.users, tenancy.memberships, tenancy.clients, tenancy.client_users,
+    tenancy.projects, tenancy.integrations, tenancy.actions, tenancy.field_mappings,
+    tenancy.subscriptions, tenancy.jobs, tenancy.assets
+    TO service_role;
+GRANT SELECT, INSERT ON tenancy.subscription_audit TO service_role;
+GRANT SELECT ON tenancy.request_logs TO service_role;
 
 -- ---------------------------------------------------------------------------------------------
 -- Functions: nothing for PUBLIC; each role gets what it needs.
@@ -81,8 +104,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenants, tenancy.users TO servic
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenancy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     tenancy.current_tenant_id(), tenancy.current_user_id(), tenancy.current_role(), tenancy.pre_request(),
-    tenancy.current_api_key_id(), tenancy.has_scope(text)
+    tenancy.current_api_key_id(), tenancy.has_scope(text), tenancy.current_tenant_for(text[])
     TO anon, authenticated, service_role;
+GRANT EXECUTE ON FUNCTION
+    tenancy.add_member(uuid, text), tenancy.set_member_role(uuid, text), tenancy.remove_member(uuid)
+    TO authenticated, service_role;
 GRANT EXECUTE ON FUNCTION tenancy.set_tenant(uuid, uuid), tenancy.clear_context()
     TO authenticated, service_role;
 GRANT EXECUTE ON FUNCTION tenancy.health(boolean), tenancy.library_info(), tenancy.index_exposures() TO service_role;

@@ -1,42 +1,43 @@
 -- Row Level Security: the one place where tenant policies are written.
 --
 -- Every tenant-owned table (ours, and users' tables through tenancy.enable_tenant_isolation) gets
--- ENABLE + FORCE ROW LEVEL SECURITY and these per-command policies:
+-- ENABLE + FORCE ROW LEVEL SECURITY and, for each command, the roles of the tenant context that
+-- may run it (docs/security.md has the whole matrix, sql/grants.sql the list per table):
 --
---   tenancy_select   SELECT  TO authenticated  tenant_id = current tenant [AND role may read]
---   tenancy_insert   INSERT  TO authenticated  tenant_id = current tenant AND role may write
---   tenancy_update   UPDATE  TO authenticated  same, before and after (a row cannot change tenant)
---   tenancy_delete   DELETE  TO authenticated  same
---   tenancy_service  ALL     TO service_role   everything (append-only tables: SELECT and INSERT)
+--   tenancy_select   SELECT  TO authenticated  tenant_id = the tenant, for the readers' roles
+--                                              [OR the row's user_id is the context's user]
+--   tenancy_insert   INSERT  TO authenticated  tenant_id = the tenant, for the inserters' roles
+--                                              [AND user_id is the context's user]
+--   tenancy_update   UPDATE  TO authenticated  the same, before and after (a row cannot move)
+--   tenancy_delete   DELETE  TO authenticated  the same
+--   tenancy_service  ALL     TO service_role   everything (what service_role may do is decided
+--                                              by its grants)
 --
--- anon gets no policy, so it sees nothing even where it has a grant.  Policies are plain
--- comparisons with the context readers wrapped in (SELECT ...), so the planner evaluates each once
--- per statement (an InitPlan), and no policy reads another table (fast, and what Citus requires).
+-- Policies only: the grants are written out where they are decided (sql/grants.sql, and
+-- enable_tenant_isolation below).  A command no role may run gets no policy and no grant: a
+-- 42501, not a silent 0 rows.  anon gets no policy, so it sees nothing.
 --
--- Kinds:
---   standard     every member reads; owner, admin, manager, member and API keys write (client
---                reads only; scopes are for the application's own policies: tenancy.has_scope)
---   sensitive    only owner and admin read or write (api_keys, integration_credentials)
---   members      memberships: every member reads the tenant's members, and every user reads their
---                own memberships in any tenant (to choose a tenant); owner and admin write
---   append_only  every member reads, writers insert, nobody updates or deletes (request_logs,
---                subscription_audit); service_role may SELECT and INSERT only
+-- One context per statement: each role-restricted condition is one call that reads tenant and
+-- role together, (SELECT tenancy.current_tenant_for('owner', 'admin')), an InitPlan evaluated
+-- once per statement; src/context/statements.rs refuses any change of the context while a
+-- statement that read it is open.  No policy reads another table (fast, and what Citus requires).
 
-CREATE FUNCTION tenancy._isolate(tbl regclass, kind text)
+CREATE FUNCTION tenancy._isolate(tbl regclass, readers text[], inserters text[], updaters text[],
+                                 deleters text[], own_reads boolean DEFAULT false,
+                                 own_inserts boolean DEFAULT false)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    tenant_match constant text := 'tenant_id = (SELECT tenancy.current_tenant_id())';
-    writers      constant text := '(SELECT tenancy.current_role()) = ANY (''{owner,admin,manager,member,api_key}''::text[])';
-    admins       constant text := '(SELECT tenancy.current_role()) = ANY (''{owner,admin}''::text[])';
-    read_using   text;
-    write_check  text;
-    pol          text;
+    every_role constant text[] := '{owner,admin,manager,member,client,api_key}';
+    read_using text;
+    pol        text;
+    cmd        record;
 BEGIN
-    IF kind NOT IN ('standard', 'sensitive', 'members', 'append_only') THEN
-        RAISE EXCEPTION 'tenancy._isolate(): unknown kind "%"', kind USING ERRCODE = 'invalid_parameter_value';
+    IF EXISTS (SELECT FROM unnest(readers || inserters || updaters || deleters) r WHERE r IS NULL OR NOT r = ANY (every_role)) THEN
+        RAISE EXCEPTION 'tenancy._isolate(): roles are owner, admin, manager, member, client, api_key'
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
                    WHERE attrelid = tbl AND attname = 'tenant_id' AND atttypid = 'uuid'::regtype
@@ -45,13 +46,6 @@ BEGIN
             USING ERRCODE = 'undefined_column',
                   HINT = 'Add "tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE" first.';
     END IF;
-
-    read_using := CASE kind
-        WHEN 'sensitive' THEN tenant_match || ' AND ' || admins
-        WHEN 'members'   THEN '(' || tenant_match || ') OR user_id = (SELECT tenancy.current_user_id())'
-        ELSE tenant_match
-    END;
-    write_check := tenant_match || ' AND ' || CASE WHEN kind IN ('sensitive', 'members') THEN admins ELSE writers END;
 
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
     EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
@@ -62,17 +56,32 @@ BEGIN
         END IF;
     END LOOP;
 
-    EXECUTE format('CREATE POLICY tenancy_select ON %s AS PERMISSIVE FOR SELECT TO authenticated USING (%s)', tbl, read_using);
-    EXECUTE format('CREATE POLICY tenancy_insert ON %s AS PERMISSIVE FOR INSERT TO authenticated WITH CHECK (%s)', tbl, write_check);
-    IF kind = 'append_only' THEN
-        EXECUTE format('CREATE POLICY tenancy_service_select ON %s FOR SELECT TO service_role USING (true)', tbl);
-        EXECUTE format('CREATE POLICY tenancy_service_insert ON %s FOR INSERT TO service_role WITH CHECK (true)', tbl);
-    ELSE
-        EXECUTE format('CREATE POLICY tenancy_update ON %s AS PERMISSIVE FOR UPDATE TO authenticated USING (%s) WITH CHECK (%s)',
-                       tbl, write_check, write_check);
-        EXECUTE format('CREATE POLICY tenancy_delete ON %s AS PERMISSIVE FOR DELETE TO authenticated USING (%s)', tbl, write_check);
-        EXECUTE format('CREATE POLICY tenancy_service ON %s FOR ALL TO service_role USING (true) WITH CHECK (true)', tbl);
-    END IF;
+    FOR cmd IN SELECT * FROM (VALUES ('select', readers), ('insert', inserters), ('update', updaters),
+                                     ('delete', deleters)) AS c(name, roles)
+               WHERE cardinality(c.roles) > 0 LOOP
+        -- Every role of a tenant: the tenant alone (also a service context under authenticated).
+        read_using := CASE WHEN every_role <@ cmd.roles
+                           THEN 'tenant_id = (SELECT tenancy.current_tenant_id())'
+                           ELSE format('tenant_id = (SELECT tenancy.current_tenant_for(VARIADIC %L::text[]))', cmd.roles) END;
+        CASE cmd.name
+        WHEN 'select' THEN
+            IF own_reads THEN
+                read_using := '(' || read_using || ') OR user_id = (SELECT tenancy.current_user_id())';
+            END IF;
+            EXECUTE format('CREATE POLICY tenancy_select ON %s FOR SELECT TO authenticated USING (%s)', tbl, read_using);
+        WHEN 'insert' THEN
+            IF own_inserts THEN
+                read_using := read_using || ' AND user_id IS NOT DISTINCT FROM (SELECT tenancy.current_user_id())';
+            END IF;
+            EXECUTE format('CREATE POLICY tenancy_insert ON %s FOR INSERT TO authenticated WITH CHECK (%s)', tbl, read_using);
+        WHEN 'update' THEN
+            EXECUTE format('CREATE POLICY tenancy_update ON %s FOR UPDATE TO authenticated USING (%s) WITH CHECK (%s)',
+                           tbl, read_using, read_using);
+        WHEN 'delete' THEN
+            EXECUTE format('CREATE POLICY tenancy_delete ON %s FOR DELETE TO authenticated USING (%s)', tbl, read_using);
+        END CASE;
+    END LOOP;
+    EXECUTE format('CREATE POLICY tenancy_service ON %s FOR ALL TO service_role USING (true) WITH CHECK (true)', tbl);
 END
 $$;
 
@@ -113,9 +122,10 @@ $$;
 COMMENT ON FUNCTION tenancy.index_exposures() IS
     'Indexes of tenant tables whose first column is not tenant_id: members could count other tenants'' rows through them';
 
--- Users' own tables join the model: same policies as the extension's "standard" tables, and the
--- grants that go with them (authenticated: SELECT, INSERT, UPDATE, DELETE; service_role: ALL).
--- The caller must own the table.
+-- Users' own tables join the model: the policies of the extension's ordinary tables (every role of
+-- the tenant reads; owner, admin, manager, member and API keys write), and the grants that go with
+-- them (authenticated: SELECT, INSERT, UPDATE, DELETE; service_role: ALL).  The caller must own
+-- the table.
 CREATE FUNCTION tenancy.enable_tenant_isolation(tbl regclass)
     RETURNS void
     LANGUAGE plpgsql
@@ -127,7 +137,9 @@ BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'tenancy.enable_tenant_isolation(): tbl must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM tenancy._isolate(tbl, 'standard');
+    PERFORM tenancy._isolate(tbl, '{owner,admin,manager,member,client,api_key}',
+                             '{owner,admin,manager,member,api_key}', '{owner,admin,manager,member,api_key}',
+                             '{owner,admin,manager,member,api_key}');
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO authenticated', tbl);
     EXECUTE format('GRANT ALL ON %s TO service_role', tbl);
     EXECUTE format('REVOKE ALL ON %s FROM anon', tbl);

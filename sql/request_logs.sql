@@ -11,8 +11,14 @@
 -- at a time) and as often as you like; with pg_cron:
 --   SELECT cron.schedule('tenancy-request-logs', '7 * * * *', $$SELECT tenancy.maintain_request_logs('30 days')$$);
 -- Returns what it did.  Needs the privileges of the table's owner (superuser by default).
+--
+-- Maintenance never waits long for a lock: creating, attaching and dropping partitions need strong
+-- locks on tenancy.request_logs, and a DDL statement that waits for one makes every later
+-- log_request of every tenant wait behind it.  Each such step waits at most `lock_wait`; a step
+-- that could not get its lock is skipped, reported under "skipped", and done at the next run.
 CREATE FUNCTION tenancy.maintain_request_logs(retain interval DEFAULT '30 days', premake integer DEFAULT 7,
-                                              as_of timestamptz DEFAULT now())
+                                              as_of timestamptz DEFAULT now(),
+                                              lock_wait interval DEFAULT '2 s')
     RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -27,6 +33,7 @@ DECLARE
     moved      jsonb := '{}';
     dropped    text[] := '{}';
     deleted    bigint := 0;
+    skipped    text[] := '{}';
     r          record;
 BEGIN
     IF retain IS NULL OR retain <= interval '0' THEN
@@ -38,8 +45,14 @@ BEGIN
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    -- One run at a time.
-    PERFORM pg_advisory_xact_lock(hashtext('tenancy.maintain_request_logs'));
+    IF lock_wait IS NULL OR lock_wait < interval '0' THEN
+        RAISE EXCEPTION 'lock_wait must be a non-negative interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- One run at a time, under a lock of the extension's own class: pg_advisory_lock() cannot
+    -- take it, so no role can hold maintenance up.
+    PERFORM tenancy._lock_request_log_maintenance();
+    -- 0 would mean "wait forever": the smallest wait instead.
+    PERFORM set_config('lock_timeout', greatest(extract(epoch FROM lock_wait) * 1000, 1)::bigint::text, true);
     today := date_trunc('day', as_of AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     -- Whole days: a day goes once all of it is older than the retention.
     cutoff := date_trunc('day', (as_of - retain) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
@@ -57,25 +70,33 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Attach it to tenancy.request_logs or drop it, then run maintenance again.';
         END IF;
-        EXECUTE format('CREATE TABLE tenancy.%I (LIKE tenancy.request_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
-        EXECUTE format('WITH m AS (DELETE FROM tenancy.request_logs_default WHERE created_at >= $1 AND created_at < $2 RETURNING *)
-                        INSERT INTO tenancy.%I SELECT * FROM m', part)
-            USING day, day + interval '1 day';
-        GET DIAGNOSTICS n = ROW_COUNT;
-        EXECUTE format('ALTER TABLE tenancy.request_logs ATTACH PARTITION tenancy.%I FOR VALUES FROM (%L) TO (%L)',
-                       part, day, day + interval '1 day');
-        PERFORM tenancy._seal_partition(part);
-        moved := moved || jsonb_build_object(part, n);
+        BEGIN
+            EXECUTE format('CREATE TABLE tenancy.%I (LIKE tenancy.request_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
+            EXECUTE format('WITH m AS (DELETE FROM tenancy.request_logs_default WHERE created_at >= $1 AND created_at < $2 RETURNING *)
+                            INSERT INTO tenancy.%I SELECT * FROM m', part)
+                USING day, day + interval '1 day';
+            GET DIAGNOSTICS n = ROW_COUNT;
+            EXECUTE format('ALTER TABLE tenancy.request_logs ATTACH PARTITION tenancy.%I FOR VALUES FROM (%L) TO (%L)',
+                           part, day, day + interval '1 day');
+            PERFORM tenancy._seal_partition(part);
+            moved := moved || jsonb_build_object(part, n);
+        EXCEPTION WHEN lock_not_available THEN
+            skipped := skipped || ('move to ' || part);
+        END;
     END LOOP;
 
     -- 2. The partitions of today and the next `premake` days.
     FOR day IN SELECT today + g * interval '1 day' FROM generate_series(0, premake) g LOOP
         part := 'request_logs_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
         CONTINUE WHEN to_regclass('tenancy.' || part) IS NOT NULL;
-        EXECUTE format('CREATE TABLE tenancy.%I PARTITION OF tenancy.request_logs FOR VALUES FROM (%L) TO (%L)',
-                       part, day, day + interval '1 day');
-        PERFORM tenancy._seal_partition(part);
-        created := created || part;
+        BEGIN
+            EXECUTE format('CREATE TABLE tenancy.%I PARTITION OF tenancy.request_logs FOR VALUES FROM (%L) TO (%L)',
+                           part, day, day + interval '1 day');
+            PERFORM tenancy._seal_partition(part);
+            created := created || part;
+        EXCEPTION WHEN lock_not_available THEN
+            skipped := skipped || ('create ' || part);
+        END;
     END LOOP;
 
     -- 3. Partitions entirely older than the retention.
@@ -86,16 +107,21 @@ BEGIN
         ORDER BY 1
     LOOP
         IF r.upper_bound IS NOT NULL AND r.upper_bound <= cutoff THEN
-            EXECUTE format('DROP TABLE tenancy.%I', r.relname);
-            dropped := dropped || r.relname::text;
+            BEGIN
+                EXECUTE format('DROP TABLE tenancy.%I', r.relname);
+                dropped := dropped || r.relname::text;
+            EXCEPTION WHEN lock_not_available THEN
+                skipped := skipped || ('drop ' || r.relname::text);
+            END;
         END IF;
     END LOOP;
 
     RETURN jsonb_build_object('created', to_jsonb(created), 'moved_from_default', moved,
-                              'dropped', to_jsonb(dropped), 'deleted_from_default', deleted);
+                              'dropped', to_jsonb(dropped), 'deleted_from_default', deleted,
+                              'skipped', to_jsonb(skipped));
 END
 $$;
-COMMENT ON FUNCTION tenancy.maintain_request_logs(interval, integer, timestamptz) IS
+COMMENT ON FUNCTION tenancy.maintain_request_logs(interval, integer, timestamptz, interval) IS
     'Daily request_logs partitions: create ahead, move rows out of the default partition, drop past the retention';
 
 -- A new partition gets the key and the per-integration index (they live on each partition, see

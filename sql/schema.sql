@@ -71,9 +71,15 @@ CREATE TABLE tenancy.users (
     usage_reset_at      timestamptz NOT NULL DEFAULT now(),
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
+    -- Supabase's auth.users.is_sso_user, mirrored: see users_email_key.  (Last: added by 0.3.0.)
+    is_sso_user         boolean     NOT NULL DEFAULT false,
     CONSTRAINT users_pkey PRIMARY KEY (id)
 );
-CREATE UNIQUE INDEX users_email_key ON tenancy.users (lower(email));
+-- One account per e-mail address, except single sign-on accounts: Supabase's auth.users lets an
+-- SSO user share an address with a password user (its users_email_partial_key is unique only
+-- WHERE NOT is_sso_user), so that whoever registers someone else's address first cannot lock its
+-- owner out of their company's SSO.  The mirror follows the same rule.
+CREATE UNIQUE INDEX users_email_key ON tenancy.users (lower(email)) WHERE NOT is_sso_user;
 -- The seed's idx_users_subscription (subscription_tier, subscription_status) is not kept: through
 -- it any signed-in user could count the users of every plan (see the index rule above).
 

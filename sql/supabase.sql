@@ -19,16 +19,19 @@ BEGIN
     IF NEW.email IS NULL THEN
         RETURN NEW;
     END IF;
-    INSERT INTO tenancy.users AS u (id, email, name, avatar_url)
+    -- is_sso_user through to_jsonb: older auth schemas do not have the column.
+    INSERT INTO tenancy.users AS u (id, email, name, avatar_url, is_sso_user)
     VALUES (NEW.id,
             NEW.email,
             COALESCE(NEW.raw_user_meta_data OPERATOR(pg_catalog.->>) 'name',
                      NEW.raw_user_meta_data OPERATOR(pg_catalog.->>) 'full_name'),
-            NEW.raw_user_meta_data OPERATOR(pg_catalog.->>) 'avatar_url')
+            NEW.raw_user_meta_data OPERATOR(pg_catalog.->>) 'avatar_url',
+            COALESCE((pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.->>) 'is_sso_user')::boolean, false))
     ON CONFLICT (id) DO UPDATE
         SET email = EXCLUDED.email,
             name = COALESCE(EXCLUDED.name, u.name),
-            avatar_url = COALESCE(EXCLUDED.avatar_url, u.avatar_url);
+            avatar_url = COALESCE(EXCLUDED.avatar_url, u.avatar_url),
+            is_sso_user = EXCLUDED.is_sso_user;
     RETURN NEW;
 END
 $$;
@@ -52,13 +55,17 @@ BEGIN
         RAISE EXCEPTION 'auth.users does not have the columns id uuid, email text, raw_user_meta_data jsonb'
             USING ERRCODE = 'undefined_column';
     END IF;
-    CREATE OR REPLACE TRIGGER tenancy_sync_users
-        AFTER INSERT OR DELETE OR UPDATE OF email, raw_user_meta_data ON auth.users
-        FOR EACH ROW EXECUTE FUNCTION tenancy.handle_auth_user();
-    INSERT INTO tenancy.users (id, email, name, avatar_url)
+    EXECUTE format('CREATE OR REPLACE TRIGGER tenancy_sync_users
+                        AFTER INSERT OR DELETE OR UPDATE OF email, raw_user_meta_data%s ON auth.users
+                        FOR EACH ROW EXECUTE FUNCTION tenancy.handle_auth_user()',
+                   CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_attribute
+                                      WHERE attrelid = 'auth.users'::regclass AND attname = 'is_sso_user' AND NOT attisdropped)
+                        THEN ', is_sso_user' ELSE '' END);
+    INSERT INTO tenancy.users (id, email, name, avatar_url, is_sso_user)
     SELECT a.id, a.email,
            COALESCE(a.raw_user_meta_data ->> 'name', a.raw_user_meta_data ->> 'full_name'),
-           a.raw_user_meta_data ->> 'avatar_url'
+           a.raw_user_meta_data ->> 'avatar_url',
+           COALESCE((to_jsonb(a) ->> 'is_sso_user')::boolean, false)
     FROM auth.users a
     WHERE a.email IS NOT NULL
     ON CONFLICT (id) DO NOTHING;

@@ -542,7 +542,7 @@ fn insert_key(
     let key = encode(env, tenant.as_bytes(), &id, &secret);
     let prefix = key[..DISPLAY_LEN].to_string();
     let id = pgrx::Uuid::from_bytes(id);
-    let created_by = context::current_user_id();
+    let created_by = context::current().user;
     lookup::as_superuser(|| {
         Spi::run_with_args(
             "INSERT INTO tenancy.api_keys (tenant_id, id, name, prefix, environment, key_hash, scopes, expires_at, created_by)

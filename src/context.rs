@@ -24,34 +24,63 @@ use std::ffi::{CStr, CString};
 use std::fmt;
 use std::marker::PhantomData;
 
+pub mod statements;
+
 // ------------------------------------------------------------------------------------------------
 // Readers
 // ------------------------------------------------------------------------------------------------
 
-/// Field `n` (0: tenant, 1: user, 2: role) of `tenancy.context`, parsed while the GUC's string is
-/// borrowed; `None` when unset or empty.  The GUC machinery may free the string at its next change,
-/// so nothing borrowed escapes.
-fn context_field<R>(n: usize, parse: impl FnOnce(&[u8]) -> Option<R>) -> Option<R> {
+/// The bytes of `tenancy.context` (empty when unset), borrowed while `f` runs.  The GUC machinery
+/// may free the string at its next change, so nothing borrowed escapes.
+fn with_raw<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     // SAFETY: the pointer is the GUC's current value, a NUL-terminated string owned by the GUC
-    // machinery, or NULL; nothing changes it while we parse it.
+    // machinery, or NULL; nothing changes it while `f` runs (f never sets a GUC).
     let ptr = unsafe { *gucs::CONTEXT.as_ptr() };
     if ptr.is_null() {
-        return None;
+        return f(&[]);
     }
-    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
-    let field = bytes.split(|b| *b == b',').nth(n)?;
-    if field.is_empty() {
-        None
-    } else {
-        parse(field)
-    }
+    f(unsafe { CStr::from_ptr(ptr) }.to_bytes())
 }
 
-fn context_uuid(n: usize) -> Option<pgrx::Uuid> {
-    context_field(n, |b| {
-        uuid::Uuid::try_parse_ascii(b)
-            .ok()
-            .map(|u| pgrx::Uuid::from_bytes(*u.as_bytes()))
+/// Field `n` (0 tenant, 1 user, 2 role, 3 API key, 4 scopes) of a context, `None` when empty.
+fn field(raw: &[u8], n: usize) -> Option<&[u8]> {
+    raw.split(|b| *b == b',').nth(n).filter(|f| !f.is_empty())
+}
+
+fn parse_uuid(b: &[u8]) -> Option<pgrx::Uuid> {
+    uuid::Uuid::try_parse_ascii(b)
+        .ok()
+        .map(|u| pgrx::Uuid::from_bytes(*u.as_bytes()))
+}
+
+fn parse_role(b: &[u8]) -> Option<&'static str> {
+    ROLES.iter().copied().find(|r| r.as_bytes() == b)
+}
+
+/// For the SQL-callable readers: parse the context once, and note what this call saw against the
+/// statement evaluating it ([`statements`]: one context per statement).
+fn read<R>(fcinfo: pg_sys::FunctionCallInfo, f: impl FnOnce(&[u8]) -> R) -> R {
+    with_raw(|raw| {
+        statements::note_read(statements::caller_memory(fcinfo), raw);
+        f(raw)
+    })
+}
+
+/// The whole context, read at once, for Rust callers (one read, never two that could disagree).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Context {
+    pub tenant: Option<pgrx::Uuid>,
+    pub user: Option<pgrx::Uuid>,
+    pub role: Option<&'static str>,
+    pub api_key: Option<pgrx::Uuid>,
+}
+
+pub(crate) fn current() -> Context {
+    with_raw(|raw| Context {
+        tenant: field(raw, 0).and_then(parse_uuid),
+        user: field(raw, 1).and_then(parse_uuid),
+        role: field(raw, 2).and_then(parse_role),
+        api_key: field(raw, 3).and_then(parse_uuid),
     })
 }
 
@@ -64,58 +93,90 @@ pub const ROLES: [&str; 7] = [
 
 /// The tenant of the current transaction, or NULL when no context is set.
 #[pg_extern(stable, parallel_safe)]
-pub fn current_tenant_id() -> Option<pgrx::Uuid> {
-    context_uuid(0)
+pub fn current_tenant_id(fcinfo: pg_sys::FunctionCallInfo) -> Option<pgrx::Uuid> {
+    read(fcinfo, |raw| field(raw, 0).and_then(parse_uuid))
 }
 
 /// The user of the current transaction, or NULL.
 #[pg_extern(stable, parallel_safe)]
-pub fn current_user_id() -> Option<pgrx::Uuid> {
-    context_uuid(1)
+pub fn current_user_id(fcinfo: pg_sys::FunctionCallInfo) -> Option<pgrx::Uuid> {
+    read(fcinfo, |raw| field(raw, 1).and_then(parse_uuid))
 }
 
 /// The caller's role in the current tenant (`owner`, `admin`, `manager`, `member`, `client`,
-/// `service` for service_role, or `api_key` after `tenancy.authenticate`), or NULL.  Always call it schema-qualified: `current_role` alone is
-/// the SQL keyword CURRENT_ROLE.
+/// `service` for service_role, or `api_key` after `tenancy.authenticate`), or NULL.  Always call
+/// it schema-qualified: `current_role` alone is the SQL keyword CURRENT_ROLE.
 #[pg_extern(stable, parallel_safe)]
-pub fn current_role() -> Option<&'static str> {
-    context_field(2, |b| ROLES.iter().copied().find(|r| r.as_bytes() == b))
+pub fn current_role(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'static str> {
+    read(fcinfo, |raw| field(raw, 2).and_then(parse_role))
+}
+
+/// The current tenant if the context's role is one of `roles`, else NULL: tenant and role read
+/// together, in one call.  What the policies compare `tenant_id` with, so that each policy has one
+/// InitPlan, `tenant_id = (SELECT tenancy.current_tenant_for('owner', 'admin'))`.
+#[pg_extern(stable, strict, parallel_safe)]
+pub fn current_tenant_for(
+    roles: VariadicArray<&str>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<pgrx::Uuid> {
+    read(fcinfo, |raw| {
+        let role = field(raw, 2)?;
+        if roles.iter().flatten().any(|r| r.as_bytes() == role) {
+            field(raw, 0).and_then(parse_uuid)
+        } else {
+            None
+        }
+    })
 }
 
 /// The API key the current context came from (`tenancy.authenticate`), or NULL.
 #[pg_extern(stable, parallel_safe)]
-pub fn current_api_key_id() -> Option<pgrx::Uuid> {
-    context_uuid(3)
+pub fn current_api_key_id(fcinfo: pg_sys::FunctionCallInfo) -> Option<pgrx::Uuid> {
+    read(fcinfo, |raw| field(raw, 3).and_then(parse_uuid))
 }
 
 /// Whether the current context came from an API key that carries `scope` (or the scope `*`).
 /// False without an API key: scopes limit keys; users are limited by their role.
 #[pg_extern(stable, parallel_safe)]
-pub fn has_scope(scope: &str) -> bool {
-    context_field(4, |b| {
-        Some(
-            b.split(|c| *c == b' ')
-                .any(|s| s == scope.as_bytes() || s == b"*"),
-        )
+pub fn has_scope(scope: &str, fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    read(fcinfo, |raw| {
+        field(raw, 4).is_some_and(|scopes| {
+            scopes
+                .split(|c| *c == b' ')
+                .any(|s| s == scope.as_bytes() || s == b"*")
+        })
     })
-    .unwrap_or(false)
 }
 
 /// The tenant of the context, if the caller is its owner or admin, or service_role: who may
 /// handle credentials and API keys.  `what` names them in the refusal.
 pub(crate) fn admin_tenant(what: &str) -> pgrx::Uuid {
-    let Some(tenant) = current_tenant_id() else {
+    tenant_of_roles(&current(), &["owner", "admin", "service"], || {
+        format!("permission denied for {what}: only a tenant's owner or admin, or service_role, may handle them")
+    })
+}
+
+/// The tenant of `context` if its role is one of `roles`, else 42501: no tenant at all, or
+/// `refusal()`.
+pub(crate) fn tenant_of_roles(
+    context: &Context,
+    roles: &[&str],
+    refusal: impl FnOnce() -> String,
+) -> pgrx::Uuid {
+    let Some(tenant) = context.tenant else {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "no tenant in this transaction's context",
-            Some("Call tenancy.set_tenant() or tenancy.pre_request() first."),
+            Some(
+                "Call tenancy.set_tenant(), tenancy.pre_request() or tenancy.authenticate() first.",
+            ),
         )
     };
-    match current_role() {
-        Some("owner" | "admin" | "service") => tenant,
+    match context.role {
+        Some(role) if roles.contains(&role) => tenant,
         _ => raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied for {what}: only a tenant's owner or admin, or service_role, may handle them"),
+            refusal(),
             None,
         ),
     }
@@ -162,17 +223,13 @@ pub(crate) fn set_context_with_key(
         value.push(',');
         value.push_str(&scopes.join(" "));
     }
-    // SAFETY: reads the current value (see context_field).
-    let current = unsafe { *gucs::CONTEXT.as_ptr() };
-    let unchanged = if current.is_null() {
-        value == ",,"
-    } else {
-        let current = unsafe { CStr::from_ptr(current) }.to_bytes();
-        current == value.as_bytes() || (current.is_empty() && value == ",,")
-    };
+    let unchanged =
+        with_raw(|current| current == value.as_bytes() || (current.is_empty() && value == ",,"));
     if unchanged {
         return;
     }
+    // One context per statement: not while a statement that read the old one is open.
+    statements::ensure_no_reader();
     // ok: uuids and role names contain no NUL
     let value = CString::new(value).unwrap_or_default();
     // PGC_SUSET: the privilege this function exercises for its ordinary caller, after its checks;
@@ -269,6 +326,11 @@ thread_local! {
 }
 
 fn cached_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership {
+    // A membership revoked or a tenant suspended by a transaction that committed a moment ago
+    // counts at once, also inside a transaction that is already open: the relcache invalidation
+    // that empties the cache is otherwise only read at the next transaction or new table lock.
+    // SAFETY: processes pending shared invalidations, as taking a relation lock would.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
     let key: CacheKey = (*tenant.as_bytes(), user.map(|u| *u.as_bytes()));
     MEMBERSHIPS.with(|cache| cache.get_or_load(key, || lookup_membership(tenant, user)))
 }
@@ -348,7 +410,7 @@ pub fn set_tenant(
             "permission denied to act as another user",
             Some("Only service_role may pass as_user."),
         ),
-        None => current_user_id(),
+        None => current().user,
     };
     enter_tenant(tenant, user, caller_is_service)
 }
@@ -360,16 +422,28 @@ pub fn clear_context() {
     set_context(None, None, None);
 }
 
-/// A setting of the current session, or `None` when unset/empty (`current_setting(name, true)`).
+/// The most of `request.jwt.claims` or `request.headers` that pre_request reads: a request whose
+/// settings are larger is refused before any parsing (PostgREST's are a few kB; any role can set
+/// them to anything).
+pub const MAX_REQUEST_SETTING: usize = 256 * 1024;
+
+/// A setting of the current session, or `None` when unset/empty (`current_setting(name, true)`);
+/// 28000 when it is longer than [`MAX_REQUEST_SETTING`].
 fn setting(name: &CStr) -> Option<String> {
     // SAFETY: GetConfigOption returns NULL or a NUL-terminated string we copy at once.
     let ptr = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
     if ptr.is_null() {
         return None;
     }
-    let s = unsafe { CStr::from_ptr(ptr) }
-        .to_string_lossy()
-        .into_owned();
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    if bytes.len() > MAX_REQUEST_SETTING {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            format!("{} is longer than 256 kB", name.to_string_lossy()),
+            None,
+        );
+    }
+    let s = String::from_utf8_lossy(bytes).into_owned();
     (!s.is_empty()).then_some(s)
 }
 
@@ -547,7 +621,20 @@ fn verified_claims(token: &str, secret: &[u8]) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    crate::jwt::verify_hs256(token, secret, now).unwrap_or_else(|why| {
+    let aud = crate::gucs::JWT_AUD.get();
+    let iss = crate::gucs::JWT_ISS.get();
+    let nonempty = |s: &Option<CString>| {
+        s.as_ref()
+            .and_then(|s| s.to_str().ok())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let (aud, iss) = (nonempty(&aud), nonempty(&iss));
+    let expected = crate::jwt::Expected {
+        aud: aud.as_deref(),
+        iss: iss.as_deref(),
+    };
+    crate::jwt::verify_hs256(token, secret, now, expected).unwrap_or_else(|why| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             format!("invalid JWT: {why}"),

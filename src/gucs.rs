@@ -25,6 +25,11 @@ pub static KEYRING_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CS
 /// token (verified under this secret) instead of trusting `request.jwt.claims`.
 pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// `tenancy.jwt_aud`, `tenancy.jwt_iss`: when set (and a secret is), a verified token must carry
+/// this audience among its `aud` and this issuer as its `iss` (PostgREST's `jwt-aud`).
+pub static JWT_AUD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static JWT_ISS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 /// `tenancy.redact_keys`: extra key substrings (comma-separated) whose values request logs
 /// redact, on top of the built-in list (src/request_log/redact.rs).  It can only add.
 pub static REDACT_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -80,6 +85,24 @@ pub fn init() {
         &JWT_SECRET,
         GucContext::Suset,
         GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+    );
+    // What a verified token must also say.  Not secrets, but only superusers set them: an
+    // application role must not be able to loosen verification for its own session.
+    GucRegistry::define_string_guc(
+        c"tenancy.jwt_aud",
+        c"Audience a token verified under tenancy.jwt_secret must carry in its aud claim (PostgREST's jwt-aud).",
+        c"Empty: aud is not checked.  Supabase's user tokens say \"authenticated\".",
+        &JWT_AUD,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.jwt_iss",
+        c"Issuer a token verified under tenancy.jwt_secret must name in its iss claim.",
+        c"Empty: iss is not checked.  Supabase's is https://<project>.supabase.co/auth/v1.",
+        &JWT_ISS,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     // Request logging: superuser settings (postgresql.conf, ALTER DATABASE/ROLE ... SET), so an
     // application role cannot turn redaction down for its own session.

@@ -22,6 +22,8 @@ pub enum Refusal {
     Signature,
     Expired,
     NotYetValid,
+    Audience,
+    Issuer,
 }
 
 impl std::fmt::Display for Refusal {
@@ -32,6 +34,8 @@ impl std::fmt::Display for Refusal {
             Refusal::Signature => f.write_str("the signature does not match"),
             Refusal::Expired => f.write_str("the token has expired"),
             Refusal::NotYetValid => f.write_str("the token is not valid yet (nbf)"),
+            Refusal::Audience => f.write_str("the token's aud is not tenancy.jwt_aud"),
+            Refusal::Issuer => f.write_str("the token's iss is not tenancy.jwt_iss"),
         }
     }
 }
@@ -43,10 +47,35 @@ struct Header<'a> {
 }
 
 #[derive(serde::Deserialize)]
-struct Times {
+struct Times<'a> {
     exp: Option<f64>,
     nbf: Option<f64>,
+    #[serde(default, borrow)]
+    aud: Option<Audience<'a>>,
+    #[serde(default, borrow)]
+    iss: Option<std::borrow::Cow<'a, str>>,
 }
+
+/// `aud`: one string or an array of them (RFC 7519, 4.1.3).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    One(#[serde(borrow)] std::borrow::Cow<'a, str>),
+    Many(#[serde(borrow)] Vec<std::borrow::Cow<'a, str>>),
+}
+
+/// What the token must also say, when the settings ask for it (`tenancy.jwt_aud`,
+/// `tenancy.jwt_iss`): the audience among its `aud`, the issuer as its `iss`.  A token without
+/// the claim is refused (PostgREST accepts a token without `aud`; a token minted for another
+/// service of the same secret usually lacks it, so we do not).
+#[derive(Default, Clone, Copy)]
+pub struct Expected<'a> {
+    pub aud: Option<&'a str>,
+    pub iss: Option<&'a str>,
+}
+
+/// The longest token `verify_hs256` reads (a larger one is refused before any decoding).
+pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 
 /// The bearer token of a PostgREST `request.headers` JSON object (`authorization` header,
 /// scheme `Bearer`, any case), if there is one.
@@ -66,7 +95,15 @@ pub fn bearer_token(headers: &str) -> Option<String> {
 
 /// Verify a compact HS256 JWS under `secret` at `now` (Unix seconds): its payload (the claims,
 /// JSON text), or why not.
-pub fn verify_hs256(token: &str, secret: &[u8], now: i64) -> Result<String, Refusal> {
+pub fn verify_hs256(
+    token: &str,
+    secret: &[u8],
+    now: i64,
+    expected: Expected,
+) -> Result<String, Refusal> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Refusal::Malformed("longer than 64 kB"));
+    }
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut parts = token.split('.');
     let (Some(header_b64), Some(payload), Some(signature), None) =
@@ -107,6 +144,23 @@ pub fn verify_hs256(token: &str, secret: &[u8], now: i64) -> Result<String, Refu
     if times.nbf.is_some_and(|nbf| ((now + LEEWAY) as f64) < nbf) {
         return Err(Refusal::NotYetValid);
     }
+    if let Some(want) = expected.aud {
+        let ok = match &times.aud {
+            Some(Audience::One(a)) => a == want,
+            Some(Audience::Many(list)) => list.iter().any(|a| a == want),
+            None => false,
+        };
+        if !ok {
+            return Err(Refusal::Audience);
+        }
+    }
+    if expected
+        .iss
+        .is_some_and(|want| times.iss.as_deref() != Some(want))
+    {
+        return Err(Refusal::Issuer);
+    }
+    drop(times);
     Ok(payload)
 }
 
@@ -136,10 +190,13 @@ mod tests {
     #[test]
     fn a_good_token_gives_its_payload() {
         let t = sign(HS256, &claims(NOW + 3600), SECRET);
-        assert_eq!(verify_hs256(&t, SECRET, NOW), Ok(claims(NOW + 3600)));
+        assert_eq!(
+            verify_hs256(&t, SECRET, NOW, Expected::default()),
+            Ok(claims(NOW + 3600))
+        );
         // Inside the leeway either side.
         let t = sign(HS256, &claims(NOW - 30), SECRET);
-        assert!(verify_hs256(&t, SECRET, NOW).is_ok());
+        assert!(verify_hs256(&t, SECRET, NOW, Expected::default()).is_ok());
     }
 
     #[test]
@@ -219,7 +276,11 @@ mod tests {
             ),
         ];
         for (token, want) in cases {
-            assert_eq!(verify_hs256(&token, SECRET, NOW), Err(want), "{token}");
+            assert_eq!(
+                verify_hs256(&token, SECRET, NOW, Expected::default()),
+                Err(want),
+                "{token}"
+            );
         }
         // Every single-character change of a good token is refused.
         for i in 0..good.len() {
@@ -227,7 +288,7 @@ mod tests {
             bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
             let t = String::from_utf8(bytes).unwrap();
             assert!(
-                verify_hs256(&t, SECRET, NOW).is_err(),
+                verify_hs256(&t, SECRET, NOW, Expected::default()).is_err(),
                 "changed at {i}: {t}"
             );
         }

@@ -11,6 +11,8 @@
 //! | [`triggers`]  | `sql/triggers.sql`     | the `updated_at` trigger and `manage_updated_at`    |
 //! | [`vault`]     | `sql/vault.sql`        | keyring, envelope keys, AEAD format, credentials    |
 //! | [`api_keys`]  | `sql/api_keys.sql`     | tenant API keys: issue, verify, authenticate        |
+//! | [`memberships`] |                      | add, change and remove members, by the rules        |
+//! | [`lock_guard`] |                       | no application role takes a lock that blocks others |
 //! | [`jsonb`]     |                        | jsonb in and out without text (vault, logs)         |
 //! | [`request_log`] | `sql/request_logs.sql` | log_request (redaction, caps), partitions, stats  |
 //! | (isolation)   | `sql/isolation.sql`    | RLS policies, `enable_tenant_isolation`             |
@@ -25,7 +27,9 @@ pub mod error;
 pub mod gucs;
 pub mod jsonb;
 pub mod jwt;
+pub mod lock_guard;
 pub mod lookup;
+pub mod memberships;
 pub mod request_log;
 pub mod triggers;
 pub mod vault;
@@ -98,6 +102,10 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     if gucs::preloaded() {
         vault::load_at_start();
+        // Executor tracking for "one context per statement" (src/context/statements.rs).
+        context::statements::init();
+        // Privilege checks before the locks of utility statements (src/lock_guard.rs).
+        lock_guard::init();
     }
 }
 

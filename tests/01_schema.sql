@@ -22,7 +22,7 @@ SELECT enum_has_labels('tenancy', 'member_role', ARRAY['owner', 'admin', 'manage
 -- Every column the seeds name.
 SELECT columns_are('tenancy', 'tenants', ARRAY['id', 'slug', 'name', 'email', 'status', 'settings', 'owner_user_id', 'created_at', 'updated_at']);
 SELECT columns_are('tenancy', 'users', ARRAY['id', 'email', 'name', 'avatar_url', 'subscription_tier', 'subscription_status',
-    'monthly_usage', 'usage_reset_at', 'created_at', 'updated_at']);
+    'monthly_usage', 'usage_reset_at', 'created_at', 'updated_at', 'is_sso_user']);
 SELECT columns_are('tenancy', 'integrations', ARRAY['tenant_id', 'id', 'name', 'slug', 'description', 'documentation_url',
     'auth_type', 'auth_config', 'status', 'tags', 'metadata', 'created_at', 'updated_at']);
 SELECT columns_are('tenancy', 'actions', ARRAY['tenant_id', 'id', 'integration_id', 'name', 'slug', 'description', 'http_method',

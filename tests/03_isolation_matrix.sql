@@ -202,11 +202,13 @@ SELECT is(pg_temp.probe('authenticated', :acme, :dave,
           format('INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES (%L, %L, ''owner'')', :acme, :frank)),
           'error:42501', 'memberships: a member cannot add members');
 SELECT is(pg_temp.probe('authenticated', :acme, :dave,
-          format('UPDATE tenancy.memberships SET role = ''owner'' WHERE user_id = %L', :dave)), 'rows:0',
+          format('UPDATE tenancy.memberships SET role = ''owner'' WHERE user_id = %L', :dave)), 'error:42501',
           'memberships: a member cannot promote themselves');
 SELECT is(pg_temp.probe('authenticated', :acme, :bob,
           format('INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES (%L, %L, ''member'')', :acme, :frank)),
-          'rows:1', 'memberships: an admin adds a member');
+          'error:42501', 'memberships: not even an admin writes the table (tenancy.add_member is the door)');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, format('SELECT tenancy.add_member(%L)', :frank)),
+          'value:true', 'memberships: an admin adds a member');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT count(*) FROM tenancy.memberships WHERE user_id = tenancy.current_user_id()'),
           'value:2', 'memberships: a user sees their own memberships in every tenant (to choose one)');
 SELECT is(pg_temp.probe('authenticated', :acme, :erin, 'SELECT count(*) FROM tenancy.projects'), 'value:2',

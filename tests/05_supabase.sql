@@ -53,5 +53,19 @@ SELECT is(tenancy.sync_auth_users(), 2::bigint, 'sync_auth_users() copies the ex
 INSERT INTO auth.users (email) VALUES ('later@example.test');
 SELECT is((SELECT count(*) FROM tenancy.users WHERE email = 'later@example.test'), 1::bigint, 'and keeps following');
 
+-- Single sign-on: Supabase lets an SSO account share an address with a password account (its
+-- unique index on email excludes SSO users).  Someone who registers the victim's address first
+-- must not lock the victim out of their company's SSO.
+ALTER TABLE auth.users ADD COLUMN is_sso_user boolean NOT NULL DEFAULT false;
+SELECT is(tenancy.sync_auth_users(), 0::bigint, 'sync_auth_users() again: the trigger now follows is_sso_user');
+INSERT INTO auth.users (id, email) VALUES ('11111111-0000-4000-8000-000000000010', 'victim@corp.test');
+SELECT lives_ok($$INSERT INTO auth.users (id, email, is_sso_user) VALUES ('11111111-0000-4000-8000-000000000011', 'Victim@corp.test', true)$$,
+                'an SSO sign-up with an address a password account already has is mirrored');
+SELECT results_eq($$SELECT id::text, is_sso_user FROM tenancy.users WHERE lower(email) = 'victim@corp.test' ORDER BY id$$,
+                  $$VALUES ('11111111-0000-4000-8000-000000000010', false), ('11111111-0000-4000-8000-000000000011', true)$$,
+                  'both accounts are in tenancy.users, the SSO one marked');
+SELECT throws_ok($$INSERT INTO tenancy.users (email) VALUES ('VICTIM@corp.test')$$, '23505', NULL,
+                 'two password accounts still cannot share an address');
+
 SELECT * FROM finish();
 ROLLBACK;

@@ -45,7 +45,7 @@ SELECT is(
 SELECT ok(has_function_privilege('anon', 'tenancy.pre_request()', 'EXECUTE'), 'anon may call pre_request (PostgREST calls it for every request)');
 SELECT ok(NOT has_function_privilege('anon', 'tenancy.set_tenant(uuid, uuid)', 'EXECUTE'), 'anon may not call set_tenant');
 SELECT ok(NOT has_function_privilege('authenticated', 'tenancy.seed_demo()', 'EXECUTE'), 'authenticated may not seed');
-SELECT ok(NOT has_function_privilege('authenticated', 'tenancy._isolate(regclass, text)', 'EXECUTE'), 'internal functions are not granted');
+SELECT ok(NOT has_function_privilege('authenticated', 'tenancy._isolate(regclass, text[], text[], text[], text[], boolean, boolean)', 'EXECUTE'), 'internal functions are not granted');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT tenancy.seed_demo()'), 'error:42501', 'calling an ungranted function fails');
 
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_settings WHERE name LIKE 'tenancy.keyring%'), 'the keyring settings are not listed by SHOW ALL / pg_settings');

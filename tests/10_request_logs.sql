@@ -139,8 +139,14 @@ SELECT is((SELECT api_key_id FROM tenancy.request_logs WHERE id = (SELECT id FRO
 -- the root says what happened.
 SET LOCAL tenancy.log_summary_max_bytes = 1024;
 SELECT ok(length(tenancy.redact(jsonb_build_object('body', repeat('x', 10 * 1024 * 1024)))::text) < 1200, 'a 10 MB string is cut to the cap');
-SELECT ok((SELECT b ~ '^x+…\[cut\]$' AND length(b) > 900 FROM (SELECT tenancy.redact(jsonb_build_object('body', repeat('x', 5000))) ->> 'body' AS b) s),
-          'and keeps its start');
+SELECT ok((SELECT b ~ '^(lorem ipsum ?)+…\[cut\]$' AND length(b) > 900 FROM (SELECT tenancy.redact(jsonb_build_object('body', repeat('lorem ipsum ', 500))) ->> 'body' AS b) s),
+          'and keeps its start, in whole words');
+-- A word cut in half could be half a secret that no detector recognises any more: the word at
+-- the cut goes entirely (here the whole value is one 5,000-byte word).
+SELECT is(tenancy.redact(jsonb_build_object('body', repeat('x', 5000))) ? 'body', false,
+          'a single word longer than what is left is left out, not cut');
+SELECT is(tenancy.redact(jsonb_build_object('body', repeat('word ', 190) || 'Bearer ' || repeat('s', 100))) ->> 'body',
+          repeat('word ', 190) || 'Bearer…[cut]', 'a credential at the cut is left out whole');
 SELECT matches(tenancy.redact(jsonb_build_object('body', repeat('x', 5000))) ->> '_truncated',
                '^cut at 1024 bytes \(tenancy.log_summary_max_bytes\); the input had [0-9]+ bytes$', 'the root says it was cut');
 SELECT is((SELECT count(*) FROM jsonb_object_keys(tenancy.redact((SELECT jsonb_object_agg('k' || g, g) FROM generate_series(1, 5000) g))))::int < 200,
@@ -179,10 +185,17 @@ SELECT matches(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{
 INSERT INTO tenancy.integrations (tenant_id, id, name, slug, auth_type) VALUES (:acme, 'a1000000-0000-4000-8000-00000000ffff', 'Other', 'other', 'oauth2');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.log_request(%L, %L, ''{}'')', 'a1000000-0000-4000-8000-00000000ffff', :'action_a')),
                '^23503: .*"request_logs_action_fkey"', 'an action of another integration of the same tenant');
-SELECT is(pg_temp.probe('service_role', NULL, NULL,
-          format($$INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_summary) VALUES (%L, %L, %L, '{}')$$,
-                 :acme, 'a1000000-0000-4000-8000-00000000ffff', :'action_a')),
-          'error:23503', 'the schema refuses it for every writer, not only log_request');
+SELECT throws_ok(format($$INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_summary) VALUES (%L, %L, %L, '{}')$$,
+                        :acme, 'a1000000-0000-4000-8000-00000000ffff', :'action_a'),
+                 '23503', NULL, 'the schema refuses it for every writer (here the table owner), not only log_request');
+-- One door: no application role writes request_logs except through log_request (redaction, the
+-- context's tenant and API key, created_at = now()).
+SELECT is(pg_temp.probe(r.role, :acme, :alice,
+          format($$INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_summary, created_at)
+                   VALUES (%L, %L, %L, '{"authorization": "Bearer 0123456789abcdef"}', '2100-01-01')$$,
+                 :acme, :'integration_a', :'action_a')),
+          'error:42501', r.role || ' cannot insert into request_logs directly (no redaction, any date)')
+  FROM unnest(ARRAY['authenticated', 'service_role', 'anon']) r(role);
 SELECT is(pg_temp.probe('authenticated', NULL, NULL, format('SELECT tenancy.log_request(%L, %L, ''{}'')', :'integration_a', :'action_a')),
           'error:42501', 'no context, no log');
 
@@ -237,7 +250,7 @@ SELECT is((SELECT count(*) FROM pg_inherits i
                              AND pg_get_indexdef(x.indexrelid) LIKE '% USING btree (tenant_id, integration_id, created_at DESC)')),
           (31 + 7 + 1)::bigint, 'every partition, moved, made ahead or default, has the key and the per-integration index');
 SELECT is(tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-03-31 12:00:00+00'),
-          '{"created": [], "dropped": [], "moved_from_default": {}, "deleted_from_default": 0}'::jsonb, 'a second run changes nothing');
+          '{"created": [], "dropped": [], "moved_from_default": {}, "deleted_from_default": 0, "skipped": []}'::jsonb, 'a second run changes nothing');
 
 -- Ten days later: exactly the ten oldest partitions go.
 SELECT tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-04-10 12:00:00+00') AS report2 \gset

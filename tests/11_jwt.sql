@@ -99,6 +99,34 @@ SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT set_config(''tenancy
           'error:42501', 'service_role cannot set its own secret');
 SELECT is(pg_temp.probe('authenticated', NULL, NULL, 'RESET tenancy.jwt_secret'), 'error:42501', 'nor reset it to fall back to trusted claims');
 SELECT ok(NOT EXISTS (SELECT FROM pg_settings WHERE name = 'tenancy.jwt_secret'), 'not listed by SHOW ALL / pg_settings');
+-- Audience and issuer (tenancy.jwt_aud, tenancy.jwt_iss; PostgREST's jwt-aud): a token minted by the
+-- same secret for another service, or by another issuer, gets nothing.
+SET LOCAL tenancy.jwt_aud = 'authenticated';
+SET LOCAL tenancy.jwt_iss = 'https://project.supabase.test/auth/v1';
+CREATE FUNCTION pg_temp.scoped(aud jsonb, iss text) RETURNS jsonb LANGUAGE sql AS
+$$ SELECT pg_temp.bearer(pg_temp.jwt(pg_temp.claims('00000000-0000-4000-8000-0000000000a4', 'a0000000-0000-4000-8000-000000000001')
+                                     || jsonb_strip_nulls(jsonb_build_object('aud', aud, 'iss', iss)),
+                                     'pg-tenancy-test-jwt-secret-of-at-least-32-bytes')) $$;
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.scoped('"authenticated"', 'https://project.supabase.test/auth/v1'), :ctx),
+          'value:' || :acme || ',' || :dave || ',member', 'the right audience and issuer');
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.scoped('["other", "authenticated"]', 'https://project.supabase.test/auth/v1'), :ctx),
+          'value:' || :acme || ',' || :dave || ',member', 'the audience among several');
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.scoped('"billing-service"', 'https://project.supabase.test/auth/v1'), :ctx),
+          'error:28000: invalid JWT: the token''s aud is not tenancy.jwt_aud', 'another audience is refused');
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.scoped(NULL, 'https://project.supabase.test/auth/v1'), :ctx),
+          'error:28000: invalid JWT: the token''s aud is not tenancy.jwt_aud', 'no audience is refused');
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.scoped('"authenticated"', 'https://evil.test/auth/v1'), :ctx),
+          'error:28000: invalid JWT: the token''s iss is not tenancy.jwt_iss', 'another issuer is refused');
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.scoped('"authenticated"', NULL), :ctx),
+          'error:28000: invalid JWT: the token''s iss is not tenancy.jwt_iss', 'no issuer is refused');
+SELECT is(pg_temp.probe('authenticated', NULL, NULL, $$SET tenancy.jwt_aud = ''$$), 'error:42501', 'an application role cannot loosen the audience');
+SET LOCAL tenancy.jwt_aud = '';
+SET LOCAL tenancy.jwt_iss = '';
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.scoped('"billing-service"', NULL), :ctx),
+          'value:' || :acme || ',' || :dave || ',member', 'empty settings: aud and iss are not checked');
+SELECT is(pg_temp.request('authenticated', NULL, jsonb_build_object('authorization', 'Bearer ' || repeat('a', 70000)), :ctx),
+          'error:28000: invalid JWT: malformed token: longer than 64 kB', 'a token longer than 64 kB is refused before it is decoded');
+
 SET LOCAL tenancy.jwt_secret = 'short';
 SELECT is(pg_temp.request('authenticated', NULL, pg_temp.bearer(:'dave_token'), :ctx),
           'error:55000: tenancy.jwt_secret must be at least 32 bytes', 'a short secret is refused, never used');

@@ -473,3 +473,42 @@ pub fn tenant_digests(c: &mut Client, tenant: Option<&str>) -> Vec<(String, i64,
         })
         .collect()
 }
+
+/// The columns of every ordinary table of the `tenancy` and `public` schemas, in order.
+pub fn table_columns(c: &mut Client) -> Vec<(String, Vec<String>)> {
+    c.query(
+        "SELECT c.oid::regclass::text, array_agg(quote_ident(a.attname) ORDER BY a.attnum)
+           FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          WHERE c.relnamespace IN ('tenancy'::regnamespace, 'public'::regnamespace) AND c.relkind = 'r'
+          GROUP BY 1 ORDER BY 1",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+/// Like `table_digests`, over the given columns of the given tables only: what an upgrade that
+/// adds columns must leave as it was.
+pub fn column_digests(
+    c: &mut Client,
+    columns: &[(String, Vec<String>)],
+) -> Vec<(String, i64, String)> {
+    columns
+        .iter()
+        .map(|(t, cols)| {
+            let row = c
+                .query_one(
+                    &format!(
+                        "SELECT count(*), coalesce(md5(string_agg(r::text, '|' ORDER BY r::text)), '')
+                           FROM (SELECT ROW({}) AS r FROM {t}) x",
+                        cols.join(", ")
+                    ),
+                    &[],
+                )
+                .unwrap();
+            (t.clone(), row.get(0), row.get(1))
+        })
+        .collect()
+}

@@ -344,7 +344,7 @@ fn migration_role_applies_the_model_to_its_tables() {
             "GRANT CREATE ON SCHEMA public TO pgt_migrator;
              GRANT USAGE ON SCHEMA tenancy TO pgt_migrator;
              GRANT REFERENCES ON tenancy.tenants TO pgt_migrator;
-             GRANT EXECUTE ON FUNCTION tenancy.enable_tenant_isolation(regclass), tenancy._isolate(regclass, text),
+             GRANT EXECUTE ON FUNCTION tenancy.enable_tenant_isolation(regclass), tenancy._isolate(regclass, text[], text[], text[], text[], boolean, boolean),
                                        tenancy.manage_updated_at(regclass, name), tenancy.set_updated_at()
                    TO pgt_migrator;",
         )

@@ -16,7 +16,10 @@ use crate::context;
 use crate::error::{new_uuid, null_argument, raise};
 use crate::gucs;
 use crate::jsonb::{JsonbArg, JsonbDatum};
-use crate::lookup::KeptStatement;
+use crate::lookup::{self, KeptStatement};
+
+/// The roles that may log a request (the tenant's writers, and the service).
+const LOGGERS: &[&str] = &["owner", "admin", "manager", "member", "api_key", "service"];
 use pgrx::prelude::*;
 
 /// The extra sensitive key substrings of `tenancy.redact_keys` (comma-separated), lowercased.
@@ -100,7 +103,16 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
                 val.map_or(std::ptr::null_mut(), |v| v as *mut _),
             )
         };
+        let mut tokens = 0usize;
         loop {
+            // Past the budget nothing more goes in: stop reading, close what is open (below).
+            if cut {
+                break;
+            }
+            tokens += 1;
+            if tokens.is_multiple_of(1024) {
+                pgrx::check_for_interrupts!();
+            }
             let tok = pg_sys::JsonbIteratorNext(&mut it, &mut v, false);
             match tok {
                 WJB_DONE => break,
@@ -147,16 +159,7 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
                         }
                         continue;
                     }
-                    let level = levels.pop();
-                    if levels.is_empty() && cut && level.as_ref().is_some_and(|l| l.is_object) {
-                        let mut k = jbv_string("_truncated");
-                        let mut note = jbv_string(&format!(
-                            "cut at {budget} bytes (tenancy.log_summary_max_bytes); the input had {} bytes",
-                            container.len()
-                        ));
-                        push(&mut state, WJB_KEY, Some(&mut k));
-                        push(&mut state, WJB_VALUE, Some(&mut note));
-                    }
+                    levels.pop();
                     result = push(&mut state, tok, None);
                 }
                 WJB_KEY => {
@@ -183,20 +186,17 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
                             l.name_is_sensitive = true;
                         }
                     }
-                    let mut out = if secret {
-                        jbv_string(redact::MARK)
-                    } else {
-                        redact_scalar(&v, extra)
-                    };
-                    if !admit(
-                        &mut out,
+                    let Some(mut out) = admit(
+                        &v,
+                        secret,
                         k.val.string.len as usize,
                         &mut used,
                         budget,
                         &mut cut,
-                    ) {
+                        extra,
+                    ) else {
                         continue;
-                    }
+                    };
                     push(&mut state, WJB_KEY, Some(&mut k));
                     push(&mut state, WJB_VALUE, Some(&mut out));
                 }
@@ -204,67 +204,97 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
                     if skip_to.is_some() {
                         continue;
                     }
-                    let mut out = redact_scalar(&v, extra);
                     // A scalar document (an array of one "raw scalar") is never cut.
                     let limit = if depth > 1 { budget } else { usize::MAX };
-                    if !admit(&mut out, 0, &mut used, limit, &mut cut) {
+                    let Some(mut out) = admit(&v, false, 0, &mut used, limit, &mut cut, extra)
+                    else {
                         continue;
-                    }
+                    };
                     push(&mut state, WJB_ELEM, Some(&mut out));
                 }
                 _ => {}
             }
         }
+        // Cut: close every container still open, innermost first; the root object says so.
+        while let Some(level) = levels.pop() {
+            if levels.is_empty() && level.is_object {
+                let mut k = jbv_string("_truncated");
+                let mut note = jbv_string(&format!(
+                    "cut at {budget} bytes (tenancy.log_summary_max_bytes); the input had {} bytes",
+                    container.len()
+                ));
+                push(&mut state, WJB_KEY, Some(&mut k));
+                push(&mut state, WJB_VALUE, Some(&mut note));
+            }
+            let end = if level.is_object {
+                WJB_END_OBJECT
+            } else {
+                WJB_END_ARRAY
+            };
+            result = push(&mut state, end, None);
+        }
         JsonbDatum::from_value(result)
     }
 }
 
-/// May `out`, after `key_len` bytes of key, still go in?  Counts it against the budget.  The first
-/// value that does not fit ends the document (`cut`); if it is a long string, its start goes in.
+/// What goes in for a scalar after `key_len` bytes of key: the marker if `secret`, else the
+/// scalar with the secrets inside its string replaced; counted against the budget (`limit`).
+/// The first value that does not fit ends the document (`cut`); if it is a long string, its start
+/// goes in: cut first, at a word boundary, and only then redacted, so the work done is bounded by
+/// the budget, not by the input.  `None` if nothing of it goes in.
+#[allow(clippy::too_many_arguments)]
 unsafe fn admit(
-    out: &mut pg_sys::JsonbValue,
+    v: &pg_sys::JsonbValue,
+    secret: bool,
     key_len: usize,
     used: &mut usize,
-    budget: usize,
+    limit: usize,
     cut: &mut bool,
-) -> bool {
+    extra: &[String],
+) -> Option<pg_sys::JsonbValue> {
+    const CUT: &str = "…[cut]";
     if *cut {
-        return false;
+        return None;
     }
-    unsafe {
-        if used.saturating_add(key_len + cost(out)) > budget {
-            *cut = true;
-            match prefix(out, budget.saturating_sub(*used + key_len)) {
-                Some(p) => *out = p,
-                None => return false,
+    let room = limit.saturating_sub(used.saturating_add(key_len));
+    let mut tick = || {
+        pgrx::check_for_interrupts!();
+    };
+    let out = unsafe {
+        match (secret, jbv_str(v)) {
+            (true, _) => jbv_string(redact::MARK),
+            (false, Some(s)) if s.len() + 2 > room => {
+                *cut = true;
+                let keep = room.checked_sub(CUT.len() + 2).filter(|k| *k >= 32)?;
+                let head = redact::whole_word_prefix(s, keep);
+                if head.is_empty() {
+                    return None;
+                }
+                let mut kept = redact::redact_string(head, extra, &mut tick)
+                    .unwrap_or_else(|| head.to_string());
+                // A marker may have made it longer than `keep` again.
+                let mut end = kept.len().min(keep);
+                while !kept.is_char_boundary(end) {
+                    end -= 1;
+                }
+                kept.truncate(end);
+                kept.push_str(CUT);
+                jbv_string(&kept)
             }
+            (false, Some(s)) => match redact::redact_string(s, extra, &mut tick) {
+                Some(redacted) => jbv_string(&redacted),
+                None => *v,
+            },
+            (false, None) => *v,
         }
-        *used += key_len + cost(out);
+    };
+    let need = unsafe { cost(&out) };
+    if need > room {
+        *cut = true;
+        return None;
     }
-    true
-}
-
-/// The start of a long string that fits in `room` bytes, marked as cut; `None` if it is not a
-/// string or too little room is left to be useful.
-unsafe fn prefix(v: &pg_sys::JsonbValue, room: usize) -> Option<pg_sys::JsonbValue> {
-    const MARK: &str = "…[cut]";
-    let s = unsafe { jbv_str(v) }?;
-    let keep = room.checked_sub(MARK.len() + 2).filter(|k| *k >= 32)?;
-    let mut end = keep.min(s.len());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(jbv_string(&format!("{}{MARK}", &s[..end])))
-}
-
-/// A scalar with the secrets inside its string (if any) replaced.
-unsafe fn redact_scalar(v: &pg_sys::JsonbValue, extra: &[String]) -> pg_sys::JsonbValue {
-    unsafe {
-        match jbv_str(v).and_then(|s| redact::redact_string(s, extra)) {
-            Some(redacted) => jbv_string(&redacted),
-            None => *v,
-        }
-    }
+    *used += key_len + need;
+    Some(out)
 }
 
 const INSERT_SQL: &str = "INSERT INTO tenancy.request_logs
@@ -334,15 +364,13 @@ pub fn log_request(
     if latency_ms < 0 || retry_count < 0 {
         invalid("latency_ms and retry_count must not be negative");
     }
-    let Some(tenant) = context::current_tenant_id() else {
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "no tenant in this transaction's context",
-            Some(
-                "Call tenancy.set_tenant(), tenancy.pre_request() or tenancy.authenticate() first.",
-            ),
-        )
-    };
+    // Tenant, role and API key from one read of the context.  The row is written with the
+    // extension's privileges (no application role may insert into request_logs: this function
+    // is the one door), so the checks RLS made are made here: a writer of the tenant.
+    let ctx = context::current();
+    let tenant = context::tenant_of_roles(&ctx, LOGGERS, || {
+        "permission denied to log requests: only a tenant's writers (owner, admin, manager, member, an API key) or service_role may".to_string()
+    });
     let extra = extra_keys();
     let budget = gucs::LOG_SUMMARY_MAX_BYTES.get().max(256) as usize;
     let request = redact_jsonb(&request, &extra, budget);
@@ -354,7 +382,7 @@ pub fn log_request(
         id.into(),
         integration_id.into(),
         action_id.into(),
-        context::current_api_key_id().into(),
+        ctx.api_key.into(),
         request.into(),
         response.into(),
         status_code.into(),
@@ -362,7 +390,7 @@ pub fn log_request(
         retry_count.into(),
         error.into(),
     ];
-    INSERT.with(|insert| insert.execute(&args, "logging the request"));
+    lookup::as_superuser(|| INSERT.with(|insert| insert.execute(&args, "logging the request")));
     id
 }
 
@@ -372,4 +400,20 @@ pub fn log_request(
 pub fn redact(value: JsonbArg) -> JsonbDatum {
     let budget = gucs::LOG_SUMMARY_MAX_BYTES.get().max(256) as usize;
     redact_jsonb(&value, &extra_keys(), budget)
+}
+
+/// Lock class of the request-log maintenance lock (`objsubid = 29811` in `pg_locks`).
+const MAINTENANCE_LOCK_CLASS: u16 = 0x7473;
+
+/// One `tenancy.maintain_request_logs()` at a time: a transaction lock of the extension's own
+/// class, which SQL's `pg_advisory_lock()` cannot take (so no role can hold maintenance up by
+/// taking it first).  Internal: no role is granted it.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _lock_request_log_maintenance() {
+    lookup::advisory_xact_lock(
+        MAINTENANCE_LOCK_CLASS,
+        &pgrx::Uuid::from_bytes([0; 16]),
+        true,
+        true,
+    );
 }

@@ -63,8 +63,65 @@ fn is_b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-/// `s` with every secret found in it replaced by [`MARK`], or `None` if there was none.
-pub fn redact_string(s: &str, extra: &[String]) -> Option<String> {
+/// How often (in input bytes) the scanners call their `tick` (CHECK_FOR_INTERRUPTS in the server).
+pub const TICK_BYTES: usize = 64 * 1024;
+
+/// The JSON Web Tokens of `b` as byte ranges, in order: `eyJ…` (at the start of a word) followed by
+/// exactly two more dot-separated base64url segments, 20 bytes at least.  One pass: the string is
+/// cut into maximal runs of base64url characters and dots, each run into its segments, and every
+/// segment is looked at once, with the two that follow it (a window of three).
+fn jwt_spans(b: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    // The last (up to) three segments of the current run: (start, end).
+    let mut window: [(usize, usize); 3] = [(0, 0); 3];
+    let mut filled = 0;
+    let mut seg_start: Option<usize> = None;
+    for i in 0..=b.len() {
+        let in_run = i < b.len() && (is_b64url(b[i]) || b[i] == b'.');
+        if in_run && seg_start.is_none() {
+            seg_start = Some(i);
+        }
+        if in_run && b[i] != b'.' {
+            continue;
+        }
+        // A segment ends here (at a dot, or at the end of the run).
+        if let Some(start) = seg_start {
+            if filled == 3 {
+                window = [window[1], window[2], (start, i)];
+            } else {
+                window[filled] = (start, i);
+                filled += 1;
+            }
+            if filled == 3 {
+                let (s0, e0) = window[0];
+                // The first "eyJ" of the segment that starts a word.
+                let at = (s0..e0.saturating_sub(2)).find(|&p| {
+                    b[p..].starts_with(b"eyJ") && (p == 0 || !b[p - 1].is_ascii_alphanumeric())
+                });
+                match at {
+                    Some(p) if window[2].1 - p >= 20 => {
+                        spans.push((p, window[2].1));
+                        filled = 0;
+                    }
+                    _ => {
+                        window = [window[1], window[2], (0, 0)];
+                        filled = 2;
+                    }
+                }
+            }
+        }
+        seg_start = if in_run { Some(i + 1) } else { None };
+        if !in_run {
+            filled = 0;
+        }
+    }
+    spans
+}
+
+/// `s` with every secret found in it replaced by [`MARK`], or `None` if there was none.  Linear
+/// in the length of `s`: every detector looks at each byte a bounded number of times (measured by
+/// pgrx-tests/tests/bounded.rs on adversarial inputs; 0.2.0 was quadratic on `repeat('-eyJ', n)`).  `tick` is called every [`TICK_BYTES`] bytes.
+pub fn redact_string(s: &str, extra: &[String], tick: &mut dyn FnMut()) -> Option<String> {
     let b = s.as_bytes();
     // Cheap pre-check: most strings hold none of the markers.
     let lower_has = |needle: &[u8]| {
@@ -77,14 +134,23 @@ pub fn redact_string(s: &str, extra: &[String]) -> Option<String> {
     if !maybe {
         return None;
     }
+    let jwts = jwt_spans(b);
+    let mut next_jwt = 0;
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
     let mut changed = false;
-    // Start of the previous token: a scheme must start a word.
+    let mut next_tick = TICK_BYTES;
     while i < b.len() {
+        if i >= next_tick {
+            tick();
+            next_tick = i + TICK_BYTES;
+        }
+        while next_jwt < jwts.len() && jwts[next_jwt].0 < i {
+            next_jwt += 1;
+        }
         let at_word_start = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-        // Authorization schemes: "<scheme> <credentials>".
         if at_word_start {
+            // Authorization schemes: "<scheme> <credentials>".
             if let Some(sch) = SCHEMES.iter().find(|sch| {
                 let n = sch.len();
                 b.len() > i + n + 1
@@ -121,38 +187,27 @@ pub fn redact_string(s: &str, extra: &[String]) -> Option<String> {
                 changed = true;
                 continue;
             }
-            // JSON Web Tokens: eyJ<b64url>.<b64url>.<b64url>
-            if b[i..].starts_with(b"eyJ") {
-                let mut j = i;
-                let mut dots = 0;
-                while j < b.len() && (is_b64url(b[j]) || (b[j] == b'.' && dots < 2)) {
-                    if b[j] == b'.' {
-                        dots += 1;
-                    }
-                    j += 1;
-                }
-                if dots == 2 && j - i >= 20 {
-                    out.push_str(MARK);
-                    i = j;
-                    changed = true;
-                    continue;
-                }
-            }
         }
-        // Query parameters: [?&;]name=value
+        // JSON Web Tokens (found beforehand, see jwt_spans).
+        if next_jwt < jwts.len() && jwts[next_jwt].0 == i {
+            out.push_str(MARK);
+            i = jwts[next_jwt].1;
+            changed = true;
+            continue;
+        }
+        // Query parameters: [?&;]name=value, the value read only when the name is a secret's.
         if (b[i] == b'?' || b[i] == b'&' || b[i] == b';') && i + 1 < b.len() {
             let start = i + 1;
             let mut j = start;
             while j < b.len() && (b[j].is_ascii_alphanumeric() || b"_-.[]".contains(&b[j])) {
                 j += 1;
             }
-            if j > start && j < b.len() && b[j] == b'=' {
-                let name = &s[start..j];
+            if j > start && j + 1 < b.len() && b[j] == b'=' && sensitive_key(&s[start..j], extra) {
                 let mut k = j + 1;
                 while k < b.len() && !b"&#; \t\r\n\"'<>".contains(&b[k]) {
                     k += 1;
                 }
-                if k > j + 1 && sensitive_key(name, extra) {
+                if k > j + 1 {
                     out.push_str(&s[i..=j]);
                     out.push_str(MARK);
                     i = k;
@@ -167,6 +222,29 @@ pub fn redact_string(s: &str, extra: &[String]) -> Option<String> {
         i += ch_len;
     }
     changed.then_some(out)
+}
+
+/// The longest start of `s` that fits in `room` bytes and ends between words (before whitespace
+/// or punctuation that cannot be part of a credential), so that no secret is cut in half and half
+/// of it kept: a token cut short could escape the detectors above.  Empty if there is none.
+pub fn whole_word_prefix(s: &str, room: usize) -> &str {
+    if s.len() <= room {
+        return s;
+    }
+    let b = s.as_bytes();
+    // b[end] is the first byte left out; the prefix is kept only if b[end] does not continue a
+    // word of b[..end].
+    let mut end = room;
+    while end > 0 && !separates(b[end]) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A byte that ends any word the detectors look for: ASCII whitespace, punctuation that no token
+/// format here uses, or the first byte of a non-ASCII character (every token class is ASCII).
+fn separates(c: u8) -> bool {
+    c.is_ascii_whitespace() || b",;\"'<>()[]{}|!`".contains(&c) || c >= 0xC0
 }
 
 #[cfg(test)]
@@ -209,6 +287,57 @@ mod unit_tests {
         }
     }
 
+    /// The definition, written the obvious (quadratic) way: from every word start with "eyJ",
+    /// the longest run of base64url with at most two dots, if it has two and 20 bytes.
+    fn naive_jwts(b: &[u8]) -> Vec<(usize, usize)> {
+        let mut spans = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i..].starts_with(b"eyJ") && (i == 0 || !b[i - 1].is_ascii_alphanumeric()) {
+                let (mut j, mut dots) = (i, 0);
+                while j < b.len() && (is_b64url(b[j]) || (b[j] == b'.' && dots < 2)) {
+                    dots += usize::from(b[j] == b'.');
+                    j += 1;
+                }
+                if dots == 2 && j - i >= 20 {
+                    spans.push((i, j));
+                    i = j;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        spans
+    }
+
+    #[test]
+    fn jwt_spans_match_the_definition() {
+        // A fixed pseudo-random walk over the characters that matter.
+        let alphabet = b"eyJa.-_ xQ";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for len in [0, 1, 5, 20, 40, 80, 200] {
+            for _ in 0..2000 {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        alphabet[(state % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                assert_eq!(
+                    jwt_spans(&s),
+                    naive_jwts(&s),
+                    "{}",
+                    String::from_utf8_lossy(&s)
+                );
+            }
+        }
+        let jwt = b"x eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl.eyJ";
+        assert_eq!(jwt_spans(jwt), naive_jwts(jwt));
+        assert_eq!(jwt_spans(jwt).len(), 1);
+    }
+
     #[test]
     fn strings() {
         let none: Vec<String> = vec![];
@@ -246,7 +375,11 @@ mod unit_tests {
             ("", None),
         ];
         for (input, want) in cases {
-            assert_eq!(redact_string(input, &none).as_deref(), want, "{input}");
+            assert_eq!(
+                redact_string(input, &none, &mut || ()).as_deref(),
+                want,
+                "{input}"
+            );
         }
     }
 }

@@ -1,9 +1,10 @@
 //! `tenancy.store_credential` and `tenancy.read_credential`: integration credentials encrypted by
 //! the database.
 //!
-//! The row is written **as the caller**, through SPI: RLS decides who may (owner/admin of the
-//! current tenant, or service_role), and the composite foreign key decides that the integration
-//! belongs to the tenant.  It is read by primary key `(tenant_id, id)` with the context's tenant,
+//! The row is written through SPI with the extension's privileges, after the role check RLS would
+//! make (owner/admin of the current tenant, or service_role): no application role has INSERT or
+//! UPDATE on the table, so these functions are the only way a ciphertext gets in.  The composite
+//! foreign key decides that the integration belongs to the tenant.  It is read by primary key `(tenant_id, id)` with the context's tenant,
 //! after the same role check, without SPI: the rows RLS would give, at a fraction of the cost.  Only the data key comes from a table no application role
 //! can read (see [`super::envelope`]).  Every ciphertext's associated data is its tenant, its row
 //! id and its column, so a ciphertext moved anywhere else fails to decrypt.
@@ -43,6 +44,27 @@ thread_local! {
             ],
         )
     };
+}
+
+/// The largest secret a credential holds: `data` (as jsonb) and the refresh token, each.  Service
+/// account keys and certificate chains are a few kB; a larger value is refused (54000) before it
+/// is encrypted, so no call does unbounded work (AES-GCM runs without interrupt checks).
+pub const MAX_SECRET_BYTES: usize = 1024 * 1024;
+
+fn check_size(data: Option<&JsonbArg>, refresh_token: Option<&str>) {
+    let too_big = |what: &str| -> ! {
+        raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("{what} is larger than 1 MB, the most a credential holds"),
+            None,
+        )
+    };
+    if data.is_some_and(|d| d.container().len() > MAX_SECRET_BYTES) {
+        too_big("data");
+    }
+    if refresh_token.is_some_and(|t| t.len() > MAX_SECRET_BYTES) {
+        too_big("refresh_token");
+    }
 }
 
 fn credential_tenant() -> pgrx::Uuid {
@@ -103,6 +125,7 @@ pub fn store_credential(
             None,
         );
     }
+    check_size(Some(&data), refresh_token);
     let tenant = credential_tenant();
     let id = new_uuid();
     envelope::lock_tenant_keys(&tenant, false);
@@ -119,7 +142,10 @@ pub fn store_credential(
         expires_at.into(),
         scopes.into(),
     ];
-    INSERT.with(|insert| insert.execute(&args, "storing the credential"));
+    // With the extension's privileges: no application role may write ciphertexts (the vault's
+    // functions are the one door); credential_tenant() made the check RLS made before, and the
+    // composite foreign key still decides that the integration is the tenant's.
+    lookup::as_superuser(|| INSERT.with(|insert| insert.execute(&args, "storing the credential")));
     id
 }
 
@@ -254,6 +280,7 @@ pub fn update_credential(
             None,
         );
     }
+    check_size(data.as_ref(), refresh_token);
     let tenant = credential_tenant();
     // The tenant's current data key, fetched only if a secret is replaced.
     let key = OnceCell::new();
@@ -265,7 +292,8 @@ pub fn update_credential(
     };
     let encrypted_data = data.map(|d| seal(key(), &tenant, &id, DATA, d.container()));
     let encrypted_refresh = refresh_token.map(|t| seal(key(), &tenant, &id, REFRESH, t.as_bytes()));
-    let updated = Spi::connect_mut(|client| {
+    // With the extension's privileges, after credential_tenant()'s check (see store_credential).
+    let updated = lookup::as_superuser(|| Spi::connect_mut(|client| {
         client
             .update(
                 "UPDATE tenancy.integration_credentials SET
@@ -289,7 +317,7 @@ pub fn update_credential(
                 ],
             )
             .map(|t| t.len())
-    })
+    }))
     .unwrap_or_else(|e| spi_failed("updating the credential", e));
     if updated == 0 {
         raise(

@@ -1,0 +1,298 @@
+//! Bounded work: every function that processes caller input does work linear in its size (and
+//! none at all past a documented cap), and cancels when asked.
+//!
+//! `time_grows_linearly_with_every_input`: each input is doubled four times; the median time of
+//! each size is compared with the previous one.  Linear work doubles (ratio ~2; ~1 for what is
+//! capped or constant), quadratic work quadruples.  The test asserts ratios, never durations:
+//! every doubling at most 3.5× (one step may cross a cache size), and the four together at most 2.2⁴ ≈ 23× (2.2× a doubling on
+//! average).  On 0.2.0, `tenancy.redact` of `repeat('-eyJ', n)` grew 4× a doubling (10k: 1.8 s,
+//! 20k: 6.8 s, 40k: 27 s).
+//!
+//! `statement_timeout_is_honoured`: the largest redaction allowed (16 MB) under a statement_timeout
+//! shorter than the work stops within a second of the timeout.
+use hmac::{Hmac, Mac};
+use pg_tenancy_client_tests::{login_role, sqlstate, TestDb};
+use postgres::types::ToSql;
+use postgres::Client;
+use std::time::{Duration, Instant};
+
+const ACME: &str = "a0000000-0000-4000-8000-000000000001";
+const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
+const SECRET: &str = "the-bounded-test-jwt-secret-of-32-bytes-or-more";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// The median time (ms) of `runs` executions of `sql` with `param` (after one warm-up), which
+/// must succeed unless `may_fail` (then each runs in autocommit).
+fn time(c: &mut Client, sql: &str, param: &(dyn ToSql + Sync), runs: usize, may_fail: bool) -> f64 {
+    let stmt = c.prepare(sql).unwrap();
+    let mut run = || {
+        let r = c.execute(&stmt, &[param]);
+        assert!(may_fail || r.is_ok(), "{sql}: {r:?}");
+    };
+    run();
+    median(
+        (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                run();
+                start.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect(),
+    )
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn jwt(claims: &str) -> String {
+    let body = format!(
+        "{}.{}",
+        b64url(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64url(claims.as_bytes())
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    format!("{body}.{}", b64url(&mac.finalize().into_bytes()))
+}
+
+/// Claims of alice in acme, padded with `n` bytes of other claims (many short keys).
+fn padded_claims(n: usize) -> String {
+    let mut pad = String::with_capacity(n + 64);
+    let mut i = 0;
+    while pad.len() < n {
+        pad.push_str(&format!(r#""c{i}":"v{i}","#));
+        i += 1;
+    }
+    format!(r#"{{{pad}"sub":"{ALICE}","tenant_id":"{ACME}","exp":4102444800}}"#)
+}
+
+struct Case {
+    name: &'static str,
+    /// Runs as this login (a member of authenticated) or the superuser ("postgres").
+    user: &'static str,
+    /// Set up the session.
+    setup: String,
+    sql: &'static str,
+    /// The input of size `n`.
+    input: Box<dyn Fn(usize) -> String>,
+    /// The smallest size; then doubled four times.
+    base: usize,
+    /// The call is refused (the input is not valid), in autocommit.
+    may_fail: bool,
+}
+
+#[test]
+fn time_grows_linearly_with_every_input() {
+    let db = TestDb::new("pgt_bounded");
+    login_role("pgt_bounded_member", "", &["authenticated"]);
+    let mut admin = db.connect("postgres");
+    admin
+        .batch_execute(&format!(
+            "SELECT tenancy.maintain_request_logs();
+             ALTER DATABASE {} SET tenancy.log_summary_max_bytes = '16MB';",
+            db.name
+        ))
+        .unwrap();
+    let enter = format!(
+        "BEGIN; SELECT set_config('request.jwt.claims', '{{\"sub\": \"{ALICE}\", \"tenant_id\": \"{ACME}\"}}', true); SELECT tenancy.pre_request();"
+    );
+    let adversarial: [(&'static str, &'static str); 6] = [
+        ("redact: -eyJ (0.2.0 was quadratic)", "-eyJ"),
+        ("redact: eyJ segments", "eyJa."),
+        ("redact: query names", "?a=&b=;c"),
+        ("redact: query secrets", "?token=x?"),
+        ("redact: schemes", "Bearer Basic token "),
+        ("redact: API-key prefixes", "tk_live_0123456789ABCDEFGHI "),
+    ];
+    let mut cases: Vec<Case> = adversarial
+        .iter()
+        .map(|(name, unit)| {
+            let unit = unit.to_string();
+            Case {
+                name,
+                user: "postgres",
+                setup: String::new(),
+                sql: "SELECT length(tenancy.redact(jsonb_build_object('s', $1::text))::text)",
+                input: Box::new(move |n| unit.repeat(n / unit.len())),
+                base: 128 * 1024,
+                may_fail: false,
+            }
+        })
+        .collect();
+    cases.push(Case {
+        name: "redact: many secret keys",
+        user: "postgres",
+        setup: String::new(),
+        sql: "SELECT length(tenancy.redact($1::text::jsonb)::text)",
+        input: Box::new(|n| {
+            let mut s = String::from("{");
+            let mut i = 0;
+            while s.len() < n {
+                s.push_str(&format!(r#""x-api-key-{i}": "Bearer eyJ.a.b", "#));
+                i += 1;
+            }
+            s.push_str(r#""end": 1}"#);
+            s
+        }),
+        base: 64 * 1024,
+        may_fail: false,
+    });
+    cases.push(Case {
+        name: "log_request",
+        user: "pgt_bounded_member",
+        setup: enter.clone(),
+        sql: "SELECT tenancy.log_request('a1000000-0000-4000-8000-000000000101', 'a1000001-0000-4000-8000-000000000201', jsonb_build_object('body', $1::text))",
+        input: Box::new(|n| "-eyJ?token=x ".repeat(n / 13)),
+        base: 128 * 1024,
+        may_fail: false,
+    });
+    cases.push(Case {
+        name: "pre_request: claims (capped at 256 kB)",
+        user: "pgt_bounded_member",
+        setup: "BEGIN".into(),
+        sql: "SELECT set_config('request.jwt.claims', $1, true), tenancy.pre_request()",
+        input: Box::new(padded_claims),
+        base: 12 * 1024,
+        may_fail: false,
+    });
+    cases.push(Case {
+        name: "pre_request: headers (capped at 256 kB)",
+        user: "pgt_bounded_member",
+        setup: format!(
+            "BEGIN; SELECT set_config('request.jwt.claims', '{{\"sub\": \"{ALICE}\"}}', true)"
+        ),
+        sql: "SELECT set_config('request.headers', $1, true), tenancy.pre_request()",
+        input: Box::new(|n| {
+            let mut h = String::from("{");
+            let mut i = 0;
+            while h.len() < n {
+                h.push_str(&format!(r#""x-h{i}": "v","#));
+                i += 1;
+            }
+            format!(r#"{h}"x-tenant-id": "{ACME}"}}"#)
+        }),
+        base: 12 * 1024,
+        may_fail: false,
+    });
+    cases.push(Case {
+        name: "pre_request: verified token (capped at 64 kB)",
+        user: "pgt_bounded_jwt",
+        setup: "BEGIN; SET LOCAL ROLE authenticated".into(),
+        sql: "SELECT set_config('request.headers', $1, true), tenancy.pre_request()",
+        input: Box::new(|n| {
+            format!(
+                r#"{{"authorization": "Bearer {}"}}"#,
+                jwt(&padded_claims(n * 3 / 4))
+            )
+        }),
+        base: 3 * 1024,
+        may_fail: false,
+    });
+    cases.push(Case {
+        name: "verify_api_key (a key is 101 bytes)",
+        user: "pgt_bounded_member",
+        setup: String::new(),
+        sql: "SELECT tenancy.verify_api_key($1)",
+        input: Box::new(|n| "tk_live_".to_string() + &"0".repeat(n)),
+        base: 16 * 1024,
+        may_fail: true,
+    });
+    cases.push(Case {
+        name: "store_credential (capped at 1 MB)",
+        user: "pgt_bounded_member",
+        setup: enter.clone(),
+        sql: "SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'bearer', jsonb_build_object('token', $1::text))",
+        input: Box::new(|n| "s".repeat(n)),
+        base: 60 * 1024,
+        may_fail: false,
+    });
+    cases.push(Case {
+        name: "has_scope",
+        user: "pgt_bounded_member",
+        setup: String::new(),
+        sql: "SELECT tenancy.has_scope($1)",
+        input: Box::new(|n| "x".repeat(n)),
+        base: 16 * 1024,
+        may_fail: false,
+    });
+    // Verified mode for one login: its pre_request reads the request's own token.
+    login_role("pgt_bounded_jwt", "", &["authenticated"]);
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE pgt_bounded_jwt IN DATABASE {} SET tenancy.jwt_secret = '{SECRET}'",
+            db.name
+        ))
+        .unwrap();
+    let mut report = Vec::new();
+    for case in &cases {
+        let mut c = db.connect(case.user);
+        if !case.setup.is_empty() {
+            c.batch_execute(&case.setup).unwrap();
+        }
+        let times: Vec<f64> = (0..5)
+            .map(|k| {
+                let input = (case.input)(case.base << k);
+                time(&mut c, case.sql, &input, 5, case.may_fail)
+            })
+            .collect();
+        let ratios: Vec<f64> = times.windows(2).map(|w| w[1] / w[0].max(0.05)).collect();
+        let overall = times[4] / times[0].max(0.05);
+        report.push(format!(
+            "{:<45} {:>9.2} ms at {:>7} B, ×{:?} per doubling, ×{overall:.1} overall",
+            case.name,
+            times[0],
+            case.base,
+            ratios
+                .iter()
+                .map(|r| (r * 100.0).round() / 100.0)
+                .collect::<Vec<_>>()
+        ));
+        assert!(
+            ratios.iter().all(|r| *r <= 3.5) && overall <= 2.2f64.powi(4),
+            "{}: not linear: {times:?} ms for {} B doubled four times",
+            case.name,
+            case.base
+        );
+        let _ = c.batch_execute("ROLLBACK");
+    }
+    for line in report {
+        println!("{line}");
+    }
+}
+
+#[test]
+fn statement_timeout_is_honoured() {
+    let db = TestDb::new("pgt_bounded_timeout");
+    let mut c = db.connect("postgres");
+    c.batch_execute("SET tenancy.log_summary_max_bytes = '16MB'")
+        .unwrap();
+    let sql =
+        "SELECT length(tenancy.redact(jsonb_build_object('s', $1::text, 't', $1::text))::text)";
+    let input = "-eyJ?token=x Bearer ".repeat(8 * 1024 * 1024 / 20);
+    let start = Instant::now();
+    c.execute(sql, &[&input]).unwrap();
+    let full = start.elapsed();
+    let timeout = (full / 4).max(Duration::from_millis(10));
+    c.batch_execute(&format!(
+        "SET statement_timeout = '{}ms'",
+        timeout.as_millis()
+    ))
+    .unwrap();
+    let start = Instant::now();
+    let code = sqlstate(c.execute(sql, &[&input]));
+    let took = start.elapsed();
+    println!(
+        "16 MB redacted in {full:?}; under statement_timeout {timeout:?}: {code} after {took:?}"
+    );
+    assert_eq!(code, "57014", "the statement was not cancelled");
+    assert!(
+        took < timeout + Duration::from_secs(1),
+        "cancelled only after {took:?}"
+    );
+}

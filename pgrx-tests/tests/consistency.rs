@@ -1,0 +1,400 @@
+//! One context per statement, attacked.
+//!
+//! Alice owns acme and is a plain member of globex.  Globex's API keys and credentials are for
+//! its owner and admin only.  Each attack opens a statement that reads the context while she is
+//! in globex, in a way that makes the executor read the tenant first (an index condition that
+//! matches nothing on the first row) and the role later (a filter, read at the first row that
+//! passes the index), and changes the context in between to acme, where she is owner: through a
+//! cursor left open, a cursor `WITH HOLD`, `ROLLBACK TO SAVEPOINT`, a `LATERAL` call of a setter,
+//! a SQL function that calls it, and a plpgsql loop.  On 0.2.0 every one of them returned
+//! globex's owner-only rows.  Now the change is refused (55000) while the statement is open, or the
+//! statement refuses to go on under another context (55000), and nothing of globex's comes back.
+//!
+//! `legitimate_switches_still_work`: what applications do (PostgREST's sequence, a plpgsql
+//! function that checks the context and switches, a cursor opened but not yet read, a closed
+//! cursor, a trigger that reads the context) is not refused.
+use pg_tenancy_client_tests::{connect, login_role, sqlstate, TestDb};
+use postgres::{Client, SimpleQueryMessage};
+
+const ACME: &str = "a0000000-0000-4000-8000-000000000001";
+const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
+const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
+
+/// What must never come back to alice: the names of globex's keys.
+const SECRETS: [&str; 1] = ["globex owner key"];
+
+/// The demo tenants and an API key in each.
+fn setup(name: &str) -> TestDb {
+    let db = TestDb::new(name);
+    let mut admin = db.connect("postgres");
+    admin
+        .batch_execute(&format!(
+            "SELECT tenancy.set_tenant('{ACME}'); SELECT tenancy.create_api_key('acme owner key');
+             SELECT tenancy.set_tenant('{GLOBEX}'); SELECT tenancy.create_api_key('globex owner key');"
+        ))
+        .unwrap();
+    login_role("pgt_alice", "", &["authenticated"]);
+    db
+}
+
+/// A PostgREST-style transaction as alice in `tenant`, with the planner pushed towards the nested
+/// loop and index scans the attacks rely on.
+fn enter(c: &mut Client, tenant: &str) {
+    c.batch_execute("BEGIN").unwrap();
+    c.execute(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+        &[&format!(r#"{{"sub": "{ALICE}", "tenant_id": "{tenant}"}}"#)],
+    )
+    .unwrap();
+    c.batch_execute(
+        "SELECT tenancy.pre_request();
+         SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_material = off;
+         SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;",
+    )
+    .unwrap();
+}
+
+/// Owner-only rows of the tenant in the context, one row per `g` of 1..=n: for g <= `empty` the
+/// index condition matches nothing (the executor reads the tenant but not the role); after that
+/// it matches every key (and reads the role).  `switch` is a SQL expression evaluated for each
+/// `g` before the scan (a setter, for the LATERAL attacks, or NULL).  Each row also reads the
+/// role itself, so that a statement that goes on under another context reads it again.
+fn owner_rows(n: i32, empty: i32, switch: &str) -> String {
+    format!(
+        "SELECT v.g, tenancy.current_role() AS role, s.x::text, k.name FROM generate_series(1, {n}) v(g)
+         CROSS JOIN LATERAL (SELECT {switch} AS x) s
+         LEFT JOIN LATERAL (
+             SELECT name FROM tenancy.api_keys
+              WHERE id >= CASE WHEN v.g <= {empty} THEN 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid
+                               ELSE '00000000-0000-0000-0000-000000000000'::uuid END
+                AND s.x IS DISTINCT FROM 'never'
+              ORDER BY id LIMIT 10) k ON true"
+    )
+}
+
+/// Every text value of the rows.
+fn texts(rows: &[SimpleQueryMessage]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .filter_map(|i| r.get(i).map(str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Run the steps of an attack: each step's SQLSTATE ("ok" or the error), and everything it saw.
+fn attack(c: &mut Client, steps: &[&str]) -> (Vec<String>, Vec<String>) {
+    let mut codes = Vec::new();
+    let mut seen = Vec::new();
+    for step in steps {
+        match c.simple_query(step) {
+            Ok(rows) => {
+                codes.push("ok".to_string());
+                seen.extend(texts(&rows));
+            }
+            Err(e) => {
+                codes.push(sqlstate(Err::<(), _>(e)));
+                break;
+            }
+        }
+    }
+    let _ = c.batch_execute("ROLLBACK");
+    (codes, seen)
+}
+
+fn assert_nothing_leaked(what: &str, seen: &[String]) {
+    for row in seen {
+        for secret in SECRETS {
+            assert!(
+                !row.contains(secret),
+                "{what}: alice, a member of globex, saw globex's owner-only row {row:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_statement_never_mixes_two_contexts() {
+    let db = setup("pgt_consistency");
+    let mut c = connect(&db.name, "pgt_alice");
+    let mut outcomes = Vec::new();
+    let switch_to_acme = format!("SELECT tenancy.set_tenant('{ACME}')");
+
+    // 1. A cursor left open: its first FETCH reads globex (member), the next one would read the
+    //    role after the switch to acme (owner).
+    enter(&mut c, GLOBEX);
+    let cursor = format!("DECLARE c CURSOR FOR {}", owner_rows(2, 1, "NULL"));
+    let (codes, seen) = attack(
+        &mut c,
+        &[
+            &cursor,
+            "FETCH 1 FROM c",
+            &switch_to_acme,
+            "FETCH ALL FROM c",
+        ],
+    );
+    assert_nothing_leaked("open cursor", &seen);
+    assert_eq!(
+        codes[2], "55000",
+        "open cursor: the switch is refused while the cursor is open: {codes:?}"
+    );
+    outcomes.push(("open cursor", codes));
+
+    // 2. The same WITH HOLD.
+    enter(&mut c, GLOBEX);
+    let held = format!(
+        "DECLARE h CURSOR WITH HOLD FOR {}",
+        owner_rows(2, 1, "NULL")
+    );
+    let (codes, seen) = attack(
+        &mut c,
+        &[&held, "FETCH 1 FROM h", &switch_to_acme, "FETCH ALL FROM h"],
+    );
+    assert_nothing_leaked("cursor WITH HOLD", &seen);
+    assert_eq!(codes[2], "55000", "cursor WITH HOLD: {codes:?}");
+    let _ = c.batch_execute("CLOSE ALL");
+    outcomes.push(("cursor WITH HOLD", codes));
+
+    // 3. ROLLBACK TO SAVEPOINT: a cursor declared in acme (owner), first read in globex inside a
+    //    savepoint; the rollback puts the owner's context back under it without any setter.
+    enter(&mut c, ACME);
+    let (codes, seen) = attack(
+        &mut c,
+        &[
+            &cursor,
+            "SAVEPOINT s",
+            &format!("SELECT tenancy.set_tenant('{GLOBEX}')"),
+            "FETCH 1 FROM c",
+            "ROLLBACK TO SAVEPOINT s",
+            "FETCH ALL FROM c",
+        ],
+    );
+    assert_nothing_leaked("ROLLBACK TO SAVEPOINT", &seen);
+    assert_eq!(
+        codes.last().map(String::as_str),
+        Some("55000"),
+        "ROLLBACK TO SAVEPOINT: the cursor refuses to go on under another context: {codes:?}"
+    );
+    outcomes.push(("ROLLBACK TO SAVEPOINT under a cursor", codes));
+
+    // 4. A setter in a LATERAL subquery of the same statement, called at the second row.
+    enter(&mut c, GLOBEX);
+    let lateral = owner_rows(
+        2,
+        1,
+        &format!("CASE WHEN v.g = 2 THEN tenancy.set_tenant('{ACME}') END"),
+    );
+    let (codes, seen) = attack(&mut c, &[&lateral]);
+    assert_nothing_leaked("LATERAL setter", &seen);
+    assert_eq!(codes, ["55000"], "LATERAL setter");
+    outcomes.push(("LATERAL call of set_tenant", codes));
+
+    // 5. The same through a SQL function of the attacker's (not inlined: volatile).
+    enter(&mut c, GLOBEX);
+    let (codes, seen) = attack(
+        &mut c,
+        &[
+            "CREATE FUNCTION pg_temp.switch_to(t uuid, go boolean) RETURNS text LANGUAGE sql VOLATILE
+             AS $$ SELECT CASE WHEN go THEN tenancy.set_tenant(t) END $$",
+            &owner_rows(2, 1, &format!("pg_temp.switch_to('{ACME}', v.g = 2)")),
+        ],
+    );
+    assert_nothing_leaked("SQL function", &seen);
+    assert_eq!(codes, ["ok", "55000"], "SQL function");
+    outcomes.push(("SQL function calling set_tenant", codes));
+
+    // 6. A plpgsql loop: the FOR query's executor read the tenant (it fetches 10 rows ahead); the
+    //    loop switches at the first row and collects what the next rows bring.
+    enter(&mut c, GLOBEX);
+    let (codes, seen) = attack(
+        &mut c,
+        &[
+            "CREATE TEMP TABLE loot (row text)",
+            &format!(
+                "DO $do$ DECLARE r record; BEGIN
+                   FOR r IN {} LOOP
+                     IF r.g = 1 THEN PERFORM tenancy.set_tenant('{ACME}'); END IF;
+                     INSERT INTO loot VALUES (r.name);
+                   END LOOP;
+                 END $do$",
+                owner_rows(30, 20, "NULL")
+            ),
+            "SELECT row FROM loot WHERE row IS NOT NULL",
+        ],
+    );
+    assert_nothing_leaked("plpgsql loop", &seen);
+    assert_eq!(codes[1], "55000", "plpgsql loop: {codes:?}");
+    outcomes.push(("plpgsql FOR loop", codes));
+
+    // 7. authenticate() and pre_request() are setters too.
+    let key: String = {
+        let mut admin = db.connect("postgres");
+        admin
+            .batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
+            .unwrap();
+        let key = admin
+            .query_one("SELECT tenancy.create_api_key('acme scripted', '{*}')", &[])
+            .unwrap()
+            .get(0);
+        admin.batch_execute("COMMIT").unwrap();
+        key
+    };
+    enter(&mut c, GLOBEX);
+    let (codes, seen) = attack(
+        &mut c,
+        &[
+            &cursor,
+            "FETCH 1 FROM c",
+            &format!("SELECT tenancy.authenticate('{key}')"),
+            "FETCH ALL FROM c",
+        ],
+    );
+    assert_nothing_leaked("authenticate under a cursor", &seen);
+    assert_eq!(codes[2], "55000", "authenticate under a cursor: {codes:?}");
+    enter(&mut c, GLOBEX);
+    let (codes, _) = attack(
+        &mut c,
+        &[
+            &cursor,
+            "FETCH 1 FROM c",
+            &format!(
+                r#"SELECT set_config('request.jwt.claims', '{{"sub": "{ALICE}", "tenant_id": "{ACME}"}}', true)"#
+            ),
+            "SELECT tenancy.pre_request()",
+        ],
+    );
+    assert_eq!(codes[3], "55000", "pre_request under a cursor: {codes:?}");
+    enter(&mut c, GLOBEX);
+    let (codes, _) = attack(
+        &mut c,
+        &[&cursor, "FETCH 1 FROM c", "SELECT tenancy.clear_context()"],
+    );
+    assert_eq!(codes[2], "55000", "clear_context under a cursor: {codes:?}");
+
+    for (what, codes) in outcomes {
+        println!("{what}: {codes:?}, nothing of globex's owner-only rows");
+    }
+}
+
+#[test]
+fn legitimate_switches_still_work() {
+    let db = setup("pgt_consistency_ok");
+    let mut c = connect(&db.name, "pgt_alice");
+    let count = |c: &mut Client, sql: &str| -> i64 { c.query_one(sql, &[]).unwrap().get(0) };
+
+    // PostgREST's sequence, then a switch in a statement of its own, then a read.
+    enter(&mut c, GLOBEX);
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM tenancy.api_keys"),
+        0,
+        "a member of globex sees no key"
+    );
+    c.batch_execute(&format!("SELECT tenancy.set_tenant('{ACME}')"))
+        .unwrap();
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM tenancy.api_keys"),
+        1,
+        "the owner of acme sees acme's"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+
+    // A plpgsql function that checks the context and switches, then reads: one statement of the
+    // caller, but each read is a statement of its own inside.
+    enter(&mut c, GLOBEX);
+    c.batch_execute(
+        "CREATE FUNCTION pg_temp.keys_in(t uuid) RETURNS bigint LANGUAGE plpgsql AS $$
+         BEGIN
+             IF tenancy.current_tenant_id() IS DISTINCT FROM t THEN
+                 PERFORM tenancy.set_tenant(t);
+             END IF;
+             RETURN (SELECT count(*) FROM tenancy.api_keys);
+         END $$;",
+    )
+    .unwrap();
+    assert_eq!(
+        count(&mut c, &format!("SELECT pg_temp.keys_in('{ACME}')")),
+        1
+    );
+    assert_eq!(
+        count(&mut c, &format!("SELECT pg_temp.keys_in('{GLOBEX}')")),
+        0
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+
+    // A cursor declared but not read yet, and a closed one, do not hold the context.
+    enter(&mut c, GLOBEX);
+    c.batch_execute("DECLARE c CURSOR FOR SELECT name FROM tenancy.api_keys")
+        .unwrap();
+    c.batch_execute(&format!("SELECT tenancy.set_tenant('{ACME}')"))
+        .unwrap();
+    let rows = c.simple_query("FETCH ALL FROM c").unwrap();
+    assert_eq!(
+        texts(&rows),
+        ["acme owner key"],
+        "the cursor reads the context of its first FETCH"
+    );
+    c.batch_execute(&format!("CLOSE c; SELECT tenancy.set_tenant('{GLOBEX}')"))
+        .unwrap();
+    c.batch_execute("ROLLBACK").unwrap();
+
+    // A trigger that reads the context (a plpgsql simple expression) does not pin it.
+    let mut admin = db.connect("postgres");
+    admin
+        .batch_execute(
+            "CREATE TABLE public.notes (tenant_id uuid NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(),
+                                        body text, PRIMARY KEY (tenant_id, id));
+             SELECT tenancy.enable_tenant_isolation('public.notes');
+             CREATE FUNCTION public.notes_tenant() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN NEW.tenant_id := tenancy.current_tenant_id(); RETURN NEW; END $$;
+             CREATE TRIGGER notes_tenant BEFORE INSERT ON public.notes FOR EACH ROW EXECUTE FUNCTION public.notes_tenant();
+             GRANT USAGE ON SCHEMA public TO authenticated;",
+        )
+        .unwrap();
+    enter(&mut c, GLOBEX);
+    c.batch_execute(&format!(
+        "INSERT INTO public.notes (tenant_id, body) VALUES ('{GLOBEX}', 'g');
+         SELECT tenancy.set_tenant('{ACME}');
+         INSERT INTO public.notes (tenant_id, body) VALUES ('{ACME}', 'a');"
+    ))
+    .unwrap();
+    assert_eq!(count(&mut c, "SELECT count(*) FROM public.notes"), 1);
+    c.batch_execute("COMMIT").unwrap();
+    let per_tenant: i64 = admin
+        .query_one("SELECT count(DISTINCT tenant_id) FROM public.notes", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(per_tenant, 2);
+}
+
+/// A membership revoked by another session counts at once, also for a switch inside a
+/// transaction that already entered the tenant (and cached the answer) before the revocation.
+/// On 0.2.0 the cached answer held until the transaction ended.
+#[test]
+fn a_revoked_membership_counts_inside_an_open_transaction() {
+    let db = setup("pgt_consistency_revoked");
+    let mut c = connect(&db.name, "pgt_alice");
+    let mut admin = db.connect("postgres");
+    enter(&mut c, GLOBEX);
+    c.batch_execute(&format!("SELECT tenancy.set_tenant('{ACME}')"))
+        .unwrap();
+    c.batch_execute(&format!("SELECT tenancy.set_tenant('{GLOBEX}')"))
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "DELETE FROM tenancy.memberships WHERE tenant_id = '{GLOBEX}' AND user_id = '{ALICE}'"
+        ))
+        .unwrap();
+    c.batch_execute(&format!("SELECT tenancy.set_tenant('{ACME}')"))
+        .unwrap();
+    assert_eq!(
+        sqlstate(c.batch_execute(&format!("SELECT tenancy.set_tenant('{GLOBEX}')"))),
+        "42501",
+        "the revoked membership still let alice back into globex"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+}

@@ -1,0 +1,302 @@
+//! No application role blocks another tenant.
+//!
+//! `a_hostile_session_holding_every_lock_it_can_take_blocks_no_other_tenant`: the owner of globex,
+//! with a login of its own, opens a transaction and takes every lock it can: every mode of `LOCK
+//! TABLE` on every relation of the schema, `FOR UPDATE` / `FOR NO KEY UPDATE` / `FOR SHARE` /
+//! `FOR KEY SHARE` on every row it can see, a write of its own in each table it may write, reads
+//! of every table, and the SQL advisory lock maintenance used to take.  Then it sits idle.  Meanwhile
+//! acme's users and keys do what a request does (verify and authenticate an API key, PostgREST's
+//! pre_request on a fresh backend, reads and writes of every kind, credentials, request logs,
+//! members, API keys), each under a 5 s statement_timeout, and the service runs request-log
+//! maintenance.  Nothing waits.  On 0.2.0 `LOCK tenancy.api_keys, tenancy.memberships IN ACCESS
+//! EXCLUSIVE MODE` succeeded and every tenant's authentication waited for the hostile transaction.
+//!
+//! `statements_that_lock_before_checking_are_refused_at_once`: statements PostgreSQL runs by
+//! locking the table first and checking privileges after (a trigger, a rule, a foreign key from a
+//! temporary table, inheritance, a partition, comments, statistics, `DROP TRIGGER/POLICY/RULE IF
+//! EXISTS`) are refused before any lock, so that, queued behind an ordinary writer, they cannot
+//! make every other writer queue behind them.
+use pg_tenancy_client_tests::{connect, login_role, sqlstate, TestDb};
+use postgres::Client;
+use std::time::{Duration, Instant};
+
+const ACME: &str = "a0000000-0000-4000-8000-000000000001";
+const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
+const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
+const FRANK: &str = "00000000-0000-4000-8000-0000000000b1";
+/// A user of no tenant yet, whom acme adds.  (Adding the hostile user itself would wait for the
+/// row lock it holds on its own profile: see docs/security.md, "What remains".)
+const IVAN: &str = "00000000-0000-4000-8000-0000000000c1";
+const SLACK_A: &str = "a1000000-0000-4000-8000-000000000101";
+const ACTION_A: &str = "a1000001-0000-4000-8000-000000000201";
+const MODES: [&str; 8] = [
+    "ACCESS SHARE",
+    "ROW SHARE",
+    "ROW EXCLUSIVE",
+    "SHARE UPDATE EXCLUSIVE",
+    "SHARE",
+    "SHARE ROW EXCLUSIVE",
+    "EXCLUSIVE",
+    "ACCESS EXCLUSIVE",
+];
+
+/// PostgREST's sequence for `user` in `tenant`, inside an open transaction.
+fn enter(c: &mut Client, user: &str, tenant: &str) {
+    c.batch_execute("BEGIN").unwrap();
+    c.execute(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+        &[&format!(r#"{{"sub": "{user}", "tenant_id": "{tenant}"}}"#)],
+    )
+    .unwrap();
+    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+}
+
+/// `sql` in a savepoint of the open transaction: true if it succeeded (and keeps its locks).
+fn try_keep(c: &mut Client, sql: &str) -> bool {
+    c.batch_execute("SAVEPOINT try").unwrap();
+    let ok = c.batch_execute(sql).is_ok();
+    c.batch_execute(if ok {
+        "RELEASE SAVEPOINT try"
+    } else {
+        "ROLLBACK TO SAVEPOINT try"
+    })
+    .unwrap();
+    ok
+}
+
+/// The locks the hostile backend holds, as "relation mode" lines.
+fn held(admin: &mut Client, pid: i32) -> Vec<String> {
+    admin
+        .query(
+            "SELECT coalesce(relation::regclass::text, locktype) || ' ' || mode FROM pg_locks
+              WHERE pid = $1 AND granted AND locktype IN ('relation', 'advisory', 'tuple') ORDER BY 1",
+            &[&pid],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn a_hostile_session_holding_every_lock_it_can_take_blocks_no_other_tenant() {
+    let db = TestDb::new("pgt_locks");
+    let mut admin = db.connect("postgres");
+    login_role("pgt_hostile_owner", "", &["authenticated"]);
+    login_role("pgt_victim", "", &["authenticated"]);
+    admin
+        .batch_execute(&format!(
+            "SELECT tenancy.maintain_request_logs();
+             INSERT INTO tenancy.users (id, email) VALUES ('{IVAN}', 'ivan@acme.test');
+             BEGIN; SELECT tenancy.set_tenant('{ACME}');
+             CREATE TEMP TABLE k AS SELECT tenancy.create_api_key('acme backend') AS key;
+             COMMIT;"
+        ))
+        .unwrap();
+    let key: String = admin.query_one("SELECT key FROM k", &[]).unwrap().get(0);
+
+    // The hostile owner of globex takes everything it can, and keeps it.
+    let mut h = connect(&db.name, "pgt_hostile_owner");
+    let pid: i32 = h.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    enter(&mut h, FRANK, GLOBEX);
+    let relations: Vec<String> = admin
+        .query(
+            "SELECT c.oid::regclass::text FROM pg_class c
+              WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(relations.len() >= 20, "{relations:?}");
+    let mut taken = Vec::new();
+    for rel in &relations {
+        for mode in MODES {
+            if try_keep(&mut h, &format!("LOCK TABLE {rel} IN {mode} MODE NOWAIT")) {
+                taken.push(format!("LOCK {rel} {mode}"));
+            }
+        }
+        for strength in ["UPDATE", "NO KEY UPDATE", "SHARE", "KEY SHARE"] {
+            if try_keep(
+                &mut h,
+                &format!("SELECT 1 FROM {rel} FOR {strength} NOWAIT"),
+            ) {
+                taken.push(format!("FOR {strength} {rel}"));
+            }
+        }
+        try_keep(&mut h, &format!("SELECT 1 FROM {rel} LIMIT 1"));
+    }
+    // Its own writes (row locks, ROW EXCLUSIVE) where it may write.
+    try_keep(
+        &mut h,
+        &format!("INSERT INTO tenancy.clients (tenant_id, name) VALUES ('{GLOBEX}', 'hostile')"),
+    );
+    try_keep(&mut h, "UPDATE tenancy.projects SET name = name");
+    try_keep(&mut h, "UPDATE tenancy.tenants SET name = name");
+    try_keep(
+        &mut h,
+        "SELECT pg_advisory_xact_lock(hashtext('tenancy.maintain_request_logs'))",
+    );
+    let strong: Vec<&String> = taken
+        .iter()
+        .filter(|t| {
+            t.starts_with("LOCK ")
+                && !["ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE"]
+                    .iter()
+                    .any(|m| t.ends_with(&format!(" {m}")))
+        })
+        .collect();
+    println!(
+        "the hostile session holds {} locks: {:?}",
+        held(&mut admin, pid).len(),
+        held(&mut admin, pid)
+    );
+    assert!(
+        strong.is_empty(),
+        "an application role took locks that make other tenants wait: {strong:?}"
+    );
+
+    // Meanwhile, acme.  Every call on a backend of its own with a 5 s statement_timeout.
+    let mut failures = Vec::new();
+    let mut timed_as = |user: &str, what: &str, sql: &str| {
+        let mut v = connect(&db.name, user);
+        v.batch_execute("SET statement_timeout = '5s'").unwrap();
+        let start = Instant::now();
+        let r = v.batch_execute(sql);
+        let took = start.elapsed();
+        if r.is_err() || took > Duration::from_secs(2) {
+            failures.push(format!("{what}: {} after {took:?}", sqlstate(r)));
+        }
+        println!("{what}: {took:.0?}");
+    };
+    let mut timed = |what: &str, sql: &str| timed_as("pgt_victim", what, sql);
+    let claims = format!(r#"{{"sub": "{ALICE}", "tenant_id": "{ACME}"}}"#);
+    let as_alice = format!(
+        "BEGIN; SET LOCAL ROLE authenticated; SELECT set_config('request.jwt.claims', '{claims}', true); SELECT tenancy.pre_request();"
+    );
+    timed(
+        "verify_api_key",
+        &format!("SELECT tenancy.verify_api_key('{key}')"),
+    );
+    timed(
+        "authenticate and read",
+        &format!("BEGIN; SET LOCAL ROLE authenticated; SELECT tenancy.authenticate('{key}'); SELECT count(*) FROM tenancy.projects; COMMIT"),
+    );
+    timed(
+        "pre_request on a fresh backend",
+        &format!("{as_alice} COMMIT"),
+    );
+    for rel in &relations {
+        if rel.contains("request_logs_")
+            || [
+                "tenancy.peppers",
+                "tenancy.api_key_usage",
+                "tenancy.data_keys",
+                "tenancy.root_keys",
+            ]
+            .contains(&rel.as_str())
+        {
+            continue;
+        }
+        timed(
+            &format!("read {rel}"),
+            &format!("{as_alice} SELECT count(*) FROM {rel}; COMMIT"),
+        );
+    }
+    timed(
+        "write ordinary tables",
+        &format!(
+            "{as_alice} INSERT INTO tenancy.clients (tenant_id, name) VALUES ('{ACME}', 'c');
+             UPDATE tenancy.projects SET name = name; DELETE FROM tenancy.clients WHERE name = 'c';
+             UPDATE tenancy.integrations SET description = 'd'; UPDATE tenancy.tenants SET settings = settings;
+             INSERT INTO tenancy.jobs (tenant_id, user_id, job_type) VALUES ('{ACME}', '{ALICE}', 'j'); COMMIT"
+        ),
+    );
+    timed(
+        "credentials",
+        &format!(
+            "{as_alice} SELECT tenancy.read_credential(tenancy.store_credential('{SLACK_A}', 'bearer', '{{\"token\": \"t\"}}')); COMMIT"
+        ),
+    );
+    timed(
+        "request logs",
+        &format!("{as_alice} SELECT tenancy.log_request('{SLACK_A}', '{ACTION_A}', '{{}}'); SELECT * FROM tenancy.request_stats(now() - interval '1 day'); COMMIT"),
+    );
+    timed(
+        "API keys",
+        &format!("{as_alice} SELECT tenancy.revoke_api_key(k.id) FROM tenancy.api_keys k WHERE k.name = 'x'; SELECT tenancy.create_api_key('another'); SELECT count(*) FROM tenancy.list_api_keys(); COMMIT"),
+    );
+    timed(
+        "members",
+        &format!("{as_alice} SELECT tenancy.add_member('{IVAN}', 'client'); SELECT tenancy.remove_member('{IVAN}'); COMMIT"),
+    );
+    // Partition DDL needs strong locks on request_logs, which the hostile session's read holds
+    // off: maintenance waits at most lock_wait per step, skips it, and says so.
+    timed_as(
+        "postgres",
+        "request-log maintenance",
+        "SELECT tenancy.maintain_request_logs(premake => 10, lock_wait => '200 ms')",
+    );
+    let report: String = admin
+        .query_one(
+            "SELECT tenancy.maintain_request_logs(premake => 10, lock_wait => '200 ms')::text",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    println!("maintenance while the hostile session reads request_logs: {report}");
+    assert!(
+        failures.is_empty(),
+        "other tenants waited for the hostile session: {failures:#?}"
+    );
+    h.batch_execute("ROLLBACK").unwrap();
+}
+
+#[test]
+fn statements_that_lock_before_checking_are_refused_at_once() {
+    let db = TestDb::new("pgt_locks_first");
+    login_role("pgt_hostile_member", "", &["authenticated"]);
+    let mut admin = db.connect("postgres");
+    // An ordinary writer of globex holds ROW EXCLUSIVE on tenancy.projects (as every write does).
+    admin
+        .batch_execute(&format!(
+            "BEGIN; SELECT tenancy.set_tenant('{GLOBEX}'); UPDATE tenancy.projects SET name = name WHERE tenant_id = '{GLOBEX}';"
+        ))
+        .unwrap();
+    let statements = [
+        "DROP TRIGGER IF EXISTS nope ON tenancy.projects",
+        "DROP POLICY IF EXISTS nope ON tenancy.projects",
+        "DROP RULE IF EXISTS nope ON tenancy.projects",
+        "CREATE TRIGGER t BEFORE INSERT ON tenancy.projects FOR EACH ROW EXECUTE FUNCTION tenancy.set_updated_at()",
+        "CREATE RULE r AS ON INSERT TO tenancy.projects DO INSTEAD NOTHING",
+        "CREATE TEMP TABLE fk (t uuid, p uuid, FOREIGN KEY (t, p) REFERENCES tenancy.projects (tenant_id, id))",
+        "CREATE TEMP TABLE fk2 (t uuid, p uuid); ALTER TABLE fk2 ADD FOREIGN KEY (t, p) REFERENCES tenancy.projects (tenant_id, id)",
+        "CREATE TEMP TABLE child () INHERITS (tenancy.projects)",
+        "CREATE TEMP TABLE orphan (LIKE tenancy.projects); ALTER TABLE orphan INHERIT tenancy.projects",
+        "COMMENT ON TABLE tenancy.projects IS 'x'",
+        "COMMENT ON COLUMN tenancy.projects.name IS 'x'",
+        "COMMENT ON TRIGGER nope ON tenancy.projects IS 'x'",
+        "CREATE STATISTICS s ON tenant_id, client_id FROM tenancy.projects",
+        "LOCK TABLE tenancy.projects IN SHARE MODE",
+    ];
+    let mut h = connect(&db.name, "pgt_hostile_member");
+    h.batch_execute("SET lock_timeout = '3s'").unwrap();
+    let mut outcomes = Vec::new();
+    for sql in statements {
+        h.batch_execute("BEGIN").unwrap();
+        let start = Instant::now();
+        let code = sqlstate(h.batch_execute(sql));
+        let took = start.elapsed();
+        h.batch_execute("ROLLBACK").unwrap();
+        outcomes.push(format!("{code} in {took:.0?}: {sql}"));
+        assert!(
+            code == "42501" && took < Duration::from_secs(1),
+            "{sql}: {code} after {took:?} (55P03 means it queued for a lock behind the writer)"
+        );
+    }
+    admin.batch_execute("ROLLBACK").unwrap();
+    for o in outcomes {
+        println!("{o}");
+    }
+}

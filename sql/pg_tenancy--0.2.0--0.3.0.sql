@@ -1,0 +1,485 @@
+-- pg_tenancy 0.2.0 -> 0.3.0.  Hand-written; never edited once 0.3.0 is released
+-- (sql/released.sha256, checked by pgrx-tests/tests/upgrade.rs).  docs/security.md explains every
+-- change; in short:
+--
+-- 1. One context per statement: policies read tenant and role in one call,
+--    tenancy.current_tenant_for(VARIADIC roles); the library refuses context changes under an open
+--    statement that read the context (no SQL here).  Every policy of the extension is written
+--    again from the role matrix, and so are those of users' tables isolated by
+--    enable_tenant_isolation() (same meaning, one InitPlan per role check).
+-- 2. The role matrix (docs/security.md): integrations, actions and field mappings are written by
+--    owner and admin only; billing and assets by service_role only; jobs are inserted by users and
+--    advanced by the service; clients see no integrations, credentials, logs or billing.
+-- 3. One door: no application role inserts into request_logs (log_request is the door), writes
+--    ciphertexts or reads them (the vault's functions), or writes memberships
+--    (tenancy.add_member, set_member_role, remove_member: only an owner makes or changes an owner,
+--    and the last owner stays).
+-- 4. Locks: maintain_request_logs takes a lock of the extension's own class (SQL cannot hold it
+--    up) and waits at most lock_wait for each partition step.
+-- 5. list_api_keys reads the context once.
+-- 6. tenancy.users.is_sso_user: a single-sign-on account may share an e-mail address with a
+--    password account, as in Supabase's auth.users; the mirror copies the flag.
+--
+-- Privileges are revoked from the application roles on every table and granted again exactly as
+-- a fresh install grants them.  Takes ACCESS EXCLUSIVE locks on every table of the extension for
+-- a moment (policies, grants): run it when a short pause of writes is acceptable.
+\echo Use "ALTER EXTENSION pg_tenancy UPDATE TO '0.3.0'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------------------------
+-- New functions of the library
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION tenancy."current_tenant_for"(
+	"roles" VARIADIC TEXT[]
+) RETURNS uuid
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'current_tenant_for_wrapper';
+
+CREATE FUNCTION tenancy."add_member"(
+	"user_id" uuid,
+	"role" TEXT DEFAULT 'member'
+) RETURNS bool
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'add_member_wrapper';
+
+CREATE FUNCTION tenancy."set_member_role"(
+	"user_id" uuid,
+	"role" TEXT
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'set_member_role_wrapper';
+
+CREATE FUNCTION tenancy."remove_member"(
+	"user_id" uuid
+) RETURNS bool
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'remove_member_wrapper';
+
+CREATE FUNCTION tenancy."_lock_request_log_maintenance"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_lock_request_log_maintenance_wrapper';
+
+-- ---------------------------------------------------------------------------------------------
+-- Users: single sign-on accounts may share an address (sql/schema.sql, users_email_key)
+-- ---------------------------------------------------------------------------------------------
+ALTER TABLE tenancy.users ADD COLUMN is_sso_user boolean NOT NULL DEFAULT false;
+DROP INDEX tenancy.users_email_key;
+CREATE UNIQUE INDEX users_email_key ON tenancy.users (lower(email)) WHERE NOT is_sso_user;
+
+CREATE OR REPLACE FUNCTION tenancy.handle_auth_user()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM tenancy.users WHERE id OPERATOR(pg_catalog.=) OLD.id;
+        RETURN OLD;
+    END IF;
+    IF NEW.email IS NULL THEN
+        RETURN NEW;
+    END IF;
+    -- is_sso_user through to_jsonb: older auth schemas do not have the column.
+    INSERT INTO tenancy.users AS u (id, email, name, avatar_url, is_sso_user)
+    VALUES (NEW.id,
+            NEW.email,
+            COALESCE(NEW.raw_user_meta_data OPERATOR(pg_catalog.->>) 'name',
+                     NEW.raw_user_meta_data OPERATOR(pg_catalog.->>) 'full_name'),
+            NEW.raw_user_meta_data OPERATOR(pg_catalog.->>) 'avatar_url',
+            COALESCE((pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.->>) 'is_sso_user')::boolean, false))
+    ON CONFLICT (id) DO UPDATE
+        SET email = EXCLUDED.email,
+            name = COALESCE(EXCLUDED.name, u.name),
+            avatar_url = COALESCE(EXCLUDED.avatar_url, u.avatar_url),
+            is_sso_user = EXCLUDED.is_sso_user;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tenancy.sync_auth_users()
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    copied bigint;
+BEGIN
+    IF pg_catalog.to_regclass('auth.users') IS NULL THEN
+        RAISE EXCEPTION 'auth.users does not exist' USING ERRCODE = 'undefined_table';
+    END IF;
+    IF (SELECT count(*) FROM pg_catalog.pg_attribute
+        WHERE attrelid = 'auth.users'::regclass AND NOT attisdropped
+          AND (attname, atttypid) IN (('id', 'uuid'::regtype), ('email', 'text'::regtype),
+                                      ('email', 'varchar'::regtype), ('raw_user_meta_data', 'jsonb'::regtype))) < 3 THEN
+        RAISE EXCEPTION 'auth.users does not have the columns id uuid, email text, raw_user_meta_data jsonb'
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    EXECUTE format('CREATE OR REPLACE TRIGGER tenancy_sync_users
+                        AFTER INSERT OR DELETE OR UPDATE OF email, raw_user_meta_data%s ON auth.users
+                        FOR EACH ROW EXECUTE FUNCTION tenancy.handle_auth_user()',
+                   CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_attribute
+                                      WHERE attrelid = 'auth.users'::regclass AND attname = 'is_sso_user' AND NOT attisdropped)
+                        THEN ', is_sso_user' ELSE '' END);
+    INSERT INTO tenancy.users (id, email, name, avatar_url, is_sso_user)
+    SELECT a.id, a.email,
+           COALESCE(a.raw_user_meta_data ->> 'name', a.raw_user_meta_data ->> 'full_name'),
+           a.raw_user_meta_data ->> 'avatar_url',
+           COALESCE((to_jsonb(a) ->> 'is_sso_user')::boolean, false)
+    FROM auth.users a
+    WHERE a.email IS NOT NULL
+    ON CONFLICT (id) DO NOTHING;
+    GET DIAGNOSTICS copied = ROW_COUNT;
+    RETURN copied;
+END
+$$;
+
+-- With Supabase: mark the mirrored SSO accounts, and let the trigger follow the flag.
+DO $sso$
+BEGIN
+    IF pg_catalog.to_regclass('auth.users') IS NOT NULL
+       AND EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgname = 'tenancy_sync_users' AND tgrelid = pg_catalog.to_regclass('auth.users')) THEN
+        UPDATE tenancy.users u SET is_sso_user = true
+          FROM auth.users a
+         WHERE a.id = u.id AND COALESCE((to_jsonb(a) ->> 'is_sso_user')::boolean, false);
+        PERFORM tenancy.sync_auth_users();
+    END IF;
+END
+$sso$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Policies: every table again, from the role matrix
+-- ---------------------------------------------------------------------------------------------
+DROP FUNCTION tenancy._isolate(regclass, text);
+CREATE FUNCTION tenancy._isolate(tbl regclass, readers text[], inserters text[], updaters text[],
+                                 deleters text[], own_reads boolean DEFAULT false,
+                                 own_inserts boolean DEFAULT false)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    every_role constant text[] := '{owner,admin,manager,member,client,api_key}';
+    read_using text;
+    pol        text;
+    cmd        record;
+BEGIN
+    IF EXISTS (SELECT FROM unnest(readers || inserters || updaters || deleters) r WHERE r IS NULL OR NOT r = ANY (every_role)) THEN
+        RAISE EXCEPTION 'tenancy._isolate(): roles are owner, admin, manager, member, client, api_key'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                   WHERE attrelid = tbl AND attname = 'tenant_id' AND atttypid = 'uuid'::regtype
+                     AND attnum > 0 AND NOT attisdropped) THEN
+        RAISE EXCEPTION 'table % has no column tenant_id of type uuid', tbl
+            USING ERRCODE = 'undefined_column',
+                  HINT = 'Add "tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE" first.';
+    END IF;
+
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+    FOREACH pol IN ARRAY ARRAY['tenancy_select', 'tenancy_insert', 'tenancy_update', 'tenancy_delete',
+                               'tenancy_service', 'tenancy_service_select', 'tenancy_service_insert'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = tbl AND polname = pol) THEN
+            EXECUTE format('DROP POLICY %I ON %s', pol, tbl);
+        END IF;
+    END LOOP;
+
+    FOR cmd IN SELECT * FROM (VALUES ('select', readers), ('insert', inserters), ('update', updaters),
+                                     ('delete', deleters)) AS c(name, roles)
+               WHERE cardinality(c.roles) > 0 LOOP
+        -- Every role of a tenant: the tenant alone (also a service context under authenticated).
+        read_using := CASE WHEN every_role <@ cmd.roles
+                           THEN 'tenant_id = (SELECT tenancy.current_tenant_id())'
+                           ELSE format('tenant_id = (SELECT tenancy.current_tenant_for(VARIADIC %L::text[]))', cmd.roles) END;
+        CASE cmd.name
+        WHEN 'select' THEN
+            IF own_reads THEN
+                read_using := '(' || read_using || ') OR user_id = (SELECT tenancy.current_user_id())';
+            END IF;
+            EXECUTE format('CREATE POLICY tenancy_select ON %s FOR SELECT TO authenticated USING (%s)', tbl, read_using);
+        WHEN 'insert' THEN
+            IF own_inserts THEN
+                read_using := read_using || ' AND user_id IS NOT DISTINCT FROM (SELECT tenancy.current_user_id())';
+            END IF;
+            EXECUTE format('CREATE POLICY tenancy_insert ON %s FOR INSERT TO authenticated WITH CHECK (%s)', tbl, read_using);
+        WHEN 'update' THEN
+            EXECUTE format('CREATE POLICY tenancy_update ON %s FOR UPDATE TO authenticated USING (%s) WITH CHECK (%s)',
+                           tbl, read_using, read_using);
+        WHEN 'delete' THEN
+            EXECUTE format('CREATE POLICY tenancy_delete ON %s FOR DELETE TO authenticated USING (%s)', tbl, read_using);
+        END CASE;
+    END LOOP;
+    EXECUTE format('CREATE POLICY tenancy_service ON %s FOR ALL TO service_role USING (true) WITH CHECK (true)', tbl);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tenancy.enable_tenant_isolation(tbl regclass)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    exposed record;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'tenancy.enable_tenant_isolation(): tbl must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM tenancy._isolate(tbl, '{owner,admin,manager,member,client,api_key}',
+                             '{owner,admin,manager,member,api_key}', '{owner,admin,manager,member,api_key}',
+                             '{owner,admin,manager,member,api_key}');
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO authenticated', tbl);
+    EXECUTE format('GRANT ALL ON %s TO service_role', tbl);
+    EXECUTE format('REVOKE ALL ON %s FROM anon', tbl);
+    IF has_function_privilege('tenancy.index_exposures()', 'EXECUTE') THEN
+        FOR exposed IN SELECT * FROM tenancy.index_exposures() e WHERE e.table_name = tbl LOOP
+            RAISE WARNING 'index % leads with "%", not tenant_id', exposed.index_name, exposed.leading_column
+                USING DETAIL = 'An index scan checks its own conditions before the policy: members can count, '
+                               'and range by range read, other tenants'' values of this column '
+                               '(EXPLAIN ANALYZE, pg_stat_xact_user_tables).',
+                      HINT = format('Put tenant_id first: (tenant_id, %I, ...).', exposed.leading_column);
+        END LOOP;
+    END IF;
+END
+$$;
+
+SELECT tenancy._isolate(('tenancy.' || t.name)::regclass, t.readers, t.inserters, t.updaters, t.deleters, t.own_reads, t.own_inserts)
+FROM (VALUES
+    -- name                     readers                                        inserters                            updaters                             deleters                             own_reads own_inserts
+    ('memberships',             '{owner,admin,manager,member}'::text[],       '{}'::text[],                        '{}'::text[],                        '{}'::text[], true,  false),
+    ('api_keys',                '{owner,admin}',                              '{}',                                '{owner,admin}',                     '{owner,admin}', false, false),
+    ('clients',                 '{owner,admin,manager,member,client,api_key}', '{owner,admin,manager,member,api_key}', '{owner,admin,manager,member,api_key}', '{owner,admin,manager,member,api_key}', false, false),
+    ('client_users',            '{owner,admin,manager,member,client,api_key}', '{owner,admin,manager}',             '{}',                                '{owner,admin,manager}', false, false),
+    ('projects',                '{owner,admin,manager,member,client,api_key}', '{owner,admin,manager,member,api_key}', '{owner,admin,manager,member,api_key}', '{owner,admin,manager,member,api_key}', false, false),
+    ('integrations',            '{owner,admin,manager,member,api_key}',       '{owner,admin}',                     '{owner,admin}',                     '{owner,admin}', false, false),
+    ('actions',                 '{owner,admin,manager,member,api_key}',       '{owner,admin}',                     '{owner,admin}',                     '{owner,admin}', false, false),
+    ('integration_credentials', '{owner,admin}',                              '{}',                                '{}',                                '{owner,admin}', false, false),
+    ('field_mappings',          '{owner,admin,manager,member,api_key}',       '{owner,admin}',                     '{owner,admin}',                     '{owner,admin}', false, false),
+    ('request_logs',            '{owner,admin,manager,member,api_key}',       '{}',                                '{}',                                '{}', false, false),
+    ('subscriptions',           '{owner,admin}',                              '{}',                                '{}',                                '{}', false, false),
+    ('subscription_audit',      '{owner,admin}',                              '{}',                                '{}',                                '{}', false, false),
+    ('jobs',                    '{owner,admin,manager,member,client,api_key}', '{owner,admin,manager,member,api_key}', '{}',                                '{}', false, true),
+    ('assets',                  '{owner,admin,manager,member,client,api_key}', '{}',                                '{}',                                '{}', false, false)
+) AS t(name, readers, inserters, updaters, deleters, own_reads, own_inserts);
+
+-- Users' tables isolated by 0.2.0's enable_tenant_isolation(): the same policies, each role check
+-- in one call.
+SELECT tenancy._isolate(c.oid, '{owner,admin,manager,member,client,api_key}', '{owner,admin,manager,member,api_key}',
+                        '{owner,admin,manager,member,api_key}', '{owner,admin,manager,member,api_key}')
+  FROM pg_catalog.pg_class c
+ WHERE c.relnamespace <> 'tenancy'::regnamespace
+   AND EXISTS (SELECT FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenancy_select');
+
+DROP POLICY tenancy_update ON tenancy.tenants;
+CREATE POLICY tenancy_update ON tenancy.tenants FOR UPDATE TO authenticated
+    USING (id = (SELECT tenancy.current_tenant_for('owner', 'admin')))
+    WITH CHECK (id = (SELECT tenancy.current_tenant_for('owner', 'admin')));
+
+-- ---------------------------------------------------------------------------------------------
+-- Grants: from nothing, as a fresh install grants them
+-- ---------------------------------------------------------------------------------------------
+REVOKE ALL ON
+    tenancy.tenants, tenancy.users, tenancy.memberships, tenancy.api_keys, tenancy.clients,
+    tenancy.client_users, tenancy.projects, tenancy.integrations, tenancy.actions,
+    tenancy.integration_credentials, tenancy.field_mappings, tenancy.request_logs,
+    tenancy.subscriptions, tenancy.subscription_audit, tenancy.jobs, tenancy.assets
+    FROM anon, authenticated, service_role;
+-- authenticated: what the table above lets some role do, table by table.  One door: rows that
+-- only a function may write (memberships, API keys, credentials, request logs) get no INSERT,
+-- UPDATE or DELETE; billing, jobs' progress and assets are written by the service (Phase 04).
+GRANT SELECT ON
+    tenancy.memberships, tenancy.clients, tenancy.client_users, tenancy.projects, tenancy.integrations,
+    tenancy.actions, tenancy.field_mappings, tenancy.request_logs, tenancy.subscriptions,
+    tenancy.subscription_audit, tenancy.jobs, tenancy.assets
+    TO authenticated;
+GRANT INSERT, UPDATE, DELETE ON
+    tenancy.clients, tenancy.projects, tenancy.integrations, tenancy.actions, tenancy.field_mappings
+    TO authenticated;
+GRANT INSERT, DELETE ON tenancy.client_users TO authenticated;
+GRANT INSERT ON tenancy.jobs TO authenticated;
+-- API keys are made, revoked and rotated by their functions only (src/api_keys.rs); the hash is
+-- no one's to read.  Owner/admin (RLS) may rename or delete a key.
+GRANT SELECT (tenant_id, id, name, prefix, environment, scopes, expires_at, revoked_at, replaced_by,
+              created_by, created_at, updated_at),
+      UPDATE (name), DELETE
+    ON tenancy.api_keys TO authenticated, service_role;
+-- Credentials are written and read by the vault's functions only (src/vault/): no plaintext and no
+-- ciphertext of anyone's choosing gets in, and the ciphertexts are no one's to read.  Owner/admin
+-- (RLS) may delete one.
+GRANT SELECT (tenant_id, id, integration_id, credential_type, expires_at, scopes, status, created_at, updated_at),
+      DELETE
+    ON tenancy.integration_credentials TO authenticated, service_role;
+GRANT SELECT ON tenancy.tenants, tenancy.users TO authenticated;
+GRANT UPDATE (name, email, settings) ON tenancy.tenants TO authenticated;
+GRANT UPDATE (name, avatar_url) ON tenancy.users TO authenticated;
+
+-- service_role: everything, except the rows that have a function as their door.
+GRANT SELECT, INSERT, UPDATE, DELETE ON
+    tenancy.tenants, tenancy.users, tenancy.memberships, tenancy.clients, tenancy.client_users,
+    tenancy.projects, tenancy.integrations, tenancy.actions, tenancy.field_mappings,
+    tenancy.subscriptions, tenancy.jobs, tenancy.assets
+    TO service_role;
+GRANT SELECT, INSERT ON tenancy.subscription_audit TO service_role;
+GRANT SELECT ON tenancy.request_logs TO service_role;
+
+
+-- ---------------------------------------------------------------------------------------------
+-- Request-log maintenance: its own lock class, bounded waits
+-- ---------------------------------------------------------------------------------------------
+DROP FUNCTION tenancy.maintain_request_logs(interval, integer, timestamptz);
+CREATE FUNCTION tenancy.maintain_request_logs(retain interval DEFAULT '30 days', premake integer DEFAULT 7,
+                                              as_of timestamptz DEFAULT now(),
+                                              lock_wait interval DEFAULT '2 s')
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    today      timestamptz;
+    cutoff     timestamptz;
+    day        timestamptz;
+    part       text;
+    n          bigint;
+    created    text[] := '{}';
+    moved      jsonb := '{}';
+    dropped    text[] := '{}';
+    deleted    bigint := 0;
+    skipped    text[] := '{}';
+    r          record;
+BEGIN
+    IF retain IS NULL OR retain <= interval '0' THEN
+        RAISE EXCEPTION 'retain must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF premake IS NULL OR premake NOT BETWEEN 0 AND 366 THEN
+        RAISE EXCEPTION 'premake must be 0-366 days' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF lock_wait IS NULL OR lock_wait < interval '0' THEN
+        RAISE EXCEPTION 'lock_wait must be a non-negative interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- One run at a time, under a lock of the extension's own class: pg_advisory_lock() cannot
+    -- take it, so no role can hold maintenance up.
+    PERFORM tenancy._lock_request_log_maintenance();
+    -- 0 would mean "wait forever": the smallest wait instead.
+    PERFORM set_config('lock_timeout', greatest(extract(epoch FROM lock_wait) * 1000, 1)::bigint::text, true);
+    today := date_trunc('day', as_of AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    -- Whole days: a day goes once all of it is older than the retention.
+    cutoff := date_trunc('day', (as_of - retain) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+
+    -- 1. Rows in the default partition older than the retention go; the others move to their day.
+    DELETE FROM tenancy.request_logs_default WHERE created_at < cutoff;
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    FOR day IN
+        SELECT DISTINCT date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+        FROM tenancy.request_logs_default ORDER BY 1
+    LOOP
+        part := 'request_logs_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
+        IF to_regclass('tenancy.' || part) IS NOT NULL THEN
+            RAISE EXCEPTION 'tenancy.% exists but is not attached for its day', part
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Attach it to tenancy.request_logs or drop it, then run maintenance again.';
+        END IF;
+        BEGIN
+            EXECUTE format('CREATE TABLE tenancy.%I (LIKE tenancy.request_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
+            EXECUTE format('WITH m AS (DELETE FROM tenancy.request_logs_default WHERE created_at >= $1 AND created_at < $2 RETURNING *)
+                            INSERT INTO tenancy.%I SELECT * FROM m', part)
+                USING day, day + interval '1 day';
+            GET DIAGNOSTICS n = ROW_COUNT;
+            EXECUTE format('ALTER TABLE tenancy.request_logs ATTACH PARTITION tenancy.%I FOR VALUES FROM (%L) TO (%L)',
+                           part, day, day + interval '1 day');
+            PERFORM tenancy._seal_partition(part);
+            moved := moved || jsonb_build_object(part, n);
+        EXCEPTION WHEN lock_not_available THEN
+            skipped := skipped || ('move to ' || part);
+        END;
+    END LOOP;
+
+    -- 2. The partitions of today and the next `premake` days.
+    FOR day IN SELECT today + g * interval '1 day' FROM generate_series(0, premake) g LOOP
+        part := 'request_logs_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
+        CONTINUE WHEN to_regclass('tenancy.' || part) IS NOT NULL;
+        BEGIN
+            EXECUTE format('CREATE TABLE tenancy.%I PARTITION OF tenancy.request_logs FOR VALUES FROM (%L) TO (%L)',
+                           part, day, day + interval '1 day');
+            PERFORM tenancy._seal_partition(part);
+            created := created || part;
+        EXCEPTION WHEN lock_not_available THEN
+            skipped := skipped || ('create ' || part);
+        END;
+    END LOOP;
+
+    -- 3. Partitions entirely older than the retention.
+    FOR r IN
+        SELECT c.relname, (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper_bound
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'tenancy.request_logs'::regclass AND c.relname LIKE 'request\_logs\_p%'
+        ORDER BY 1
+    LOOP
+        IF r.upper_bound IS NOT NULL AND r.upper_bound <= cutoff THEN
+            BEGIN
+                EXECUTE format('DROP TABLE tenancy.%I', r.relname);
+                dropped := dropped || r.relname::text;
+            EXCEPTION WHEN lock_not_available THEN
+                skipped := skipped || ('drop ' || r.relname::text);
+            END;
+        END IF;
+    END LOOP;
+
+    RETURN jsonb_build_object('created', to_jsonb(created), 'moved_from_default', moved,
+                              'dropped', to_jsonb(dropped), 'deleted_from_default', deleted,
+                              'skipped', to_jsonb(skipped));
+END
+$$;
+
+COMMENT ON FUNCTION tenancy.maintain_request_logs(interval, integer, timestamptz, interval) IS
+    'Daily request_logs partitions: create ahead, move rows out of the default partition, drop past the retention';
+
+CREATE OR REPLACE FUNCTION tenancy.list_api_keys()
+    RETURNS TABLE (id uuid, name text, prefix text, environment text, scopes text[], status text,
+                   created_by uuid, created_at timestamptz, expires_at timestamptz,
+                   revoked_at timestamptz, last_used_at timestamptz, replaced_by uuid)
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- Tenant and role read once, together (one context per statement).
+    tenant constant uuid := tenancy.current_tenant_for('owner', 'admin', 'service');
+BEGIN
+    IF tenant IS NULL THEN
+        RAISE EXCEPTION 'permission denied for API keys: only a tenant''s owner or admin, or service_role, may list them'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Enter the tenant first: tenancy.set_tenant() or tenancy.pre_request().';
+    END IF;
+    RETURN QUERY
+    SELECT k.id, k.name, k.prefix, k.environment, k.scopes,
+           CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
+                WHEN k.expires_at IS NOT NULL AND k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 'expired'
+                ELSE 'active' END,
+           k.created_by, k.created_at, k.expires_at, k.revoked_at, u.last_used_at, k.replaced_by
+    FROM tenancy.api_keys k
+    LEFT JOIN tenancy.api_key_usage u ON u.tenant_id OPERATOR(pg_catalog.=) k.tenant_id AND u.key_id OPERATOR(pg_catalog.=) k.id
+    WHERE k.tenant_id OPERATOR(pg_catalog.=) tenant
+    ORDER BY k.created_at, k.id;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Functions: nothing for PUBLIC; the new ones granted as a fresh install grants them
+-- ---------------------------------------------------------------------------------------------
+REVOKE ALL ON FUNCTION
+    tenancy.current_tenant_for(text[]), tenancy.add_member(uuid, text), tenancy.set_member_role(uuid, text),
+    tenancy.remove_member(uuid), tenancy._lock_request_log_maintenance(), tenancy._isolate(regclass, text[], text[], text[], text[], boolean, boolean),
+    tenancy.maintain_request_logs(interval, integer, timestamptz, interval)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.current_tenant_for(text[]) TO anon, authenticated, service_role;
+GRANT EXECUTE ON FUNCTION
+    tenancy.add_member(uuid, text), tenancy.set_member_role(uuid, text), tenancy.remove_member(uuid)
+    TO authenticated, service_role;

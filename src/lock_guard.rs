@@ -1,0 +1,366 @@
+//! No application role blocks another tenant: a `ProcessUtility` hook that checks, before
+//! PostgreSQL takes a lock, the privilege PostgreSQL would only check after taking it.
+//!
+//! Row Level Security does not apply to locks.  Two ways remain for a role that may run any SQL
+//! to hold or queue for a lock that stops every other tenant:
+//!
+//! * `LOCK TABLE`, which any table-level UPDATE, DELETE or TRUNCATE privilege allows in every
+//!   mode: `LOCK tenancy.api_keys IN ACCESS EXCLUSIVE MODE` would stop every tenant's
+//!   authentication until the transaction ends.  On pg_tenancy's tables (schema `tenancy`, and
+//!   users' tables with row level security forced, as `enable_tenant_isolation` leaves them), a
+//!   role that does not own the table may take the modes ordinary statements take (ACCESS SHARE,
+//!   ROW SHARE, ROW EXCLUSIVE) and no stronger one.
+//! * Statements that lock a table they name before checking any privilege on it: creating a
+//!   trigger or rule on it, a foreign key to it (even from a temporary table), a table that
+//!   inherits it or is attached to it as a partition, comments, statistics, and `DROP TRIGGER /
+//!   POLICY / RULE ... IF EXISTS` on it, which takes ACCESS EXCLUSIVE and then only says the
+//!   object does not exist.  A failed privilege check releases the lock, but waiting for it
+//!   already queued every later writer (or reader) behind the request.  For these, the same
+//!   privilege check PostgreSQL makes after the lock is made first, and fails the same way
+//!   (42501), without any lock.  This applies to every table: a statement that passes it would
+//!   have passed PostgreSQL's own check.
+//!
+//! What remains (documented in docs/security.md): the locks a role's own rows give it (row locks,
+//! FOR UPDATE on its tenant's rows), ACCESS SHARE held by an open transaction that read a table
+//! (which only DDL waits for: maintenance uses `lock_timeout`), and the cost of many sessions.
+use crate::error::raise;
+use pgrx::list::PgList;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::CStr;
+
+static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+/// Install the hook.  From `_PG_init` at server start (`shared_preload_libraries`).
+pub fn init() {
+    // SAFETY: _PG_init runs once, single-threaded, before any statement; we chain to the previous hook.
+    unsafe {
+        PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+    }
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    // SAFETY: the utility statement of a valid PlannedStmt; every node is read, never changed.
+    unsafe {
+        if !pstmt.is_null() && !pg_sys::superuser() {
+            check((*pstmt).utilityStmt);
+        }
+        match PREV_PROCESS_UTILITY {
+            Some(prev) => prev(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+            None => pg_sys::standard_ProcessUtility(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+        }
+    }
+}
+
+/// What a statement needs on a relation it would lock first.
+#[derive(Clone, Copy)]
+enum Need {
+    Owner,
+    References,
+    Trigger,
+}
+
+unsafe fn is(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
+    // SAFETY: the caller passes a node pointer or NULL.
+    unsafe { !node.is_null() && (*node).type_ == tag }
+}
+
+unsafe fn check(node: *mut pg_sys::Node) {
+    use pg_sys::NodeTag::*;
+    // SAFETY: each cast follows the node's tag.
+    unsafe {
+        if node.is_null() {
+            return;
+        }
+        match (*node).type_ {
+            T_LockStmt => {
+                let s = node as *mut pg_sys::LockStmt;
+                if (*s).mode > pg_sys::RowExclusiveLock as i32 {
+                    for rv in PgList::<pg_sys::RangeVar>::from_pg((*s).relations).iter_ptr() {
+                        lock_allowed(rv, (*s).mode);
+                    }
+                }
+            }
+            T_CreateTrigStmt => {
+                require(
+                    (*(node as *mut pg_sys::CreateTrigStmt)).relation,
+                    Need::Trigger,
+                );
+            }
+            T_RuleStmt => require((*(node as *mut pg_sys::RuleStmt)).relation, Need::Owner),
+            T_DropStmt => {
+                let s = node as *mut pg_sys::DropStmt;
+                use pg_sys::ObjectType::*;
+                if matches!(
+                    (*s).removeType,
+                    OBJECT_TRIGGER | OBJECT_POLICY | OBJECT_RULE
+                ) {
+                    for names in PgList::<pg_sys::List>::from_pg((*s).objects).iter_ptr() {
+                        require_names(names, 1);
+                    }
+                }
+            }
+            T_CommentStmt => {
+                let s = node as *mut pg_sys::CommentStmt;
+                object_of((*s).objtype, (*s).object);
+            }
+            T_SecLabelStmt => {
+                let s = node as *mut pg_sys::SecLabelStmt;
+                object_of((*s).objtype, (*s).object);
+            }
+            T_CreateStmt => {
+                let s = node as *mut pg_sys::CreateStmt;
+                for rv in PgList::<pg_sys::RangeVar>::from_pg((*s).inhRelations).iter_ptr() {
+                    require(rv, Need::Owner);
+                }
+                foreign_keys((*s).constraints);
+                foreign_keys((*s).tableElts);
+            }
+            T_AlterTableStmt => {
+                let s = node as *mut pg_sys::AlterTableStmt;
+                for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*s).cmds).iter_ptr() {
+                    let def = (*cmd).def;
+                    if is(def, T_RangeVar) {
+                        // INHERIT parent
+                        require(def as *mut pg_sys::RangeVar, Need::Owner);
+                    } else if is(def, T_PartitionCmd) {
+                        // ATTACH / DETACH PARTITION child
+                        require((*(def as *mut pg_sys::PartitionCmd)).name, Need::Owner);
+                    } else {
+                        foreign_key(def);
+                    }
+                }
+            }
+            T_CreateStatsStmt => {
+                let s = node as *mut pg_sys::CreateStatsStmt;
+                for n in PgList::<pg_sys::Node>::from_pg((*s).relations).iter_ptr() {
+                    if is(n, T_RangeVar) {
+                        require(n as *mut pg_sys::RangeVar, Need::Owner);
+                    }
+                }
+            }
+            T_AlterObjectDependsStmt => {
+                let s = node as *mut pg_sys::AlterObjectDependsStmt;
+                if !(*s).relation.is_null() {
+                    require((*s).relation, Need::Owner);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The object of COMMENT ON / SECURITY LABEL ON, when it is a relation or belongs to one.
+unsafe fn object_of(objtype: pg_sys::ObjectType::Type, object: *mut pg_sys::Node) {
+    use pg_sys::ObjectType::*;
+    // SAFETY: for these object types the object is a List of name Strings.
+    unsafe {
+        if !is(object, pg_sys::NodeTag::T_List) {
+            return;
+        }
+        let names = object as *mut pg_sys::List;
+        match objtype {
+            OBJECT_TABLE | OBJECT_VIEW | OBJECT_MATVIEW | OBJECT_FOREIGN_TABLE
+            | OBJECT_SEQUENCE | OBJECT_INDEX => require_names(names, 0),
+            OBJECT_COLUMN | OBJECT_TRIGGER | OBJECT_POLICY | OBJECT_RULE | OBJECT_TABCONSTRAINT => {
+                require_names(names, 1)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Every foreign key among `elements` (table constraints, or column definitions with theirs).
+unsafe fn foreign_keys(elements: *mut pg_sys::List) {
+    // SAFETY: a List of nodes or NIL.
+    unsafe {
+        for n in PgList::<pg_sys::Node>::from_pg(elements).iter_ptr() {
+            foreign_key(n);
+        }
+    }
+}
+
+unsafe fn foreign_key(n: *mut pg_sys::Node) {
+    use pg_sys::NodeTag::*;
+    // SAFETY: casts follow the tags.
+    unsafe {
+        if is(n, T_Constraint) {
+            let c = n as *mut pg_sys::Constraint;
+            if (*c).contype == pg_sys::ConstrType::CONSTR_FOREIGN && !(*c).pktable.is_null() {
+                require((*c).pktable, Need::References);
+            }
+        } else if is(n, T_ColumnDef) {
+            foreign_keys((*(n as *mut pg_sys::ColumnDef)).constraints);
+        }
+    }
+}
+
+/// The relation named by `names` without its last `drop` names (the object's own name).
+unsafe fn require_names(names: *mut pg_sys::List, drop: usize) {
+    // SAFETY: a List of String nodes; copied before truncating.
+    unsafe {
+        let n = PgList::<pg_sys::Node>::from_pg(names).len();
+        if n <= drop {
+            return;
+        }
+        let relation = pg_sys::list_truncate(pg_sys::list_copy(names), (n - drop) as i32);
+        require(pg_sys::makeRangeVarFromNameList(relation), Need::Owner);
+    }
+}
+
+/// The relation `rv` names (by the same search PostgreSQL will make), without locking it.
+unsafe fn resolve(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
+    // SAFETY: NoLock with RVR_MISSING_OK: a lookup only; a missing relation is PostgreSQL's to report.
+    let oid = unsafe {
+        pg_sys::RangeVarGetRelidExtended(
+            rv,
+            pg_sys::NoLock as pg_sys::LOCKMODE,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        )
+    };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+fn owns(relid: pg_sys::Oid) -> bool {
+    // SAFETY: catalog checks for the current user.
+    unsafe {
+        let me = pg_sys::GetUserId();
+        #[cfg(any(feature = "pg14", feature = "pg15"))]
+        {
+            pg_sys::pg_class_ownercheck(relid, me)
+        }
+        #[cfg(not(any(feature = "pg14", feature = "pg15")))]
+        {
+            pg_sys::object_ownercheck(pg_sys::RelationRelationId, relid, me)
+        }
+    }
+}
+
+fn rel_name(relid: pg_sys::Oid) -> String {
+    // SAFETY: get_rel_name returns a palloc'd copy or NULL.
+    unsafe {
+        let name = pg_sys::get_rel_name(relid);
+        if name.is_null() {
+            return relid.to_u32().to_string();
+        }
+        CStr::from_ptr(name).to_string_lossy().into_owned()
+    }
+}
+
+const BEFORE_LOCK: &str = "pg_tenancy checks this before PostgreSQL locks the table, so that the attempt cannot make other sessions wait.";
+
+unsafe fn require(rv: *mut pg_sys::RangeVar, need: Need) {
+    // SAFETY: rv is a RangeVar of the statement.
+    let Some(relid) = (unsafe { resolve(rv) }) else {
+        return;
+    };
+    let ok = match need {
+        Need::Owner => owns(relid),
+        Need::References | Need::Trigger => {
+            let mode = match need {
+                Need::References => pg_sys::ACL_REFERENCES,
+                _ => pg_sys::ACL_TRIGGER,
+            };
+            // SAFETY: an ACL check for the current user.
+            unsafe {
+                pg_sys::pg_class_aclcheck(relid, pg_sys::GetUserId(), mode as pg_sys::AclMode)
+                    == pg_sys::AclResult::ACLCHECK_OK
+            }
+        }
+    };
+    if !ok {
+        let message = match need {
+            Need::Owner => format!("must be owner of table {}", rel_name(relid)),
+            _ => format!("permission denied for table {}", rel_name(relid)),
+        };
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            message,
+            Some(BEFORE_LOCK),
+        );
+    }
+}
+
+/// Is `relid` one of pg_tenancy's tables, or a table it isolates (row level security forced)?
+fn protected(relid: pg_sys::Oid) -> bool {
+    // SAFETY: syscache lookups; the tuple is released before returning.
+    unsafe {
+        let tenancy = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
+        if tenancy != pg_sys::InvalidOid && pg_sys::get_rel_namespace(relid) == tenancy {
+            return true;
+        }
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(relid),
+        );
+        if tuple.is_null() {
+            return false;
+        }
+        let class = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple);
+        let forced = (*class).relrowsecurity && (*class).relforcerowsecurity;
+        pg_sys::ReleaseSysCache(tuple);
+        forced
+    }
+}
+
+const MODES: [&str; 9] = [
+    "",
+    "ACCESS SHARE",
+    "ROW SHARE",
+    "ROW EXCLUSIVE",
+    "SHARE UPDATE EXCLUSIVE",
+    "SHARE",
+    "SHARE ROW EXCLUSIVE",
+    "EXCLUSIVE",
+    "ACCESS EXCLUSIVE",
+];
+
+unsafe fn lock_allowed(rv: *mut pg_sys::RangeVar, mode: i32) {
+    // SAFETY: rv is a RangeVar of the LOCK statement.
+    let Some(relid) = (unsafe { resolve(rv) }) else {
+        return;
+    };
+    if protected(relid) && !owns(relid) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied to lock table {} in {} MODE",
+                rel_name(relid),
+                MODES.get(mode as usize).copied().unwrap_or("this")
+            ),
+            Some("Only the table's owner takes locks stronger than ROW EXCLUSIVE on pg_tenancy's tables: they would make every tenant wait."),
+        );
+    }
+}

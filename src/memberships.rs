@@ -1,0 +1,193 @@
+//! Memberships: who belongs to a tenant, with which role.
+//!
+//! `tenancy.memberships` is the authority every context check reads, so it is written through
+//! these functions only (no application role has INSERT, UPDATE or DELETE on it), and they keep
+//! the rules a table privilege could not:
+//!
+//! * owner and admin manage members; service_role (after `set_tenant`) too;
+//! * only an owner (or the service) makes an owner, or changes or removes one: an admin can
+//!   neither promote itself nor remove the owner;
+//! * a tenant never loses its last owner;
+//! * anyone may leave (remove their own membership), except the last owner.
+//!
+//! Changes of one tenant's memberships are serialised by a transaction lock of the extension's
+//! own class (`pg_locks`: advisory, `objsubid = 29810`; SQL cannot take it), so two owners
+//! removing each other concurrently cannot both succeed.  Every write fires the cache
+//! invalidation trigger of the table (sql/caches.sql): a removed member is refused at once.
+use crate::context;
+use crate::error::{null_argument, raise, spi_failed};
+use crate::lookup;
+use pgrx::prelude::*;
+
+/// Lock class of the per-tenant membership lock (`objsubid = 29810` in `pg_locks`).
+const MEMBERSHIP_LOCK_CLASS: u16 = 0x7472;
+
+const ROLES: [&str; 5] = ["owner", "admin", "manager", "member", "client"];
+
+fn valid_role(role: Option<&str>) -> &'static str {
+    let role = role.unwrap_or_else(|| null_argument("role"));
+    ROLES
+        .iter()
+        .copied()
+        .find(|r| *r == role)
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "role must be owner, admin, manager, member or client",
+                None,
+            )
+        })
+}
+
+fn denied(message: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        message,
+        None,
+    )
+}
+
+/// Who acts on `target`'s membership: the tenant, the caller's role in it (owner, admin or
+/// service) and whether the caller is `target`, after taking the tenant's membership lock.
+/// `allow_self`: a member may act on their own membership (leaving) whatever their role.
+fn manager_of(target: &pgrx::Uuid, allow_self: bool) -> (pgrx::Uuid, &'static str, bool) {
+    let ctx = context::current();
+    let is_self = ctx.user.as_ref() == Some(target);
+    let tenant = if allow_self && is_self {
+        ctx.tenant.unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "no tenant in this transaction's context",
+                Some("Call tenancy.set_tenant() or tenancy.pre_request() first."),
+            )
+        })
+    } else {
+        context::tenant_of_roles(&ctx, &["owner", "admin", "service"], || {
+            "permission denied for memberships: only a tenant's owner or admin, or service_role, may manage them"
+                .to_string()
+        })
+    };
+    lookup::advisory_xact_lock(MEMBERSHIP_LOCK_CLASS, &tenant, true, true);
+    (tenant, ctx.role.unwrap_or(""), is_self)
+}
+
+/// The role of `user` in `tenant` now (read after the lock, with a fresh snapshot), or None.
+fn role_of(tenant: &pgrx::Uuid, user: &pgrx::Uuid) -> Option<String> {
+    lookup::as_superuser(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT (SELECT role::pg_catalog.text FROM tenancy.memberships
+                      WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2)",
+            &[(*tenant).into(), (*user).into()],
+        )
+    })
+    .unwrap_or_else(|e| spi_failed("reading the membership", e))
+}
+
+fn owners(tenant: &pgrx::Uuid) -> i64 {
+    lookup::as_superuser(|| {
+        Spi::get_one_with_args::<i64>(
+            "SELECT count(*) FROM tenancy.memberships WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
+            &[(*tenant).into()],
+        )
+    })
+    .unwrap_or_else(|e| spi_failed("counting owners", e))
+    .unwrap_or(0)
+}
+
+fn write(sql: &str, args: &[pgrx::datum::DatumWithOid], what: &str) -> usize {
+    lookup::as_superuser(|| Spi::connect_mut(|c| c.update(sql, None, args).map(|t| t.len())))
+        .unwrap_or_else(|e| spi_failed(what, e))
+}
+
+fn last_owner() -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "a tenant must keep at least one owner",
+        Some("Make another member owner first."),
+    )
+}
+
+/// Add `user_id` to the current tenant with `role` (default `member`); false if they already are
+/// a member (their role is left as it is: see `set_member_role`).  Owner/admin or service_role;
+/// only an owner or the service adds an owner.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn add_member(user_id: Option<pgrx::Uuid>, role: default!(Option<&str>, "'member'")) -> bool {
+    let user = user_id.unwrap_or_else(|| null_argument("user_id"));
+    let role = valid_role(role);
+    let (tenant, caller, _) = manager_of(&user, false);
+    if role == "owner" && caller == "admin" {
+        denied("permission denied to add an owner: only an owner may");
+    }
+    let exists = lookup::as_superuser(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT FROM tenancy.users WHERE id OPERATOR(pg_catalog.=) $1)",
+            &[user.into()],
+        )
+    })
+    .unwrap_or_else(|e| spi_failed("looking up the user", e))
+    .unwrap_or(false);
+    if !exists {
+        raise(
+            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            format!("user {user} does not exist"),
+            None,
+        );
+    }
+    write(
+        "INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES ($1, $2, $3::pg_catalog.text::tenancy.member_role)
+         ON CONFLICT (tenant_id, user_id) DO NOTHING RETURNING 1",
+        &[tenant.into(), user.into(), role.into()],
+        "adding the member",
+    ) == 1
+}
+
+/// Change the role of member `user_id` of the current tenant.  Owner/admin or service_role; only
+/// an owner or the service makes an owner or changes an owner's role, and the last owner stays.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn set_member_role(user_id: Option<pgrx::Uuid>, role: Option<&str>) {
+    let user = user_id.unwrap_or_else(|| null_argument("user_id"));
+    let role = valid_role(role);
+    let (tenant, caller, _) = manager_of(&user, false);
+    let Some(current) = role_of(&tenant, &user) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            format!("user {user} is not a member of this tenant"),
+            None,
+        )
+    };
+    if (role == "owner" || current == "owner") && caller == "admin" {
+        denied("permission denied to make or change an owner: only an owner may");
+    }
+    if current == "owner" && role != "owner" && owners(&tenant) <= 1 {
+        last_owner();
+    }
+    write(
+        "UPDATE tenancy.memberships SET role = $3::pg_catalog.text::tenancy.member_role
+          WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
+        &[tenant.into(), user.into(), role.into()],
+        "changing the member's role",
+    );
+}
+
+/// Remove member `user_id` from the current tenant; false if they were not a member.  Owner/admin
+/// or service_role, or the member themselves (leaving); only an owner or the service removes an
+/// owner, and the last owner stays.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn remove_member(user_id: Option<pgrx::Uuid>) -> bool {
+    let user = user_id.unwrap_or_else(|| null_argument("user_id"));
+    let (tenant, caller, leaving) = manager_of(&user, true);
+    let Some(current) = role_of(&tenant, &user) else {
+        return false;
+    };
+    if current == "owner" && !leaving && caller == "admin" {
+        denied("permission denied to remove an owner: only an owner may");
+    }
+    if current == "owner" && owners(&tenant) <= 1 {
+        last_owner();
+    }
+    write(
+        "DELETE FROM tenancy.memberships WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
+        &[tenant.into(), user.into()],
+        "removing the member",
+    ) == 1
+}
