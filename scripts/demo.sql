@@ -144,10 +144,15 @@ SELECT tenancy.pre_request();
 SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'oauth2_tokens',
          '{"access_token": "xoxb-demo-secret"}', 'xoxe-demo-refresh', now() + interval '1 hour', '{chat:write}') AS credential_id \gset
 SELECT tenancy.read_credential(:'credential_id') -> 'data' AS decrypted_by_bob;
+\echo '--- The ciphertext columns are no application role''s to read (the vault''s functions are the door):'
+SELECT public.try(format('SELECT encrypted_data FROM tenancy.integration_credentials WHERE id = %L', :'credential_id')) AS bob_reads_the_ciphertext;
+COMMIT;
+\c - postgres
+\echo '--- What the table holds, as the superuser sees it:'
 SELECT encode(substr(encrypted_data, 1, 24), 'hex') || '...' AS what_the_table_holds,
        position(convert_to('xoxb', 'UTF8') IN encrypted_data) AS plaintext_found_at
 FROM tenancy.integration_credentials WHERE id = :'credential_id';
-COMMIT;
+\c - authenticator
 BEGIN;
 SET LOCAL ROLE authenticated;
 SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000a4", "tenant_id": "a0000000-0000-4000-8000-000000000001"}', true) IS NOT NULL AS dave_of_acme;
@@ -301,6 +306,66 @@ SET LOCAL enable_seqscan = off;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM public.notes WHERE body = 'acme: renew the Slack token';
 ROLLBACK;
 \c - postgres
+
+\echo
+\echo '=== 17. A member with raw SQL (docs/security.md): one context per statement, no blocking locks, one door ==='
+\c - authenticator
+BEGIN;
+SET LOCAL ROLE authenticated;
+\echo '--- Alice is a plain member of globex and the owner of acme.  In globex she opens a cursor over api_keys'
+\echo '--- (owner-only: she sees none) and reads it; switching to acme while it is open would let the cursor'
+\echo '--- finish with acme''s owner role and globex''s tenant, so the switch is refused:'
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000a1", "tenant_id": "b0000000-0000-4000-8000-000000000002"}', true) IS NOT NULL AS alice_in_globex;
+SELECT tenancy.pre_request();
+DECLARE keys CURSOR FOR SELECT name FROM tenancy.api_keys;
+FETCH 1 FROM keys;
+SELECT public.try($$SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001')$$) AS switch_under_an_open_cursor;
+CLOSE keys;
+SELECT public.try($$SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001')$$) AS switch_after_close;
+\echo '--- Locks that would make every tenant wait are refused before they are taken:'
+SELECT public.try($$LOCK tenancy.api_keys IN ACCESS EXCLUSIVE MODE$$) AS lock_api_keys;
+SELECT public.try($$CREATE RULE r AS ON INSERT TO tenancy.projects DO INSTEAD NOTHING$$) AS rule_on_projects;
+SELECT public.try($$CREATE TEMP TABLE fk (t uuid, p uuid, FOREIGN KEY (t, p) REFERENCES tenancy.projects (tenant_id, id))$$) AS temp_foreign_key;
+\echo '--- One door: no direct row into request_logs (no redaction, any date), memberships only through their functions:'
+SELECT public.try($$INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_summary, created_at)
+                    SELECT tenant_id, integration_id, id, '{"authorization": "Bearer abcdefghijkl"}', '2100-01-01' FROM tenancy.actions LIMIT 1$$) AS direct_log_row;
+SELECT public.try($$SELECT tenancy.remove_member('00000000-0000-4000-8000-0000000000a1')$$) AS last_owner_leaves;
+ROLLBACK;
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000a2", "tenant_id": "a0000000-0000-4000-8000-000000000001"}', true) IS NOT NULL AS bob_admin_of_acme;
+SELECT tenancy.pre_request();
+SELECT public.try($$SELECT tenancy.set_member_role('00000000-0000-4000-8000-0000000000a2', 'owner')$$) AS admin_promotes_himself;
+SELECT public.try($$SELECT tenancy.remove_member('00000000-0000-4000-8000-0000000000a1')$$) AS admin_removes_the_owner;
+SELECT tenancy.add_member('00000000-0000-4000-8000-0000000000b4', 'client') AS admin_adds_a_client;
+ROLLBACK;
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000a4", "tenant_id": "a0000000-0000-4000-8000-000000000001"}', true) IS NOT NULL AS dave_member_of_acme;
+SELECT tenancy.pre_request();
+WITH u AS (UPDATE tenancy.actions SET endpoint_template = 'https://evil.test/collect' RETURNING 1)
+SELECT count(*) AS actions_dave_redirected FROM u;
+SELECT public.try($$UPDATE tenancy.subscriptions SET tier = 'enterprise'$$) AS member_upgrades_the_plan;
+ROLLBACK;
+\c - postgres
+\echo '--- Bounded work: 4 MB built to make a naive scanner quadratic (0.2.0 took 27 s for 160 kB of it), redacted'
+\echo '--- in one pass with the cap raised to 16 MB; the time doubles with the input, and statement_timeout stops it'
+SET tenancy.log_summary_max_bytes = '16MB';
+\timing on
+SELECT length(tenancy.redact(jsonb_build_object('body', repeat('-eyJ ', 400000)))::text) AS redacted_bytes_2mb;
+SELECT length(tenancy.redact(jsonb_build_object('body', repeat('-eyJ ', 800000)))::text) AS redacted_bytes_4mb;
+\timing off
+SET statement_timeout = '10ms';
+DO $$
+BEGIN
+    PERFORM tenancy.redact(jsonb_build_object('body', repeat('-eyJ ', 800000)));
+EXCEPTION WHEN query_canceled THEN
+    RAISE NOTICE 'cancelled by statement_timeout (10 ms) after % ms',
+        round(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000);
+END
+$$;
+RESET statement_timeout;
+RESET tenancy.log_summary_max_bytes;
 
 \echo
 \echo 'Done.  Every table has FORCE ROW LEVEL SECURITY:'

@@ -70,13 +70,16 @@ pub const TICK_BYTES: usize = 64 * 1024;
 /// exactly two more dot-separated base64url segments, 20 bytes at least.  One pass: the string is
 /// cut into maximal runs of base64url characters and dots, each run into its segments, and every
 /// segment is looked at once, with the two that follow it (a window of three).
-fn jwt_spans(b: &[u8]) -> Vec<(usize, usize)> {
+fn jwt_spans(b: &[u8], tick: &mut dyn FnMut()) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     // The last (up to) three segments of the current run: (start, end).
     let mut window: [(usize, usize); 3] = [(0, 0); 3];
     let mut filled = 0;
     let mut seg_start: Option<usize> = None;
     for i in 0..=b.len() {
+        if i % TICK_BYTES == TICK_BYTES - 1 {
+            tick();
+        }
         let in_run = i < b.len() && (is_b64url(b[i]) || b[i] == b'.');
         if in_run && seg_start.is_none() {
             seg_start = Some(i);
@@ -134,7 +137,7 @@ pub fn redact_string(s: &str, extra: &[String], tick: &mut dyn FnMut()) -> Optio
     if !maybe {
         return None;
     }
-    let jwts = jwt_spans(b);
+    let jwts = jwt_spans(b, tick);
     let mut next_jwt = 0;
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
@@ -326,7 +329,7 @@ mod unit_tests {
                     })
                     .collect();
                 assert_eq!(
-                    jwt_spans(&s),
+                    jwt_spans(&s, &mut || ()),
                     naive_jwts(&s),
                     "{}",
                     String::from_utf8_lossy(&s)
@@ -334,8 +337,8 @@ mod unit_tests {
             }
         }
         let jwt = b"x eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl.eyJ";
-        assert_eq!(jwt_spans(jwt), naive_jwts(jwt));
-        assert_eq!(jwt_spans(jwt).len(), 1);
+        assert_eq!(jwt_spans(jwt, &mut || ()), naive_jwts(jwt));
+        assert_eq!(jwt_spans(jwt, &mut || ()).len(), 1);
     }
 
     #[test]
