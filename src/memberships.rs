@@ -11,8 +11,9 @@
 //! * anyone may leave (remove their own membership), except the last owner.
 //!
 //! Changes of one tenant's memberships are serialised by a transaction lock of the extension's
-//! own class (`pg_locks`: advisory, `objsubid = 29810`; SQL cannot take it), so two owners
-//! removing each other concurrently cannot both succeed.  Every write fires the cache
+//! own class (`pg_locks`: advisory, `objsubid = 29810`; SQL cannot take it), and the owners' rows
+//! are locked when they are counted, so two owners removing each other concurrently cannot both
+//! succeed, in READ COMMITTED (the second sees one owner left) or REPEATABLE READ (40001).  Every write fires the cache
 //! invalidation trigger of the table (sql/caches.sql): a removed member is refused at once.
 use crate::context;
 use crate::error::{null_argument, raise, spi_failed};
@@ -83,10 +84,16 @@ fn role_of(tenant: &pgrx::Uuid, user: &pgrx::Uuid) -> Option<String> {
     .unwrap_or_else(|e| spi_failed("reading the membership", e))
 }
 
+/// How many owners the tenant has, their rows locked: under REPEATABLE READ a snapshot taken
+/// before the membership lock could still count an owner another transaction has just removed,
+/// and the row lock turns that into a serialization failure (40001) instead of a tenant without
+/// owners.
 fn owners(tenant: &pgrx::Uuid) -> i64 {
     lookup::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
-            "SELECT count(*) FROM tenancy.memberships WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'",
+            "SELECT count(*) FROM (SELECT FROM tenancy.memberships
+                                    WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'
+                                    FOR NO KEY UPDATE) o",
             &[(*tenant).into()],
         )
     })

@@ -512,3 +512,15 @@ pub fn column_digests(
         })
         .collect()
 }
+
+/// Open a transaction in `tenant` as `user`, the way PostgREST's pre-request does it (the claims
+/// as PostgREST would set them, then `tenancy.pre_request()`).
+pub fn enter_as(c: &mut Client, user: &str, tenant: &str) {
+    c.batch_execute("BEGIN").unwrap();
+    c.execute(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+        &[&format!(r#"{{"sub": "{user}", "tenant_id": "{tenant}"}}"#)],
+    )
+    .unwrap();
+    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+}

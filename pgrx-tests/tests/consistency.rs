@@ -13,7 +13,7 @@
 //! `legitimate_switches_still_work`: what applications do (PostgREST's sequence, a plpgsql
 //! function that checks the context and switches, a cursor opened but not yet read, a closed
 //! cursor, a trigger that reads the context) is not refused.
-use pg_tenancy_client_tests::{connect, login_role, sqlstate, TestDb};
+use pg_tenancy_client_tests::{connect, enter_as, login_role, sqlstate, TestDb};
 use postgres::{Client, SimpleQueryMessage};
 
 const ACME: &str = "a0000000-0000-4000-8000-000000000001";
@@ -40,15 +40,9 @@ fn setup(name: &str) -> TestDb {
 /// A PostgREST-style transaction as alice in `tenant`, with the planner pushed towards the nested
 /// loop and index scans the attacks rely on.
 fn enter(c: &mut Client, tenant: &str) {
-    c.batch_execute("BEGIN").unwrap();
-    c.execute(
-        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
-        &[&format!(r#"{{"sub": "{ALICE}", "tenant_id": "{tenant}"}}"#)],
-    )
-    .unwrap();
+    enter_as(c, ALICE, tenant);
     c.batch_execute(
-        "SELECT tenancy.pre_request();
-         SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_material = off;
+        "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_material = off;
          SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;",
     )
     .unwrap();
@@ -397,4 +391,58 @@ fn a_revoked_membership_counts_inside_an_open_transaction() {
         "the revoked membership still let alice back into globex"
     );
     c.batch_execute("ROLLBACK").unwrap();
+}
+
+/// Two owners removing each other at the same time: one succeeds, the other is refused (the last
+/// owner stays, 55000), or, under REPEATABLE READ, fails to serialize (40001) and retries into the
+/// same refusal.  Never a tenant without an owner.
+#[test]
+fn two_owners_removing_each_other_leave_one() {
+    const BOB: &str = "00000000-0000-4000-8000-0000000000a2";
+    for isolation in ["READ COMMITTED", "REPEATABLE READ"] {
+        let db = setup("pgt_consistency_owners");
+        let mut admin = db.connect("postgres");
+        admin
+            .batch_execute(&format!(
+                "UPDATE tenancy.memberships SET role = 'owner' WHERE tenant_id = '{ACME}' AND user_id = '{BOB}'"
+            ))
+            .unwrap();
+        let open = |user: &str| {
+            let mut c = connect(&db.name, "pgt_alice");
+            c.batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL {isolation};
+                 SELECT set_config('request.jwt.claims', '{{\"sub\": \"{user}\", \"tenant_id\": \"{ACME}\"}}', true);
+                 SELECT tenancy.pre_request();"
+            ))
+            .unwrap();
+            c
+        };
+        let mut alice = open(ALICE);
+        let mut bob = open(BOB);
+        alice
+            .batch_execute(&format!("SELECT tenancy.remove_member('{BOB}')"))
+            .unwrap();
+        let second = std::thread::spawn(move || {
+            let code =
+                sqlstate(bob.batch_execute(&format!("SELECT tenancy.remove_member('{ALICE}')")));
+            let _ = bob.batch_execute("ROLLBACK");
+            code
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        alice.batch_execute("COMMIT").unwrap();
+        let code = second.join().unwrap();
+        assert!(
+            ["55000", "40001"].contains(&code.as_str()),
+            "{isolation}: the second removal gave {code}"
+        );
+        let owners: i64 = admin
+            .query_one(
+                &format!("SELECT count(*) FROM tenancy.memberships WHERE tenant_id = '{ACME}' AND role = 'owner'"),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(owners, 1, "{isolation}: acme has {owners} owners");
+        println!("{isolation}: the second owner's removal of the first: {code}; one owner left");
+    }
 }

@@ -20,7 +20,9 @@
 //!   rejecting a wrong secret takes as long whether it matches the real one in no leading
 //!   characters or in all but the last.
 use hmac::{Hmac, Mac};
-use pg_tenancy_client_tests::{connect, login_role, sqlstate, tenant_digests, TestDb};
+use pg_tenancy_client_tests::{
+    connect, enter_as as enter, login_role, sqlstate, tenant_digests, TestDb,
+};
 use postgres::Client;
 
 const ACME: &str = "a0000000-0000-4000-8000-000000000001";
@@ -54,17 +56,6 @@ fn claims(user: &str, tenant: &str) -> String {
         .as_secs()
         + 3600;
     format!(r#"{{"sub":"{user}","tenant_id":"{tenant}","role":"authenticated","exp":{exp}}}"#)
-}
-
-/// Open a transaction in `tenant` as `user`, the way PostgREST's pre-request does it.
-fn enter(c: &mut Client, user: &str, tenant: &str) {
-    c.batch_execute("BEGIN").unwrap();
-    c.execute(
-        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
-        &[&format!(r#"{{"sub": "{user}", "tenant_id": "{tenant}"}}"#)],
-    )
-    .unwrap();
-    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
 }
 
 /// Run `sql` in a savepoint: released if it succeeds, rolled back if it fails.

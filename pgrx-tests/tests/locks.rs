@@ -17,7 +17,7 @@
 //! statistics, a strong LOCK through a view of one's own, and the same from a DO block) are
 //! refused before any lock, so that, queued behind an ordinary writer, they cannot make every
 //! other reader or writer queue behind them.  On 0.2.0 they queued (55P03 after lock_timeout).
-use pg_tenancy_client_tests::{connect, login_role, sqlstate, TestDb};
+use pg_tenancy_client_tests::{connect, enter_as as enter, login_role, sqlstate, TestDb};
 use postgres::Client;
 use std::time::{Duration, Instant};
 
@@ -40,17 +40,6 @@ const MODES: [&str; 8] = [
     "EXCLUSIVE",
     "ACCESS EXCLUSIVE",
 ];
-
-/// PostgREST's sequence for `user` in `tenant`, inside an open transaction.
-fn enter(c: &mut Client, user: &str, tenant: &str) {
-    c.batch_execute("BEGIN").unwrap();
-    c.execute(
-        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
-        &[&format!(r#"{{"sub": "{user}", "tenant_id": "{tenant}"}}"#)],
-    )
-    .unwrap();
-    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
-}
 
 /// `sql` in a savepoint of the open transaction: true if it succeeded (and keeps its locks).
 fn try_keep(c: &mut Client, sql: &str) -> bool {
