@@ -53,6 +53,12 @@ CREATE POLICY tenancy_service ON tenancy.users FOR ALL TO service_role USING (tr
 ALTER TABLE tenancy.request_logs_default ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenancy.request_logs_default FORCE ROW LEVEL SECURITY;
 
+-- Row types no application role names: a temporary table of such a type would depend on the table
+-- and stop its partitions from being dropped (maintenance) or the table from being changed.
+-- (The other tables' row types stay usable: PostgREST names them, json_populate_recordset.)
+REVOKE USAGE ON TYPE tenancy.request_logs, tenancy.request_logs_default, tenancy.root_keys,
+    tenancy.data_keys, tenancy.peppers, tenancy.api_key_usage FROM PUBLIC;
+
 -- ---------------------------------------------------------------------------------------------
 -- Grants.  anon: the schema and the context functions only (PostgREST calls pre_request for
 -- every request); no table.  Column-level UPDATE grants keep tenant_id-like columns and status
@@ -72,7 +78,8 @@ GRANT INSERT, UPDATE, DELETE ON
     tenancy.clients, tenancy.projects, tenancy.integrations, tenancy.actions, tenancy.field_mappings
     TO authenticated;
 GRANT INSERT, DELETE ON tenancy.client_users TO authenticated;
-GRANT INSERT ON tenancy.jobs TO authenticated;
+-- A job is created queued: its status, progress, result and times are the service's workers' to set.
+GRANT INSERT (tenant_id, id, user_id, job_type, parameters) ON tenancy.jobs TO authenticated;
 -- API keys are made, revoked and rotated by their functions only (src/api_keys.rs); the hash is
 -- no one's to read.  Owner/admin (RLS) may rename or delete a key.
 GRANT SELECT (tenant_id, id, name, prefix, environment, scopes, expires_at, revoked_at, replaced_by,
@@ -86,7 +93,9 @@ GRANT SELECT (tenant_id, id, integration_id, credential_type, expires_at, scopes
       DELETE
     ON tenancy.integration_credentials TO authenticated, service_role;
 GRANT SELECT ON tenancy.tenants, tenancy.users TO authenticated;
-GRANT UPDATE (name, email, settings) ON tenancy.tenants TO authenticated;
+-- Not email: it is unique across tenants (the seeds), so an owner could claim another tenant's
+-- address, or make it wait behind an uncommitted claim; the service sets it.
+GRANT UPDATE (name, settings) ON tenancy.tenants TO authenticated;
 GRANT UPDATE (name, avatar_url) ON tenancy.users TO authenticated;
 
 -- service_role: everything, except the rows that have a function as their door.

@@ -15,7 +15,12 @@
 --    (tenancy.add_member, set_member_role, remove_member: only an owner makes or changes an owner,
 --    and the last owner stays).
 -- 4. Locks: maintain_request_logs takes a lock of the extension's own class (SQL cannot hold it
---    up) and waits at most lock_wait for each partition step.
+--    up), waits at most lock_wait for each partition step, and skips a partition that other
+--    objects depend on; the row types of request_logs, its partitions and the internal tables are
+--    no longer usable by PUBLIC (a temporary table of such a type would block maintenance).
+-- 4b. tenants.email is no longer updatable by application roles (unique across tenants: one
+--    tenant could claim another's address); jobs are inserted with id, job_type and parameters
+--    only (status, progress, result and times are the workers').
 -- 5. list_api_keys reads the context once.
 -- 6. tenancy.users.is_sso_user: a single-sign-on account may share an e-mail address with a
 --    password account, as in Supabase's auth.users; the mirror copies the flag.
@@ -279,6 +284,23 @@ CREATE POLICY tenancy_update ON tenancy.tenants FOR UPDATE TO authenticated
     USING (id = (SELECT tenancy.current_tenant_for('owner', 'admin')))
     WITH CHECK (id = (SELECT tenancy.current_tenant_for('owner', 'admin')));
 
+-- Row types no application role names: a temporary table of such a type would depend on the table
+-- and stop its partitions from being dropped (maintenance) or the table from being changed.
+-- (The other tables' row types stay usable: PostgREST names them, json_populate_recordset.)
+REVOKE USAGE ON TYPE tenancy.request_logs, tenancy.request_logs_default, tenancy.root_keys,
+    tenancy.data_keys, tenancy.peppers, tenancy.api_key_usage FROM PUBLIC;
+
+DO $types$
+DECLARE
+    part regclass;
+BEGIN
+    FOR part IN SELECT i.inhrelid::regclass FROM pg_catalog.pg_inherits i
+                 WHERE i.inhparent = 'tenancy.request_logs'::regclass AND i.inhrelid <> 'tenancy.request_logs_default'::regclass LOOP
+        EXECUTE format('REVOKE USAGE ON TYPE %s FROM PUBLIC', part);
+    END LOOP;
+END
+$types$;
+
 -- ---------------------------------------------------------------------------------------------
 -- Grants: from nothing, as a fresh install grants them
 -- ---------------------------------------------------------------------------------------------
@@ -300,7 +322,8 @@ GRANT INSERT, UPDATE, DELETE ON
     tenancy.clients, tenancy.projects, tenancy.integrations, tenancy.actions, tenancy.field_mappings
     TO authenticated;
 GRANT INSERT, DELETE ON tenancy.client_users TO authenticated;
-GRANT INSERT ON tenancy.jobs TO authenticated;
+-- A job is created queued: its status, progress, result and times are the service's workers' to set.
+GRANT INSERT (tenant_id, id, user_id, job_type, parameters) ON tenancy.jobs TO authenticated;
 -- API keys are made, revoked and rotated by their functions only (src/api_keys.rs); the hash is
 -- no one's to read.  Owner/admin (RLS) may rename or delete a key.
 GRANT SELECT (tenant_id, id, name, prefix, environment, scopes, expires_at, revoked_at, replaced_by,
@@ -314,7 +337,9 @@ GRANT SELECT (tenant_id, id, integration_id, credential_type, expires_at, scopes
       DELETE
     ON tenancy.integration_credentials TO authenticated, service_role;
 GRANT SELECT ON tenancy.tenants, tenancy.users TO authenticated;
-GRANT UPDATE (name, email, settings) ON tenancy.tenants TO authenticated;
+-- Not email: it is unique across tenants (the seeds), so an owner could claim another tenant's
+-- address, or make it wait behind an uncommitted claim; the service sets it.
+GRANT UPDATE (name, settings) ON tenancy.tenants TO authenticated;
 GRANT UPDATE (name, avatar_url) ON tenancy.users TO authenticated;
 
 -- service_role: everything, except the rows that have a function as their door.
@@ -328,7 +353,7 @@ GRANT SELECT ON tenancy.request_logs TO service_role;
 
 
 -- ---------------------------------------------------------------------------------------------
--- Request-log maintenance: its own lock class, bounded waits
+-- Request-log maintenance: its own lock class, bounded waits, partitions' row types closed
 -- ---------------------------------------------------------------------------------------------
 DROP FUNCTION tenancy.maintain_request_logs(interval, integer, timestamptz);
 CREATE FUNCTION tenancy.maintain_request_logs(retain interval DEFAULT '30 days', premake integer DEFAULT 7,
@@ -425,8 +450,13 @@ BEGIN
             BEGIN
                 EXECUTE format('DROP TABLE tenancy.%I', r.relname);
                 dropped := dropped || r.relname::text;
-            EXCEPTION WHEN lock_not_available THEN
-                skipped := skipped || ('drop ' || r.relname::text);
+            EXCEPTION
+                WHEN lock_not_available THEN
+                    skipped := skipped || ('drop ' || r.relname::text);
+                WHEN dependent_objects_still_exist THEN
+                    -- Something outside the extension depends on the partition: left for the DBA.
+                    skipped := skipped || ('drop ' || r.relname::text || ' (other objects depend on it)');
+                    RAISE WARNING 'tenancy.maintain_request_logs: % is past the retention but other objects depend on it', r.relname;
             END;
         END IF;
     END LOOP;
@@ -439,6 +469,23 @@ $$;
 
 COMMENT ON FUNCTION tenancy.maintain_request_logs(interval, integer, timestamptz, interval) IS
     'Daily request_logs partitions: create ahead, move rows out of the default partition, drop past the retention';
+
+CREATE OR REPLACE FUNCTION tenancy._seal_partition(part text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE tenancy.%I ADD CONSTRAINT %I PRIMARY KEY (tenant_id, created_at, id)',
+                   part, part || '_pkey');
+    EXECUTE format('CREATE INDEX %I ON tenancy.%I (tenant_id, integration_id, created_at DESC)',
+                   part || '_integration_idx', part);
+    EXECUTE format('ALTER TABLE tenancy.%I ENABLE ROW LEVEL SECURITY', part);
+    EXECUTE format('ALTER TABLE tenancy.%I FORCE ROW LEVEL SECURITY', part);
+    EXECUTE format('REVOKE ALL ON tenancy.%I FROM PUBLIC, anon, authenticated, service_role', part);
+    EXECUTE format('REVOKE USAGE ON TYPE tenancy.%I FROM PUBLIC', part);
+END
+$$;
 
 CREATE OR REPLACE FUNCTION tenancy.list_api_keys()
     RETURNS TABLE (id uuid, name text, prefix text, environment text, scopes text[], status text,

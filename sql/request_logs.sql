@@ -110,8 +110,13 @@ BEGIN
             BEGIN
                 EXECUTE format('DROP TABLE tenancy.%I', r.relname);
                 dropped := dropped || r.relname::text;
-            EXCEPTION WHEN lock_not_available THEN
-                skipped := skipped || ('drop ' || r.relname::text);
+            EXCEPTION
+                WHEN lock_not_available THEN
+                    skipped := skipped || ('drop ' || r.relname::text);
+                WHEN dependent_objects_still_exist THEN
+                    -- Something outside the extension depends on the partition: left for the DBA.
+                    skipped := skipped || ('drop ' || r.relname::text || ' (other objects depend on it)');
+                    RAISE WARNING 'tenancy.maintain_request_logs: % is past the retention but other objects depend on it', r.relname;
             END;
         END IF;
     END LOOP;
@@ -125,7 +130,8 @@ COMMENT ON FUNCTION tenancy.maintain_request_logs(interval, integer, timestamptz
     'Daily request_logs partitions: create ahead, move rows out of the default partition, drop past the retention';
 
 -- A new partition gets the key and the per-integration index (they live on each partition, see
--- sql/schema.sql), and is read and written through its parent only: RLS forced, no policy, no grant.
+-- sql/schema.sql), and is read and written through its parent only: RLS forced, no policy, no
+-- grant, and its row type usable by no application role (sql/grants.sql says why).
 CREATE FUNCTION tenancy._seal_partition(part text)
     RETURNS void
     LANGUAGE plpgsql
@@ -139,6 +145,7 @@ BEGIN
     EXECUTE format('ALTER TABLE tenancy.%I ENABLE ROW LEVEL SECURITY', part);
     EXECUTE format('ALTER TABLE tenancy.%I FORCE ROW LEVEL SECURITY', part);
     EXECUTE format('REVOKE ALL ON tenancy.%I FROM PUBLIC, anon, authenticated, service_role', part);
+    EXECUTE format('REVOKE USAGE ON TYPE tenancy.%I FROM PUBLIC', part);
 END
 $$;
 

@@ -398,6 +398,34 @@ pub fn verify(key: Option<&str>) -> Verified {
 }
 
 thread_local! {
+    /// Revocation and expiry of the keys this backend's contexts came from: (revoked, expires_at),
+    /// or `None` for a key that is gone.  Every write to api_keys empties it in every backend
+    /// (crate::lookup::Cache, sql/caches.sql).
+    static KEY_STATES: lookup::Cache<[u8; 32], Option<(bool, Option<i64>)>> = const { lookup::Cache::new(4096) };
+}
+
+/// Is key `id` of `tenant` still neither revoked nor expired?  For a context that came from it
+/// (`crate::context`: a key revoked while a transaction is open counts at its next statement).
+/// The caller has read pending invalidations (the tenant-status check does).
+pub(crate) fn still_valid(tenant: &pgrx::Uuid, id: &pgrx::Uuid) -> bool {
+    let mut k = [0u8; 32];
+    k[..16].copy_from_slice(tenant.as_bytes());
+    k[16..].copy_from_slice(id.as_bytes());
+    let state = KEY_STATES.with(|cache| {
+        cache.get_or_load(k, || {
+            lookup::fetch(
+                c"api_keys",
+                c"api_keys_pkey",
+                &[Key::uuid(1, tenant), Key::uuid(2, id)],
+                &[c"revoked_at", c"expires_at"],
+                |cols| (cols[0].is_some(), cols[1].map(|d| d.value() as i64)),
+            )
+        })
+    });
+    matches!(state, Some((false, expires)) if expires.is_none_or(|e| e > now()))
+}
+
+thread_local! {
     /// When this backend last recorded each key's use (µs), to skip even the lookup within a minute.
     static TOUCHED: RefCell<HashMap<[u8; 16], i64>> = RefCell::new(HashMap::new());
 }

@@ -57,30 +57,75 @@ fn parse_role(b: &[u8]) -> Option<&'static str> {
     ROLES.iter().copied().find(|r| r.as_bytes() == b)
 }
 
-/// For the SQL-callable readers: parse the context once, and note what this call saw against the
-/// statement evaluating it ([`statements`]: one context per statement).
-fn read<R>(fcinfo: pg_sys::FunctionCallInfo, f: impl FnOnce(&[u8]) -> R) -> R {
-    with_raw(|raw| {
-        statements::note_read(statements::caller_memory(fcinfo), raw);
-        f(raw)
-    })
-}
-
-/// The whole context, read at once, for Rust callers (one read, never two that could disagree).
+/// The whole context, read at once (one read, never two that could disagree), and checked again
+/// against the authority it came from: the membership of its user (role unchanged), the tenant's
+/// status, the API key's revocation and expiry, as they are now, through the per-backend caches
+/// that every write to those tables invalidates.  A context whose authority has changed since it
+/// was set (a member removed or demoted, a tenant suspended, a key revoked, by this or another
+/// session) keeps its user but loses its tenant, role and key: `stale`.  So a removal counts at
+/// the next statement, also in a transaction that is still open.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Context {
     pub tenant: Option<pgrx::Uuid>,
     pub user: Option<pgrx::Uuid>,
     pub role: Option<&'static str>,
     pub api_key: Option<pgrx::Uuid>,
+    /// The tenant, role and key were dropped because their authority changed.
+    pub stale: bool,
+}
+
+impl Context {
+    fn parse(raw: &[u8]) -> Context {
+        let mut c = Context {
+            tenant: field(raw, 0).and_then(parse_uuid),
+            user: field(raw, 1).and_then(parse_uuid),
+            role: field(raw, 2).and_then(parse_role),
+            api_key: field(raw, 3).and_then(parse_uuid),
+            stale: false,
+        };
+        if let Some(tenant) = c.tenant {
+            if !still_valid(tenant, c.user, c.role, c.api_key) {
+                c = Context {
+                    user: c.user,
+                    stale: true,
+                    ..Context::default()
+                };
+            }
+        }
+        c
+    }
+}
+
+/// Is the authority a context came from still there?
+fn still_valid(
+    tenant: pgrx::Uuid,
+    user: Option<pgrx::Uuid>,
+    role: Option<&'static str>,
+    key: Option<pgrx::Uuid>,
+) -> bool {
+    match role {
+        Some("service") => tenant_status(tenant) == Some("active"),
+        Some("api_key") => {
+            tenant_status(tenant) == Some("active")
+                && key.is_some_and(|k| crate::api_keys::still_valid(&tenant, &k))
+        }
+        Some(role) => {
+            user.is_some_and(|u| cached_membership(tenant, Some(u)) == Some(("active", Some(role))))
+        }
+        None => false,
+    }
 }
 
 pub(crate) fn current() -> Context {
-    with_raw(|raw| Context {
-        tenant: field(raw, 0).and_then(parse_uuid),
-        user: field(raw, 1).and_then(parse_uuid),
-        role: field(raw, 2).and_then(parse_role),
-        api_key: field(raw, 3).and_then(parse_uuid),
+    with_raw(Context::parse)
+}
+
+/// For the SQL-callable readers: the context, parsed and checked once, and noted against the
+/// statement evaluating the call ([`statements`]: one context per statement).
+fn read<R>(fcinfo: pg_sys::FunctionCallInfo, f: impl FnOnce(&Context, &[u8]) -> R) -> R {
+    with_raw(|raw| {
+        statements::note_read(statements::caller_memory(fcinfo), raw);
+        f(&Context::parse(raw), raw)
     })
 }
 
@@ -94,13 +139,13 @@ pub const ROLES: [&str; 7] = [
 /// The tenant of the current transaction, or NULL when no context is set.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_tenant_id(fcinfo: pg_sys::FunctionCallInfo) -> Option<pgrx::Uuid> {
-    read(fcinfo, |raw| field(raw, 0).and_then(parse_uuid))
+    read(fcinfo, |c, _| c.tenant)
 }
 
 /// The user of the current transaction, or NULL.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_user_id(fcinfo: pg_sys::FunctionCallInfo) -> Option<pgrx::Uuid> {
-    read(fcinfo, |raw| field(raw, 1).and_then(parse_uuid))
+    read(fcinfo, |c, _| c.user)
 }
 
 /// The caller's role in the current tenant (`owner`, `admin`, `manager`, `member`, `client`,
@@ -108,7 +153,7 @@ pub fn current_user_id(fcinfo: pg_sys::FunctionCallInfo) -> Option<pgrx::Uuid> {
 /// it schema-qualified: `current_role` alone is the SQL keyword CURRENT_ROLE.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_role(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'static str> {
-    read(fcinfo, |raw| field(raw, 2).and_then(parse_role))
+    read(fcinfo, |c, _| c.role)
 }
 
 /// The current tenant if the context's role is one of `roles`, else NULL: tenant and role read
@@ -119,10 +164,10 @@ pub fn current_tenant_for(
     roles: VariadicArray<&str>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<pgrx::Uuid> {
-    read(fcinfo, |raw| {
-        let role = field(raw, 2)?;
-        if roles.iter().flatten().any(|r| r.as_bytes() == role) {
-            field(raw, 0).and_then(parse_uuid)
+    read(fcinfo, |c, _| {
+        let role = c.role?;
+        if roles.iter().flatten().any(|r| r == role) {
+            c.tenant
         } else {
             None
         }
@@ -132,19 +177,20 @@ pub fn current_tenant_for(
 /// The API key the current context came from (`tenancy.authenticate`), or NULL.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_api_key_id(fcinfo: pg_sys::FunctionCallInfo) -> Option<pgrx::Uuid> {
-    read(fcinfo, |raw| field(raw, 3).and_then(parse_uuid))
+    read(fcinfo, |c, _| c.api_key)
 }
 
 /// Whether the current context came from an API key that carries `scope` (or the scope `*`).
 /// False without an API key: scopes limit keys; users are limited by their role.
 #[pg_extern(stable, parallel_safe)]
 pub fn has_scope(scope: &str, fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    read(fcinfo, |raw| {
-        field(raw, 4).is_some_and(|scopes| {
-            scopes
-                .split(|c| *c == b' ')
-                .any(|s| s == scope.as_bytes() || s == b"*")
-        })
+    read(fcinfo, |c, raw| {
+        c.api_key.is_some()
+            && field(raw, 4).is_some_and(|scopes| {
+                scopes
+                    .split(|c| *c == b' ')
+                    .any(|s| s == scope.as_bytes() || s == b"*")
+            })
     })
 }
 
@@ -156,6 +202,15 @@ pub(crate) fn admin_tenant(what: &str) -> pgrx::Uuid {
     })
 }
 
+/// 42501: the context's authority changed after it was set (see [`Context`]).
+pub(crate) fn stale() -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        "the tenant context is no longer valid: its membership was removed or changed, the tenant suspended, or the API key revoked",
+        Some("Enter the tenant again (tenancy.set_tenant, pre_request or authenticate)."),
+    )
+}
+
 /// The tenant of `context` if its role is one of `roles`, else 42501: no tenant at all, or
 /// `refusal()`.
 pub(crate) fn tenant_of_roles(
@@ -164,6 +219,9 @@ pub(crate) fn tenant_of_roles(
     refusal: impl FnOnce() -> String,
 ) -> pgrx::Uuid {
     let Some(tenant) = context.tenant else {
+        if context.stale {
+            stale()
+        }
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "no tenant in this transaction's context",

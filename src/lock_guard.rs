@@ -55,9 +55,15 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
-    // SAFETY: the utility statement of a valid PlannedStmt; every node is read, never changed.
+    let (mut pstmt, mut read_only_tree) = (pstmt, read_only_tree);
+    // SAFETY: the utility statement of a valid PlannedStmt.  `check` qualifies the names it
+    // resolves in place, so a tree the caller keeps (read_only_tree) is copied first.
     unsafe {
-        if !pstmt.is_null() && !pg_sys::superuser() {
+        if !pstmt.is_null() && !pg_sys::superuser() && checked((*pstmt).utilityStmt) {
+            if read_only_tree {
+                pstmt = pg_sys::copyObjectImpl(pstmt as *const std::ffi::c_void).cast();
+                read_only_tree = false;
+            }
             check((*pstmt).utilityStmt);
         }
         match PREV_PROCESS_UTILITY {
@@ -96,6 +102,28 @@ enum Need {
 unsafe fn is(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
     // SAFETY: the caller passes a node pointer or NULL.
     unsafe { !node.is_null() && (*node).type_ == tag }
+}
+
+/// Is `node` a statement [`check`] looks at?
+unsafe fn checked(node: *mut pg_sys::Node) -> bool {
+    use pg_sys::NodeTag::*;
+    // SAFETY: a node pointer or NULL.
+    !node.is_null()
+        && matches!(
+            unsafe { (*node).type_ },
+            T_LockStmt
+                | T_CreateTrigStmt
+                | T_RuleStmt
+                | T_CommentStmt
+                | T_SecLabelStmt
+                | T_CreateStmt
+                | T_CreateForeignTableStmt
+                | T_CreateSchemaStmt
+                | T_AlterTableStmt
+                | T_CreateStatsStmt
+                | T_VacuumStmt
+                | T_AlterObjectDependsStmt
+        )
 }
 
 unsafe fn check(node: *mut pg_sys::Node) {
@@ -160,6 +188,26 @@ unsafe fn check(node: *mut pg_sys::Node) {
                 for n in PgList::<pg_sys::Node>::from_pg((*s).relations).iter_ptr() {
                     if is(n, T_RangeVar) {
                         require(n as *mut pg_sys::RangeVar, Need::Owner);
+                    }
+                }
+            }
+            T_VacuumStmt => {
+                // VACUUM / ANALYZE of a partitioned table queue for each partition's lock (ACCESS
+                // EXCLUSIVE for FULL) before checking the privilege on it.
+                let s = node as *mut pg_sys::VacuumStmt;
+                for r in PgList::<pg_sys::VacuumRelation>::from_pg((*s).rels).iter_ptr() {
+                    let Some(relid) = resolve((*r).relation) else {
+                        continue;
+                    };
+                    if protected(relid) && !may_maintain(relid) {
+                        raise(
+                            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                            format!(
+                                "must be owner of table {} to vacuum or analyze it",
+                                rel_name(relid)
+                            ),
+                            Some(BEFORE_LOCK),
+                        );
                     }
                 }
             }
@@ -246,19 +294,30 @@ unsafe fn require_names(names: *mut pg_sys::List, drop: usize) {
     }
 }
 
-/// The relation `rv` names (by the same search PostgreSQL will make), without locking it.
+/// The relation `rv` names (by the same search PostgreSQL will make), locked in ACCESS SHARE
+/// mode (which any SELECT takes, and which only DDL waits for), and `rv` qualified with its
+/// schema.  So what is checked is what PostgreSQL then locks: the relation cannot be dropped,
+/// renamed or (a view) redefined while the lock is held, and the qualified name cannot find
+/// another relation put earlier on the search path meanwhile.
 unsafe fn resolve(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
-    // SAFETY: NoLock with RVR_MISSING_OK: a lookup only; a missing relation is PostgreSQL's to report.
-    let oid = unsafe {
-        pg_sys::RangeVarGetRelidExtended(
+    // SAFETY: rv is a RangeVar of the statement (or made from its names); RVR_MISSING_OK: a
+    // missing relation is PostgreSQL's to report; the schema name is palloc'd.
+    unsafe {
+        let oid = pg_sys::RangeVarGetRelidExtended(
             rv,
-            pg_sys::NoLock as pg_sys::LOCKMODE,
+            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
             pg_sys::RVROption::RVR_MISSING_OK,
             None,
             std::ptr::null_mut(),
-        )
-    };
-    (oid != pg_sys::InvalidOid).then_some(oid)
+        );
+        if oid == pg_sys::InvalidOid {
+            return None;
+        }
+        if (*rv).schemaname.is_null() {
+            (*rv).schemaname = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(oid));
+        }
+        Some(oid)
+    }
 }
 
 fn owns(relid: pg_sys::Oid) -> bool {
@@ -273,6 +332,30 @@ fn owns(relid: pg_sys::Oid) -> bool {
         {
             pg_sys::object_ownercheck(pg_sys::RelationRelationId, relid, me)
         }
+    }
+}
+
+/// May the current user VACUUM or ANALYZE `relid`: its owner, the database's owner, or (17+) a
+/// holder of MAINTAIN on it?
+fn may_maintain(relid: pg_sys::Oid) -> bool {
+    if owns(relid) {
+        return true;
+    }
+    // SAFETY: catalog checks for the current user.
+    unsafe {
+        let me = pg_sys::GetUserId();
+        #[cfg(any(feature = "pg14", feature = "pg15"))]
+        let db_owner = pg_sys::pg_database_ownercheck(pg_sys::MyDatabaseId, me);
+        #[cfg(not(any(feature = "pg14", feature = "pg15")))]
+        let db_owner =
+            pg_sys::object_ownercheck(pg_sys::DatabaseRelationId, pg_sys::MyDatabaseId, me);
+        #[cfg(any(feature = "pg17", feature = "pg18"))]
+        let maintain =
+            pg_sys::pg_class_aclcheck(relid, me, pg_sys::ACL_MAINTAIN as pg_sys::AclMode)
+                == pg_sys::AclResult::ACLCHECK_OK;
+        #[cfg(not(any(feature = "pg17", feature = "pg18")))]
+        let maintain = false;
+        db_owner || maintain
     }
 }
 
@@ -360,23 +443,44 @@ unsafe fn lock_allowed(rv: *mut pg_sys::RangeVar, mode: i32) {
     let Some(relid) = (unsafe { resolve(rv) }) else {
         return;
     };
-    // LOCK on a view locks the tables under it (LockViewRecurse), with the view owner's privileges.
+    // LOCK on a view locks the tables under it (LockViewRecurse), with the view owner's
+    // privileges: every relation reached is checked, and a view too large to check is refused.
+    const MOST: usize = 10_000;
     let mut targets = vec![relid];
+    let mut seen = std::collections::HashSet::from([relid]);
     let mut i = 0;
-    while i < targets.len() && targets.len() < 1000 {
-        // SAFETY: a syscache lookup of a relation's kind.
-        if unsafe { pg_sys::get_rel_relkind(targets[i]) }
-            == pg_sys::RELKIND_VIEW as std::ffi::c_char
-        {
-            for base in view_relations(targets[i]) {
-                if !targets.contains(&base) {
+    let mut refused = None;
+    while i < targets.len() {
+        let rel = targets[i];
+        if protected(rel) && !owns(rel) {
+            refused = Some(rel);
+            break;
+        }
+        // SAFETY: a syscache lookup of a relation's kind; a view is locked (ACCESS SHARE) before
+        // its definition is read, so that it cannot be redefined between the check and the LOCK.
+        let is_view = unsafe {
+            pg_sys::get_rel_relkind(rel) == pg_sys::RELKIND_VIEW as std::ffi::c_char && {
+                pg_sys::LockRelationOid(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+                pg_sys::get_rel_relkind(rel) == pg_sys::RELKIND_VIEW as std::ffi::c_char
+            }
+        };
+        if is_view {
+            for base in view_relations(rel) {
+                if seen.insert(base) {
                     targets.push(base);
                 }
+            }
+            if targets.len() > MOST {
+                raise(
+                    PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                    "LOCK on a view over more than 10000 relations is refused",
+                    Some("pg_tenancy checks every table a LOCK on a view would lock; lock the tables themselves."),
+                );
             }
         }
         i += 1;
     }
-    if let Some(relid) = targets.into_iter().find(|r| protected(*r) && !owns(*r)) {
+    if let Some(relid) = refused {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(

@@ -173,11 +173,19 @@ fn fetch_in<R>(
 }
 
 /// Take a transaction-level advisory lock on `id` in pg_tenancy's lock class `class` (shown in
-/// `pg_locks` as `locktype = 'advisory'`, `objsubid = class`; SQL-level advisory locks use 1 and
-/// 2, so they can never collide).  Exclusive or share; waits if `wait`, else returns whether it got
+/// `pg_locks` as `locktype = 'advisory'`, `objsubid = class`, with a hash of `id`; SQL-level
+/// advisory locks use 1 and 2, so they can never collide).  Exclusive or share; waits if `wait`, else returns whether it got
 /// the lock.
 pub fn advisory_xact_lock(class: u16, id: &pgrx::Uuid, exclusive: bool, wait: bool) -> bool {
-    let b = id.as_bytes();
+    // pg_locks is readable by every role: the tag is a hash of the id, not the id, so that it
+    // does not tell other tenants whose keys, members or API keys are being handled.
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"pg_tenancy advisory lock\0")
+        .chain_update(class.to_be_bytes())
+        .chain_update(id.as_bytes())
+        .finalize();
+    let b = &digest[..8];
     let mode = if exclusive {
         pg_sys::ExclusiveLock
     } else {

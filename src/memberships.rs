@@ -54,21 +54,19 @@ fn denied(message: &str) -> ! {
 fn manager_of(target: &pgrx::Uuid, allow_self: bool) -> (pgrx::Uuid, &'static str, bool) {
     let ctx = context::current();
     let is_self = ctx.user.as_ref() == Some(target);
-    let tenant = if allow_self && is_self {
-        ctx.tenant.unwrap_or_else(|| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                "no tenant in this transaction's context",
-                Some("Call tenancy.set_tenant() or tenancy.pre_request() first."),
-            )
-        })
-    } else {
-        context::tenant_of_roles(&ctx, &["owner", "admin", "service"], || {
+    let tenant = match ctx.tenant {
+        Some(tenant) if allow_self && is_self => tenant,
+        _ => context::tenant_of_roles(&ctx, &["owner", "admin", "service"], || {
             "permission denied for memberships: only a tenant's owner or admin, or service_role, may manage them"
                 .to_string()
-        })
+        }),
     };
     lookup::advisory_xact_lock(MEMBERSHIP_LOCK_CLASS, &tenant, true, true);
+    // A change committed while we waited for the lock (the caller removed or demoted) counts.
+    let now = context::current();
+    if now.tenant != Some(tenant) || now.role != ctx.role {
+        context::stale();
+    }
     (tenant, ctx.role.unwrap_or(""), is_self)
 }
 

@@ -181,6 +181,17 @@ SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'UPDATE tenancy.tenants 
 SELECT is(pg_temp.probe('authenticated', :acme, :alice,
           'INSERT INTO tenancy.tenants (slug, name) VALUES (''evil'', ''Evil'')'), 'error:42501',
           'tenants: members cannot create tenants');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, $$UPDATE tenancy.tenants SET email = 'ops@globex.test'$$), 'error:42501',
+          'tenants: not even the owner changes the e-mail address (unique across tenants: it could claim another''s)');
+SELECT is(pg_temp.probe('authenticated', :acme, :dave,
+          format($$INSERT INTO tenancy.jobs (tenant_id, user_id, job_type, status, progress, result, created_at)
+                   VALUES (%L, %L, 'export', 'completed', 100, '{"url": "https://evil.test/x"}', '2000-01-01')$$, :acme, :dave)),
+          'error:42501', 'jobs: a member cannot create a job that says it is done, or date it');
+SELECT is(pg_temp.probe('authenticated', :acme, :dave,
+          format($$INSERT INTO tenancy.jobs (tenant_id, user_id, job_type, parameters) VALUES (%L, %L, 'export', '{}')$$, :acme, :dave)),
+          'rows:1', 'jobs: a member queues a job of its own');
+SELECT is(pg_temp.probe('anon', NULL, NULL, 'CREATE TEMP TABLE squat (a tenancy.request_logs, b tenancy.request_logs_default)'),
+          'error:42501', 'the row types of request logs are nobody''s to use (a dependent temp table would block maintenance)');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT string_agg(email, '','') FROM tenancy.users'),
           'value:alice@acme.test', 'users: a user sees only their own profile');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice,

@@ -249,6 +249,14 @@ SELECT is((SELECT count(*) FROM pg_inherits i
               AND EXISTS (SELECT FROM pg_index x WHERE x.indrelid = i.inhrelid
                              AND pg_get_indexdef(x.indexrelid) LIKE '% USING btree (tenant_id, integration_id, created_at DESC)')),
           (31 + 7 + 1)::bigint, 'every partition, moved, made ahead or default, has the key and the per-integration index');
+-- A partition past the retention that something outside the extension depends on is skipped and
+-- reported, not a failed run.  (In a savepoint: the other old days are dropped meanwhile.)
+SAVEPOINT dependent_partition;
+CREATE VIEW public.keeps_a_partition AS SELECT * FROM tenancy.request_logs_p20260315;
+SELECT is(tenancy.maintain_request_logs('10 days', 0, timestamptz '2026-03-31 12:00:00+00') -> 'skipped',
+          '["drop request_logs_p20260315 (other objects depend on it)"]'::jsonb,
+          'a partition other objects depend on is skipped, and said so');
+ROLLBACK TO SAVEPOINT dependent_partition;
 SELECT is(tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-03-31 12:00:00+00'),
           '{"created": [], "dropped": [], "moved_from_default": {}, "deleted_from_default": 0, "skipped": []}'::jsonb, 'a second run changes nothing');
 

@@ -393,9 +393,9 @@ fn a_revoked_membership_counts_inside_an_open_transaction() {
     c.batch_execute("ROLLBACK").unwrap();
 }
 
-/// Two owners removing each other at the same time: one succeeds, the other is refused (the last
-/// owner stays, 55000), or, under REPEATABLE READ, fails to serialize (40001) and retries into the
-/// same refusal.  Never a tenant without an owner.
+/// Two owners removing each other at the same time: one succeeds; the other, removed meanwhile,
+/// is refused (42501: its context lost its authority; else the last owner stays, 55000, or under
+/// REPEATABLE READ the owners' rows fail to serialize, 40001).  Never a tenant without an owner.
 #[test]
 fn two_owners_removing_each_other_leave_one() {
     const BOB: &str = "00000000-0000-4000-8000-0000000000a2";
@@ -432,7 +432,7 @@ fn two_owners_removing_each_other_leave_one() {
         alice.batch_execute("COMMIT").unwrap();
         let code = second.join().unwrap();
         assert!(
-            ["55000", "40001"].contains(&code.as_str()),
+            ["42501", "55000", "40001"].contains(&code.as_str()),
             "{isolation}: the second removal gave {code}"
         );
         let owners: i64 = admin
@@ -445,4 +445,127 @@ fn two_owners_removing_each_other_leave_one() {
         assert_eq!(owners, 1, "{isolation}: acme has {owners} owners");
         println!("{isolation}: the second owner's removal of the first: {code}; one owner left");
     }
+}
+
+/// A context outlives nothing it came from: a member removed or demoted, a tenant suspended, an
+/// API key revoked, by another session, while the transaction that entered stays open.  At its
+/// next statement the context has no tenant: its policies show nothing and its functions refuse.
+/// On 0.2.0 a removed admin put himself back and minted an API key in that transaction.
+#[test]
+fn a_context_loses_its_tenant_when_its_authority_goes() {
+    const BOB: &str = "00000000-0000-4000-8000-0000000000a2";
+    let db = setup("pgt_consistency_stale");
+    let mut admin = db.connect("postgres");
+    let mut c = connect(&db.name, "pgt_alice");
+    let count = |c: &mut Client, sql: &str| -> i64 { c.query_one(sql, &[]).unwrap().get(0) };
+
+    // Bob, admin of acme, is removed while his transaction is open.
+    enter_as(&mut c, BOB, ACME);
+    assert_eq!(count(&mut c, "SELECT count(*) FROM tenancy.api_keys"), 1);
+    admin
+        .batch_execute(&format!(
+            "SELECT tenancy.set_tenant('{ACME}'); SELECT tenancy.remove_member('{BOB}')"
+        ))
+        .unwrap();
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM tenancy.api_keys"),
+        0,
+        "the removed admin still reads keys"
+    );
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM tenancy.projects"),
+        0,
+        "the removed admin still reads projects"
+    );
+    for sql in [
+        format!("SELECT tenancy.add_member('{BOB}', 'admin')"),
+        "SELECT tenancy.create_api_key('backdoor', '{*}')".to_string(),
+        "SELECT tenancy.list_api_keys()".to_string(),
+    ] {
+        c.batch_execute("SAVEPOINT s").unwrap();
+        assert_eq!(sqlstate(c.batch_execute(&sql)), "42501", "{sql}");
+        c.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
+    }
+    c.batch_execute("ROLLBACK").unwrap();
+
+    // Alice, owner of acme, demoted to member by another owner.
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES ('{ACME}', '{BOB}', 'owner')"
+        ))
+        .unwrap();
+    enter_as(&mut c, ALICE, ACME);
+    assert_eq!(count(&mut c, "SELECT count(*) FROM tenancy.api_keys"), 1);
+    admin
+        .batch_execute(&format!(
+            "UPDATE tenancy.memberships SET role = 'member' WHERE tenant_id = '{ACME}' AND user_id = '{ALICE}'"
+        ))
+        .unwrap();
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM tenancy.api_keys"),
+        0,
+        "the demoted owner still reads keys"
+    );
+    assert_eq!(
+        sqlstate(c.batch_execute("SELECT tenancy.create_api_key('x')")),
+        "42501"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    admin
+        .batch_execute(&format!(
+            "UPDATE tenancy.memberships SET role = 'owner' WHERE tenant_id = '{ACME}' AND user_id = '{ALICE}'"
+        ))
+        .unwrap();
+
+    // The tenant suspended.
+    enter_as(&mut c, ALICE, ACME);
+    admin
+        .batch_execute(&format!(
+            "UPDATE tenancy.tenants SET status = 'suspended' WHERE id = '{ACME}'"
+        ))
+        .unwrap();
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM tenancy.projects"),
+        0,
+        "a suspended tenant still reads"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    admin
+        .batch_execute(&format!(
+            "UPDATE tenancy.tenants SET status = 'active' WHERE id = '{ACME}'"
+        ))
+        .unwrap();
+
+    // An API key revoked.
+    admin
+        .batch_execute(&format!(
+            "BEGIN; SELECT tenancy.set_tenant('{ACME}');
+             CREATE TABLE public.k AS SELECT tenancy.create_api_key('revocable') AS key; COMMIT;"
+        ))
+        .unwrap();
+    let key: String = admin
+        .query_one("SELECT key FROM public.k", &[])
+        .unwrap()
+        .get(0);
+    c.batch_execute("BEGIN").unwrap();
+    c.execute("SELECT tenancy.authenticate($1)", &[&key])
+        .unwrap();
+    assert_eq!(count(&mut c, "SELECT count(*) FROM tenancy.projects"), 2);
+    admin
+        .batch_execute(&format!(
+            "BEGIN; SELECT tenancy.set_tenant('{ACME}');
+             SELECT tenancy.revoke_api_key(id) FROM tenancy.api_keys WHERE name = 'revocable'; COMMIT;"
+        ))
+        .unwrap();
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM tenancy.projects"),
+        0,
+        "a revoked key still reads"
+    );
+    assert_eq!(
+        sqlstate(c.batch_execute("SELECT tenancy.log_request('a1000000-0000-4000-8000-000000000101', 'a1000001-0000-4000-8000-000000000201', '{}')")),
+        "42501",
+        "a revoked key still logs"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
 }
