@@ -390,7 +390,7 @@ pub fn log_request(
         retry_count.into(),
         error.into(),
     ];
-    lookup::as_superuser(|| INSERT.with(|insert| insert.execute(&args, "logging the request")));
+    lookup::as_extension(|| INSERT.with(|insert| insert.execute(&args, "logging the request")));
     id
 }
 

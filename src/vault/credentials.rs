@@ -145,7 +145,7 @@ pub fn store_credential(
     // With the extension's privileges: no application role may write ciphertexts (the vault's
     // functions are the one door); credential_tenant() made the check RLS made before, and the
     // composite foreign key still decides that the integration is the tenant's.
-    lookup::as_superuser(|| INSERT.with(|insert| insert.execute(&args, "storing the credential")));
+    lookup::as_extension(|| INSERT.with(|insert| insert.execute(&args, "storing the credential")));
     id
 }
 
