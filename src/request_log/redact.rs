@@ -131,13 +131,20 @@ pub fn redact_string(s: &str, extra: &[String], tick: &mut dyn FnMut()) -> Optio
         b.windows(needle.len())
             .any(|w| w.eq_ignore_ascii_case(needle))
     };
-    let maybe = b.contains(&b'=')
-        || b.windows(3).any(|w| w == b"tk_" || w == b"eyJ")
+    let has_jwt = b.windows(3).any(|w| w == b"eyJ");
+    let maybe = has_jwt
+        || b.contains(&b'=')
+        || b.windows(3).any(|w| w == b"tk_")
         || b.contains(&b' ') && SCHEMES.iter().any(|sch| lower_has(sch.as_bytes()));
     if !maybe {
         return None;
     }
-    let jwts = jwt_spans(b, tick);
+    // The JWT pass only where a JWT can be (most strings with markers are URLs or headers).
+    let jwts = if has_jwt {
+        jwt_spans(b, tick)
+    } else {
+        Vec::new()
+    };
     let mut next_jwt = 0;
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
