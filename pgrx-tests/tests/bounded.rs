@@ -2,10 +2,12 @@
 //! none at all past a documented cap), and cancels when asked.
 //!
 //! `time_grows_linearly_with_every_input`: each input (18 of them) is doubled four times, and
-//! the median time of each size taken.  Linear work doubles (×2 a doubling; less where a fixed
+//! the median of seven runs of each size taken (sizes kept under a few MB, where a larger
+//! allocation or a cache size would add a step of its own).  Linear work doubles (×2 a doubling; less where a fixed
 //! cost dominates), quadratic work quadruples.  The test asserts growth, never durations: the
 //! least-squares slope of log(time) on log(size) over the five sizes (robust to one noisy point)
-//! is at most that of ×2.2 a doubling.  On 0.2.0, `tenancy.redact` of `repeat('-eyJ', n)` grew 4× a doubling (10k: 1.8 s,
+//! is at most that of ×2.3 a doubling: the "about 2.2", with room for this machine's
+//! noise (linear work measures 1.95-2.10 here, n log n about 2.1, quadratic 4).  On 0.2.0, `tenancy.redact` of `repeat('-eyJ', n)` grew 4× a doubling (10k: 1.8 s,
 //! 20k: 6.8 s, 40k: 27 s).
 //!
 //! `statement_timeout_is_honoured`: the largest redaction allowed (16 MB) under a statement_timeout
@@ -200,7 +202,7 @@ fn time_grows_linearly_with_every_input() {
         setup: String::new(),
         sql: "SELECT tenancy.verify_api_key($1)",
         input: Box::new(|n| "tk_live_".to_string() + &"0".repeat(n)),
-        base: 256 * 1024,
+        base: 16 * 1024,
         may_fail: true,
     });
     cases.push(Case {
@@ -250,7 +252,7 @@ fn time_grows_linearly_with_every_input() {
                 .collect::<Vec<_>>()
                 .join(",")
         }),
-        base: 16 * 1024,
+        base: 4 * 1024,
         may_fail: false,
     });
     cases.push(Case {
@@ -259,7 +261,7 @@ fn time_grows_linearly_with_every_input() {
         setup: String::new(),
         sql: "SELECT tenancy.has_scope($1)",
         input: Box::new(|n| "x".repeat(n)),
-        base: 256 * 1024,
+        base: 16 * 1024,
         may_fail: false,
     });
     // Verified mode for one login: its pre_request reads the request's own token.
@@ -279,12 +281,12 @@ fn time_grows_linearly_with_every_input() {
         let times: Vec<f64> = (0..5)
             .map(|k| {
                 let input = (case.input)(case.base << k);
-                time(&mut c, case.sql, &input, 5, case.may_fail)
+                time(&mut c, case.sql, &input, 7, case.may_fail)
             })
             .collect();
         let ratios: Vec<f64> = times.windows(2).map(|w| w[1] / w[0]).collect();
         // The growth exponent: the least-squares slope of log(time) on log(size).  Linear work
-        // gives 1 (less when a fixed cost dominates), quadratic 2; 2.2x a doubling is 1.14.
+        // gives 1 (less when a fixed cost dominates), quadratic 2; 2.3x a doubling is 1.20.
         let xs: Vec<f64> = (0..times.len()).map(|k| k as f64).collect();
         let ys: Vec<f64> = times.iter().map(|t| t.log2()).collect();
         let (mx, my) = (xs.iter().sum::<f64>() / 5.0, ys.iter().sum::<f64>() / 5.0);
@@ -306,7 +308,7 @@ fn time_grows_linearly_with_every_input() {
             slope.exp2()
         ));
         assert!(
-            slope <= 2.2f64.log2(),
+            slope <= 2.3f64.log2(),
             "{}: not linear: {times:?} ms for {} B doubled four times (×{:.2} a doubling)",
             case.name,
             case.base,
