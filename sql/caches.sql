@@ -1,5 +1,5 @@
--- Per-backend caches (src/lookup.rs): every table whose rows a backend caches carries this statement
--- trigger, so that any write to it empties the caches of every backend before their next
+-- Per-backend caches (src/lookup.rs): every table whose rows a backend caches carries these
+-- triggers, so that any write to it empties the caches of every backend before their next
 -- transaction.  A table added to a cache must be added here.
 CREATE FUNCTION tenancy.invalidate_caches() RETURNS trigger
     LANGUAGE c
@@ -11,9 +11,17 @@ DO $$
 DECLARE
     t text;
 BEGIN
+    -- For each row actually written (a statement that changes nothing invalidates nothing: no
+    -- member can make every backend drop its caches with UPDATE ... WHERE false), and for
+    -- TRUNCATE.  ALWAYS: also under session_replication_role = replica, so a change that logical
+    -- replication applies reaches the caches too.
     FOREACH t IN ARRAY ARRAY['tenants', 'memberships', 'data_keys', 'root_keys', 'peppers', 'api_keys'] LOOP
-        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.%I
+        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches AFTER INSERT OR UPDATE OR DELETE ON tenancy.%I
+                        FOR EACH ROW EXECUTE FUNCTION tenancy.invalidate_caches()', t);
+        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches_truncate AFTER TRUNCATE ON tenancy.%I
                         FOR EACH STATEMENT EXECUTE FUNCTION tenancy.invalidate_caches()', t);
+        EXECUTE format('ALTER TABLE tenancy.%I ENABLE ALWAYS TRIGGER tenancy_invalidate_caches', t);
+        EXECUTE format('ALTER TABLE tenancy.%I ENABLE ALWAYS TRIGGER tenancy_invalidate_caches_truncate', t);
     END LOOP;
 END
 $$;

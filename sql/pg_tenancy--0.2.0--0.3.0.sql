@@ -21,7 +21,8 @@
 -- 4b. tenants.email is no longer updatable by application roles (unique across tenants: one
 --    tenant could claim another's address); jobs are inserted with id, job_type and parameters
 --    only (status, progress, result and times are the workers').
--- 5. list_api_keys reads the context once.
+-- 5. list_api_keys reads the context once.  The cache-invalidation triggers fire for each row
+--    actually written (and TRUNCATE), ALWAYS (also when logical replication applies a change).
 -- 6. tenancy.users.is_sso_user: a single-sign-on account may share an e-mail address with a
 --    password account, as in Supabase's auth.users; the mirror copies the flag.
 --
@@ -461,6 +462,13 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- 4. Every partition's row type closed to PUBLIC again: a restored dump recreates the daily
+    --    partitions (not members of the extension) with their row types open.
+    FOR r IN SELECT i.inhrelid::regclass AS part FROM pg_inherits i
+              WHERE i.inhparent = 'tenancy.request_logs'::regclass LOOP
+        EXECUTE format('REVOKE USAGE ON TYPE %s FROM PUBLIC', r.part);
+    END LOOP;
+
     RETURN jsonb_build_object('created', to_jsonb(created), 'moved_from_default', moved,
                               'dropped', to_jsonb(dropped), 'deleted_from_default', deleted,
                               'skipped', to_jsonb(skipped));
@@ -515,6 +523,34 @@ BEGIN
     LEFT JOIN tenancy.api_key_usage u ON u.tenant_id OPERATOR(pg_catalog.=) k.tenant_id AND u.key_id OPERATOR(pg_catalog.=) k.id
     WHERE k.tenant_id OPERATOR(pg_catalog.=) tenant
     ORDER BY k.created_at, k.id;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Cache invalidation: for each row actually written (and TRUNCATE), also under replication
+-- ---------------------------------------------------------------------------------------------
+DROP TRIGGER tenancy_invalidate_caches ON tenancy.tenants;
+DROP TRIGGER tenancy_invalidate_caches ON tenancy.memberships;
+DROP TRIGGER tenancy_invalidate_caches ON tenancy.data_keys;
+DROP TRIGGER tenancy_invalidate_caches ON tenancy.root_keys;
+DROP TRIGGER tenancy_invalidate_caches ON tenancy.peppers;
+DROP TRIGGER tenancy_invalidate_caches ON tenancy.api_keys;
+DO $$
+DECLARE
+    t text;
+BEGIN
+    -- For each row actually written (a statement that changes nothing invalidates nothing: no
+    -- member can make every backend drop its caches with UPDATE ... WHERE false), and for
+    -- TRUNCATE.  ALWAYS: also under session_replication_role = replica, so a change that logical
+    -- replication applies reaches the caches too.
+    FOREACH t IN ARRAY ARRAY['tenants', 'memberships', 'data_keys', 'root_keys', 'peppers', 'api_keys'] LOOP
+        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches AFTER INSERT OR UPDATE OR DELETE ON tenancy.%I
+                        FOR EACH ROW EXECUTE FUNCTION tenancy.invalidate_caches()', t);
+        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches_truncate AFTER TRUNCATE ON tenancy.%I
+                        FOR EACH STATEMENT EXECUTE FUNCTION tenancy.invalidate_caches()', t);
+        EXECUTE format('ALTER TABLE tenancy.%I ENABLE ALWAYS TRIGGER tenancy_invalidate_caches', t);
+        EXECUTE format('ALTER TABLE tenancy.%I ENABLE ALWAYS TRIGGER tenancy_invalidate_caches_truncate', t);
+    END LOOP;
 END
 $$;
 

@@ -121,6 +121,13 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- 4. Every partition's row type closed to PUBLIC again: a restored dump recreates the daily
+    --    partitions (not members of the extension) with their row types open.
+    FOR r IN SELECT i.inhrelid::regclass AS part FROM pg_inherits i
+              WHERE i.inhparent = 'tenancy.request_logs'::regclass LOOP
+        EXECUTE format('REVOKE USAGE ON TYPE %s FROM PUBLIC', r.part);
+    END LOOP;
+
     RETURN jsonb_build_object('created', to_jsonb(created), 'moved_from_default', moved,
                               'dropped', to_jsonb(dropped), 'deleted_from_default', deleted,
                               'skipped', to_jsonb(skipped));

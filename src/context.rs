@@ -11,8 +11,11 @@
 //! * `tenancy.pre_request()`: PostgREST's `db-pre-request` hook; reads the claims PostgREST
 //!   verified (`request.jwt.claims`), then does what `set_tenant` does.
 //!
-//! The readers use no SPI and no allocation beyond their result: `STABLE`, `PARALLEL SAFE`, and
-//! policies call them as `(SELECT tenancy.current_tenant_id())`, so they run once per statement.
+//! The readers use no SPI: `STABLE`, `PARALLEL SAFE`, and policies call them as
+//! `(SELECT tenancy.current_tenant_id())` or `(SELECT tenancy.current_tenant_for(...))`, so they
+//! run once per statement.  Each read checks the context again against its authority (a cached
+//! membership, tenant status or key state; a primary-key lookup on a cache miss: see [`Context`])
+//! and notes what it saw against the statement ([`statements`]).
 use crate::error::{null_argument, raise};
 use crate::gucs;
 use crate::lookup::{self, Key};

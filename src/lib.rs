@@ -106,6 +106,8 @@ pub extern "C-unwind" fn _PG_init() {
         context::statements::init();
         // Privilege checks before the locks of utility statements (src/lock_guard.rs).
         lock_guard::init();
+        // The key of the extension's advisory lock tags (src/lookup.rs).
+        lookup::init_lock_tags();
     }
 }
 

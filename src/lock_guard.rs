@@ -64,6 +64,7 @@ unsafe extern "C-unwind" fn process_utility(
                 pstmt = pg_sys::copyObjectImpl(pstmt as *const std::ffi::c_void).cast();
                 read_only_tree = false;
             }
+            QUALIFY.with(|q| q.set(true));
             check((*pstmt).utilityStmt);
         }
         match PREV_PROCESS_UTILITY {
@@ -138,7 +139,7 @@ unsafe fn check(node: *mut pg_sys::Node) {
                 let s = node as *mut pg_sys::LockStmt;
                 if (*s).mode > pg_sys::RowExclusiveLock as i32 {
                     for rv in PgList::<pg_sys::RangeVar>::from_pg((*s).relations).iter_ptr() {
-                        lock_allowed(rv, (*s).mode);
+                        lock_allowed(rv, (*s).mode, (*s).nowait);
                     }
                 }
             }
@@ -164,9 +165,11 @@ unsafe fn check(node: *mut pg_sys::Node) {
             T_CreateSchemaStmt => {
                 // CREATE SCHEMA … CREATE TABLE … REFERENCES …: each element on its own.
                 let s = node as *mut pg_sys::CreateSchemaStmt;
+                let before = QUALIFY.with(|q| q.replace(false));
                 for element in PgList::<pg_sys::Node>::from_pg((*s).schemaElts).iter_ptr() {
                     check(element);
                 }
+                QUALIFY.with(|q| q.set(before));
             }
             T_AlterTableStmt => {
                 let s = node as *mut pg_sys::AlterTableStmt;
@@ -294,18 +297,25 @@ unsafe fn require_names(names: *mut pg_sys::List, drop: usize) {
     }
 }
 
-/// The relation `rv` names (by the same search PostgreSQL will make), locked in ACCESS SHARE
-/// mode (which any SELECT takes, and which only DDL waits for), and `rv` qualified with its
-/// schema.  So what is checked is what PostgreSQL then locks: the relation cannot be dropped,
-/// renamed or (a view) redefined while the lock is held, and the qualified name cannot find
-/// another relation put earlier on the search path meanwhile.
+thread_local! {
+    /// Inside CREATE SCHEMA's elements, names are looked up against the path the new schema will
+    /// head: they are checked, but not qualified (a table the same statement creates would be
+    /// shadowed).
+    static QUALIFY: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// The relation `rv` names (by the same search PostgreSQL will make, without locking it), and
+/// `rv` qualified with its schema: the statement can then only find a relation of that name in
+/// that schema, not another one put earlier on the search path between the check and
+/// PostgreSQL's own lookup.  (A relation of the same name in the same schema is the caller's
+/// own: only its owner can drop and re-create it, and a LOCK, where a view would matter, is
+/// looked up and locked at once: `lock_allowed`.)
 unsafe fn resolve(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
-    // SAFETY: rv is a RangeVar of the statement (or made from its names); RVR_MISSING_OK: a
-    // missing relation is PostgreSQL's to report; the schema name is palloc'd.
+    // SAFETY: NoLock with RVR_MISSING_OK: a lookup only; a missing relation is PostgreSQL's to report.
     unsafe {
         let oid = pg_sys::RangeVarGetRelidExtended(
             rv,
-            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+            pg_sys::NoLock as pg_sys::LOCKMODE,
             pg_sys::RVROption::RVR_MISSING_OK,
             None,
             std::ptr::null_mut(),
@@ -313,10 +323,18 @@ unsafe fn resolve(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
         if oid == pg_sys::InvalidOid {
             return None;
         }
-        if (*rv).schemaname.is_null() {
+        qualify(rv, oid);
+        Some(oid)
+    }
+}
+
+/// Give `rv` the schema of `oid` when it has none (see [`resolve`]).
+unsafe fn qualify(rv: *mut pg_sys::RangeVar, oid: pg_sys::Oid) {
+    // SAFETY: rv is a node of our copy of the statement; the name is palloc'd.
+    unsafe {
+        if (*rv).schemaname.is_null() && QUALIFY.with(std::cell::Cell::get) {
             (*rv).schemaname = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(oid));
         }
-        Some(oid)
     }
 }
 
@@ -438,30 +456,84 @@ const MODES: [&str; 9] = [
     "ACCESS EXCLUSIVE",
 ];
 
-unsafe fn lock_allowed(rv: *mut pg_sys::RangeVar, mode: i32) {
-    // SAFETY: rv is a RangeVar of the LOCK statement.
-    let Some(relid) = (unsafe { resolve(rv) }) else {
-        return;
+fn refuse_lock(relid: pg_sys::Oid, mode: i32) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!(
+            "permission denied to lock table {} in {} MODE",
+            rel_name(relid),
+            MODES.get(mode as usize).copied().unwrap_or("this")
+        ),
+        Some("Only the table's owner takes locks stronger than ROW EXCLUSIVE on pg_tenancy's tables: they would make every tenant wait."),
+    )
+}
+
+/// The check of a LOCK's relation, made by RangeVarGetRelidExtended before it locks (the pattern
+/// of PostgreSQL's own RangeVarCallbackForLockTable).
+#[pg_guard]
+unsafe extern "C-unwind" fn check_before_lock(
+    _rv: *const pg_sys::RangeVar,
+    relid: pg_sys::Oid,
+    _old: pg_sys::Oid,
+    arg: *mut std::ffi::c_void,
+) {
+    // SAFETY: arg is the LOCK's mode, passed below.
+    let mode = unsafe { *(arg as *const i32) };
+    if relid != pg_sys::InvalidOid && protected(relid) && !owns(relid) {
+        refuse_lock(relid, mode);
+    }
+}
+
+/// A LOCK of `rv` in `mode`: the relation is looked up and checked before it is locked, then
+/// locked in that very mode (so PostgreSQL finds it locked, and nothing is locked twice in two
+/// modes), and for a view, every relation under it is checked, each view among them locked in the
+/// same mode before its definition is read (as LockViewRecurse will), so that none can be
+/// redefined between the check and the LOCK.
+unsafe fn lock_allowed(rv: *mut pg_sys::RangeVar, mode: i32, nowait: bool) {
+    let mut mode_arg = mode;
+    // SAFETY: rv is a RangeVar of the LOCK statement; the callback raises before any lock.
+    let relid = unsafe {
+        let relid = pg_sys::RangeVarGetRelidExtended(
+            rv,
+            mode as pg_sys::LOCKMODE,
+            if nowait {
+                pg_sys::RVROption::RVR_NOWAIT
+            } else {
+                0
+            },
+            Some(check_before_lock),
+            (&mut mode_arg as *mut i32).cast(),
+        );
+        qualify(rv, relid);
+        relid
     };
-    // LOCK on a view locks the tables under it (LockViewRecurse), with the view owner's
-    // privileges: every relation reached is checked, and a view too large to check is refused.
     const MOST: usize = 10_000;
     let mut targets = vec![relid];
     let mut seen = std::collections::HashSet::from([relid]);
     let mut i = 0;
-    let mut refused = None;
     while i < targets.len() {
         let rel = targets[i];
-        if protected(rel) && !owns(rel) {
-            refused = Some(rel);
-            break;
+        if i > 0 && protected(rel) && !owns(rel) {
+            refuse_lock(rel, mode);
         }
-        // SAFETY: a syscache lookup of a relation's kind; a view is locked (ACCESS SHARE) before
-        // its definition is read, so that it cannot be redefined between the check and the LOCK.
+        // SAFETY: syscache lookups and the lock LockViewRecurse would take anyway.
         let is_view = unsafe {
-            pg_sys::get_rel_relkind(rel) == pg_sys::RELKIND_VIEW as std::ffi::c_char && {
-                pg_sys::LockRelationOid(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-                pg_sys::get_rel_relkind(rel) == pg_sys::RELKIND_VIEW as std::ffi::c_char
+            let view = pg_sys::RELKIND_VIEW as std::ffi::c_char;
+            pg_sys::get_rel_relkind(rel) == view && {
+                if i > 0 {
+                    if nowait {
+                        if !pg_sys::ConditionalLockRelationOid(rel, mode as pg_sys::LOCKMODE) {
+                            raise(
+                                PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+                                format!("could not obtain lock on relation \"{}\"", rel_name(rel)),
+                                None,
+                            );
+                        }
+                    } else {
+                        pg_sys::LockRelationOid(rel, mode as pg_sys::LOCKMODE);
+                    }
+                }
+                pg_sys::get_rel_relkind(rel) == view
             }
         };
         if is_view {
@@ -479,17 +551,6 @@ unsafe fn lock_allowed(rv: *mut pg_sys::RangeVar, mode: i32) {
             }
         }
         i += 1;
-    }
-    if let Some(relid) = refused {
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "permission denied to lock table {} in {} MODE",
-                rel_name(relid),
-                MODES.get(mode as usize).copied().unwrap_or("this")
-            ),
-            Some("Only the table's owner takes locks stronger than ROW EXCLUSIVE on pg_tenancy's tables: they would make every tenant wait."),
-        );
     }
 }
 

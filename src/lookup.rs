@@ -116,7 +116,14 @@ fn fetch_in<R>(
         let idx = pg_sys::index_open(index_oid, lock);
         // The latest snapshot: everything committed, and this transaction's earlier commands (such
         // as a data key the vault inserted a moment ago).  Registered for the scan's duration.
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        // During a parallel query (a reader evaluated in a Gather plan's leader, or in a worker)
+        // no new snapshot may be taken: the statement's own is used, and what it finds is not
+        // kept in a cache (see Cache::get_or_load).
+        let snapshot = pg_sys::RegisterSnapshot(if pg_sys::IsInParallelMode() {
+            pg_sys::GetActiveSnapshot()
+        } else {
+            pg_sys::GetLatestSnapshot()
+        });
         let mut scankeys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(keys.len());
         for k in keys {
             let mut sk = std::mem::zeroed::<pg_sys::ScanKeyData>();
@@ -172,16 +179,31 @@ fn fetch_in<R>(
     }
 }
 
+/// The key of the advisory lock tags: random, made once in the postmaster at server start
+/// (`shared_preload_libraries`) and inherited by every backend it forks, so all of them tag a
+/// lock alike; all zeros when the library is not preloaded (then each backend would otherwise
+/// have a key of its own, and two backends would not exclude each other).
+static LOCK_TAG_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+
+/// Make the key of the advisory lock tags.  From `_PG_init`, when preloaded.
+pub fn init_lock_tags() {
+    let mut key = [0u8; 32];
+    crate::error::random(&mut key);
+    let _ = LOCK_TAG_KEY.set(key);
+}
+
 /// Take a transaction-level advisory lock on `id` in pg_tenancy's lock class `class` (shown in
 /// `pg_locks` as `locktype = 'advisory'`, `objsubid = class`, with a hash of `id`; SQL-level
 /// advisory locks use 1 and 2, so they can never collide).  Exclusive or share; waits if `wait`, else returns whether it got
 /// the lock.
 pub fn advisory_xact_lock(class: u16, id: &pgrx::Uuid, exclusive: bool, wait: bool) -> bool {
-    // pg_locks is readable by every role: the tag is a hash of the id, not the id, so that it
-    // does not tell other tenants whose keys, members or API keys are being handled.
+    // pg_locks is readable by every role: the tag is a keyed hash of the id, not the id, so that
+    // it does not tell other tenants whose keys, members or API keys are being handled, nor let
+    // one who knows a tenant's id recognise it.
     use sha2::Digest;
     let digest = sha2::Sha256::new()
         .chain_update(b"pg_tenancy advisory lock\0")
+        .chain_update(LOCK_TAG_KEY.get().copied().unwrap_or_default())
         .chain_update(class.to_be_bytes())
         .chain_update(id.as_bytes())
         .finalize();
@@ -273,6 +295,43 @@ pub fn enum_label(d: pg_sys::Datum) -> String {
 /// runs is schema-qualified and every operator is `OPERATOR(pg_catalog.=)`.  On error,
 /// transaction abort restores the user and the settings.
 pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
+    internally(|| as_superuser_inner(f))
+}
+
+thread_local! {
+    /// How deep we are in the extension's own SQL ([`as_superuser`], [`as_extension`]).
+    static INTERNAL: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Is the extension running its own SQL (as the superuser, names qualified, no policy, no context
+/// reader)?  Executors started there are not tracked (crate::context::statements).
+pub fn internal() -> bool {
+    INTERNAL.with(|d| d.get() > 0)
+}
+
+/// Back to 0 at the end of every top-level transaction (a safety net: see [`internally`]).
+pub fn reset_internal() {
+    INTERNAL.with(|d| d.set(0));
+}
+
+/// Leaves the depth as it found it, also when an ERROR unwinds through (pgrx turns it into a
+/// Rust panic that runs destructors): a caught error, in a savepoint, must not leave the
+/// extension believing it still runs its own SQL, which would stop executor tracking.
+struct Internal;
+
+impl Drop for Internal {
+    fn drop(&mut self) {
+        INTERNAL.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+fn internally<R>(f: impl FnOnce() -> R) -> R {
+    INTERNAL.with(|d| d.set(d.get() + 1));
+    let _internal = Internal;
+    f()
+}
+
+fn as_superuser_inner<R>(f: impl FnOnce() -> R) -> R {
     // SAFETY: the same calls fmgr_security_definer makes, in the same order.
     unsafe {
         let mut saved_user = pg_sys::InvalidOid;
@@ -306,7 +365,7 @@ pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
 /// On error, transaction abort restores the user.
 pub fn as_extension<R>(f: impl FnOnce() -> R) -> R {
     // SAFETY: the same user switch fmgr_security_definer makes; restored below or by abort.
-    unsafe {
+    internally(|| unsafe {
         let mut saved_user = pg_sys::InvalidOid;
         let mut saved_context = 0;
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
@@ -319,7 +378,7 @@ pub fn as_extension<R>(f: impl FnOnce() -> R) -> R {
         let result = f();
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
         result
-    }
+    })
 }
 
 /// A bytea column's bytes (detoasted, copied).
@@ -445,7 +504,10 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
         let before = generation();
         let value = load();
         let after = generation();
-        if after == before {
+        // SAFETY: reads backend-local state.  A value loaded in parallel mode came from the
+        // statement's snapshot, which may predate an invalidation already read: not kept.
+        let parallel = unsafe { pg_sys::IsInParallelMode() };
+        if after == before && !parallel {
             self.sync(after);
             let mut entries = self.entries.borrow_mut();
             let map = entries.get_or_insert_with(HashMap::new);

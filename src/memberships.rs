@@ -62,10 +62,27 @@ fn manager_of(target: &pgrx::Uuid, allow_self: bool) -> (pgrx::Uuid, &'static st
         }),
     };
     lookup::advisory_xact_lock(MEMBERSHIP_LOCK_CLASS, &tenant, true, true);
-    // A change committed while we waited for the lock (the caller removed or demoted) counts.
+    // A change committed while we waited for the lock (the caller removed or demoted) counts,
+    // and the caller's own membership row is locked until the end of the transaction, so that
+    // a writer that does not take the membership lock (service_role writing the table) cannot
+    // remove or demote it between this check and the write.
     let now = context::current();
     if now.tenant != Some(tenant) || now.role != ctx.role {
         context::stale();
+    }
+    if let (Some(user), Some(role)) = (ctx.user, ctx.role.filter(|r| *r != "service")) {
+        let locked = lookup::as_superuser(|| {
+            Spi::get_one_with_args::<String>(
+                "SELECT (SELECT role::pg_catalog.text FROM tenancy.memberships
+                          WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2
+                          FOR SHARE)",
+                &[tenant.into(), user.into()],
+            )
+        })
+        .unwrap_or_else(|e| spi_failed("locking the caller's membership", e));
+        if locked.as_deref() != Some(role) {
+            context::stale();
+        }
     }
     (tenant, ctx.role.unwrap_or(""), is_self)
 }

@@ -69,5 +69,18 @@ SELECT CASE WHEN current_setting('server_version_num')::int >= 170000
                     'no application role has MAINTAIN on any table (17+)')
             ELSE skip('MAINTAIN exists from PostgreSQL 17', 1) END;
 
+-- What the extension writes with its own privileges (log_request, the vault) runs no code an
+-- application could have put there: only the extension's C triggers and the foreign keys' own.
+SELECT is(
+    (SELECT array_agg(DISTINCT t.tgrelid::regclass::text || ': ' || p.proname) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE NOT t.tgisinternal
+       AND (t.tgrelid IN ('tenancy.integration_credentials'::regclass, 'tenancy.request_logs'::regclass)
+            OR t.tgrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'tenancy.request_logs'::regclass))
+       AND NOT (p.pronamespace = 'tenancy'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c'))),
+    NULL, 'tables written with the extension''s privileges have no trigger but the extension''s own C triggers');
+SELECT is(
+    (SELECT array_agg(DISTINCT tgrelid::regclass::text) FROM pg_trigger WHERE tgname LIKE 'tenancy_invalidate_caches%' AND tgenabled <> 'A'),
+    NULL, 'cache invalidation fires ALWAYS (also when logical replication applies a change)');
+
 SELECT * FROM finish();
 ROLLBACK;

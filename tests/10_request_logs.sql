@@ -267,6 +267,11 @@ SELECT is((SELECT array_agg(x ORDER BY x) FROM jsonb_array_elements_text(:'repor
           'retention drops exactly the partitions older than 30 days');
 SELECT is((SELECT count(*) FROM tenancy.request_logs), (21 * 20)::bigint, 'and every row of the retained days is still there');
 SELECT is((SELECT min(created_at) >= timestamptz '2026-03-11 00:00:00+00' FROM tenancy.request_logs), true, 'none older');
+-- A restored dump recreates the daily partitions with their row types open: maintenance closes them.
+GRANT USAGE ON TYPE tenancy.request_logs_p20260401 TO PUBLIC;
+SELECT lives_ok($$SELECT tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-04-10 12:00:00+00')$$, 'maintenance');
+SELECT ok(NOT has_type_privilege('authenticated', 'tenancy.request_logs_p20260401', 'USAGE'),
+          'every partition''s row type is closed again by maintenance');
 INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_summary, created_at)
 VALUES (:acme, :'integration_a', :'action_a', '{"late": true}', timestamptz '2027-01-01 00:00:00+00');
 SELECT is((SELECT count(*) FROM tenancy.request_logs_default), 1::bigint, 'a row with no partition yet goes to the default partition');

@@ -270,6 +270,44 @@ fn a_statement_never_mixes_two_contexts() {
     );
     assert_eq!(codes[2], "55000", "clear_context under a cursor: {codes:?}");
 
+    // 8. An error raised inside the extension's own SQL (a foreign key violation in log_request's
+    //    insert), caught by a savepoint, leaves the tracking on: the cursor attack still fails.
+    enter(&mut c, GLOBEX);
+    let (codes, seen) = attack(
+        &mut c,
+        &[
+            "SAVEPOINT caught",
+            "SELECT tenancy.log_request('a1000000-0000-4000-8000-000000000101', 'a1000001-0000-4000-8000-000000000201', '{}')",
+        ],
+    );
+    assert_eq!(codes, ["ok", "23503"], "the caught error");
+    assert!(seen.is_empty());
+    enter(&mut c, GLOBEX);
+    c.batch_execute("SAVEPOINT caught").unwrap();
+    assert_eq!(
+        sqlstate(c.batch_execute("SELECT tenancy.log_request('a1000000-0000-4000-8000-000000000101', 'a1000001-0000-4000-8000-000000000201', '{}')")),
+        "23503"
+    );
+    c.batch_execute("ROLLBACK TO SAVEPOINT caught").unwrap();
+    let (codes, seen) = attack(
+        &mut c,
+        &[
+            &cursor,
+            "FETCH 1 FROM c",
+            &switch_to_acme,
+            "FETCH ALL FROM c",
+        ],
+    );
+    assert_nothing_leaked("cursor after a caught internal error", &seen);
+    assert_eq!(
+        codes[2], "55000",
+        "cursor after a caught internal error: {codes:?}"
+    );
+    outcomes.push((
+        "open cursor after an error caught inside log_request",
+        codes,
+    ));
+
     for (what, codes) in outcomes {
         println!("{what}: {codes:?}, nothing of globex's owner-only rows");
     }
@@ -568,4 +606,47 @@ fn a_context_loses_its_tenant_when_its_authority_goes() {
         "a revoked key still logs"
     );
     c.batch_execute("ROLLBACK").unwrap();
+}
+
+/// The readers check their context's authority with a primary-key lookup on a cache miss, and a
+/// parallel query may take no new snapshot: under a Gather (InitPlans in the leader, per-row
+/// readers in the workers, whose caches start empty) they use the statement's snapshot, and keep
+/// nothing from it.  Caches are emptied first by a write to tenants.
+#[test]
+fn readers_work_in_parallel_queries() {
+    const DAVE: &str = "00000000-0000-4000-8000-0000000000a4";
+    let db = setup("pgt_consistency_parallel");
+    let mut admin = db.connect("postgres");
+    let mut c = connect(&db.name, "pgt_alice");
+    for sql in [
+        "SELECT count(*) FROM tenancy.request_logs",
+        "SELECT count(*) FROM tenancy.request_logs WHERE tenant_id = tenancy.current_tenant_id()",
+        "SELECT count(*) FROM tenancy.projects p, tenancy.request_logs l WHERE l.tenant_id = p.tenant_id AND tenancy.current_role() = 'member'",
+    ] {
+        enter_as(&mut c, DAVE, ACME);
+        c.batch_execute(
+            "SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                                    THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', true);
+             SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+             SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;",
+        )
+        .unwrap();
+        admin
+            .batch_execute(&format!("UPDATE tenancy.tenants SET name = name WHERE id = '{ACME}'"))
+            .unwrap();
+        let plan: String = c
+            .query(&format!("EXPLAIN {sql}"), &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(plan.contains("Gather"), "not a parallel plan:\n{plan}");
+        let n: i64 = c
+            .query_one(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+            .get(0);
+        assert!(n > 0, "{sql}: {n}");
+        c.batch_execute("ROLLBACK").unwrap();
+    }
 }

@@ -137,10 +137,13 @@ fn a_hostile_session_holding_every_lock_it_can_take_blocks_no_other_tenant() {
                     .any(|m| t.ends_with(&format!(" {m}")))
         })
         .collect();
+    let locks = held(&mut admin, pid);
     println!(
-        "the hostile session holds {} locks: {:?}",
-        held(&mut admin, pid).len(),
-        held(&mut admin, pid)
+        "the hostile session holds {} locks on {} relations ({} LOCK statements and {} row locks taken)",
+        locks.len(),
+        locks.iter().map(|l| l.split(' ').next().unwrap_or("")).collect::<std::collections::BTreeSet<_>>().len(),
+        taken.iter().filter(|t| t.starts_with("LOCK ")).count(),
+        taken.iter().filter(|t| t.starts_with("FOR ")).count()
     );
     assert!(
         strong.is_empty(),
@@ -353,4 +356,48 @@ fn pg_locks_does_not_name_the_tenant() {
             "pg_locks shows globex's id: {classid:x} {objid:x}"
         );
     }
+}
+
+/// LOCK of one's own table keeps PostgreSQL's behaviour: the guard takes the LOCK's own mode, not
+/// a weaker one first (which two sessions would then both try to upgrade, a deadlock), and NOWAIT
+/// does not wait.
+#[test]
+fn locks_of_ones_own_tables_behave_as_without_the_guard() {
+    let db = TestDb::new("pgt_locks_own");
+    login_role("pgt_lock_owner", "", &[]);
+    let mut admin = db.connect("postgres");
+    admin
+        .batch_execute(
+            "DROP TABLE IF EXISTS public.own; CREATE TABLE public.own (x int);
+             ALTER TABLE public.own OWNER TO pgt_lock_owner;
+             CREATE VIEW public.own_view AS SELECT x FROM public.own; ALTER VIEW public.own_view OWNER TO pgt_lock_owner;",
+        )
+        .unwrap();
+    let mut first = connect(&db.name, "pgt_lock_owner");
+    first
+        .batch_execute("BEGIN; LOCK TABLE public.own_view IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut nowait = connect(&db.name, "pgt_lock_owner");
+    let start = Instant::now();
+    let code = sqlstate(nowait.batch_execute("BEGIN; LOCK TABLE public.own NOWAIT"));
+    assert_eq!(code, "55P03", "NOWAIT waited or succeeded");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    nowait.batch_execute("ROLLBACK").unwrap();
+    let second = std::thread::spawn({
+        let name = db.name.clone();
+        move || {
+            let mut c = connect(&name, "pgt_lock_owner");
+            let r = c.batch_execute(
+                "BEGIN; LOCK TABLE public.own_view IN ACCESS EXCLUSIVE MODE; COMMIT",
+            );
+            sqlstate(r)
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    first.batch_execute("COMMIT").unwrap();
+    assert_eq!(
+        second.join().unwrap(),
+        "ok",
+        "the second LOCK did not simply wait for the first"
+    );
 }

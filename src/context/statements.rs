@@ -71,7 +71,8 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
             None => pg_sys::standard_ExecutorStart(query, eflags),
         }
         let estate = (*query).estate;
-        if estate.is_null() {
+        // The extension's own SQL (qualified names, no policy, no reader) keeps no context.
+        if estate.is_null() || crate::lookup::internal() {
             return;
         }
         let cxt = (*estate).es_query_cxt;
@@ -125,6 +126,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
                 live.clear();
             }
         });
+        crate::lookup::reset_internal();
     }
 }
 
