@@ -628,7 +628,8 @@ fn readers_work_in_parallel_queries() {
             "SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
                                     THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', true);
              SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
-             SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;",
+             SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;
+             SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_indexonlyscan = off;",
         )
         .unwrap();
         admin
