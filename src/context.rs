@@ -123,12 +123,12 @@ pub(crate) fn current() -> Context {
     with_raw(Context::parse)
 }
 
-/// For the SQL-callable readers: the context, parsed and checked once, and noted against the
-/// statement evaluating the call ([`statements`]: one context per statement).
-fn read<R>(fcinfo: pg_sys::FunctionCallInfo, f: impl FnOnce(&Context, &[u8]) -> R) -> R {
+/// For the SQL-callable readers: the context's bytes, noted against the statement evaluating the
+/// call ([`statements`]: one context per statement), for `f` to parse (and check: [`Context`]).
+fn read<R>(fcinfo: pg_sys::FunctionCallInfo, f: impl FnOnce(&[u8]) -> R) -> R {
     with_raw(|raw| {
         statements::note_read(statements::caller_memory(fcinfo), raw);
-        f(&Context::parse(raw), raw)
+        f(raw)
     })
 }
 
@@ -142,13 +142,14 @@ pub const ROLES: [&str; 7] = [
 /// The tenant of the current transaction, or NULL when no context is set.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_tenant_id(fcinfo: pg_sys::FunctionCallInfo) -> Option<pgrx::Uuid> {
-    read(fcinfo, |c, _| c.tenant)
+    read(fcinfo, |raw| Context::parse(raw).tenant)
 }
 
 /// The user of the current transaction, or NULL.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_user_id(fcinfo: pg_sys::FunctionCallInfo) -> Option<pgrx::Uuid> {
-    read(fcinfo, |c, _| c.user)
+    // The user is kept whatever its authority in the tenant (see Context): nothing to check.
+    read(fcinfo, |raw| field(raw, 1).and_then(parse_uuid))
 }
 
 /// The caller's role in the current tenant (`owner`, `admin`, `manager`, `member`, `client`,
@@ -156,7 +157,7 @@ pub fn current_user_id(fcinfo: pg_sys::FunctionCallInfo) -> Option<pgrx::Uuid> {
 /// it schema-qualified: `current_role` alone is the SQL keyword CURRENT_ROLE.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_role(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'static str> {
-    read(fcinfo, |c, _| c.role)
+    read(fcinfo, |raw| Context::parse(raw).role)
 }
 
 /// The current tenant if the context's role is one of `roles`, else NULL: tenant and role read
@@ -167,7 +168,8 @@ pub fn current_tenant_for(
     roles: VariadicArray<&str>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<pgrx::Uuid> {
-    read(fcinfo, |c, _| {
+    read(fcinfo, |raw| {
+        let c = Context::parse(raw);
         let role = c.role?;
         if roles.iter().flatten().any(|r| r == role) {
             c.tenant
@@ -180,15 +182,15 @@ pub fn current_tenant_for(
 /// The API key the current context came from (`tenancy.authenticate`), or NULL.
 #[pg_extern(stable, parallel_safe)]
 pub fn current_api_key_id(fcinfo: pg_sys::FunctionCallInfo) -> Option<pgrx::Uuid> {
-    read(fcinfo, |c, _| c.api_key)
+    read(fcinfo, |raw| Context::parse(raw).api_key)
 }
 
 /// Whether the current context came from an API key that carries `scope` (or the scope `*`).
 /// False without an API key: scopes limit keys; users are limited by their role.
 #[pg_extern(stable, parallel_safe)]
 pub fn has_scope(scope: &str, fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    read(fcinfo, |c, raw| {
-        c.api_key.is_some()
+    read(fcinfo, |raw| {
+        Context::parse(raw).api_key.is_some()
             && field(raw, 4).is_some_and(|scopes| {
                 scopes
                     .split(|c| *c == b' ')
@@ -682,18 +684,15 @@ fn verified_claims(token: &str, secret: &[u8]) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let aud = crate::gucs::JWT_AUD.get();
-    let iss = crate::gucs::JWT_ISS.get();
-    let nonempty = |s: &Option<CString>| {
-        s.as_ref()
+    let (aud, iss) = (crate::gucs::JWT_AUD.get(), crate::gucs::JWT_ISS.get());
+    fn nonempty(s: &Option<CString>) -> Option<&str> {
+        s.as_deref()
             .and_then(|s| s.to_str().ok())
             .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let (aud, iss) = (nonempty(&aud), nonempty(&iss));
+    }
     let expected = crate::jwt::Expected {
-        aud: aud.as_deref(),
-        iss: iss.as_deref(),
+        aud: nonempty(&aud),
+        iss: nonempty(&iss),
     };
     crate::jwt::verify_hs256(token, secret, now, expected).unwrap_or_else(|why| {
         raise(

@@ -434,8 +434,8 @@ pub unsafe extern "C-unwind" fn invalidate_caches(
 //
 // One relcache callback per backend bumps a generation counter on every relcache invalidation;
 // each cache empties itself when it sees a new generation.  The tables whose rows are cached carry
-// a statement trigger, tenancy.invalidate_caches() (sql/caches.sql), so every write to them
-// (INSERT, UPDATE, DELETE, TRUNCATE, cascades included) reaches every backend before its next
+// the triggers tenancy.invalidate_caches() (sql/caches.sql: for each row written, and for
+// TRUNCATE), so every write to them (cascades included) reaches every backend before its next
 // transaction, is replayed locally at the writer's next command, and on (sub)transaction abort
 // too: no backend keeps what came from rolled-back or superseded rows.  A sinval queue overflow
 // resets every relcache, which also counts.

@@ -17,7 +17,7 @@
 //! invalidation trigger of the table (sql/caches.sql): a removed member is refused at once.
 use crate::context;
 use crate::error::{null_argument, raise, spi_failed};
-use crate::lookup;
+use crate::lookup::{self, Key};
 use pgrx::prelude::*;
 
 /// Lock class of the per-tenant membership lock (`objsubid = 29810` in `pg_locks`).
@@ -87,16 +87,16 @@ fn manager_of(target: &pgrx::Uuid, allow_self: bool) -> (pgrx::Uuid, &'static st
     (tenant, ctx.role.unwrap_or(""), is_self)
 }
 
-/// The role of `user` in `tenant` now (read after the lock, with a fresh snapshot), or None.
+/// The role of `user` in `tenant` now (read after the lock, under the latest snapshot), or None.
 fn role_of(tenant: &pgrx::Uuid, user: &pgrx::Uuid) -> Option<String> {
-    lookup::as_superuser(|| {
-        Spi::get_one_with_args::<String>(
-            "SELECT (SELECT role::pg_catalog.text FROM tenancy.memberships
-                      WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2)",
-            &[(*tenant).into(), (*user).into()],
-        )
-    })
-    .unwrap_or_else(|e| spi_failed("reading the membership", e))
+    lookup::fetch(
+        c"memberships",
+        c"memberships_pkey",
+        &[Key::uuid(1, tenant), Key::uuid(2, user)],
+        &[c"role"],
+        |cols| cols[0].map(lookup::enum_label),
+    )
+    .flatten()
 }
 
 /// How many owners the tenant has, their rows locked: under REPEATABLE READ a snapshot taken
@@ -140,14 +140,8 @@ pub fn add_member(user_id: Option<pgrx::Uuid>, role: default!(Option<&str>, "'me
     if role == "owner" && caller == "admin" {
         denied("permission denied to add an owner: only an owner may");
     }
-    let exists = lookup::as_superuser(|| {
-        Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT FROM tenancy.users WHERE id OPERATOR(pg_catalog.=) $1)",
-            &[user.into()],
-        )
-    })
-    .unwrap_or_else(|e| spi_failed("looking up the user", e))
-    .unwrap_or(false);
+    let exists =
+        lookup::fetch(c"users", c"users_pkey", &[Key::uuid(1, &user)], &[], |_| ()).is_some();
     if !exists {
         raise(
             PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
