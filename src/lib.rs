@@ -99,6 +99,13 @@ fn library_info() -> pgrx::JsonB {
 /// at server start, before any session could create placeholder GUCs of the same names.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // Errors reach the client with their DETAIL, to which pgrx appends a Rust backtrace (source
+    // paths, the build's layout) when the server runs with RUST_BACKTRACE set.  None goes out
+    // unless RUST_LIB_BACKTRACE asks for it explicitly.  (Backends are single-threaded; with
+    // shared_preload_libraries this runs in the postmaster, and every backend inherits it.)
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     gucs::init();
     if gucs::preloaded() {
         vault::load_at_start();

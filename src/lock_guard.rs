@@ -10,7 +10,11 @@
 //!   users' tables with row level security forced, as `enable_tenant_isolation` leaves them), a
 //!   role that does not own the table may take the modes ordinary statements take (ACCESS SHARE,
 //!   ROW SHARE, ROW EXCLUSIVE) and no stronger one, also through a view of its own (`LOCK` on a
-//!   view locks the view's tables: they are found through the view's dependencies).
+//!   view locks the view's tables: they are found through the view's dependencies).  A strong
+//!   LOCK is looked up and checked by the hook itself, on every relation of the cluster: first
+//!   what PostgreSQL checks before it locks (transaction block, relation kind, privilege, and for
+//!   what is under a view, the privilege of the view's owner or invoker), then this rule; only
+//!   then is anything locked, so a LOCK that fails never queues.
 //! * Statements that request a lock on a table they name before checking any privilege on it,
 //!   measured on PostgreSQL 15: `CREATE RULE` (ACCESS EXCLUSIVE, and held while the rule's query
 //!   waits for another table), `CREATE TABLE … PARTITION OF`, `ALTER TABLE … ATTACH/DETACH
@@ -65,6 +69,13 @@ unsafe extern "C-unwind" fn process_utility(
                 read_only_tree = false;
             }
             QUALIFY.with(|q| q.set(true));
+            if is((*pstmt).utilityStmt, pg_sys::NodeTag::T_LockStmt) {
+                // PostgreSQL's first check of a LOCK, before anything is locked.
+                pg_sys::RequireTransactionBlock(
+                    context == pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL,
+                    c"LOCK TABLE".as_ptr(),
+                );
+            }
             check((*pstmt).utilityStmt);
         }
         match PREV_PROCESS_UTILITY {
@@ -468,8 +479,52 @@ fn refuse_lock(relid: pg_sys::Oid, mode: i32) -> ! {
     )
 }
 
-/// The check of a LOCK's relation, made by RangeVarGetRelidExtended before it locks (the pattern
-/// of PostgreSQL's own RangeVarCallbackForLockTable).
+/// Privileges that allow a LOCK stronger than ROW EXCLUSIVE (PostgreSQL's LockTableAclCheck;
+/// only such LOCKs come here: weaker ones keep PostgreSQL's own callback).
+const STRONG_LOCK_PRIVILEGES: u32 = {
+    let base = pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE | pg_sys::ACL_TRUNCATE;
+    #[cfg(any(feature = "pg17", feature = "pg18"))]
+    let base = base | pg_sys::ACL_MAINTAIN;
+    base
+};
+
+/// Relation kinds LOCK takes (others: PostgreSQL refuses them, and a view's walk skips them).
+fn lockable(relkind: std::ffi::c_char) -> bool {
+    [
+        pg_sys::RELKIND_RELATION,
+        pg_sys::RELKIND_PARTITIONED_TABLE,
+        pg_sys::RELKIND_VIEW,
+    ]
+    .contains(&(relkind as u8))
+}
+
+/// What PostgreSQL checks before it locks `rel` for a LOCK in `mode`, checked as `user` (the
+/// current user for a named relation, a view's owner or invoker for what is under it), and our
+/// rule on top: only its owner locks a protected table in a strong mode.  Raises as PostgreSQL
+/// would (42501).
+unsafe fn may_lock(rel: pg_sys::Oid, mode: i32, user: pg_sys::Oid) {
+    if protected(rel) && !owns(rel) {
+        refuse_lock(rel, mode);
+    }
+    // SAFETY: an ACL check; aclcheck_error raises.
+    unsafe {
+        let result =
+            pg_sys::pg_class_aclcheck(rel, user, STRONG_LOCK_PRIVILEGES as pg_sys::AclMode);
+        if result != pg_sys::AclResult::ACLCHECK_OK {
+            let name = std::ffi::CString::new(rel_name(rel)).unwrap_or_default();
+            pg_sys::aclcheck_error(
+                result,
+                pg_sys::get_relkind_objtype(pg_sys::get_rel_relkind(rel)),
+                name.as_ptr(),
+            );
+        }
+    }
+}
+
+/// The check of a LOCK's relation, made by RangeVarGetRelidExtended before it locks, in place of
+/// PostgreSQL's RangeVarCallbackForLockTable (whose checks it makes first: relation kind and
+/// privilege), and for a view, a first look at what is under it (unlocked; made again under
+/// locks by [`view_tree`]), so that a LOCK that will be refused does not queue for the view.
 #[pg_guard]
 unsafe extern "C-unwind" fn check_before_lock(
     _rv: *const pg_sys::RangeVar,
@@ -477,22 +532,38 @@ unsafe extern "C-unwind" fn check_before_lock(
     _old: pg_sys::Oid,
     arg: *mut std::ffi::c_void,
 ) {
-    // SAFETY: arg is the LOCK's mode, passed below.
-    let mode = unsafe { *(arg as *const i32) };
-    if relid != pg_sys::InvalidOid && protected(relid) && !owns(relid) {
-        refuse_lock(relid, mode);
+    if relid == pg_sys::InvalidOid {
+        return; // PostgreSQL reports the missing relation
+    }
+    // SAFETY: arg is the LOCK's mode, passed below; syscache lookups.
+    unsafe {
+        let mode = *(arg as *const i32);
+        let relkind = pg_sys::get_rel_relkind(relid);
+        if relkind == 0 {
+            return; // dropped meanwhile: PostgreSQL looks again
+        }
+        if !lockable(relkind) {
+            raise(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("cannot lock relation \"{}\"", rel_name(relid)),
+                Some("LOCK takes tables and views only."),
+            );
+        }
+        may_lock(relid, mode, pg_sys::GetUserId());
+        if relkind as u8 == pg_sys::RELKIND_VIEW {
+            view_tree(relid, mode, None);
+        }
     }
 }
 
-/// A LOCK of `rv` in `mode`: the relation is looked up and checked before it is locked, then
-/// locked in that very mode (so PostgreSQL finds it locked, and nothing is locked twice in two
-/// modes), and for a view, every relation under it is checked, each view among them locked in the
-/// same mode before its definition is read (as LockViewRecurse will), so that none can be
-/// redefined between the check and the LOCK.
+/// A LOCK of `rv` in `mode` (stronger than ROW EXCLUSIVE): the relation is looked up and checked
+/// before it is locked, then locked in that very mode (so PostgreSQL finds it locked, and nothing
+/// is locked twice in two modes); for a view, everything under it is checked again under locks
+/// ([`view_tree`]).
 unsafe fn lock_allowed(rv: *mut pg_sys::RangeVar, mode: i32, nowait: bool) {
     let mut mode_arg = mode;
     // SAFETY: rv is a RangeVar of the LOCK statement; the callback raises before any lock.
-    let relid = unsafe {
+    unsafe {
         let relid = pg_sys::RangeVarGetRelidExtended(
             rv,
             mode as pg_sys::LOCKMODE,
@@ -505,52 +576,89 @@ unsafe fn lock_allowed(rv: *mut pg_sys::RangeVar, mode: i32, nowait: bool) {
             (&mut mode_arg as *mut i32).cast(),
         );
         qualify(rv, relid);
-        relid
-    };
+        if pg_sys::get_rel_relkind(relid) as u8 == pg_sys::RELKIND_VIEW {
+            view_tree(relid, mode, Some(nowait));
+        }
+    }
+}
+
+/// Who PostgreSQL checks the relations under view `view` as: its invoker for a
+/// `security_invoker` view (15+), else its owner.  `view` is locked.
+unsafe fn checked_as(view: pg_sys::Oid) -> pg_sys::Oid {
+    // SAFETY: the view is locked by the caller; its relcache entry is read and closed.
+    unsafe {
+        let rel = pg_sys::relation_open(view, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let owner = (*(*rel).rd_rel).relowner;
+        #[cfg(not(feature = "pg14"))]
+        let invoker = !(*rel).rd_options.is_null()
+            && (*((*rel).rd_options as *const pg_sys::ViewOptions)).security_invoker;
+        #[cfg(feature = "pg14")]
+        let invoker = false;
+        pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        if invoker {
+            pg_sys::GetUserId()
+        } else {
+            owner
+        }
+    }
+}
+
+/// The tables and views under view `top`, as a LOCK on it would lock them (LockViewRecurse).
+/// `lock: None`, a first look without locks: refuses any protected table the caller does not
+/// own.  `lock: Some(nowait)`, with `top` locked: each relation is also checked as PostgreSQL will
+/// check it (as the view above it says, [`checked_as`]) before anything is locked, and each view
+/// under it is locked in `mode` before its definition is read, as LockViewRecurse will, so that
+/// none can be redefined between the check and the LOCK.  At most 10,000 relations.
+unsafe fn view_tree(top: pg_sys::Oid, mode: i32, lock: Option<bool>) {
     const MOST: usize = 10_000;
-    let mut targets = vec![relid];
-    let mut seen = std::collections::HashSet::from([relid]);
+    let mut views = vec![top];
+    let mut seen = std::collections::HashSet::from([top]);
     let mut i = 0;
-    while i < targets.len() {
-        let rel = targets[i];
-        if i > 0 && protected(rel) && !owns(rel) {
-            refuse_lock(rel, mode);
-        }
-        // SAFETY: syscache lookups and the lock LockViewRecurse would take anyway.
-        let is_view = unsafe {
-            let view = pg_sys::RELKIND_VIEW as std::ffi::c_char;
-            pg_sys::get_rel_relkind(rel) == view && {
-                if i > 0 {
-                    if nowait {
-                        if !pg_sys::ConditionalLockRelationOid(rel, mode as pg_sys::LOCKMODE) {
-                            raise(
-                                PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
-                                format!("could not obtain lock on relation \"{}\"", rel_name(rel)),
-                                None,
-                            );
-                        }
-                    } else {
-                        pg_sys::LockRelationOid(rel, mode as pg_sys::LOCKMODE);
-                    }
-                }
-                pg_sys::get_rel_relkind(rel) == view
-            }
-        };
-        if is_view {
-            for base in view_relations(rel) {
-                if seen.insert(base) {
-                    targets.push(base);
-                }
-            }
-            if targets.len() > MOST {
-                raise(
-                    PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                    "LOCK on a view over more than 10000 relations is refused",
-                    Some("pg_tenancy checks every table a LOCK on a view would lock; lock the tables themselves."),
-                );
-            }
-        }
+    while i < views.len() {
+        let view = views[i];
         i += 1;
+        // SAFETY: `view` is locked when `lock` is set (top by the LOCK, the others below).
+        let user = lock.map(|_| unsafe { checked_as(view) });
+        for rel in view_relations(view) {
+            // SAFETY: syscache lookups, and the lock LockViewRecurse would take anyway.
+            unsafe {
+                let relkind = pg_sys::get_rel_relkind(rel);
+                if !seen.insert(rel) || !lockable(relkind) {
+                    continue;
+                }
+                if seen.len() > MOST {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                        "LOCK on a view over more than 10000 relations is refused",
+                        Some("pg_tenancy checks every table a LOCK on a view would lock; lock the tables themselves."),
+                    );
+                }
+                match user {
+                    Some(user) => may_lock(rel, mode, user),
+                    None if protected(rel) && !owns(rel) => refuse_lock(rel, mode),
+                    None => {}
+                }
+                if relkind as u8 != pg_sys::RELKIND_VIEW {
+                    continue;
+                }
+                let locked = match lock {
+                    Some(true) => pg_sys::ConditionalLockRelationOid(rel, mode as pg_sys::LOCKMODE),
+                    Some(false) => {
+                        pg_sys::LockRelationOid(rel, mode as pg_sys::LOCKMODE);
+                        true
+                    }
+                    None => true,
+                };
+                if !locked {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+                        format!("could not obtain lock on relation \"{}\"", rel_name(rel)),
+                        None,
+                    );
+                }
+                views.push(rel);
+            }
+        }
     }
 }
 

@@ -217,11 +217,18 @@ impl Cluster {
     }
 
     fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
+        self.pg_ctl_env(&[], args)
+    }
+
+    /// pg_ctl with `env` (`NAME=value`) in the server's environment.
+    fn pg_ctl_env(&self, env: &[&str], args: &[&str]) -> std::process::Output {
         let log = self.dir.join("server.log").to_string_lossy().into_owned();
         let data = self.data();
-        let mut all = vec!["-D", &data, "-l", &log, "-w", "-t", "60"];
+        let pg_ctl = self.program("pg_ctl");
+        let mut all = env.to_vec();
+        all.extend_from_slice(&[&pg_ctl, "-D", &data, "-l", &log, "-w", "-t", "60"]);
         all.extend_from_slice(args);
-        self.as_server_user(&self.program("pg_ctl"), &all)
+        self.as_server_user("env", &all)
     }
 
     /// Write a file in the cluster's folder (outside the data directory), owned by the server
@@ -239,6 +246,11 @@ impl Cluster {
     /// (Re)start the server with pg_tenancy preloaded and these extra settings (e.g. the keyring);
     /// panics if it does not come up.
     pub fn restart(&self, settings: &[String]) {
+        self.restart_env(settings, &[]);
+    }
+
+    /// [`Cluster::restart`] with `env` (`NAME=value`) in the server's environment.
+    pub fn restart_env(&self, settings: &[String], env: &[&str]) {
         self.pg_ctl(&["stop", "-m", "fast"]);
         let mut conf = format!(
             "port = {}\nlisten_addresses = ''\nunix_socket_directories = '{}'\nshared_preload_libraries = 'pg_tenancy'\nfsync = off\n",
@@ -250,7 +262,7 @@ impl Cluster {
             conf.push('\n');
         }
         std::fs::write(self.dir.join("data/pg_tenancy.conf"), conf).unwrap();
-        let out = self.pg_ctl(&["start"]);
+        let out = self.pg_ctl_env(env, &["start"]);
         assert!(
             out.status.success(),
             "the server did not start: {}\n{}",

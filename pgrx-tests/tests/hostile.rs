@@ -21,7 +21,7 @@
 //!   characters or in all but the last.
 use hmac::{Hmac, Mac};
 use pg_tenancy_client_tests::{
-    connect, enter_as as enter, login_role, sqlstate, tenant_digests, TestDb,
+    connect, enter_as as enter, login_role, sqlstate, tenant_digests, Cluster, TestDb,
 };
 use postgres::Client;
 
@@ -1347,4 +1347,37 @@ fn writes_and_calls_never_touch_another_tenant() {
         fkeys.len(),
         functions.len()
     );
+}
+
+/// Errors reach clients with their DETAIL, to which pgrx appends a Rust backtrace (source paths)
+/// when the server runs with RUST_BACKTRACE set: pg_tenancy turns that off.  A server of the
+/// test's own, started with RUST_BACKTRACE=1; errors raised in a function, in the executor hook
+/// and in the utility hook, as an application role.
+#[test]
+fn errors_carry_no_backtrace_even_under_rust_backtrace() {
+    let cluster = Cluster::init("backtrace", 54349);
+    cluster.restart_env(&[], &["RUST_BACKTRACE=1"]);
+    let mut c = cluster.connect("postgres");
+    c.batch_execute(
+        "CREATE EXTENSION pg_tenancy; SELECT tenancy.seed_demo();
+         CREATE ROLE pgt_bt_member IN ROLE authenticated;",
+    )
+    .unwrap();
+    let attempts = [
+        "SELECT tenancy.set_tenant('00000000-0000-0000-0000-000000000000')",
+        "LOCK TABLE tenancy.projects IN ACCESS EXCLUSIVE MODE",
+        "CREATE RULE r AS ON INSERT TO tenancy.projects DO INSTEAD NOTHING",
+    ];
+    for sql in attempts {
+        c.batch_execute("BEGIN; SET LOCAL ROLE pgt_bt_member")
+            .unwrap();
+        let err = c.batch_execute(sql).expect_err(sql);
+        c.batch_execute("ROLLBACK").unwrap();
+        let db = err.as_db_error().expect("a server error");
+        let all = format!("{} {:?} {:?}", db.message(), db.detail(), db.hint());
+        assert!(
+            !all.contains(".rs:") && !all.contains("backtrace"),
+            "{sql}: {all}"
+        );
+    }
 }

@@ -17,6 +17,8 @@
 //! statistics, a strong LOCK through a view of one's own, and the same from a DO block) are
 //! refused before any lock, so that, queued behind an ordinary writer, they cannot make every
 //! other reader or writer queue behind them.  On 0.2.0 they queued (55P03 after lock_timeout).
+//! A strong LOCK of any relation, the catalogs and others' views included, is checked as
+//! PostgreSQL checks it, before anything is locked.
 use pg_tenancy_client_tests::{connect, enter_as as enter, login_role, sqlstate, TestDb};
 use postgres::Client;
 use std::time::{Duration, Instant};
@@ -251,11 +253,22 @@ fn statements_that_lock_before_checking_are_refused_at_once() {
     let db = TestDb::new("pgt_locks_first");
     login_role("pgt_hostile_member", "", &["authenticated"]);
     let mut admin = db.connect("postgres");
-    // An ordinary writer of globex holds ROW EXCLUSIVE on tenancy.projects (as every write does).
+    // Someone else's view the member may read (as PostgREST setups grant them), over a table of
+    // its own.
+    admin
+        .batch_execute(
+            "CREATE TABLE public.shared_base (x int);
+             CREATE VIEW public.shared_view AS SELECT x FROM public.shared_base;
+             GRANT SELECT ON public.shared_view TO pgt_hostile_member;",
+        )
+        .unwrap();
+    // An ordinary writer of globex holds ROW EXCLUSIVE on tenancy.projects (as every write does),
+    // and ACCESS SHARE on what it reads: request logs, a catalog, the shared view.
     admin
         .batch_execute(&format!(
             "BEGIN; SELECT tenancy.set_tenant('{GLOBEX}'); UPDATE tenancy.projects SET name = name WHERE tenant_id = '{GLOBEX}';
-             SELECT count(*) FROM tenancy.request_logs;"
+             SELECT count(*) FROM tenancy.request_logs; SELECT count(*) FROM pg_catalog.pg_class;
+             SELECT count(*) FROM public.shared_view;"
         ))
         .unwrap();
     // (statement, what PostgreSQL answers once it may check): each must answer at once, never
@@ -276,6 +289,12 @@ fn statements_that_lock_before_checking_are_refused_at_once() {
         ("COMMENT ON COLUMN tenancy.projects.name IS 'x'", "42501"),
         ("CREATE STATISTICS s ON tenant_id, client_id FROM tenancy.projects", "42501"),
         ("LOCK TABLE tenancy.projects IN SHARE MODE", "42501"),
+        // Relations that are not pg_tenancy's: PostgreSQL's own checks, made before the lock
+        // (in 0.3.0 before this fix, the guard locked first: every new connection waited).
+        ("LOCK TABLE pg_catalog.pg_class IN ACCESS EXCLUSIVE MODE", "42501"),
+        ("LOCK TABLE public.shared_view IN EXCLUSIVE MODE", "42501"),
+        ("CREATE TEMP VIEW mine AS SELECT x FROM public.shared_view; LOCK TABLE mine IN ACCESS EXCLUSIVE MODE", "42501"),
+        ("/* autocommit */ LOCK TABLE pg_catalog.pg_class IN ACCESS EXCLUSIVE MODE", "25P01"),
         ("CREATE TEMP VIEW v AS SELECT * FROM tenancy.projects; LOCK TABLE v IN ACCESS EXCLUSIVE MODE", "42501"),
         ("CREATE TEMP VIEW w AS SELECT 1 FROM tenancy.clients WHERE EXISTS (SELECT FROM tenancy.projects);
           LOCK TABLE w IN EXCLUSIVE MODE", "42501"),
@@ -302,7 +321,7 @@ fn statements_that_lock_before_checking_are_refused_at_once() {
     h.batch_execute("SET lock_timeout = '3s'").unwrap();
     let mut outcomes = Vec::new();
     for (sql, want) in statements {
-        let in_block = !sql.starts_with("VACUUM");
+        let in_block = !sql.starts_with("VACUUM") && !sql.starts_with("/* autocommit */");
         if in_block {
             h.batch_execute("BEGIN").unwrap();
         }
