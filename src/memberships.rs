@@ -51,7 +51,13 @@ fn denied(message: &str) -> ! {
 /// Who acts on `target`'s membership: the tenant, the caller's role in it (owner, admin or
 /// service) and whether the caller is `target`, after taking the tenant's membership lock.
 /// `allow_self`: a member may act on their own membership (leaving) whatever their role.
-fn manager_of(target: &pgrx::Uuid, allow_self: bool) -> (pgrx::Uuid, &'static str, bool) {
+/// `before_lock` runs once the caller is known to be allowed, before the tenant's lock is taken:
+/// for what may wait (a row lock), so that no wait happens while the tenant's lock is held.
+fn manager_of(
+    target: &pgrx::Uuid,
+    allow_self: bool,
+    before_lock: impl FnOnce(),
+) -> (pgrx::Uuid, &'static str, bool) {
     let ctx = context::current();
     let is_self = ctx.user.as_ref() == Some(target);
     let tenant = match ctx.tenant {
@@ -61,6 +67,7 @@ fn manager_of(target: &pgrx::Uuid, allow_self: bool) -> (pgrx::Uuid, &'static st
                 .to_string()
         }),
     };
+    before_lock();
     lookup::advisory_xact_lock(MEMBERSHIP_LOCK_CLASS, &tenant, true, true);
     // A change committed while we waited for the lock (the caller removed or demoted) counts,
     // and the caller's own membership row is locked until the end of the transaction, so that
@@ -121,6 +128,27 @@ fn write(sql: &str, args: &[pgrx::datum::DatumWithOid], what: &str) -> usize {
         .unwrap_or_else(|e| spi_failed(what, e))
 }
 
+/// Lock `user`'s row as the new membership's foreign key will (FOR KEY SHARE), before the
+/// tenant's lock: a user who holds their own profile row locked (`SELECT … FOR UPDATE`) then makes
+/// only this call wait, not every membership change of the tenant.  NO_DATA_FOUND if there is no
+/// such user.
+fn lock_user(user: &pgrx::Uuid) {
+    let found = lookup::as_superuser(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT (SELECT true FROM tenancy.users WHERE id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE)",
+            &[(*user).into()],
+        )
+    })
+    .unwrap_or_else(|e| spi_failed("looking up the user", e));
+    if found != Some(true) {
+        raise(
+            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            format!("user {user} does not exist"),
+            None,
+        );
+    }
+}
+
 fn last_owner() -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -136,18 +164,9 @@ fn last_owner() -> ! {
 pub fn add_member(user_id: Option<pgrx::Uuid>, role: default!(Option<&str>, "'member'")) -> bool {
     let user = user_id.unwrap_or_else(|| null_argument("user_id"));
     let role = valid_role(role);
-    let (tenant, caller, _) = manager_of(&user, false);
+    let (tenant, caller, _) = manager_of(&user, false, || lock_user(&user));
     if role == "owner" && caller == "admin" {
         denied("permission denied to add an owner: only an owner may");
-    }
-    let exists =
-        lookup::fetch(c"users", c"users_pkey", &[Key::uuid(1, &user)], &[], |_| ()).is_some();
-    if !exists {
-        raise(
-            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
-            format!("user {user} does not exist"),
-            None,
-        );
     }
     write(
         "INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES ($1, $2, $3::pg_catalog.text::tenancy.member_role)
@@ -163,7 +182,7 @@ pub fn add_member(user_id: Option<pgrx::Uuid>, role: default!(Option<&str>, "'me
 pub fn set_member_role(user_id: Option<pgrx::Uuid>, role: Option<&str>) {
     let user = user_id.unwrap_or_else(|| null_argument("user_id"));
     let role = valid_role(role);
-    let (tenant, caller, _) = manager_of(&user, false);
+    let (tenant, caller, _) = manager_of(&user, false, || ());
     let Some(current) = role_of(&tenant, &user) else {
         raise(
             PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
@@ -191,7 +210,7 @@ pub fn set_member_role(user_id: Option<pgrx::Uuid>, role: Option<&str>) {
 #[pg_extern(volatile, parallel_unsafe)]
 pub fn remove_member(user_id: Option<pgrx::Uuid>) -> bool {
     let user = user_id.unwrap_or_else(|| null_argument("user_id"));
-    let (tenant, caller, leaving) = manager_of(&user, true);
+    let (tenant, caller, leaving) = manager_of(&user, true, || ());
     let Some(current) = role_of(&tenant, &user) else {
         return false;
     };

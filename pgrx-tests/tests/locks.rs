@@ -27,8 +27,8 @@ const ACME: &str = "a0000000-0000-4000-8000-000000000001";
 const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
 const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
 const FRANK: &str = "00000000-0000-4000-8000-0000000000b1";
-/// A user of no tenant yet, whom acme adds.  (Adding the hostile user itself would wait for the
-/// row lock it holds on its own profile: see docs/security.md, "What remains".)
+/// A user of no tenant yet, whom acme adds.  (Adding the hostile user itself waits for the row
+/// lock it holds on its own profile, alone: see docs/security.md, "What remains".)
 const IVAN: &str = "00000000-0000-4000-8000-0000000000c1";
 const SLACK_A: &str = "a1000000-0000-4000-8000-000000000101";
 const ACTION_A: &str = "a1000001-0000-4000-8000-000000000201";
@@ -222,9 +222,26 @@ fn a_hostile_session_holding_every_lock_it_can_take_blocks_no_other_tenant() {
         "API keys",
         &format!("{as_alice} SELECT tenancy.revoke_api_key(k.id) FROM tenancy.api_keys k WHERE k.name = 'x'; SELECT tenancy.create_api_key('another'); SELECT count(*) FROM tenancy.list_api_keys(); COMMIT"),
     );
+    // Adding the hostile user waits for the row lock it holds on its own profile (the foreign
+    // key's), but without holding acme's membership lock: acme's other membership changes go on.
+    let stuck = std::thread::spawn({
+        let (name, as_alice) = (db.name.clone(), as_alice.clone());
+        move || {
+            let mut v = connect(&name, "pgt_victim");
+            v.batch_execute("SET statement_timeout = '3s'").unwrap();
+            let r = v.batch_execute(&format!("{as_alice} SELECT tenancy.add_member('{FRANK}')"));
+            sqlstate(r)
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
     timed(
         "members",
         &format!("{as_alice} SELECT tenancy.add_member('{IVAN}', 'client'); SELECT tenancy.remove_member('{IVAN}'); COMMIT"),
+    );
+    assert_eq!(
+        stuck.join().unwrap(),
+        "57014",
+        "adding the hostile user did not wait for its row lock"
     );
     // Partition DDL needs strong locks on request_logs, which the hostile session's read holds
     // off: maintenance waits at most lock_wait per step, skips it, and says so.
