@@ -87,6 +87,8 @@ fn library_info() -> pgrx::JsonB {
     let mut info = serde_json::json!({
         "library_version": env!("CARGO_PKG_VERSION"),
         "preloaded": gucs::preloaded(),
+        // How many times this backend's caches were emptied (src/lookup.rs).
+        "cache_resets": lookup::generation(),
     });
     if let (Some(info), serde_json::Value::Object(vault)) = (info.as_object_mut(), vault::status())
     {

@@ -96,6 +96,18 @@ SELECT throws_ok(format('SELECT tenancy.set_tenant(%L)', :globex), 'P0002', NULL
 ROLLBACK TO SAVEPOINT cache_tests;
 SELECT tenancy.clear_context();
 
+-- Only invalidations of the cached tables empty the caches: no role empties every backend's caches
+-- with temporary tables or ANALYZE (before 0.3.0 any relation's invalidation did).
+SELECT (tenancy.library_info() ->> 'cache_resets')::bigint AS resets_before \gset
+CREATE TEMP TABLE cache_flood (x int);
+ANALYZE cache_flood;
+DROP TABLE cache_flood;
+SELECT is((tenancy.library_info() ->> 'cache_resets')::bigint, :resets_before::bigint,
+          'cache: temporary tables and ANALYZE leave the caches alone');
+UPDATE tenancy.tenants SET name = name WHERE id = :acme;
+SELECT cmp_ok((tenancy.library_info() ->> 'cache_resets')::bigint, '>', :resets_before::bigint,
+              'cache: a write to a cached table empties them');
+
 -- Garbage in the GUCs (only a superuser can put it there) reads as no context: fail closed.
 SET LOCAL tenancy.context = 'not-a-uuid,also-not,king';
 SELECT ok(tenancy.current_tenant_id() IS NULL AND tenancy.current_role() IS NULL, 'unparsable context reads as NULL');

@@ -331,6 +331,29 @@ fn membership_changes_reach_every_backend() {
         "the writer itself forgot what the rolled-back transaction showed it"
     );
     assert_eq!(sqlstate(reader.batch_execute(&enter)), "42501");
+
+    // The caches watch the cached tables by OID: the extension dropped and created again (new
+    // OIDs) while the reader's backend lives, then a membership removed, is still seen.
+    writer
+        .batch_execute(
+            "DROP EXTENSION pg_tenancy CASCADE; CREATE EXTENSION pg_tenancy; SELECT tenancy.seed_demo();",
+        )
+        .unwrap();
+    let role: String = reader.query_one(&enter, &[]).unwrap().get(0);
+    assert_eq!(
+        role, "member",
+        "the new extension's membership (cached again)"
+    );
+    writer
+        .batch_execute(&format!(
+            "DELETE FROM tenancy.memberships WHERE tenant_id = '{ACME}' AND user_id = '{DAVE}'"
+        ))
+        .unwrap();
+    assert_eq!(
+        sqlstate(reader.batch_execute(&enter)),
+        "42501",
+        "a removal in the new extension's tables is seen"
+    );
 }
 
 /// A non-superuser migration role, given the documented grants, puts its own table under the model.
