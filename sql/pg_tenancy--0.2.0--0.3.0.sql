@@ -376,6 +376,8 @@ DECLARE
     deleted    bigint := 0;
     skipped    text[] := '{}';
     r          record;
+    -- The caller's lock_timeout, put back before returning (the steps below set their own).
+    caller_lock_timeout constant text := current_setting('lock_timeout');
 BEGIN
     IF retain IS NULL OR retain <= interval '0' THEN
         RAISE EXCEPTION 'retain must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
@@ -463,12 +465,17 @@ BEGIN
     END LOOP;
 
     -- 4. Every partition's row type closed to PUBLIC again: a restored dump recreates the daily
-    --    partitions (not members of the extension) with their row types open.
+    --    partitions (not members of the extension) with their row types open.  Only those open
+    --    (a REVOKE rewrites the type's catalog row even when it changes nothing).
     FOR r IN SELECT i.inhrelid::regclass AS part FROM pg_inherits i
-              WHERE i.inhparent = 'tenancy.request_logs'::regclass LOOP
+               JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_type t ON t.oid = c.reltype
+              WHERE i.inhparent = 'tenancy.request_logs'::regclass
+                AND EXISTS (SELECT FROM aclexplode(coalesce(t.typacl, acldefault('T', t.typowner))) a
+                             WHERE a.grantee = 0 AND a.privilege_type = 'USAGE') LOOP
         EXECUTE format('REVOKE USAGE ON TYPE %s FROM PUBLIC', r.part);
     END LOOP;
 
+    PERFORM set_config('lock_timeout', caller_lock_timeout, true);
     RETURN jsonb_build_object('created', to_jsonb(created), 'moved_from_default', moved,
                               'dropped', to_jsonb(dropped), 'deleted_from_default', deleted,
                               'skipped', to_jsonb(skipped));

@@ -272,6 +272,14 @@ GRANT USAGE ON TYPE tenancy.request_logs_p20260401 TO PUBLIC;
 SELECT lives_ok($$SELECT tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-04-10 12:00:00+00')$$, 'maintenance');
 SELECT ok(NOT has_type_privilege('authenticated', 'tenancy.request_logs_p20260401', 'USAGE'),
           'every partition''s row type is closed again by maintenance');
+-- A closed row type is left as it is (no catalog write per partition per run), and the caller's
+-- lock_timeout is what it was.
+SELECT ctid AS type_row FROM pg_type WHERE oid = (SELECT reltype FROM pg_class WHERE oid = 'tenancy.request_logs_p20260405'::regclass) \gset
+SET LOCAL lock_timeout = '7s';
+SELECT lives_ok($$SELECT tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-04-10 12:00:00+00', lock_wait => '200 ms')$$, 'maintenance again');
+SELECT is((SELECT ctid FROM pg_type WHERE oid = (SELECT reltype FROM pg_class WHERE oid = 'tenancy.request_logs_p20260405'::regclass)),
+          :'type_row'::tid, 'a closed row type is not rewritten');
+SELECT is(current_setting('lock_timeout'), '7s', 'maintenance leaves the caller''s lock_timeout as it was');
 INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_summary, created_at)
 VALUES (:acme, :'integration_a', :'action_a', '{"late": true}', timestamptz '2027-01-01 00:00:00+00');
 SELECT is((SELECT count(*) FROM tenancy.request_logs_default), 1::bigint, 'a row with no partition yet goes to the default partition');
