@@ -650,4 +650,32 @@ fn readers_work_in_parallel_queries() {
         assert!(n > 0, "{sql}: {n}");
         c.batch_execute("ROLLBACK").unwrap();
     }
+    // In READ COMMITTED each statement's snapshot is new: a removal committed meanwhile counts in
+    // the next parallel statement too, in the leader and in the workers.  (Under REPEATABLE READ
+    // the snapshot is the transaction's: docs/security.md, "Fresh authority".)
+    enter_as(&mut c, DAVE, ACME);
+    c.batch_execute(
+        "SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                                THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', true);
+         SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+         SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;
+         SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_indexonlyscan = off;",
+    )
+    .unwrap();
+    admin
+        .batch_execute(&format!(
+            "DELETE FROM tenancy.memberships WHERE tenant_id = '{ACME}' AND user_id = '{DAVE}'"
+        ))
+        .unwrap();
+    for sql in [
+        "SELECT count(*) FROM tenancy.request_logs",
+        "SELECT count(*) FROM tenancy.request_logs WHERE tenant_id = tenancy.current_tenant_id()",
+    ] {
+        let n: i64 = c.query_one(sql, &[]).unwrap().get(0);
+        assert_eq!(
+            n, 0,
+            "{sql}: a removed member still reads in a parallel plan"
+        );
+    }
+    c.batch_execute("ROLLBACK").unwrap();
 }
