@@ -50,18 +50,28 @@ struct Header<'a> {
 struct Times<'a> {
     exp: Option<f64>,
     nbf: Option<f64>,
-    #[serde(default, borrow)]
+    #[serde(borrow)]
     aud: Option<Audience<'a>>,
-    #[serde(default, borrow)]
-    iss: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    iss: Option<Issuer<'a>>,
 }
 
-/// `aud`: one string or an array of them (RFC 7519, 4.1.3).
+/// `aud`: one string or an array of them (RFC 7519, 4.1.3); anything else is kept as `Other`, so
+/// that it refuses the token only where an audience is expected.
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
 enum Audience<'a> {
     One(#[serde(borrow)] std::borrow::Cow<'a, str>),
     Many(#[serde(borrow)] Vec<std::borrow::Cow<'a, str>>),
+    Other(serde::de::IgnoredAny),
+}
+
+/// `iss`: a string; anything else is `Other` (see [`Audience`]).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Issuer<'a> {
+    Is(#[serde(borrow)] std::borrow::Cow<'a, str>),
+    Other(serde::de::IgnoredAny),
 }
 
 /// What the token must also say, when the settings ask for it (`tenancy.jwt_aud`,
@@ -148,17 +158,16 @@ pub fn verify_hs256(
         let ok = match &times.aud {
             Some(Audience::One(a)) => a == want,
             Some(Audience::Many(list)) => list.iter().any(|a| a == want),
-            None => false,
+            Some(Audience::Other(_)) | None => false,
         };
         if !ok {
             return Err(Refusal::Audience);
         }
     }
-    if expected
-        .iss
-        .is_some_and(|want| times.iss.as_deref() != Some(want))
-    {
-        return Err(Refusal::Issuer);
+    if let Some(want) = expected.iss {
+        if !matches!(&times.iss, Some(Issuer::Is(iss)) if iss == want) {
+            return Err(Refusal::Issuer);
+        }
     }
     drop(times);
     Ok(payload)
@@ -186,6 +195,46 @@ mod tests {
     }
 
     const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+    #[test]
+    fn audience_and_issuer_are_checked_only_when_expected() {
+        let payload = |aud: &str, iss: &str| {
+            format!(
+                r#"{{"sub":"x","exp":{},"aud":{aud},"iss":{iss}}}"#,
+                NOW + 60
+            )
+        };
+        let want = Expected {
+            aud: Some("authenticated"),
+            iss: Some("https://auth.example"),
+        };
+        let good = r#""https://auth.example""#;
+        for (aud, iss, with_want) in [
+            (r#""authenticated""#, good, Ok(())),
+            (r#"["other", "authenticated"]"#, good, Ok(())),
+            (r#""other""#, good, Err(Refusal::Audience)),
+            (r#"["other"]"#, good, Err(Refusal::Audience)),
+            ("5", good, Err(Refusal::Audience)),
+            ("[1, 2]", good, Err(Refusal::Audience)),
+            ("null", good, Err(Refusal::Audience)),
+            (
+                r#""authenticated""#,
+                r#""https://evil.example""#,
+                Err(Refusal::Issuer),
+            ),
+            (r#""authenticated""#, r#"{"x": 1}"#, Err(Refusal::Issuer)),
+        ] {
+            let t = sign(HS256, &payload(aud, iss), SECRET);
+            let got = verify_hs256(&t, SECRET, NOW, want).map(|_| ());
+            assert_eq!(got, with_want, "aud {aud}, iss {iss}");
+            // Unexpected shapes refuse nothing where nothing is expected (RFC 7519: the
+            // application decides what it checks).
+            assert!(
+                verify_hs256(&t, SECRET, NOW, Expected::default()).is_ok(),
+                "aud {aud}, iss {iss}"
+            );
+        }
+    }
 
     #[test]
     fn a_good_token_gives_its_payload() {

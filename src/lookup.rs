@@ -228,10 +228,10 @@ pub fn advisory_xact_lock(class: u16, id: &pgrx::Uuid, exclusive: bool, wait: bo
     }
 }
 
-/// A statement planned once per backend and kept (the plan cache replans it when the caller's
-/// role or the tables change), run through SPI as the caller.  For the hot writes that must go
-/// through RLS and the foreign keys (store_credential, log_request).  Every name in `sql` must be
-/// schema-qualified.
+/// A statement planned once per backend and kept (the plan cache replans it when the role or the
+/// tables change), run through SPI.  For the hot writes (store_credential, log_request), which
+/// run it inside [`as_extension`] after their own checks: the foreign keys still decide what rows
+/// may reference.  Every name in `sql` must be schema-qualified.
 pub struct KeptStatement {
     sql: &'static str,
     types: &'static [pg_sys::Oid],

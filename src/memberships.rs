@@ -23,14 +23,14 @@ use pgrx::prelude::*;
 /// Lock class of the per-tenant membership lock (`objsubid = 29810` in `pg_locks`).
 const MEMBERSHIP_LOCK_CLASS: u16 = 0x7472;
 
-const ROLES: [&str; 5] = ["owner", "admin", "manager", "member", "client"];
-
+/// The roles a membership may have: the context's roles but `service` and `api_key`, which are
+/// not memberships.
 fn valid_role(role: Option<&str>) -> &'static str {
     let role = role.unwrap_or_else(|| null_argument("role"));
-    ROLES
+    context::ROLES
         .iter()
         .copied()
-        .find(|r| *r == role)
+        .find(|r| *r == role && !matches!(*r, "service" | "api_key"))
         .unwrap_or_else(|| {
             raise(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
