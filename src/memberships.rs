@@ -1,8 +1,9 @@
 //! Memberships: who belongs to a tenant, with which role.
 //!
-//! `tenancy.memberships` is the authority every context check reads, so it is written through
-//! these functions only (no application role has INSERT, UPDATE or DELETE on it), and they keep
-//! the rules a table privilege could not:
+//! `tenancy.memberships` is the authority every context check reads, so members write it through
+//! these functions only (`authenticated` has no INSERT, UPDATE or DELETE on it), and they keep the
+//! rules a table privilege could not (service_role, trusted, may also write the table directly,
+//! where these rules are its own to keep):
 //!
 //! * owner and admin manage members; service_role (after `set_tenant`) too;
 //! * only an owner (or the service) makes an owner, or changes or removes one: an admin can
