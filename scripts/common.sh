@@ -56,7 +56,8 @@ pg_bin() { echo "$("$PGT_PG_CONFIG" --bindir)/$1"; }
 ensure_packages() {
     # PostgreSQL 15 always: its pgTAP files serve the other majors too (pgTAP is plain SQL).
     local wanted=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo unzip
-                  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl pgbouncer)
+                  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl pgbouncer
+                  python3-jwt python3-cryptography)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

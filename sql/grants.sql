@@ -144,4 +144,4 @@ GRANT EXECUTE ON FUNCTION
 -- Superuser only (no grant; grant it to a maintenance role if you have one):
 -- tenancy.maintain_request_logs(interval, integer, timestamptz).
 -- Superuser only (no grant): tenancy.rotate_root_key(integer), tenancy.root_key_usage(),
--- tenancy.generate_root_key(text).
+-- tenancy.generate_root_key(text), tenancy.jwt_keys(text).

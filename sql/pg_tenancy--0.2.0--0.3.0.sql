@@ -41,6 +41,23 @@ STRICT STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'current_tenant_for_wrapper';
 
+-- The keys of tenancy.jwt_secret (a secret, a JWK or a JWKS), or of a value to check before
+-- setting it (src/jwt/backend.rs).  Superuser only: no grant.
+CREATE FUNCTION tenancy."jwt_keys"(
+	"setting" TEXT DEFAULT NULL
+) RETURNS TABLE (
+	"position" INT,
+	"kid" TEXT,
+	"kty" TEXT,
+	"alg" TEXT,
+	"bits" INT,
+	"used" bool,
+	"note" TEXT
+)
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'jwt_keys_wrapper';
+
 CREATE FUNCTION tenancy."add_member"(
 	"user_id" uuid,
 	"role" TEXT DEFAULT 'member'
@@ -567,7 +584,7 @@ $$;
 REVOKE ALL ON FUNCTION
     tenancy.current_tenant_for(text[]), tenancy.add_member(uuid, text), tenancy.set_member_role(uuid, text),
     tenancy.remove_member(uuid), tenancy._lock_request_log_maintenance(), tenancy._isolate(regclass, text[], text[], text[], text[], boolean, boolean),
-    tenancy.maintain_request_logs(interval, integer, timestamptz, interval)
+    tenancy.maintain_request_logs(interval, integer, timestamptz, interval), tenancy.jwt_keys(text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenancy.current_tenant_for(text[]) TO anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION

@@ -637,18 +637,15 @@ pub fn parse_claims(claims: &str, headers: Option<&str>) -> Result<ClaimedIdenti
 pub fn pre_request() {
     require_preloaded();
     let headers = setting(c"request.headers");
-    // An empty secret is no secret (`ALTER ROLE ... SET tenancy.jwt_secret = ''` turns it off).
-    let secret = crate::gucs::JWT_SECRET
-        .get()
-        .filter(|s| !s.as_bytes().is_empty());
-    let raw = match secret {
+    let raw = if crate::jwt::backend::configured() {
         // Verified mode: the claims of the request's own token, whatever request.jwt.claims says.
-        Some(secret) => headers
+        headers
             .as_deref()
             .and_then(crate::jwt::bearer_token)
-            .map(|token| verified_claims(&token, secret.to_bytes())),
+            .map(|token| crate::jwt::backend::verified_claims(&token).to_string())
+    } else {
         // Trusted mode: the claims PostgREST verified (README: "Trust boundary").
-        None => setting(c"request.jwt.claims"),
+        setting(c"request.jwt.claims")
     };
     let Some(raw) = raw else {
         set_context(None, None, None);
@@ -669,38 +666,6 @@ pub fn pre_request() {
         }
         None => set_context(None, user, None),
     }
-}
-
-/// The payload of `token` verified under `secret` (28000 if it is not valid; 55000 if the secret is
-/// too short to be one).  Nothing of the token reaches the message.
-fn verified_claims(token: &str, secret: &[u8]) -> String {
-    if secret.len() < 32 {
-        raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "tenancy.jwt_secret must be at least 32 bytes",
-            None,
-        );
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (aud, iss) = (crate::gucs::JWT_AUD.get(), crate::gucs::JWT_ISS.get());
-    fn nonempty(s: &Option<CString>) -> Option<&str> {
-        s.as_deref()
-            .and_then(|s| s.to_str().ok())
-            .filter(|s| !s.is_empty())
-    }
-    let expected = crate::jwt::Expected {
-        aud: nonempty(&aud),
-        iss: nonempty(&iss),
-    };
-    crate::jwt::verify_hs256(token, secret, now, expected).unwrap_or_else(|why| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-            format!("invalid JWT: {why}"),
-            None,
-        )
-    })
 }
 
 #[cfg(test)]

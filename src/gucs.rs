@@ -14,6 +14,9 @@ use std::ffi::CString;
 /// the context does not change.  Read it with the `tenancy.current_*()` functions.
 pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// A string setting (its value is read in place through `as_ptr`, without a copy, where it is hot).
+pub type StringGuc = GucSetting<Option<CString>>;
+
 pub const CONTEXT_NAME: &std::ffi::CStr = c"tenancy.context";
 
 /// `tenancy.keyring_file`: path of the root keyring (mode 0600, outside the data directory).
@@ -21,14 +24,17 @@ pub static KEYRING_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CStri
 /// `tenancy.keyring_command`: a command whose output is the root keyring.
 pub static KEYRING_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
-/// `tenancy.jwt_secret`: when set, `pre_request` takes the claims from the request's own HS256
-/// token (verified under this secret) instead of trusting `request.jwt.claims`.
+/// `tenancy.jwt_secret`: when set, `pre_request` takes the claims from the request's own token
+/// (verified under this secret, JWK or JWKS: src/jwt/keys.rs) instead of trusting
+/// `request.jwt.claims`.
 pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// `tenancy.jwt_aud`, `tenancy.jwt_iss`: when set (and a secret is), a verified token must carry
 /// this audience among its `aud` and this issuer as its `iss` (PostgREST's `jwt-aud`).
 pub static JWT_AUD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static JWT_ISS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// `tenancy.jwt_cache_entries`: how many verified tokens each backend remembers (src/jwt/cache.rs).
+pub static JWT_CACHE_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 /// `tenancy.redact_keys`: extra key substrings (comma-separated) whose values request logs
 /// redact, on top of the built-in list (src/request_log/redact.rs).  It can only add.
@@ -80,8 +86,9 @@ pub fn init() {
     // The JWT secret: superusers only (postgresql.conf, ALTER DATABASE/ROLE ... SET), never shown.
     GucRegistry::define_string_guc(
         c"tenancy.jwt_secret",
-        c"HS256 secret pre_request verifies the request's bearer token with (PostgREST's jwt-secret).",
-        c"When set, the claims come from the verified token in request.headers, not from request.jwt.claims.",
+        c"Keys pre_request verifies the request's bearer token with: an HS256 secret, a JWK or a JWKS (PostgREST's jwt-secret).",
+        c"When set, the claims come from the verified token in request.headers, not from request.jwt.claims. \
+          Check a value with tenancy.jwt_keys(value) before setting it.",
         &JWT_SECRET,
         GucContext::Suset,
         GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
@@ -101,6 +108,16 @@ pub fn init() {
         c"Issuer a token verified under tenancy.jwt_secret must name in its iss claim.",
         c"Empty: iss is not checked.  Supabase's is https://<project>.supabase.co/auth/v1.",
         &JWT_ISS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.jwt_cache_entries",
+        c"How many verified tokens each backend remembers, so that it checks a token's signature once.",
+        c"0 turns the cache off.  The claims (exp, nbf, aud, iss) are checked at every use; a change of tenancy.jwt_secret empties it.",
+        &JWT_CACHE_ENTRIES,
+        0,
+        100_000,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -89,6 +89,8 @@ fn library_info() -> pgrx::JsonB {
         "preloaded": gucs::preloaded(),
         // How many times this backend's caches were emptied (src/lookup.rs).
         "cache_resets": lookup::generation(),
+        // This backend's verified-token cache (src/jwt/cache.rs).
+        "jwt_cache": jwt::backend::cache_info(),
     });
     if let (Some(info), serde_json::Value::Object(vault)) = (info.as_object_mut(), vault::status())
     {

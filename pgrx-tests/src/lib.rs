@@ -282,15 +282,19 @@ impl Cluster {
     }
 
     pub fn connect(&self, db: &str) -> Client {
+        self.connect_as(db, "postgres")
+    }
+
+    pub fn connect_as(&self, db: &str, user: &str) -> Client {
         Client::connect(
             &format!(
-                "host={} port={} user=postgres dbname={db}",
+                "host={} port={} user={user} dbname={db}",
                 self.dir.display(),
                 self.port
             ),
             NoTls,
         )
-        .unwrap_or_else(|e| panic!("connect to {db}: {e}"))
+        .unwrap_or_else(|e| panic!("connect to {db} as {user}: {e}"))
     }
 }
 

@@ -1,27 +1,41 @@
 //! JWT verification for `tenancy.pre_request()`: when `tenancy.jwt_secret` is set, the claims come
 //! from the request's own `Authorization: Bearer <JWT>` header (in `request.headers`), after its
-//! HS256 signature is checked under that secret, instead of from `request.jwt.claims`.  Any role
-//! can set those two request settings itself, but only the holder of the secret can sign a token:
-//! a role with direct SQL access can no longer claim to be another user.
+//! signature is checked under that setting's keys, instead of from `request.jwt.claims`.  Any role
+//! can set those two request settings itself, but only the holder of a signing key can sign a
+//! token: a role with direct SQL access can no longer claim to be another user.
 //!
-//! Pure functions (no server), unit-tested below: the compact JWS form, `alg` HS256 only (never
-//! `none`, never a key confusion), the signature compared in constant time (hmac's
-//! `verify_slice`), `exp` required and `nbf` honoured, with 60 s of leeway for clock skew.
+//! * [`keys`]: the setting as PostgREST's `jwt-secret` takes it (a secret, a JWK, a JWKS); each
+//!   key fixes its algorithm, so a token's `alg` never chooses how its signature is checked.
+//! * this module: the compact JWS form, the key the token's `kid` and `alg` select, the signature
+//!   ([`verify_signature`]), then the claims as PostgREST checks them ([`check_claims`]): `exp`
+//!   required, `nbf` and `iat` honoured, 60 s of leeway for clock skew, `aud` and `iss` when the
+//!   settings ask.  Pure functions (no server), unit-tested below.
+//! * [`cache`]: tokens whose signature was verified, per backend, by digest.
+//! * [`backend`]: the glue `pre_request` calls (settings, the caches, SQLSTATEs) and
+//!   `tenancy.jwt_keys()`.
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
-/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub mod backend;
+pub mod cache;
+pub mod keys;
+
+pub use keys::{Alg, KeySet};
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY: i64 = 60;
 
-/// Why a token was refused.  Never contains any part of the token.
+/// Why a token was refused.  Never contains any part of the token (not even its `kid`).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     Malformed(&'static str),
+    /// No key of the setting is for the token's `alg` (among the keys its `kid` selects).
     Algorithm,
+    /// The token names a `kid` no key of the setting has.
+    UnknownKey,
     Signature,
     Expired,
     NotYetValid,
+    IssuedInFuture,
     Audience,
     Issuer,
 }
@@ -30,10 +44,14 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::Malformed(what) => write!(f, "malformed token: {what}"),
-            Refusal::Algorithm => f.write_str("the token's alg is not HS256"),
+            Refusal::Algorithm => {
+                f.write_str("the token's alg is not the algorithm of a key in tenancy.jwt_secret")
+            }
+            Refusal::UnknownKey => f.write_str("no key in tenancy.jwt_secret has the token's kid"),
             Refusal::Signature => f.write_str("the signature does not match"),
             Refusal::Expired => f.write_str("the token has expired"),
             Refusal::NotYetValid => f.write_str("the token is not valid yet (nbf)"),
+            Refusal::IssuedInFuture => f.write_str("the token is issued in the future (iat)"),
             Refusal::Audience => f.write_str("the token's aud is not tenancy.jwt_aud"),
             Refusal::Issuer => f.write_str("the token's iss is not tenancy.jwt_iss"),
         }
@@ -44,12 +62,19 @@ impl std::fmt::Display for Refusal {
 struct Header<'a> {
     #[serde(borrow)]
     alg: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<std::borrow::Cow<'a, str>>,
+    /// RFC 7515 4.1.11: extensions the verifier must understand.  We understand none, so a token
+    /// that lists any is refused.  (`jku`, `x5u`, `jwk`: keys a token names or carries itself are
+    /// never fetched nor trusted; only `tenancy.jwt_secret`'s are.)
+    crit: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(serde::Deserialize)]
 struct Times<'a> {
     exp: Option<f64>,
     nbf: Option<f64>,
+    iat: Option<f64>,
     #[serde(borrow)]
     aud: Option<Audience<'a>>,
     #[serde(borrow)]
@@ -77,14 +102,14 @@ enum Issuer<'a> {
 /// What the token must also say, when the settings ask for it (`tenancy.jwt_aud`,
 /// `tenancy.jwt_iss`): the audience among its `aud`, the issuer as its `iss`.  A token without
 /// the claim is refused (PostgREST accepts a token without `aud`; a token minted for another
-/// service of the same secret usually lacks it, so we do not).
+/// service of the same key usually lacks it, so we do not).
 #[derive(Default, Clone, Copy)]
 pub struct Expected<'a> {
     pub aud: Option<&'a str>,
     pub iss: Option<&'a str>,
 }
 
-/// The longest token `verify_hs256` reads (a larger one is refused before any decoding).
+/// The longest token read (a larger one is refused before any decoding).
 pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 
 /// The bearer token of a PostgREST `request.headers` JSON object (`authorization` header,
@@ -103,14 +128,14 @@ pub fn bearer_token(headers: &str) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-/// Verify a compact HS256 JWS under `secret` at `now` (Unix seconds): its payload (the claims,
-/// JSON text), or why not.
-pub fn verify_hs256(
-    token: &str,
-    secret: &[u8],
-    now: i64,
-    expected: Expected,
-) -> Result<String, Refusal> {
+/// Check a compact JWS's signature under `keys`: its payload (the claims, JSON text), or why not.
+/// The claims are not checked here (see [`check_claims`]).
+///
+/// The key: the token's `alg` must be a known algorithm; the candidates are the keys with the
+/// token's `kid` (and keys without a `kid`, such as a plain secret), or every key when the token
+/// has no `kid` (PostgREST tries each); of those, the keys *of* that algorithm are tried.  So the
+/// algorithm is always the key's: an RSA or EC public key is never an HMAC secret.
+pub fn verify_signature(token: &str, keys: &KeySet) -> Result<String, Refusal> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Refusal::Malformed("longer than 64 kB"));
     }
@@ -127,32 +152,61 @@ pub fn verify_hs256(
         .map_err(|_| Refusal::Malformed("header is not base64url"))?;
     let header: Header = serde_json::from_slice(&header_json)
         .map_err(|_| Refusal::Malformed("header is not a JSON object"))?;
-    if header.alg.as_deref() != Some("HS256") {
+    if header.crit.is_some() {
+        return Err(Refusal::Malformed(
+            "crit header parameters are not supported",
+        ));
+    }
+    let alg = header
+        .alg
+        .as_deref()
+        .and_then(Alg::from_name)
+        .ok_or(Refusal::Algorithm)?;
+    let kid = header.kid.as_deref();
+    let mut candidates = keys
+        .keys
+        .iter()
+        .filter(|k| match (kid, k.kid.as_deref()) {
+            (Some(want), Some(has)) => want == has,
+            _ => true,
+        })
+        .peekable();
+    if candidates.peek().is_none() {
+        return Err(Refusal::UnknownKey);
+    }
+    let mut of_alg = candidates.filter(|k| k.alg == alg).peekable();
+    if of_alg.peek().is_none() {
         return Err(Refusal::Algorithm);
     }
     let signature = b64
         .decode(signature)
         .map_err(|_| Refusal::Malformed("signature is not base64url"))?;
-    // HMAC accepts a key of any length; were that ever to change, the token is refused, not a panic.
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| Refusal::Signature)?;
-    mac.update(signed);
-    mac.verify_slice(&signature)
-        .map_err(|_| Refusal::Signature)?;
-    // Only a signed payload is parsed.
+    if !of_alg.any(|k| k.verify(signed, &signature)) {
+        return Err(Refusal::Signature);
+    }
+    // Only a signed payload is decoded.
     let payload = b64
         .decode(payload)
         .map_err(|_| Refusal::Malformed("payload is not base64url"))?;
-    let payload =
-        String::from_utf8(payload).map_err(|_| Refusal::Malformed("payload is not UTF-8"))?;
-    let times: Times = serde_json::from_str(&payload)
+    String::from_utf8(payload).map_err(|_| Refusal::Malformed("payload is not UTF-8"))
+}
+
+/// Check a verified payload's claims at `now` (Unix seconds), as PostgREST does: `exp` required
+/// and not past, `nbf` reached, `iat` not in the future (each with [`LEEWAY`]), `aud` and `iss`
+/// when `expected` says.  Returns the token's `exp`.
+pub fn check_claims(payload: &str, now: i64, expected: Expected) -> Result<f64, Refusal> {
+    let times: Times = serde_json::from_str(payload)
         .map_err(|_| Refusal::Malformed("payload is not a JSON object of claims"))?;
-    match times.exp {
+    let exp = match times.exp {
         None => return Err(Refusal::Malformed("no exp claim")),
         Some(exp) if (now - LEEWAY) as f64 >= exp => return Err(Refusal::Expired),
-        _ => {}
-    }
+        Some(exp) => exp,
+    };
     if times.nbf.is_some_and(|nbf| ((now + LEEWAY) as f64) < nbf) {
         return Err(Refusal::NotYetValid);
+    }
+    if times.iat.is_some_and(|iat| ((now + LEEWAY) as f64) < iat) {
+        return Err(Refusal::IssuedInFuture);
     }
     if let Some(want) = expected.aud {
         let ok = match &times.aud {
@@ -169,13 +223,32 @@ pub fn verify_hs256(
             return Err(Refusal::Issuer);
         }
     }
-    drop(times);
+    Ok(exp)
+}
+
+/// Both checks: the payload of a token whose signature and claims are good.
+pub fn verify(token: &str, keys: &KeySet, now: i64, expected: Expected) -> Result<String, Refusal> {
+    let payload = verify_signature(token, keys)?;
+    check_claims(&payload, now, expected)?;
     Ok(payload)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    /// The old entry point, for the HS256 cases below: a plain secret string.
+    fn verify_hs256(
+        token: &str,
+        secret: &[u8],
+        now: i64,
+        expected: Expected,
+    ) -> Result<String, Refusal> {
+        let keys = keys::parse(std::str::from_utf8(secret).unwrap()).unwrap();
+        verify(token, &keys, now, expected)
+    }
 
     const SECRET: &[u8] = b"super-secret-jwt-token-with-at-least-32-characters-long";
     const NOW: i64 = 1_790_000_000;
@@ -195,6 +268,162 @@ mod tests {
     }
 
     const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+    /// Tokens signed by PyJWT and `cryptography` (src/jwt/vectors.json): each good one verifies,
+    /// each bad one is refused, and no refusal says anything of the token.
+    #[test]
+    fn independently_signed_tokens() {
+        let v: serde_json::Value = serde_json::from_str(include_str!("vectors.json")).unwrap();
+        let keys = keys::parse(&v["jwks"].to_string()).unwrap();
+        assert_eq!(keys.keys.len(), 5);
+        assert_eq!(
+            keys.skipped.len(),
+            1,
+            "the encryption key is listed, not used"
+        );
+        let expected = Expected {
+            aud: Some("authenticated"),
+            iss: Some("https://project.supabase.test/auth/v1"),
+        };
+        let now = 1_790_000_000;
+        let mut seen = std::collections::HashSet::new();
+        for case in v["cases"].as_array().unwrap() {
+            let (name, token) = (
+                case["name"].as_str().unwrap(),
+                case["token"].as_str().unwrap(),
+            );
+            let got = verify(token, &keys, now, expected);
+            if case["want"] == "ok" {
+                let payload = got.unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(
+                    payload.contains("00000000-0000-4000-8000-0000000000a4"),
+                    "{name}"
+                );
+            } else {
+                let why = got.expect_err(name);
+                let message = why.to_string();
+                for part in token.split('.').filter(|p| p.len() > 3) {
+                    assert!(!message.contains(part), "{name}: {message}");
+                }
+                assert!(
+                    !message.contains("ec-") && !message.contains("rsa-"),
+                    "{name}: {message}"
+                );
+                seen.insert(std::mem::discriminant(&why));
+            }
+        }
+        // The refusals are of every kind, not one catch-all.
+        assert!(seen.len() >= 9, "{} kinds of refusal", seen.len());
+        // A secret string: HS256 only, under that secret.
+        let secret = keys::parse(v["secret"].as_str().unwrap()).unwrap();
+        let token = v["secret_token"].as_str().unwrap();
+        assert!(verify(token, &secret, now, Expected::default()).is_ok());
+        assert_eq!(
+            verify(token, &keys, now, Expected::default()),
+            Err(Refusal::Signature)
+        );
+        // The same tokens under the set reduced to one key: the others' tokens find no key.
+        let only_ec = serde_json::json!({"keys": [v["jwks"]["keys"][0]]}).to_string();
+        let only_ec = keys::parse(&only_ec).unwrap();
+        let rs = &v["cases"][2];
+        assert_eq!(rs["name"], "RS256 with kid");
+        assert_eq!(
+            verify(rs["token"].as_str().unwrap(), &only_ec, now, expected),
+            Err(Refusal::UnknownKey)
+        );
+        let rs_no_kid = &v["cases"][3];
+        assert_eq!(
+            verify(
+                rs_no_kid["token"].as_str().unwrap(),
+                &only_ec,
+                now,
+                expected
+            ),
+            Err(Refusal::Algorithm)
+        );
+    }
+
+    #[test]
+    fn settings_that_cannot_be_used_say_why_and_never_what() {
+        let secret_k = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I";
+        let ec = r#"{"kty":"EC","crv":"P-256","x":"m6uyG-8v_gyjooA7MH-cbKfHUUkaNRVQcFRt8cjbM4Y","y":"lt7GnTvJk7t_iCk8cL4mzBwyzrC01l3Db91RHOf4P9w"}"#;
+        let bad_point = ec.replace("m6uy", "m6uz");
+        let cases: Vec<(String, &str)> = vec![
+            ("short".into(), "must be at least 32 bytes"),
+            ("{not json".into(), "not valid JSON"),
+            (r#"{"keys": {}}"#.into(), "\"keys\" is not an array"),
+            (
+                r#"{"keys": [5]}"#.into(),
+                "key 1 of \"keys\" is not a JSON object",
+            ),
+            (r#"{"keys": []}"#.into(), "no key usable"),
+            (r#"{"k": "abc"}"#.into(), "\"kty\" is missing"),
+            (
+                format!(r#"{{"kty":"oct","k":"{}"}}"#, &secret_k[..20]),
+                "at least 32 bytes",
+            ),
+            (
+                format!(r#"{{"kty":"oct","alg":"HS512","k":"{secret_k}"}}"#),
+                "at least 64 bytes",
+            ),
+            (r#"{"kty":"oct","k":"!!"}"#.into(), "\"k\" is not base64url"),
+            (r#"{"kty":"oct","k":5}"#.into(), "\"k\" is not a string"),
+            (
+                r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#.into(),
+                "RSA modulus of 17 bits",
+            ),
+            (bad_point, "not a point of P-256"),
+            (
+                ec.replace("\"kty\"", "\"alg\":\"ES384\",\"kty\""),
+                "does not match curve",
+            ),
+            (
+                r#"{"kty":"OKP","crv":"Ed25519","x":"AAAA"}"#.into(),
+                "not an Ed25519 public key",
+            ),
+            (
+                r#"{"kty":"oct","kid":7,"k":"x"}"#.into(),
+                "\"kid\" is not a string",
+            ),
+            (
+                r#"{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}"#.into(),
+                "no key usable",
+            ),
+            (
+                r#"{"keys":[{"kty":"oct","use":"enc","k":"x"}]}"#.into(),
+                "no key usable",
+            ),
+            (
+                format!(r#"{{"keys":[{}]}}"#, vec![ec; 33].join(",")),
+                "at most 32",
+            ),
+        ];
+        for (setting, want) in cases {
+            let e = keys::parse(&setting).expect_err(&setting).0;
+            assert!(e.contains(want), "{setting}: {e}");
+            assert!(!e.contains(&secret_k[..16]) && !e.contains("m6uy"), "{e}");
+        }
+        // Skipped, not refused: a key of a kind we do not use beside one we do.
+        let set = keys::parse(&format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"secp256k1","kid":"k1"}},{ec},{{"kty":"oct","key_ops":["sign"],"k":"x"}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(set.keys.len(), 1);
+        assert_eq!(
+            set.skipped
+                .iter()
+                .map(|s| (s.index, s.why))
+                .collect::<Vec<_>>(),
+            vec![
+                (1, "unsupported curve (P-256, P-384)"),
+                (3, "\"key_ops\" does not include \"verify\"")
+            ]
+        );
+        assert!(
+            !format!("{set:?}").contains("m6uy"),
+            "Debug shows no material"
+        );
+    }
 
     #[test]
     fn audience_and_issuer_are_checked_only_when_expected() {

@@ -1,0 +1,219 @@
+//! What `pre_request` calls when `tenancy.jwt_secret` is set, and `tenancy.jwt_keys()`: the
+//! setting parsed once per backend per distinct value, the verified-token cache ([`super::cache`]),
+//! the settings of the moment (`tenancy.jwt_aud`, `tenancy.jwt_iss`, `tenancy.jwt_cache_entries`),
+//! and the SQLSTATEs: 28000 for a token that is refused, 55000 for a setting that cannot be used.
+//!
+//! Rotation takes effect without a restart: a new value of `tenancy.jwt_secret` (`ALTER SYSTEM` or
+//! `ALTER DATABASE ... SET` and a reload, or a `SET` by a superuser) differs from the one parsed,
+//! so the next `pre_request` parses it and empties the token cache (docs/security.md, "Rotating
+//! JWT signing keys").
+use super::cache::{Digest, TokenCache};
+use super::keys::{self, KeySet};
+use super::{check_claims, verify_signature, Expected, Refusal};
+use crate::error::raise;
+use crate::gucs;
+use pgrx::prelude::*;
+use sha2::{Digest as _, Sha256};
+use std::cell::RefCell;
+use std::ffi::CStr;
+use std::rc::Rc;
+use zeroize::Zeroizing;
+
+#[derive(Default)]
+struct State {
+    /// The value of `tenancy.jwt_secret` that `keys` was parsed from (it may hold a secret).
+    setting: Zeroizing<Vec<u8>>,
+    keys: Option<Rc<KeySet>>,
+    tokens: TokenCache,
+    hits: u64,
+    misses: u64,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::default();
+}
+
+/// The bytes of a string GUC (empty when unset), borrowed while `f` runs.
+fn with_setting<R>(guc: &gucs::StringGuc, f: impl FnOnce(&[u8]) -> R) -> R {
+    // SAFETY: the pointer is the GUC's current value, a NUL-terminated string owned by the GUC
+    // machinery, or NULL; nothing changes it while `f` runs (f sets no GUC).
+    let ptr = unsafe { *guc.as_ptr() };
+    if ptr.is_null() {
+        return f(&[]);
+    }
+    // SAFETY: non-NULL, NUL-terminated (above).
+    f(unsafe { CStr::from_ptr(ptr) }.to_bytes())
+}
+
+/// Whether `pre_request` verifies tokens: `tenancy.jwt_secret` is set and not empty
+/// (`ALTER ROLE ... SET tenancy.jwt_secret = ''` turns verification off).
+pub fn configured() -> bool {
+    with_setting(&gucs::JWT_SECRET, |s| !s.is_empty())
+}
+
+fn unusable(e: keys::ConfigError) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        e.0,
+        Some("Check the value with SELECT * FROM tenancy.jwt_keys('<value>') before setting it."),
+    )
+}
+
+fn refuse(why: Refusal) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+        format!("invalid JWT: {why}"),
+        None,
+    )
+}
+
+/// The keys of the current `tenancy.jwt_secret`, parsed when it differs from the last value
+/// parsed (the token cache is then emptied: the keys changed).
+fn current_keys(state: &mut State) -> Result<Rc<KeySet>, keys::ConfigError> {
+    with_setting(&gucs::JWT_SECRET, |raw| {
+        if let Some(keys) = &state.keys {
+            if state.setting.as_slice() == raw {
+                return Ok(keys.clone());
+            }
+        }
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| keys::ConfigError("tenancy.jwt_secret is not valid UTF-8".into()))?;
+        let parsed = Rc::new(keys::parse(text)?);
+        state.setting = Zeroizing::new(raw.to_vec());
+        state.keys = Some(parsed.clone());
+        state.tokens.clear();
+        Ok(parsed)
+    })
+}
+
+fn nonempty(s: &[u8]) -> Option<&str> {
+    std::str::from_utf8(s).ok().filter(|s| !s.is_empty())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The claims (payload) of `token`, verified under `tenancy.jwt_secret` and checked as
+/// [`check_claims`] does: 28000 if the token is refused, 55000 if the setting cannot be used.
+/// Nothing of the token reaches a message.
+pub fn verified_claims(token: &str) -> Rc<str> {
+    let now = unix_now();
+    let capacity = gucs::JWT_CACHE_ENTRIES.get().max(0) as usize;
+    let outcome = with_setting(&gucs::JWT_AUD, |aud| {
+        with_setting(&gucs::JWT_ISS, |iss| {
+            let expected = Expected {
+                aud: nonempty(aud),
+                iss: nonempty(iss),
+            };
+            STATE.with_borrow_mut(|state| verify_cached(state, token, now, expected, capacity))
+        })
+    });
+    match outcome {
+        Ok(Ok(payload)) => payload,
+        Ok(Err(refusal)) => refuse(refusal),
+        Err(config) => unusable(config),
+    }
+}
+
+fn verify_cached(
+    state: &mut State,
+    token: &str,
+    now: i64,
+    expected: Expected,
+    capacity: usize,
+) -> Result<Result<Rc<str>, Refusal>, keys::ConfigError> {
+    let keys = current_keys(state)?;
+    let digest: Digest = Sha256::digest(token.as_bytes()).into();
+    if capacity > 0 {
+        if let Some(payload) = state.tokens.get(&digest, now) {
+            state.hits += 1;
+            return Ok(check_claims(&payload, now, expected).map(|_| payload));
+        }
+    }
+    state.misses += 1;
+    Ok(verify_signature(token, &keys).and_then(|payload| {
+        let exp = check_claims(&payload, now, expected)?;
+        let payload: Rc<str> = payload.into();
+        state
+            .tokens
+            .insert(digest, payload.clone(), exp, capacity, now);
+        Ok(payload)
+    }))
+}
+
+/// For `tenancy.library_info()`: this backend's token cache.
+pub fn cache_info() -> serde_json::Value {
+    STATE.with_borrow(|s| {
+        serde_json::json!({
+            "entries": s.tokens.len(),
+            "hits": s.hits,
+            "misses": s.misses,
+        })
+    })
+}
+
+/// The keys of `tenancy.jwt_secret` (or of `setting`, to check a value before setting it): one
+/// row per key, the ones used and the ones skipped with why.  55000 when the value cannot be
+/// used.  Never any key material; superuser only (no grant).
+#[pg_extern(stable, parallel_safe)]
+#[allow(clippy::type_complexity)]
+fn jwt_keys(
+    setting: default!(Option<&str>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(position, i32),
+        name!(kid, Option<String>),
+        name!(kty, String),
+        name!(alg, Option<String>),
+        name!(bits, Option<i32>),
+        name!(used, bool),
+        name!(note, Option<String>),
+    ),
+> {
+    let parsed = match setting {
+        Some(value) => keys::parse(value).map(Rc::new),
+        None => {
+            if !configured() {
+                return TableIterator::new(Vec::new());
+            }
+            STATE.with_borrow_mut(current_keys)
+        }
+    };
+    let set = parsed.unwrap_or_else(|e| unusable(e));
+    let mut rows: Vec<_> = Vec::new();
+    let mut used = set.keys.iter();
+    let total = set.keys.len() + set.skipped.len();
+    let mut skipped = set.skipped.iter().peekable();
+    for position in 1..=total {
+        if skipped.peek().is_some_and(|s| s.index == position) {
+            let s = skipped.next().expect("peeked");
+            rows.push((
+                position as i32,
+                s.kid.clone(),
+                s.kty.clone(),
+                None,
+                None,
+                false,
+                Some(s.why.to_string()),
+            ));
+        } else if let Some(k) = used.next() {
+            rows.push((
+                position as i32,
+                k.kid.clone(),
+                k.kty.to_string(),
+                Some(k.alg.name().to_string()),
+                Some(k.bits as i32),
+                true,
+                match set.form {
+                    keys::Form::Secret => Some("a secret string (HS256)".to_string()),
+                    _ => None,
+                },
+            ));
+        }
+    }
+    TableIterator::new(rows)
+}
