@@ -28,10 +28,21 @@ fi
 log "loading benchmark data (1M rows, 1000 tenants; 4 x 100k rows; 3 x 10k secrets)"
 psql_q -d postgres -c "DROP DATABASE IF EXISTS tenancy_bench" -c "CREATE DATABASE tenancy_bench"
 psql_q -d tenancy_bench -f "$BENCH/setup.sql" >/dev/null
+# JWT tokens signed outside the database (PyJWT, cryptography: Debian's python3-jwt), and the
+# JWKS of their keys, passed to every script as the pgbench variable :jwks.
+/usr/bin/python3 "$BENCH/jwt/tokens.py" "$OUT/tokens.csv" "$OUT/jwks.json"
+psql_q -d tenancy_bench -c "\copy bench.tokens FROM '$OUT/tokens.csv' (FORMAT csv)" >/dev/null
+DEFINES=(-D "jwks=$(cat "$OUT/jwks.json")")
+# PGT_BENCH_ONLY=<part of a group's name>: run only the groups whose name has it (results go to
+# $PGT_STATE/bench-logs/partial.md, not bench/results.md).
+ONLY=${PGT_BENCH_ONLY:-}
+RESULTS="$BENCH/results.md"
+[ -z "$ONLY" ] || RESULTS="$OUT/partial.md"
 
 # run_group NAME BASELINE_INDEX script...
 run_group() {
     local group=$1 base=$2; shift 2
+    if [ -n "$ONLY" ] && [[ "$group" != *"$ONLY"* ]]; then return 0; fi
     local names=() args=() dirs=()
     # script.sql or script.sql@weight (pgbench's syntax: how often it is picked)
     for s in "$@"; do names+=("$(basename "${s%@*}" .sql)"); args+=(-f "$BENCH/$s"); done
@@ -40,7 +51,7 @@ run_group() {
         mkdir -p "$dir"
         log "$group: run $run/$RUNS (${SECONDS_PER_RUN}s, $CLIENTS clients, scripts: ${names[*]})"
         (cd "$dir" && "$(pg_bin pgbench)" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" \
-            -l --log-prefix="$dir/log" "${args[@]}" tenancy_bench > "$dir/pgbench.out" 2>&1) \
+            -l --log-prefix="$dir/log" "${DEFINES[@]}" "${args[@]}" tenancy_bench > "$dir/pgbench.out" 2>&1) \
             || { cat "$dir/pgbench.out" >&2; die "pgbench failed"; }
         dirs+=("$dir")
     done
@@ -49,6 +60,7 @@ run_group() {
 
 # COPY of 100k rows into the plain table: the ceiling for getting rows into a table at all.
 copy_ceiling() {
+    [ -z "$ONLY" ] || return 0
     local file="$PGT_STATE/bench-logs/copy_logs.csv"
     psql_q -d tenancy_bench -c "COPY (SELECT 'c0000000-0000-4000-8000-000000000001'::uuid, gen_random_uuid(),
         'e0000000-0000-4000-8000-000000000001'::uuid, 'f0000000-0000-4000-8000-000000000001'::uuid, NULL::uuid,
@@ -64,6 +76,7 @@ copy_ceiling() {
 # A tenant's 50 latest requests over 10M rows of 1,000 tenants: latency percentiles of the whole
 # PostgREST-style transaction (target: p95 under 1 ms).
 latest_50() {
+    [ -z "$ONLY" ] || return 0
     log "request logs: loading 10M rows (a few minutes, once)"
     if [ "$(psql_q -d tenancy_bench -At -c "SELECT count(*) >= 10000000 FROM tenancy.request_logs")" != t ]; then
         psql_q -d tenancy_bench -f "$BENCH/request_logs/load_10m.sql" >/dev/null
@@ -99,8 +112,8 @@ PY
         rls/explicit_where.sql rls/rls_postgrest.sql
     run_group "context: what tenancy.pre_request() adds to a PostgREST request" 0 \
         context/envelope_only.sql context/pre_request_user.sql context/pre_request_user_tenant.sql
-    run_group "JWT: pre_request trusting request.jwt.claims vs verifying the HS256 token itself" 0 \
-        jwt/claims_trusted.sql jwt/token_verified.sql
+    run_group "JWT: pre_request trusting request.jwt.claims vs verifying the token itself (HS256, ES256, RS256; cache off, and ES256 cached)" 0 \
+        jwt/claims_trusted.sql jwt/token_hs256.sql jwt/token_es256_cold.sql jwt/token_rs256_cold.sql jwt/token_es256_cached.sql
     run_group "vault: read a ~200-byte secret" 0 \
         vault/floor_md5.sql vault/read_pg_tenancy.sql vault/read_pgp_sym.sql vault/read_raw_aes.sql
     run_group "vault: store a ~200-byte secret" 0 \
@@ -114,7 +127,9 @@ PY
     latest_50
     echo
     echo "![throughput ratios](results.png)"
-} | tee "$BENCH/results.md"
-"$BENCH_VENV/bin/python" "$BENCH/chart.py" "$PGT_BENCH_SUMMARY" "$BENCH/results.png"
-log "wrote bench/results.md and bench/results.png"
+} | tee "$RESULTS"
+if [ -z "$ONLY" ]; then
+    "$BENCH_VENV/bin/python" "$BENCH/chart.py" "$PGT_BENCH_SUMMARY" "$BENCH/results.png"
+    log "wrote bench/results.md and bench/results.png"
+fi
 cluster_stop bench

@@ -96,16 +96,7 @@ CREATE TABLE bench.aes_sink (id bigserial PRIMARY KEY, secret bytea NOT NULL);
 VACUUM ANALYZE;
 
 -- JWT: for each of the 1000 bench users, its claims (what PostgREST puts in request.jwt.claims)
--- and its HS256 token under the bench secret, in the request.headers form PostgREST sends.
-CREATE TABLE bench.tokens (t int PRIMARY KEY, claims text NOT NULL, headers text NOT NULL);
-INSERT INTO bench.tokens
-SELECT i, c::text,
-       json_build_object('authorization', 'Bearer ' || body || '.' ||
-           translate(rtrim(encode(hmac(body, 'bench-jwt-secret-bench-jwt-secret-0123456789', 'sha256'), 'base64'), '='), E'+/\n', '-_'),
-           'accept', 'application/json')::text
-FROM generate_series(1, 1000) i,
-     LATERAL (SELECT jsonb_build_object('sub', 'd0000000-0000-4000-8000-' || lpad(i::text, 12, '0'),
-                                        'tenant_id', 'c0000000-0000-4000-8000-' || lpad(i::text, 12, '0'),
-                                        'role', 'authenticated', 'exp', 4102444800) AS c) claims,
-     LATERAL (SELECT translate(rtrim(encode(convert_to('{"alg":"HS256","typ":"JWT"}', 'UTF8'), 'base64'), '='), E'+/\n', '-_') || '.' ||
-                     translate(rtrim(encode(convert_to(c::text, 'UTF8'), 'base64'), '='), E'+/\n', '-_') AS body) b;
+-- and its token under each algorithm, in the request.headers form PostgREST sends; bench/run.sh
+-- loads them, signed by bench/jwt/tokens.py (PyJWT), with the JWKS of their keys.
+CREATE TABLE bench.tokens (t int PRIMARY KEY, claims text NOT NULL, hs256_headers text NOT NULL,
+                           es256_headers text NOT NULL, rs256_headers text NOT NULL);

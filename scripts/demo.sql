@@ -276,6 +276,13 @@ SELECT set_config('request.headers', json_build_object('authorization', 'Bearer 
        split_part(:'bob_token', '.', 1) || '.' || split_part(:'bob_token', '.', 2) || '.' || 'c2lnbmVkLXdpdGgtYS1ndWVzcw')::text, true) IS NOT NULL AS headers_set;
 SELECT public.try($$SELECT tenancy.pre_request()$$) AS guessed_secret;
 ROLLBACK;
+\echo '--- Supabase signs with ES256 now: the setting takes its JWKS too (a secret, a JWK or a JWKS, as'
+\echo '--- PostgREST''s jwt-secret).  Each key fixes its algorithm; a superuser checks a value before setting it:'
+SELECT position, kid, kty, alg, bits, used, note FROM tenancy.jwt_keys($${"keys": [
+  {"kty": "EC", "kid": "ec-1", "use": "sig", "crv": "P-256",
+   "x": "m6uyG-8v_gyjooA7MH-cbKfHUUkaNRVQcFRt8cjbM4Y", "y": "lt7GnTvJk7t_iCk8cL4mzBwyzrC01l3Db91RHOf4P9w"},
+  {"kty": "oct", "kid": "legacy", "k": "ZGVtby1qd3Qtc2VjcmV0LWF0LWxlYXN0LTMyLWJ5dGVzLWxvbmctMDEyMw"},
+  {"kty": "RSA", "kid": "enc-1", "use": "enc", "n": "AQAB", "e": "AQAB"}]}$$);
 RESET tenancy.jwt_secret;
 
 \echo

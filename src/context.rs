@@ -637,21 +637,24 @@ pub fn parse_claims(claims: &str, headers: Option<&str>) -> Result<ClaimedIdenti
 pub fn pre_request() {
     require_preloaded();
     let headers = setting(c"request.headers");
+    let (verified, trusted);
     let raw = if crate::jwt::backend::configured() {
         // Verified mode: the claims of the request's own token, whatever request.jwt.claims says.
-        headers
+        verified = headers
             .as_deref()
             .and_then(crate::jwt::bearer_token)
-            .map(|token| crate::jwt::backend::verified_claims(&token).to_string())
+            .map(|token| crate::jwt::backend::verified_claims(&token));
+        verified.as_deref().map(|v| v.payload.as_str())
     } else {
         // Trusted mode: the claims PostgREST verified (README: "Trust boundary").
-        setting(c"request.jwt.claims")
+        trusted = setting(c"request.jwt.claims");
+        trusted.as_deref()
     };
     let Some(raw) = raw else {
         set_context(None, None, None);
         return;
     };
-    let identity = parse_claims(&raw, headers.as_deref()).unwrap_or_else(|what| {
+    let identity = parse_claims(raw, headers.as_deref()).unwrap_or_else(|what| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             format!("invalid JWT claims: {what}"),

@@ -127,6 +127,44 @@ SELECT is(pg_temp.request('authenticated', NULL, pg_temp.scoped('"billing-servic
 SELECT is(pg_temp.request('authenticated', NULL, jsonb_build_object('authorization', 'Bearer ' || repeat('a', 70000)), :ctx),
           'error:28000: invalid JWT: malformed token: longer than 64 kB', 'a token longer than 64 kB is refused before it is decoded');
 
+-- The setting as a JWKS (PostgREST's jwt-secret takes a secret, a JWK or a JWKS): an oct key signs
+-- HS256 here (pgcrypto again); an EC key beside it is for ES256 only, whatever a token's header says.
+-- (Asymmetric tokens signed by PyJWT: pgrx-tests/tests/jwt.rs.)
+\set oct_k '''cGctdGVuYW5jeS10ZXN0LWp3dC1zZWNyZXQtb2YtYXQtbGVhc3QtMzItYnl0ZXM'''
+\set ec_jwk '''{"kty":"EC","kid":"ec-1","crv":"P-256","x":"m6uyG-8v_gyjooA7MH-cbKfHUUkaNRVQcFRt8cjbM4Y","y":"lt7GnTvJk7t_iCk8cL4mzBwyzrC01l3Db91RHOf4P9w"}'''
+SELECT jsonb_build_object('keys', jsonb_build_array(:ec_jwk::jsonb, jsonb_build_object('kty', 'oct', 'kid', 'hs-1', 'k', :oct_k)))::text AS jwks \gset
+SELECT set_config('tenancy.jwt_secret', :'jwks', true) IS NOT NULL AS jwks_set \gset
+SELECT is(pg_temp.request('authenticated', NULL,
+                          pg_temp.bearer(pg_temp.jwt(pg_temp.claims(:dave, :acme), :secret, '{"alg": "HS256", "kid": "hs-1"}')), :ctx),
+          'value:' || :acme || ',' || :dave || ',member', 'a JWKS: an HS256 token of its oct key, by kid');
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.bearer(:'dave_token'), :ctx),
+          'value:' || :acme || ',' || :dave || ',member', 'a token without kid is tried against each key of its algorithm');
+SELECT is(pg_temp.request('authenticated', NULL,
+                          pg_temp.bearer(pg_temp.jwt(pg_temp.claims(:dave, :acme), :ec_jwk, '{"alg": "HS256", "kid": "ec-1"}')), :ctx),
+          'error:28000: invalid JWT: the token''s alg is not the algorithm of a key in tenancy.jwt_secret',
+          'HS256 under the EC key''s kid, keyed with its JWK text: the EC key verifies ES256 only');
+SELECT is(pg_temp.request('authenticated', NULL,
+                          pg_temp.bearer(pg_temp.jwt(pg_temp.claims(:dave, :acme), :secret, '{"alg": "HS256", "kid": "hs-2"}')), :ctx),
+          'error:28000: invalid JWT: no key in tenancy.jwt_secret has the token''s kid', 'an unknown kid');
+SELECT is(pg_temp.request('authenticated', NULL,
+                          pg_temp.bearer(pg_temp.jwt(pg_temp.claims(:dave, :acme) || jsonb_build_object('iat', extract(epoch FROM now() + interval '10 minutes')::bigint), :secret)), :ctx),
+          'error:28000: invalid JWT: the token is issued in the future (iat)', 'iat in the future (past the leeway)');
+SELECT is(pg_temp.request('authenticated', NULL,
+                          pg_temp.bearer(pg_temp.jwt(pg_temp.claims(:dave, :acme), :secret, '{"alg": "HS256", "crit": ["exp"]}')), :ctx),
+          'error:28000: invalid JWT: malformed token: crit header parameters are not supported', 'crit: extensions we do not understand');
+SELECT results_eq($$SELECT position, kid, kty, alg, bits, used FROM tenancy.jwt_keys()$$,
+                  $$VALUES (1, 'ec-1', 'EC', 'ES256', 256, true), (2, 'hs-1', 'oct', 'HS256', 376, true)$$,
+                  'tenancy.jwt_keys() lists the keys in use, never their material');
+SELECT is(pg_temp.probe('authenticated', NULL, NULL, 'SELECT count(*) FROM tenancy.jwt_keys()'), 'error:42501', 'jwt_keys is for superusers');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SET tenancy.jwt_cache_entries = 0'), 'error:42501', 'so is the token cache''s size');
+SELECT throws_ok($$SELECT * FROM tenancy.jwt_keys('{"kty": "RSA", "n": "AQAB", "e": "AQAB"}')$$, '55000',
+                 'tenancy.jwt_secret: key 1: an RSA modulus of 17 bits; 2048 to 4096 are accepted',
+                 'a value is checked before it is set');
+SELECT set_config('tenancy.jwt_secret', '{"keys": [{"kty": "oct", "k": "c2hvcnQ"}]}', true) IS NOT NULL AS bad_set \gset
+SELECT is(pg_temp.request('authenticated', NULL, pg_temp.bearer(:'dave_token'), :ctx),
+          'error:55000: tenancy.jwt_secret: key 1: an HS256 key must be at least 32 bytes (RFC 7518, 3.2)',
+          'a setting that cannot be used refuses every token (55000), quoting none of it');
+
 SET LOCAL tenancy.jwt_secret = 'short';
 SELECT is(pg_temp.request('authenticated', NULL, pg_temp.bearer(:'dave_token'), :ctx),
           'error:55000: tenancy.jwt_secret must be at least 32 bytes', 'a short secret is refused, never used');

@@ -1,7 +1,9 @@
 -- pre_request trusting request.jwt.claims (no tenancy.jwt_secret): the claims PostgREST verified.
+-- Every script of this group runs the same statements (same settings written, same round trips).
 \set t random(1, 1000)
-SELECT claims, headers FROM bench.tokens WHERE t = :t \gset
+SELECT claims, es256_headers AS headers FROM bench.tokens WHERE t = :t \gset
 BEGIN;
-SELECT set_config('tenancy.jwt_secret', '', true), set_config('request.jwt.claims', :claims, true), set_config('request.headers', :headers, true),
+SELECT set_config('tenancy.jwt_secret', '', true), set_config('tenancy.jwt_cache_entries', '0', true),
+       set_config('request.jwt.claims', :claims, true), set_config('request.headers', :headers, true),
        set_config('role', 'authenticated', true), tenancy.pre_request();
 COMMIT;

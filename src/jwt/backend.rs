@@ -9,7 +9,7 @@
 //! JWT signing keys").
 use super::cache::{Digest, TokenCache};
 use super::keys::{self, KeySet};
-use super::{check_claims, verify_signature, Expected, Refusal};
+use super::{check_claims, verify_signature, Expected, Refusal, Verified};
 use crate::error::raise;
 use crate::gucs;
 use pgrx::prelude::*;
@@ -99,7 +99,7 @@ fn unix_now() -> i64 {
 /// The claims (payload) of `token`, verified under `tenancy.jwt_secret` and checked as
 /// [`check_claims`] does: 28000 if the token is refused, 55000 if the setting cannot be used.
 /// Nothing of the token reaches a message.
-pub fn verified_claims(token: &str) -> Rc<str> {
+pub fn verified_claims(token: &str) -> Rc<Verified> {
     let now = unix_now();
     let capacity = gucs::JWT_CACHE_ENTRIES.get().max(0) as usize;
     let outcome = with_setting(&gucs::JWT_AUD, |aud| {
@@ -124,23 +124,21 @@ fn verify_cached(
     now: i64,
     expected: Expected,
     capacity: usize,
-) -> Result<Result<Rc<str>, Refusal>, keys::ConfigError> {
+) -> Result<Result<Rc<Verified>, Refusal>, keys::ConfigError> {
     let keys = current_keys(state)?;
     let digest: Digest = Sha256::digest(token.as_bytes()).into();
     if capacity > 0 {
-        if let Some(payload) = state.tokens.get(&digest, now) {
+        if let Some(verified) = state.tokens.get(&digest, now) {
             state.hits += 1;
-            return Ok(check_claims(&payload, now, expected).map(|_| payload));
+            return Ok(verified.claims.check(now, expected).map(|()| verified));
         }
     }
     state.misses += 1;
     Ok(verify_signature(token, &keys).and_then(|payload| {
-        let exp = check_claims(&payload, now, expected)?;
-        let payload: Rc<str> = payload.into();
-        state
-            .tokens
-            .insert(digest, payload.clone(), exp, capacity, now);
-        Ok(payload)
+        let claims = check_claims(&payload, now, expected)?;
+        let verified = Rc::new(Verified { payload, claims });
+        state.tokens.insert(digest, verified.clone(), capacity, now);
+        Ok(verified)
     }))
 }
 

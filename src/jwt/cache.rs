@@ -4,15 +4,16 @@
 //!
 //! * **Key**: the SHA-256 digest of the whole token (header, payload and signature), so a hit is
 //!   the very token that was verified; the cache keeps no token.
-//! * **Value**: the verified payload, and its `exp`.  Only the signature is cached: the claims
-//!   (`exp`, `nbf`, `iat`, `aud`, `iss`) are checked again at every use, against the settings of
-//!   the moment.
+//! * **Value**: the verified payload, and the claims we check, read from it once.  Only the
+//!   signature is taken on trust: the claims (`exp`, `nbf`, `iat`, `aud`, `iss`) are checked again
+//!   at every use, against the clock and the settings of the moment.
 //! * **Bound**: `tenancy.jwt_cache_entries` entries (1000 by default; 0 turns the cache off) and
 //!   [`MAX_BYTES`] of payloads; payloads over [`MAX_PAYLOAD`] are not cached.  When full, the
 //!   expired entries go first, then the oldest quarter.
 //! * **Invalidation**: an entry leaves when its token expires; the whole cache is emptied when the
 //!   keys change (another value of `tenancy.jwt_secret`: a key added, rotated or revoked), see
 //!   [`super::backend`].
+use super::Verified;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -24,9 +25,14 @@ pub const MAX_PAYLOAD: usize = 16 << 10;
 pub type Digest = [u8; 32];
 
 struct Entry {
-    payload: Rc<str>,
-    exp: f64,
+    verified: Rc<Verified>,
     seq: u64,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        self.verified.payload.len()
+    }
 }
 
 #[derive(Default)]
@@ -52,44 +58,36 @@ impl TokenCache {
 
     /// The verified payload of the token with this digest, unless it has expired by `now`
     /// (an expired entry is dropped).
-    pub fn get(&mut self, digest: &Digest, now: i64) -> Option<Rc<str>> {
+    pub fn get(&mut self, digest: &Digest, now: i64) -> Option<Rc<Verified>> {
         let entry = self.map.get(digest)?;
-        if expired(entry.exp, now) {
+        if expired(entry.verified.claims.exp, now) {
             self.remove(digest);
             return None;
         }
-        Some(entry.payload.clone())
+        Some(entry.verified.clone())
     }
 
     /// Remember a verified token, within `capacity` entries.
-    pub fn insert(
-        &mut self,
-        digest: Digest,
-        payload: Rc<str>,
-        exp: f64,
-        capacity: usize,
-        now: i64,
-    ) {
-        if capacity == 0 || payload.len() > MAX_PAYLOAD || expired(exp, now) {
+    pub fn insert(&mut self, digest: Digest, verified: Rc<Verified>, capacity: usize, now: i64) {
+        let size = verified.payload.len();
+        if capacity == 0 || size > MAX_PAYLOAD || expired(verified.claims.exp, now) {
             return;
         }
         self.remove(&digest);
-        if self.map.len() >= capacity || self.bytes + payload.len() > MAX_BYTES {
-            self.map.retain(|_, e| !expired(e.exp, now));
-            self.bytes = self.map.values().map(|e| e.payload.len()).sum();
+        if self.map.len() >= capacity || self.bytes + size > MAX_BYTES {
+            self.map.retain(|_, e| !expired(e.verified.claims.exp, now));
+            self.bytes = self.map.values().map(Entry::bytes).sum();
         }
-        while !self.map.is_empty()
-            && (self.map.len() >= capacity || self.bytes + payload.len() > MAX_BYTES)
+        while !self.map.is_empty() && (self.map.len() >= capacity || self.bytes + size > MAX_BYTES)
         {
             self.evict_oldest((self.map.len() / 4).max(1));
         }
         self.seq += 1;
-        self.bytes += payload.len();
+        self.bytes += size;
         self.map.insert(
             digest,
             Entry {
-                payload,
-                exp,
+                verified,
                 seq: self.seq,
             },
         );
@@ -97,7 +95,7 @@ impl TokenCache {
 
     fn remove(&mut self, digest: &Digest) {
         if let Some(e) = self.map.remove(digest) {
-            self.bytes -= e.payload.len();
+            self.bytes -= e.bytes();
         }
     }
 
@@ -109,7 +107,7 @@ impl TokenCache {
         let (_, nth, _) = seqs.select_nth_unstable(cut);
         let cut = *nth;
         self.map.retain(|_, e| e.seq > cut);
-        self.bytes = self.map.values().map(|e| e.payload.len()).sum();
+        self.bytes = self.map.values().map(Entry::bytes).sum();
     }
 }
 
@@ -127,26 +125,38 @@ mod tests {
         d
     }
 
+    fn v(payload: &str, exp: f64) -> Rc<Verified> {
+        let mut claims = super::super::Claims::parse(r#"{"exp": 0}"#).unwrap();
+        claims.exp = exp;
+        Rc::new(Verified {
+            payload: payload.to_string(),
+            claims,
+        })
+    }
+
     #[test]
     fn hits_expire_with_their_token() {
         let mut c = TokenCache::default();
-        c.insert(d(1), "{\"exp\":1000}".into(), 1000.0, 10, 0);
-        assert_eq!(c.get(&d(1), 900).as_deref(), Some("{\"exp\":1000}"));
+        c.insert(d(1), v("{\"exp\":1000}", 1000.0), 10, 0);
+        assert_eq!(
+            c.get(&d(1), 900).map(|v| v.payload.clone()).as_deref(),
+            Some("{\"exp\":1000}")
+        );
         assert!(c.get(&d(2), 900).is_none());
         // Past exp and the leeway: gone.
         assert!(c.get(&d(1), 1000 + super::super::LEEWAY).is_none());
         assert_eq!(c.len(), 0);
         // An expired token is not cached at all; nor with capacity 0.
-        c.insert(d(3), "x".into(), 10.0, 10, 1000);
-        c.insert(d(4), "x".into(), 5000.0, 0, 1000);
-        assert_eq!(c.len(), 0);
+        c.insert(d(3), v("x", 10.0), 10, 1000);
+        c.insert(d(4), v("x", 5000.0), 0, 1000);
+        assert!(c.is_empty());
     }
 
     #[test]
     fn bounded_by_entries_and_bytes() {
         let mut c = TokenCache::default();
         for i in 0..1000 {
-            c.insert(d(i), "p".into(), 1e9, 100, 0);
+            c.insert(d(i), v("p", 1e9), 100, 0);
             assert!(c.len() <= 100);
         }
         // The newest survive, the oldest went.
@@ -155,30 +165,21 @@ mod tests {
         // Expired entries go first.
         let mut c = TokenCache::default();
         for i in 0..10 {
-            c.insert(
-                d(i),
-                "p".into(),
-                if i % 2 == 0 { 100.0 } else { 1e9 },
-                10,
-                0,
-            );
+            c.insert(d(i), v("p", if i % 2 == 0 { 100.0 } else { 1e9 }), 10, 0);
         }
-        c.insert(d(100), "p".into(), 1e9, 10, 1000);
+        c.insert(d(100), v("p", 1e9), 10, 1000);
         assert_eq!(c.len(), 6);
         assert!((1..10).step_by(2).all(|i| c.get(&d(i), 1000).is_some()));
         // Bytes: payloads over MAX_PAYLOAD are not cached; the total stays under MAX_BYTES.
-        let big: Rc<str> = "x".repeat(MAX_PAYLOAD).into();
+        let big = "x".repeat(MAX_PAYLOAD);
         let mut c = TokenCache::default();
-        c.insert(d(1), "x".repeat(MAX_PAYLOAD + 1).into(), 1e9, 10_000, 0);
-        assert_eq!(c.len(), 0);
+        c.insert(d(1), v(&"x".repeat(MAX_PAYLOAD + 1), 1e9), 10_000, 0);
+        assert!(c.is_empty());
         for i in 0..1000 {
-            c.insert(d(i), big.clone(), 1e9, 10_000, 0);
+            c.insert(d(i), v(&big, 1e9), 10_000, 0);
             assert!(c.bytes <= MAX_BYTES);
         }
-        assert_eq!(
-            c.bytes,
-            c.map.values().map(|e| e.payload.len()).sum::<usize>()
-        );
+        assert_eq!(c.bytes, c.map.values().map(Entry::bytes).sum::<usize>());
         assert!(c.len() >= MAX_BYTES / MAX_PAYLOAD * 3 / 4);
     }
 }

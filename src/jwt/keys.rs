@@ -9,7 +9,7 @@
 //! Errors name the key by position and `kid`, never by any byte of its material.
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use sha2::{Sha256, Sha384, Sha512};
 use zeroize::Zeroizing;
 
 /// The most keys a set may hold: a token without `kid` is tried against each key of its
@@ -72,7 +72,7 @@ impl Alg {
 /// What verifies a signature: the key material, already decoded and checked.
 enum Verifier {
     Hmac(Zeroizing<Vec<u8>>),
-    Rsa(rsa::RsaPublicKey),
+    Rsa(rsa::PublicKey),
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     Ed25519(ed25519_dalek::VerifyingKey),
@@ -112,6 +112,16 @@ fn hmac_ok<M: Mac + hmac::digest::KeyInit>(key: &[u8], signed: &[u8], signature:
     }
 }
 
+/// One RSASSA-PKCS1-v1_5 check with hash `$hash` (of sha2 0.11, which rsa 0.10 takes).
+macro_rules! rsa_ok {
+    ($key:expr, $hash:ty, $signed:expr, $signature:expr) => {{
+        use sha2_rsa::Digest as _;
+        let hashed = <$hash>::digest($signed);
+        $key.verify(rsa::Pkcs1v15Sign::new::<$hash>(), &hashed, $signature)
+            .is_ok()
+    }};
+}
+
 impl Key {
     /// Whether `signature` is this key's signature of `signed` (the token's `header.payload`).
     /// The caller has checked that the token's `alg` is this key's.
@@ -122,29 +132,11 @@ impl Key {
             (Verifier::Hmac(k), Alg::HS384) => hmac_ok::<Hmac<Sha384>>(k, signed, signature),
             (Verifier::Hmac(k), Alg::HS512) => hmac_ok::<Hmac<Sha512>>(k, signed, signature),
             // PKCS#1 v1.5 (RFC 7518, 3.3); the crate checks the signature's length against the
-            // modulus.  Verification only: the `rsa` crate's advisory (RUSTSEC-2023-0071, a timing
-            // side channel) concerns private-key operations, which we never perform.
-            (Verifier::Rsa(k), Alg::RS256) => k
-                .verify(
-                    rsa::Pkcs1v15Sign::new::<Sha256>(),
-                    &Sha256::digest(signed),
-                    signature,
-                )
-                .is_ok(),
-            (Verifier::Rsa(k), Alg::RS384) => k
-                .verify(
-                    rsa::Pkcs1v15Sign::new::<Sha384>(),
-                    &Sha384::digest(signed),
-                    signature,
-                )
-                .is_ok(),
-            (Verifier::Rsa(k), Alg::RS512) => k
-                .verify(
-                    rsa::Pkcs1v15Sign::new::<Sha512>(),
-                    &Sha512::digest(signed),
-                    signature,
-                )
-                .is_ok(),
+            // modulus.  (rsa 0.10 is constant-time, and we only ever verify: the advisory of
+            // earlier releases, RUSTSEC-2023-0071, concerned private-key operations.)
+            (Verifier::Rsa(k), Alg::RS256) => rsa_ok!(k, sha2_rsa::Sha256, signed, signature),
+            (Verifier::Rsa(k), Alg::RS384) => rsa_ok!(k, sha2_rsa::Sha384, signed, signature),
+            (Verifier::Rsa(k), Alg::RS512) => rsa_ok!(k, sha2_rsa::Sha512, signed, signature),
             // JWS ECDSA signatures are R || S, fixed length (RFC 7518, 3.4), not DER.
             (Verifier::P256(k), Alg::ES256) => p256::ecdsa::Signature::from_slice(signature)
                 .is_ok_and(|s| k.verify(signed, &s).is_ok()),
@@ -257,7 +249,9 @@ pub fn parse(setting: &str) -> Result<KeySet, ConfigError> {
         )
     })?;
     let serde_json::Value::Object(top) = value else {
-        unreachable!("JSON text starting with {{ is an object")
+        return Err(ConfigError(
+            "tenancy.jwt_secret is JSON but not an object (a JWK or a JWKS)".into(),
+        ));
     };
     let (form, list): (Form, Vec<&Object>) = match top.get("keys") {
         Some(serde_json::Value::Array(items)) => {
@@ -381,9 +375,9 @@ fn parse_key(m: &Member, kid: Option<String>) -> Result<Parsed, ConfigError> {
                 Some("RS512") => Alg::RS512,
                 Some(_) => return skip("unsupported \"alg\" for an RSA key (RS256, RS384, RS512)"),
             };
-            let n = rsa::BigUint::from_bytes_be(&m.bytes("n")?);
-            let e = rsa::BigUint::from_bytes_be(&m.bytes("e")?);
-            let bits = n.bits();
+            let n = rsa::BoxedUint::from_be_slice_vartime(&m.bytes("n")?);
+            let e = rsa::BoxedUint::from_be_slice_vartime(&m.bytes("e")?);
+            let bits = n.bit_width_vartime() as usize;
             if !RSA_BITS.contains(&bits) {
                 return Err(m.err(format_args!(
                     "an RSA modulus of {bits} bits; {} to {} are accepted",
@@ -391,8 +385,8 @@ fn parse_key(m: &Member, kid: Option<String>) -> Result<Parsed, ConfigError> {
                     RSA_BITS.end()
                 )));
             }
-            let key = rsa::RsaPublicKey::new(n, e)
-                .map_err(|_| m.err("not a valid RSA public key (\"e\")"))?;
+            let key = rsa::PublicKey::new_with_size_limits(n, e, RSA_BITS)
+                .map_err(|_| m.err("not a valid RSA public key (\"n\" or \"e\")"))?;
             (alg, Verifier::Rsa(key), bits)
         }
         "EC" => {

@@ -14,6 +14,7 @@
 //! * [`backend`]: the glue `pre_request` calls (settings, the caches, SQLSTATEs) and
 //!   `tenancy.jwt_keys()`.
 use base64::Engine;
+use std::borrow::Cow;
 
 pub mod backend;
 pub mod cache;
@@ -113,19 +114,53 @@ pub struct Expected<'a> {
 pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 
 /// The bearer token of a PostgREST `request.headers` JSON object (`authorization` header,
-/// scheme `Bearer`, any case), if there is one.
-pub fn bearer_token(headers: &str) -> Option<String> {
-    let map: std::collections::HashMap<String, serde_json::Value> =
-        serde_json::from_str(headers).ok()?;
-    let value = map
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))?
-        .1
-        .as_str()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
+/// scheme `Bearer`, any case), if there is one; the first `authorization` member (in any case)
+/// decides.  Read without building the object: the other members are skipped unparsed, and the
+/// token is borrowed from `headers` unless the JSON string had escapes.
+pub fn bearer_token(headers: &str) -> Option<Cow<'_, str>> {
+    struct Authorization<'a>(Option<Cow<'a, str>>);
+    impl<'de> serde::Deserialize<'de> for Authorization<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Authorization<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object of headers")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Self::Value, A::Error> {
+                    let mut found = None;
+                    while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                        if found.is_none() && key.eq_ignore_ascii_case("authorization") {
+                            // A value that is not a string fails the whole parse: no token.
+                            found = Some(map.next_value::<Cow<'de, str>>()?);
+                        } else {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                    Ok(Authorization(found))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    let value = serde_json::from_str::<Authorization>(headers).ok()?.0?;
+    let token = |v: &str| -> Option<(usize, usize)> {
+        let trimmed = v.trim();
+        let (scheme, token) = trimmed.split_once(' ')?;
+        let token = token.trim();
+        let start = token.as_ptr() as usize - v.as_ptr() as usize;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some((start, start + token.len()))
+    };
+    let (start, end) = token(&value)?;
+    Some(match value {
+        Cow::Borrowed(v) => Cow::Borrowed(&v[start..end]),
+        Cow::Owned(v) => Cow::Owned(v[start..end].to_string()),
+    })
 }
 
 /// Check a compact JWS's signature under `keys`: its payload (the claims, JSON text), or why not.
@@ -191,39 +226,94 @@ pub fn verify_signature(token: &str, keys: &KeySet) -> Result<String, Refusal> {
     String::from_utf8(payload).map_err(|_| Refusal::Malformed("payload is not UTF-8"))
 }
 
-/// Check a verified payload's claims at `now` (Unix seconds), as PostgREST does: `exp` required
-/// and not past, `nbf` reached, `iat` not in the future (each with [`LEEWAY`]), `aud` and `iss`
-/// when `expected` says.  Returns the token's `exp`.
-pub fn check_claims(payload: &str, now: i64, expected: Expected) -> Result<f64, Refusal> {
-    let times: Times = serde_json::from_str(payload)
-        .map_err(|_| Refusal::Malformed("payload is not a JSON object of claims"))?;
-    let exp = match times.exp {
-        None => return Err(Refusal::Malformed("no exp claim")),
-        Some(exp) if (now - LEEWAY) as f64 >= exp => return Err(Refusal::Expired),
-        Some(exp) => exp,
-    };
-    if times.nbf.is_some_and(|nbf| ((now + LEEWAY) as f64) < nbf) {
-        return Err(Refusal::NotYetValid);
-    }
-    if times.iat.is_some_and(|iat| ((now + LEEWAY) as f64) < iat) {
-        return Err(Refusal::IssuedInFuture);
-    }
-    if let Some(want) = expected.aud {
-        let ok = match &times.aud {
-            Some(Audience::One(a)) => a == want,
-            Some(Audience::Many(list)) => list.iter().any(|a| a == want),
-            Some(Audience::Other(_)) | None => false,
+/// The claims pg_tenancy checks, read from a verified payload once (and kept with it in the
+/// cache, so that a cached token's claims are checked again without parsing it again).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    pub exp: f64,
+    nbf: Option<f64>,
+    iat: Option<f64>,
+    aud: Option<Vec<String>>,
+    /// `aud` present but neither a string nor an array of strings.
+    aud_other: bool,
+    iss: Option<String>,
+    iss_other: bool,
+}
+
+impl Claims {
+    /// Read `exp` (required), `nbf`, `iat`, `aud` and `iss` from a payload.
+    pub fn parse(payload: &str) -> Result<Claims, Refusal> {
+        let times: Times = serde_json::from_str(payload)
+            .map_err(|_| Refusal::Malformed("payload is not a JSON object of claims"))?;
+        let exp = times.exp.ok_or(Refusal::Malformed("no exp claim"))?;
+        let (aud, aud_other) = match times.aud {
+            None => (None, false),
+            Some(Audience::One(a)) => (Some(vec![a.into_owned()]), false),
+            Some(Audience::Many(list)) => {
+                (Some(list.into_iter().map(Cow::into_owned).collect()), false)
+            }
+            Some(Audience::Other(_)) => (None, true),
         };
-        if !ok {
-            return Err(Refusal::Audience);
-        }
+        let (iss, iss_other) = match times.iss {
+            None => (None, false),
+            Some(Issuer::Is(i)) => (Some(i.into_owned()), false),
+            Some(Issuer::Other(_)) => (None, true),
+        };
+        Ok(Claims {
+            exp,
+            nbf: times.nbf,
+            iat: times.iat,
+            aud,
+            aud_other,
+            iss,
+            iss_other,
+        })
     }
-    if let Some(want) = expected.iss {
-        if !matches!(&times.iss, Some(Issuer::Is(iss)) if iss == want) {
-            return Err(Refusal::Issuer);
+
+    /// Check them at `now` (Unix seconds), as PostgREST does: `exp` not past, `nbf` reached,
+    /// `iat` not in the future (each with [`LEEWAY`]), `aud` and `iss` when `expected` says.
+    pub fn check(&self, now: i64, expected: Expected) -> Result<(), Refusal> {
+        if (now - LEEWAY) as f64 >= self.exp {
+            return Err(Refusal::Expired);
         }
+        if self.nbf.is_some_and(|nbf| ((now + LEEWAY) as f64) < nbf) {
+            return Err(Refusal::NotYetValid);
+        }
+        if self.iat.is_some_and(|iat| ((now + LEEWAY) as f64) < iat) {
+            return Err(Refusal::IssuedInFuture);
+        }
+        if let Some(want) = expected.aud {
+            let ok = !self.aud_other
+                && self
+                    .aud
+                    .as_ref()
+                    .is_some_and(|list| list.iter().any(|a| a == want));
+            if !ok {
+                return Err(Refusal::Audience);
+            }
+        }
+        if let Some(want) = expected.iss {
+            if self.iss_other || self.iss.as_deref() != Some(want) {
+                return Err(Refusal::Issuer);
+            }
+        }
+        Ok(())
     }
-    Ok(exp)
+}
+
+/// A token whose signature was verified: its payload (the claims, JSON text) and the claims we
+/// check, read from it.
+#[derive(Debug)]
+pub struct Verified {
+    pub payload: String,
+    pub claims: Claims,
+}
+
+/// Check a verified payload's claims at `now`: [`Claims::parse`], then [`Claims::check`].
+pub fn check_claims(payload: &str, now: i64, expected: Expected) -> Result<Claims, Refusal> {
+    let claims = Claims::parse(payload)?;
+    claims.check(now, expected)?;
+    Ok(claims)
 }
 
 /// Both checks: the payload of a token whose signature and claims are good.
@@ -587,6 +677,18 @@ mod tests {
             (r#"{"authorization":"Bearer"}"#, None),
             (r#"{"x-tenant-id":"t"}"#, None),
             (r#"{"authorization":42}"#, None),
+            // The first authorization member decides, in any case; escapes are decoded.
+            (
+                r#"{"accept":"*/*","Authorization":"Bearer first","authorization":"Bearer second"}"#,
+                Some("first"),
+            ),
+            (
+                r#"{"authorization":"Basic x","Authorization":"Bearer second"}"#,
+                None,
+            ),
+            (r#"{"authorization":"Bearer a\u002eb"}"#, Some("a.b")),
+            (r#"{"x":{"authorization":"Bearer nested"}}"#, None),
+            (r#"{"authorization":"Bearer abc.def.ghi""#, None),
             ("not json", None),
             ("[]", None),
         ];
