@@ -250,7 +250,8 @@ SELECT public.try($$SELECT tenancy.manage_updated_at('public.notes', 'body')$$) 
 \echo '=== 15. Verified tokens: with tenancy.jwt_secret, pre_request checks the JWT signature itself ==='
 -- Without the secret (steps 4-7), pre_request trusts request.jwt.claims, as PostgREST verified
 -- them; but any role with SQL access could write that setting.  With the secret set (superuser:
--- ALTER DATABASE ... SET tenancy.jwt_secret, or postgresql.conf), only a signed token counts.
+-- postgresql.conf or ALTER SYSTEM; never ALTER DATABASE/ROLE ... SET, which every role can read),
+-- only a signed token counts.
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
 SET tenancy.jwt_secret = 'demo-jwt-secret-at-least-32-bytes-long-0123';
 CREATE FUNCTION pg_temp.jwt(payload jsonb, secret text) RETURNS text LANGUAGE sql AS $$

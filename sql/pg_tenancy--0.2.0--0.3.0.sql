@@ -57,6 +57,7 @@ CREATE FUNCTION tenancy."jwt_keys"(
 STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'jwt_keys_wrapper';
+ALTER FUNCTION tenancy.jwt_keys(text) SET log_min_error_statement = panic;
 
 CREATE FUNCTION tenancy."add_member"(
 	"user_id" uuid,

@@ -14,9 +14,6 @@ use std::ffi::CString;
 /// the context does not change.  Read it with the `tenancy.current_*()` functions.
 pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
-/// A string setting (its value is read in place through `as_ptr`, without a copy, where it is hot).
-pub type StringGuc = GucSetting<Option<CString>>;
-
 pub const CONTEXT_NAME: &std::ffi::CStr = c"tenancy.context";
 
 /// `tenancy.keyring_file`: path of the root keyring (mode 0600, outside the data directory).
@@ -24,10 +21,28 @@ pub static KEYRING_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CStri
 /// `tenancy.keyring_command`: a command whose output is the root keyring.
 pub static KEYRING_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// A string setting defined with a check hook, which pgrx's registry cannot take: the address
+/// the GUC machinery writes the value's pointer to.
+pub struct HookedString(std::cell::UnsafeCell<*mut std::ffi::c_char>);
+
+// SAFETY: a backend is single-threaded, and only the GUC machinery writes the cell.
+unsafe impl Sync for HookedString {}
+
+impl HookedString {
+    const fn new() -> HookedString {
+        HookedString(std::cell::UnsafeCell::new(std::ptr::null_mut()))
+    }
+
+    pub fn as_ptr(&self) -> *mut *mut std::ffi::c_char {
+        self.0.get()
+    }
+}
+
 /// `tenancy.jwt_secret`: when set, `pre_request` takes the claims from the request's own token
 /// (verified under this secret, JWK or JWKS: src/jwt/keys.rs) instead of trusting
-/// `request.jwt.claims`.
-pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// `request.jwt.claims`.  Its check hook ([`crate::jwt::backend::check_jwt_secret`]) keeps secret
+/// key material out of `ALTER DATABASE/ROLE ... SET`, whose values every role can read.
+pub static JWT_SECRET: HookedString = HookedString::new();
 
 /// `tenancy.jwt_aud`, `tenancy.jwt_iss`: when set (and a secret is), a verified token must carry
 /// this audience among its `aud` and this issuer as its `iss` (PostgREST's `jwt-aud`).
@@ -83,16 +98,25 @@ pub fn init() {
         GucContext::Postmaster,
         keyring_flags,
     );
-    // The JWT secret: superusers only (postgresql.conf, ALTER DATABASE/ROLE ... SET), never shown.
-    GucRegistry::define_string_guc(
-        c"tenancy.jwt_secret",
-        c"Keys pre_request verifies the request's bearer token with: an HS256 secret, a JWK or a JWKS (PostgREST's jwt-secret).",
-        c"When set, the claims come from the verified token in request.headers, not from request.jwt.claims. \
-          Check a value with tenancy.jwt_keys(value) before setting it.",
-        &JWT_SECRET,
-        GucContext::Suset,
-        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
-    );
+    // The JWT keys: superusers only (postgresql.conf, ALTER SYSTEM), never shown; secret material
+    // refused in ALTER DATABASE/ROLE ... SET (the check hook).
+    // SAFETY: static strings and a static value cell, as PostgreSQL's own GUCs have; the hook is
+    // a #[pg_guard] function of the signature GucStringCheckHook names.
+    unsafe {
+        pgrx::pg_sys::DefineCustomStringVariable(
+            c"tenancy.jwt_secret".as_ptr(),
+            c"Keys pre_request verifies the request's bearer token with: an HS256 secret, a JWK or a JWKS (PostgREST's jwt-secret).".as_ptr(),
+            c"When set, the claims come from the verified token in request.headers, not from request.jwt.claims. \
+              Set it in postgresql.conf or with ALTER SYSTEM: a secret is refused in ALTER DATABASE/ROLE ... SET.".as_ptr(),
+            JWT_SECRET.as_ptr(),
+            std::ptr::null(),
+            pgrx::pg_sys::GucContext::PGC_SUSET,
+            (pgrx::pg_sys::GUC_SUPERUSER_ONLY | pgrx::pg_sys::GUC_NO_SHOW_ALL) as i32,
+            Some(crate::jwt::backend::check_jwt_secret),
+            None,
+            None,
+        );
+    }
     // What a verified token must also say.  Not secrets, but only superusers set them: an
     // application role must not be able to loosen verification for its own session.
     GucRegistry::define_string_guc(

@@ -152,6 +152,20 @@ SELECT is(pg_temp.request('authenticated', NULL,
 SELECT is(pg_temp.request('authenticated', NULL,
                           pg_temp.bearer(pg_temp.jwt(pg_temp.claims(:dave, :acme), :secret, '{"alg": "HS256", "crit": ["exp"]}')), :ctx),
           'error:28000: invalid JWT: malformed token: crit header parameters are not supported', 'crit: extensions we do not understand');
+-- Where the setting may be stored: ALTER DATABASE/ROLE ... SET keep values in pg_db_role_setting,
+-- which every role reads, so a secret is refused there (quoting nothing); public keys are not.
+SELECT throws_ok(format('ALTER DATABASE %I SET tenancy.jwt_secret = %L', current_database(), :secret), '22023',
+                 'tenancy.jwt_secret holds secret key material, which ALTER DATABASE/ROLE ... SET would show to every role',
+                 'ALTER DATABASE ... SET refuses a secret');
+SELECT throws_ok(format('ALTER ROLE authenticated SET tenancy.jwt_secret = %L', :'jwks'), '22023',
+                 'tenancy.jwt_secret holds secret key material, which ALTER DATABASE/ROLE ... SET would show to every role',
+                 'ALTER ROLE ... SET refuses a JWKS with an oct key');
+SELECT lives_ok(format('ALTER ROLE authenticated SET tenancy.jwt_secret = %L', jsonb_build_object('keys', jsonb_build_array(:ec_jwk::jsonb))),
+                'public keys may be stored there');
+SELECT throws_ok($$SELECT * FROM tenancy.jwt_keys(' {"kty": "EC"}')$$, '55000', NULL, 'a value starting with a blank then { is JSON');
+SELECT throws_ok(format('SELECT * FROM tenancy.jwt_keys(%L)', E'\uFEFF' || :ec_jwk), '55000',
+                 'tenancy.jwt_secret is not used as an HS256 secret: it starts with a byte order mark or other characters before { (a JWK or a JWKS must start with {)',
+                 'a public key behind a byte order mark is never an HMAC secret');
 SELECT results_eq($$SELECT position, kid, kty, alg, bits, used FROM tenancy.jwt_keys()$$,
                   $$VALUES (1, 'ec-1', 'EC', 'ES256', 256, true), (2, 'hs-1', 'oct', 'HS256', 376, true)$$,
                   'tenancy.jwt_keys() lists the keys in use, never their material');

@@ -21,7 +21,7 @@
 //!   characters or in all but the last.
 use hmac::{Hmac, Mac};
 use pg_tenancy_client_tests::{
-    connect, enter_as as enter, login_role, sqlstate, tenant_digests, Cluster, TestDb,
+    connect, enter_as as enter, login_role, random_key, sqlstate, tenant_digests, Cluster, TestDb,
 };
 use postgres::Client;
 
@@ -98,6 +98,25 @@ fn request(c: &mut Client, claims: &str, headers: &str) -> String {
     out
 }
 
+/// A throwaway cluster with `tenancy.jwt_secret` in its configuration file (where a secret
+/// belongs: ALTER DATABASE/ROLE ... SET refuses it), pg_tenancy and the demo data, and a login
+/// role that is a member of `authenticated`.
+fn cluster_with_secret(name: &str, port: u16, secret: &str, login: &str) -> Cluster {
+    let cluster = Cluster::init(name, port);
+    let path = cluster.write_file("keyring", &format!("k1 {} active\n", random_key()), 0o600);
+    cluster.restart(&[
+        format!("tenancy.keyring_file = '{path}'"),
+        format!("tenancy.jwt_secret = '{secret}'"),
+    ]);
+    cluster
+        .connect("postgres")
+        .batch_execute(&format!(
+            "CREATE EXTENSION pg_tenancy; SELECT tenancy.seed_demo(); CREATE ROLE {login} LOGIN; GRANT authenticated TO {login};"
+        ))
+        .unwrap();
+    cluster
+}
+
 #[test]
 fn forged_claims_need_the_jwt_secret() {
     let db = TestDb::new("pgt_client_jwt");
@@ -110,13 +129,8 @@ fn forged_claims_need_the_jwt_secret() {
         format!("{GLOBEX},{FRANK},owner"),
         "without tenancy.jwt_secret a role with SQL access can claim to be anyone (README: trust boundary)"
     );
-    db.connect("postgres")
-        .batch_execute(&format!(
-            "ALTER DATABASE {} SET tenancy.jwt_secret = '{SECRET}'",
-            db.name
-        ))
-        .unwrap();
-    let mut c = connect(&db.name, "pgt_hostile");
+    let cluster = cluster_with_secret("jwt-secret", 54352, SECRET, "pgt_hostile");
+    let mut c = cluster.connect_as("postgres", "pgt_hostile");
     let bearer = |t: &str| format!(r#"{{"authorization": "Bearer {t}"}}"#);
     let hs256 = r#"{"alg":"HS256","typ":"JWT"}"#;
     let attempts = [
@@ -185,14 +199,94 @@ fn forged_claims_need_the_jwt_secret() {
     ] {
         assert_eq!(sqlstate(c.batch_execute(stmt)), "42501", "{stmt}");
     }
-    let listed: i64 = c
-        .query_one(
-            "SELECT count(*) FROM pg_settings WHERE name = 'tenancy.jwt_secret'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(listed, 0);
+    // Nor found anywhere a role can read.
+    for sql in [
+        "SELECT count(*) FROM pg_settings WHERE name = 'tenancy.jwt_secret'",
+        "SELECT count(*) FROM pg_db_role_setting WHERE array_to_string(setconfig, ',') LIKE '%jwt_secret%'",
+        "SELECT count(*) FROM pg_roles WHERE array_to_string(rolconfig, ',') LIKE '%jwt_secret%'",
+    ] {
+        let n: i64 = c.query_one(sql, &[]).unwrap().get(0);
+        assert_eq!(n, 0, "{sql}");
+    }
+}
+
+/// `ALTER DATABASE/ROLE ... SET` stores its values where every role reads them
+/// (`pg_db_role_setting`, `pg_roles.rolconfig`; `CREATE FUNCTION ... SET` in `pg_proc`): with the
+/// secret there, any member could sign tokens as anyone (found in review; 0.2.0's README even
+/// advised it).  A secret is refused there (22023, quoting nothing); public keys are not; and a
+/// secret stored there before (planted in the catalog here) makes every `pre_request` of the
+/// session refuse (55000) instead of falling back to trusting claims.
+#[test]
+fn secrets_stay_out_of_readable_catalogs() {
+    let db = TestDb::new("pgt_client_jwt_catalog");
+    login_role("pgt_catalog_reader", "", &["authenticated"]);
+    let mut admin = db.connect("postgres");
+    let secret = "catalog-secret-of-at-least-32-bytes-0123456789";
+    let oct = format!(
+        r#"{{"keys":[{{"kty":"oct","k":"{}"}}]}}"#,
+        b64url(secret.as_bytes())
+    );
+    for (stmt, value) in [
+        ("ALTER DATABASE {db} SET tenancy.jwt_secret = {v}", secret.to_string()),
+        ("ALTER DATABASE {db} SET tenancy.jwt_secret = {v}", oct.clone()),
+        ("ALTER ROLE pgt_catalog_reader SET tenancy.jwt_secret = {v}", secret.to_string()),
+        ("ALTER ROLE pgt_catalog_reader IN DATABASE {db} SET tenancy.jwt_secret = {v}", secret.to_string()),
+        ("ALTER ROLE ALL SET tenancy.jwt_secret = {v}", secret.to_string()),
+        ("CREATE FUNCTION public.f() RETURNS int LANGUAGE sql SET tenancy.jwt_secret = {v} AS 'SELECT 1'", secret.to_string()),
+    ] {
+        let sql = stmt
+            .replace("{db}", &db.name)
+            .replace("{v}", &format!("'{}'", value.replace('\'', "''")));
+        let e = admin.batch_execute(&sql).expect_err(&sql);
+        let e = e.as_db_error().unwrap();
+        assert_eq!(e.code().code(), "22023", "{sql}");
+        assert!(e.message().contains("secret key material"), "{sql}: {}", e.message());
+        for text in [e.message(), e.detail().unwrap_or(""), e.hint().unwrap_or("")] {
+            assert!(!text.contains(secret) && !text.contains(&b64url(secret.as_bytes())));
+        }
+    }
+    // Public keys may live there (they are public): verification is on, forged claims get anon.
+    let public = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"m6uyG-8v_gyjooA7MH-cbKfHUUkaNRVQcFRt8cjbM4Y","y":"lt7GnTvJk7t_iCk8cL4mzBwyzrC01l3Db91RHOf4P9w"}]}"#;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET tenancy.jwt_secret = '{public}'",
+            db.name
+        ))
+        .unwrap();
+    let mut c = db.connect("pgt_catalog_reader");
+    assert_eq!(request(&mut c, &claims(FRANK, GLOBEX), ""), "-,-,-");
+    // A secret stored there before this check (planted straight into the catalog): refused when
+    // the session starts (a WARNING that quotes nothing), and then every pre_request is 55000.
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} RESET tenancy.jwt_secret;
+             SET allow_system_table_mods = on;
+             INSERT INTO pg_db_role_setting
+             SELECT oid, 0, ARRAY['tenancy.jwt_secret={secret}'] FROM pg_database WHERE datname = '{db}';
+             RESET allow_system_table_mods;",
+            db = db.name
+        ))
+        .unwrap();
+    let mut c = db.connect("pgt_catalog_reader");
+    for (claims, headers) in [
+        (claims(FRANK, GLOBEX), String::new()),
+        (
+            String::new(),
+            format!(
+                r#"{{"authorization": "Bearer {}"}}"#,
+                jwt(
+                    r#"{"alg":"HS256"}"#,
+                    &claims(FRANK, GLOBEX),
+                    secret.as_bytes()
+                )
+            ),
+        ),
+    ] {
+        assert_eq!(request(&mut c, &claims, &headers), "55000");
+    }
+    admin
+        .batch_execute(&format!("ALTER DATABASE {} RESET ALL", db.name))
+        .unwrap();
 }
 
 /// Built-ins that SQL code (ours, PostgreSQL's) calls unqualified: each gets an impostor with the

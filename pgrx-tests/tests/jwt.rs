@@ -15,7 +15,7 @@
 //!   connected while the JWKS goes through a rotation with `ALTER SYSTEM` and a reload: a standby
 //!   key added, then the old key revoked; a token of the revoked key is refused at once, although
 //!   that backend had cached it.
-use pg_tenancy_client_tests::{connect, login_role, random_key, Cluster, TestDb};
+use pg_tenancy_client_tests::{random_key, Cluster, TestDb};
 use postgres::Client;
 use serde_json::Value;
 
@@ -84,21 +84,25 @@ fn dave_in_acme() -> String {
 
 #[test]
 fn every_token_as_a_hostile_member() {
-    let db = TestDb::new("pgt_client_jwks");
     let v = signed();
-    let mut admin = db.connect("postgres");
+    // The keys in the configuration file, where a JWKS with an oct key (a secret) belongs
+    // (ALTER DATABASE/ROLE ... SET refuses secrets: hostile.rs secrets_stay_out_of_readable_catalogs).
+    let cluster = Cluster::init("jwt-tokens", 54353);
+    let path = cluster.write_file("keyring", &format!("k1 {} active\n", random_key()), 0o600);
+    cluster.restart(&[
+        format!("tenancy.keyring_file = '{path}'"),
+        format!("tenancy.jwt_secret = {}", quote(&v["jwks"].to_string())),
+        "tenancy.jwt_aud = 'authenticated'".to_string(),
+        format!("tenancy.jwt_iss = {}", quote(ISS)),
+    ]);
+    let mut admin = cluster.connect("postgres");
     admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {db} SET tenancy.jwt_secret = {jwks};
-             ALTER DATABASE {db} SET tenancy.jwt_aud = 'authenticated';
-             ALTER DATABASE {db} SET tenancy.jwt_iss = {iss};",
-            db = db.name,
-            jwks = quote(&v["jwks"].to_string()),
-            iss = quote(ISS)
-        ))
+        .batch_execute(
+            "CREATE EXTENSION pg_tenancy; SELECT tenancy.seed_demo();
+             CREATE ROLE pgt_jwt_hostile LOGIN; GRANT authenticated TO pgt_jwt_hostile;",
+        )
         .unwrap();
-    login_role("pgt_jwt_hostile", "", &["authenticated"]);
-    let mut c = connect(&db.name, "pgt_jwt_hostile");
+    let mut c = cluster.connect_as("postgres", "pgt_jwt_hostile");
     let cases = v["cases"].as_array().unwrap();
     let (mut good, mut bad) = (0, 0);
     for case in cases {
@@ -135,7 +139,6 @@ fn every_token_as_a_hostile_member() {
         assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{sql}: {e}");
     }
     // The superuser's view of the keys: what is used, what is skipped and why, no material.
-    let mut admin = db.connect("postgres");
     let rows = admin
         .query(
             "SELECT position, kid, kty, alg, bits, used, note FROM tenancy.jwt_keys() ORDER BY position",
@@ -183,22 +186,38 @@ fn every_token_as_a_hostile_member() {
         "{}",
         db_error.message()
     );
-    // The legacy form: a secret string, HS256 only.
+    // The legacy form: a secret string, HS256 only (ALTER SYSTEM and a reload; the connected
+    // session sees it at its next statement once its backend has processed the SIGHUP).
     let secret_token = v["secret_token"].as_str().unwrap();
     admin
         .batch_execute(&format!(
-            "ALTER DATABASE {} SET tenancy.jwt_secret = {}; ALTER DATABASE {0} RESET tenancy.jwt_aud; ALTER DATABASE {0} RESET tenancy.jwt_iss",
-            db.name,
+            "ALTER SYSTEM SET tenancy.jwt_secret = {}",
             quote(v["secret"].as_str().unwrap())
         ))
         .unwrap();
-    let mut c = connect(&db.name, "pgt_jwt_hostile");
-    assert_eq!(request(&mut c, None, secret_token), dave_in_acme());
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    wait_for(&mut c, None, secret_token, &dave_in_acme());
     let es256 = cases[0]["token"].as_str().unwrap();
     assert!(
         request(&mut c, None, es256).starts_with("28000"),
         "an ES256 token under a secret"
     );
+}
+
+/// Send `token` until the answer starts with `want` (a reload reaches a session a moment later).
+fn wait_for(c: &mut Client, as_role: Option<&str>, token: &str, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = request(c, as_role, token);
+        if got.starts_with(want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload did not reach the session: {got}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn cache_counts(c: &mut Client) -> (i64, i64) {
@@ -317,18 +336,7 @@ fn keys_rotate_without_a_restart() {
                 ))
                 .unwrap();
             admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            loop {
-                let got = request(api, Some("authenticated"), probe);
-                if got.starts_with(want_probe) {
-                    break;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the reload did not reach the session: {got}"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
+            wait_for(api, Some("authenticated"), probe, want_probe);
         };
     // 1. The current key only: its tokens pass (and are cached), the standby's are refused.
     step(&mut admin, &mut api, &[key_a], old, &dave_in_acme());

@@ -33,11 +33,12 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::default();
 }
 
-/// The bytes of a string GUC (empty when unset), borrowed while `f` runs.
-fn with_setting<R>(guc: &gucs::StringGuc, f: impl FnOnce(&[u8]) -> R) -> R {
-    // SAFETY: the pointer is the GUC's current value, a NUL-terminated string owned by the GUC
+/// The bytes of a string GUC (its value cell: `as_ptr()` of the setting; empty when unset),
+/// borrowed while `f` runs.
+fn with_setting<R>(cell: *mut *mut std::ffi::c_char, f: impl FnOnce(&[u8]) -> R) -> R {
+    // SAFETY: the cell holds the GUC's current value, a NUL-terminated string owned by the GUC
     // machinery, or NULL; nothing changes it while `f` runs (f sets no GUC).
-    let ptr = unsafe { *guc.as_ptr() };
+    let ptr = unsafe { *cell };
     if ptr.is_null() {
         return f(&[]);
     }
@@ -45,17 +46,81 @@ fn with_setting<R>(guc: &gucs::StringGuc, f: impl FnOnce(&[u8]) -> R) -> R {
     f(unsafe { CStr::from_ptr(ptr) }.to_bytes())
 }
 
-/// Whether `pre_request` verifies tokens: `tenancy.jwt_secret` is set and not empty
-/// (`ALTER ROLE ... SET tenancy.jwt_secret = ''` turns verification off).
+/// Set when this session's database or role settings tried to give `tenancy.jwt_secret` secret
+/// key material (see [`check_jwt_secret`]): `pre_request` then refuses every request.
+static EXPOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `pre_request` verifies tokens: `tenancy.jwt_secret` is set and not empty (an empty
+/// value turns verification off).  55000 when the session's database or role settings held a
+/// secret: it was refused (so as not to use a key every role can read), and falling back to
+/// trusting `request.jwt.claims` instead would hand the context to anyone who writes them.
 pub fn configured() -> bool {
-    with_setting(&gucs::JWT_SECRET, |s| !s.is_empty())
+    if EXPOSED.load(std::sync::atomic::Ordering::Relaxed) {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "tenancy.jwt_secret was set with ALTER DATABASE/ROLE ... SET and holds secret key material: it is refused, and so is every request",
+            Some("Every role can read those settings in pg_db_role_setting: remove it there (ALTER DATABASE/ROLE ... RESET), rotate the secret, set the new one in postgresql.conf or with ALTER SYSTEM, and reconnect."),
+        );
+    }
+    with_setting(gucs::JWT_SECRET.as_ptr(), |s| !s.is_empty())
+}
+
+/// The check hook of `tenancy.jwt_secret`.  `ALTER DATABASE/ROLE ... SET` (and `CREATE FUNCTION
+/// ... SET`) store their values in catalogs every role can read (`pg_db_role_setting`,
+/// `pg_proc.proconfig`), and an HS256 secret or a private key there lets anyone sign tokens.
+/// So a value holding secret material ([`keys::holds_secret`]) is refused when such a command
+/// validates it (`PGC_S_TEST`), and when a session applies one that was stored before this check
+/// existed (the database and role sources), which also marks the session so that `pre_request`
+/// refuses rather than falling back to trusted claims.  Public keys (a JWKS of EC, RSA and OKP
+/// keys) may be stored there.  The message never shows the value.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn check_jwt_secret(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    use pg_sys::GucSource::*;
+    let catalog = matches!(
+        source,
+        PGC_S_GLOBAL | PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER
+    );
+    if source != PGC_S_TEST && !catalog {
+        return true;
+    }
+    // SAFETY: the proposed value, a NUL-terminated string or NULL, for the hook's duration.
+    let value = unsafe { *newval };
+    if value.is_null() {
+        return true;
+    }
+    // SAFETY: non-NULL (above).
+    let bytes = unsafe { CStr::from_ptr(value) }.to_bytes();
+    if bytes.is_empty() || !keys::holds_secret(bytes) {
+        return true;
+    }
+    if catalog {
+        EXPOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    // SAFETY: PostgreSQL reads these (palloc'd) strings to report the refusal, instead of its
+    // default message, which would quote the value.
+    unsafe {
+        pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(
+            c"tenancy.jwt_secret holds secret key material, which ALTER DATABASE/ROLE ... SET would show to every role".as_ptr(),
+        );
+        pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(
+            c"Those settings are stored in pg_db_role_setting (and function settings in pg_proc), which every role can read.".as_ptr(),
+        );
+        pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(
+            c"Set it in postgresql.conf (or a file it includes) or with ALTER SYSTEM; a secret that was stored this way must be rotated.".as_ptr(),
+        );
+    }
+    false
 }
 
 fn unusable(e: keys::ConfigError) -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         e.0,
-        Some("Check the value with SELECT * FROM tenancy.jwt_keys('<value>') before setting it."),
+        Some("tenancy.jwt_keys(value) checks a value before it is set."),
     )
 }
 
@@ -70,7 +135,7 @@ fn refuse(why: Refusal) -> ! {
 /// The keys of the current `tenancy.jwt_secret`, parsed when it differs from the last value
 /// parsed (the token cache is then emptied: the keys changed).
 fn current_keys(state: &mut State) -> Result<Rc<KeySet>, keys::ConfigError> {
-    with_setting(&gucs::JWT_SECRET, |raw| {
+    with_setting(gucs::JWT_SECRET.as_ptr(), |raw| {
         if let Some(keys) = &state.keys {
             if state.setting.as_slice() == raw {
                 return Ok(keys.clone());
@@ -102,8 +167,8 @@ fn unix_now() -> i64 {
 pub fn verified_claims(token: &str) -> Rc<Verified> {
     let now = unix_now();
     let capacity = gucs::JWT_CACHE_ENTRIES.get().max(0) as usize;
-    let outcome = with_setting(&gucs::JWT_AUD, |aud| {
-        with_setting(&gucs::JWT_ISS, |iss| {
+    let outcome = with_setting(gucs::JWT_AUD.as_ptr(), |aud| {
+        with_setting(gucs::JWT_ISS.as_ptr(), |iss| {
             let expected = Expected {
                 aud: nonempty(aud),
                 iss: nonempty(iss),

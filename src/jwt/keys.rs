@@ -220,11 +220,61 @@ impl Member<'_> {
     }
 }
 
+/// The members of a JWK that hold secret material: an `oct` key's `k`, a private key's `d` and
+/// RSA's CRT parameters (RFC 7518, 6).
+const SECRET_MEMBERS: [&str; 8] = ["k", "d", "p", "q", "dp", "dq", "qi", "oth"];
+
+/// Whether a value of `tenancy.jwt_secret` holds secret key material: anything but JSON that is
+/// a JWK or JWKS of public keys only (an unreadable value counts as secret).  Decides where the
+/// value may be stored ([`super::backend::check_jwt_secret`]).
+pub fn holds_secret(setting: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(setting) else {
+        return true;
+    };
+    let Some(top) = value.as_object() else {
+        return true;
+    };
+    let keys: Vec<&serde_json::Value> = match top.get("keys") {
+        Some(serde_json::Value::Array(items)) => items.iter().collect(),
+        Some(_) => return true,
+        None => vec![&value],
+    };
+    keys.iter().any(|k| {
+        k.as_object()
+            .is_none_or(|o| SECRET_MEMBERS.iter().any(|m| o.contains_key(*m)))
+    })
+}
+
+/// Why a secret string is refused although long enough: it looks like a key or like JSON, so it
+/// is most likely a JWK, a JWKS or a PEM key that was meant to be read as one.  Used as an HMAC
+/// secret, a *public* key would let anyone who knows it sign tokens.
+fn looks_like_a_key(setting: &str) -> Option<&'static str> {
+    let t = setting.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    if t.starts_with('{') {
+        return Some("it starts with a byte order mark or other characters before {");
+    }
+    if t.starts_with('[')
+        || t.starts_with('"')
+        || serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
+    {
+        return Some("it is JSON but not a JWK or a JWKS object");
+    }
+    if setting.contains("\"kty\"") || setting.contains("-----BEGIN") {
+        return Some("it contains a key (\"kty\" or -----BEGIN)");
+    }
+    None
+}
+
 /// Parse the value of `tenancy.jwt_secret`.  A value whose first non-blank character is `{` is
 /// JSON (a JWK, or a JWKS when it has `keys`), as PostgREST reads it; anything else is an HS256
 /// secret of at least 32 bytes, used as it is.
 pub fn parse(setting: &str) -> Result<KeySet, ConfigError> {
     if !setting.trim_start().starts_with('{') {
+        if let Some(why) = looks_like_a_key(setting) {
+            return Err(ConfigError(format!(
+                "tenancy.jwt_secret is not used as an HS256 secret: {why} (a JWK or a JWKS must start with {{)"
+            )));
+        }
         if setting.len() < MIN_SECRET_BYTES {
             return Err(ConfigError(format!(
                 "tenancy.jwt_secret must be at least {MIN_SECRET_BYTES} bytes"
@@ -404,27 +454,36 @@ fn parse_key(m: &Member, kid: Option<String>) -> Result<Parsed, ConfigError> {
                     want.name()
                 )));
             }
-            let (x, y) = (m.bytes("x")?, m.bytes("y")?);
+            let size = if want == Alg::ES256 { 32 } else { 48 };
+            // RFC 7518 6.2.1.2: the coordinates are full-length; some generators (PyJWT 2.6)
+            // drop leading zero bytes, which change nothing, so they are put back.
+            let coordinate = |name: &str| -> Result<Vec<u8>, ConfigError> {
+                let b = m.bytes(name)?;
+                if b.is_empty() || b.len() > size {
+                    return Err(m.err(format_args!(
+                        "\"{name}\" must be {size} bytes for {crv} (it is {})",
+                        b.len()
+                    )));
+                }
+                let mut padded = vec![0u8; size - b.len()];
+                padded.extend_from_slice(&b);
+                Ok(padded)
+            };
+            let (x, y) = (coordinate("x")?, coordinate("y")?);
             let invalid = || m.err(format_args!("not a point of {crv}"));
             let verifier = if want == Alg::ES256 {
-                if x.len() != 32 || y.len() != 32 {
-                    return Err(invalid());
-                }
                 let point = p256::EncodedPoint::from_affine_coordinates(
-                    x.as_slice().into(),
-                    y.as_slice().into(),
+                    p256::FieldBytes::from_slice(&x),
+                    p256::FieldBytes::from_slice(&y),
                     false,
                 );
                 Verifier::P256(
                     p256::ecdsa::VerifyingKey::from_encoded_point(&point).map_err(|_| invalid())?,
                 )
             } else {
-                if x.len() != 48 || y.len() != 48 {
-                    return Err(invalid());
-                }
                 let point = p384::EncodedPoint::from_affine_coordinates(
-                    x.as_slice().into(),
-                    y.as_slice().into(),
+                    p384::FieldBytes::from_slice(&x),
+                    p384::FieldBytes::from_slice(&y),
                     false,
                 );
                 Verifier::P384(

@@ -14,6 +14,7 @@
 //! * [`backend`]: the glue `pre_request` calls (settings, the caches, SQLSTATEs) and
 //!   `tenancy.jwt_keys()`.
 use base64::Engine;
+use serde::Deserialize as _;
 use std::borrow::Cow;
 
 pub mod backend;
@@ -68,7 +69,13 @@ struct Header<'a> {
     /// RFC 7515 4.1.11: extensions the verifier must understand.  We understand none, so a token
     /// that lists any is refused.  (`jku`, `x5u`, `jwk`: keys a token names or carries itself are
     /// never fetched nor trusted; only `tenancy.jwt_secret`'s are.)
-    crit: Option<serde::de::IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    crit: Option<()>,
+}
+
+/// `Some` for a member that is there, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<()>, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| Some(()))
 }
 
 #[derive(serde::Deserialize)]
@@ -114,7 +121,7 @@ pub struct Expected<'a> {
 pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 
 /// The bearer token of a PostgREST `request.headers` JSON object (`authorization` header,
-/// scheme `Bearer`, any case), if there is one; the first `authorization` member (in any case)
+/// scheme `Bearer` or `bearer`), if there is one; the first `authorization` member (in any case)
 /// decides.  Read without building the object: the other members are skipped unparsed, and the
 /// token is borrowed from `headers` unless the JSON string had escapes.
 pub fn bearer_token(headers: &str) -> Option<Cow<'_, str>> {
@@ -147,14 +154,18 @@ pub fn bearer_token(headers: &str) -> Option<Cow<'_, str>> {
         }
     }
     let value = serde_json::from_str::<Authorization>(headers).ok()?.0?;
+    // Exactly as PostgREST reads it (its headerJWT): split on single spaces, the scheme
+    // "Bearer" or "bearer", the token the second field.  So a header PostgREST takes for no token
+    // (other spellings, two spaces, a leading space) is no token here either: the database never
+    // checks a token PostgREST did not.
     let token = |v: &str| -> Option<(usize, usize)> {
-        let trimmed = v.trim();
-        let (scheme, token) = trimmed.split_once(' ')?;
-        let token = token.trim();
+        let mut fields = v.split(' ');
+        let (scheme, token) = (fields.next()?, fields.next()?);
+        if !matches!(scheme, "Bearer" | "bearer") || token.is_empty() {
+            return None;
+        }
         let start = token.as_ptr() as usize - v.as_ptr() as usize;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then_some((start, start + token.len()))
+        Some((start, start + token.len()))
     };
     let (start, end) = token(&value)?;
     Some(match value {
@@ -434,6 +445,59 @@ mod tests {
     }
 
     #[test]
+    fn where_a_value_may_be_stored() {
+        let public = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"},{"kty":"RSA","n":"a","e":"AQAB"}]}"#;
+        assert!(!keys::holds_secret(public.as_bytes()));
+        assert!(!keys::holds_secret(
+            br#"{"kty":"OKP","crv":"Ed25519","x":"a"}"#
+        ));
+        for secret in [
+            "a-plain-hs256-secret-of-at-least-32-bytes",
+            r#"{"kty":"oct","k":"c2VjcmV0"}"#,
+            r#"{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b","d":"c"}]}"#,
+            r#"{"keys":[{"kty":"RSA","n":"a","e":"AQAB"},{"kty":"oct","use":"enc","k":"x"}]}"#,
+            r#"{"keys":[5]}"#,
+            r#"{"keys":{}}"#,
+            "{not json",
+            "[]",
+        ] {
+            assert!(keys::holds_secret(secret.as_bytes()), "{secret}");
+        }
+    }
+
+    /// A value that is a key but does not start with `{` would otherwise be an HMAC secret, and
+    /// a public key as an HMAC secret lets anyone sign (an attack found in review).
+    #[test]
+    fn key_text_is_never_an_hmac_secret() {
+        let jwk = r#"{"kty":"EC","crv":"P-256","x":"m6uyG-8v_gyjooA7MH-cbKfHUUkaNRVQcFRt8cjbM4Y","y":"lt7GnTvJk7t_iCk8cL4mzBwyzrC01l3Db91RHOf4P9w"}"#;
+        for value in [
+            format!("\u{feff}{jwk}"),
+            format!("[{jwk}]"),
+            serde_json::to_string(jwk).unwrap(),
+            "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEm6uyG+8v/gyjooA7MH+cbKfHUUka\n-----END PUBLIC KEY-----".to_string(),
+            format!("kid=1 {jwk}"),
+            "123456789012345678901234567890123456".to_string(),
+        ] {
+            let e = keys::parse(&value).expect_err(&value).0;
+            assert!(e.contains("not used as an HS256 secret"), "{value}: {e}");
+        }
+    }
+
+    /// PyJWT 2.6 drops leading zero bytes of EC coordinates: such a key is read as it means.
+    #[test]
+    fn short_ec_coordinates_are_padded() {
+        let jwk = r#"{"kty":"EC","crv":"P-256","x":"BPBrCwVRCBjUh_ieIO86xJJUZfTOqkk89Y-874bn9g","y":"zIZT6TGv9qZKQIAc7loodVq0cCVJ5UKH3MClOtuN-6E"}"#;
+        let token = "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4IiwiZXhwIjo0MTAyNDQ0ODAwfQ._jLO9t6qOyuy1lYPhG_pw4FGuSyOebq6CzjctwF9Wx_XwCBYtzKtwSfz8QAdBlCCfnGW8TB_1DUs2LSqu1NUtQ";
+        let keys = keys::parse(jwk).unwrap();
+        assert!(verify(token, &keys, NOW, Expected::default()).is_ok());
+        let long = jwk.replace("\"x\":\"", "\"x\":\"AAAA");
+        assert!(keys::parse(&long)
+            .unwrap_err()
+            .0
+            .contains("must be 32 bytes"));
+    }
+
+    #[test]
     fn settings_that_cannot_be_used_say_why_and_never_what() {
         let secret_k = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I";
         let ec = r#"{"kty":"EC","crv":"P-256","x":"m6uyG-8v_gyjooA7MH-cbKfHUUkaNRVQcFRt8cjbM4Y","y":"lt7GnTvJk7t_iCk8cL4mzBwyzrC01l3Db91RHOf4P9w"}"#;
@@ -621,6 +685,14 @@ mod tests {
                 sign("[]", &claims(NOW + 3600), SECRET),
                 Refusal::Malformed("header is not a JSON object"),
             ),
+            (
+                sign(
+                    r#"{"alg":"HS256","crit":null}"#,
+                    &claims(NOW + 3600),
+                    SECRET,
+                ),
+                Refusal::Malformed("crit header parameters are not supported"),
+            ),
             (sign(HS256, &claims(NOW - 61), SECRET), Refusal::Expired),
             (
                 sign(HS256, r#"{"sub":"x"}"#, SECRET),
@@ -669,10 +741,19 @@ mod tests {
                 r#"{"authorization":"Bearer abc.def.ghi"}"#,
                 Some("abc.def.ghi"),
             ),
+            // As PostgREST reads it: "Bearer" or "bearer", one space, the second field.
             (
-                r#"{"Authorization":"bearer  abc.def.ghi "}"#,
+                r#"{"Authorization":"bearer abc.def.ghi"}"#,
                 Some("abc.def.ghi"),
             ),
+            (
+                r#"{"authorization":"Bearer abc.def.ghi extra"}"#,
+                Some("abc.def.ghi"),
+            ),
+            (r#"{"authorization":"bearer  abc.def.ghi"}"#, None),
+            (r#"{"authorization":" Bearer abc.def.ghi"}"#, None),
+            (r#"{"authorization":"BEARER abc.def.ghi"}"#, None),
+            (r#"{"authorization":"Bearer\tabc.def.ghi"}"#, None),
             (r#"{"authorization":"Basic dXNlcjpwYXNz"}"#, None),
             (r#"{"authorization":"Bearer"}"#, None),
             (r#"{"x-tenant-id":"t"}"#, None),
