@@ -145,6 +145,4 @@ GRANT EXECUTE ON FUNCTION
 -- tenancy.maintain_request_logs(interval, integer, timestamptz).
 -- Superuser only (no grant): tenancy.rotate_root_key(integer), tenancy.root_key_usage(),
 -- tenancy.generate_root_key(text), tenancy.jwt_keys(text).
--- jwt_keys(value) is given candidate settings, secrets included: when it refuses one, the server
--- log keeps the error (which quotes nothing) but not the statement that carried the value.
-ALTER FUNCTION tenancy.jwt_keys(text) SET log_min_error_statement = panic;
+

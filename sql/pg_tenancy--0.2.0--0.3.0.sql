@@ -54,10 +54,9 @@ CREATE FUNCTION tenancy."jwt_keys"(
 	"used" bool,
 	"note" TEXT
 )
-STABLE PARALLEL SAFE
+STABLE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'jwt_keys_wrapper';
-ALTER FUNCTION tenancy.jwt_keys(text) SET log_min_error_statement = panic;
 
 CREATE FUNCTION tenancy."add_member"(
 	"user_id" uuid,
@@ -576,6 +575,24 @@ BEGIN
         EXECUTE format('ALTER TABLE tenancy.%I ENABLE ALWAYS TRIGGER tenancy_invalidate_caches', t);
         EXECUTE format('ALTER TABLE tenancy.%I ENABLE ALWAYS TRIGGER tenancy_invalidate_caches_truncate', t);
     END LOOP;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- tenancy.jwt_secret stored where every role reads it (ALTER DATABASE/ROLE ... SET, a function's
+-- SET): from 0.3.0 refused, and a session that finds one there refuses every pre_request.  Say so
+-- now, at the upgrade (never the value).
+-- ---------------------------------------------------------------------------------------------
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c
+               WHERE c LIKE 'tenancy.jwt\_secret=_%')
+       OR EXISTS (SELECT FROM pg_catalog.pg_proc p, pg_catalog.unnest(p.proconfig) c
+                  WHERE c LIKE 'tenancy.jwt\_secret=_%') THEN
+        RAISE WARNING 'tenancy.jwt_secret is stored with ALTER DATABASE/ROLE ... SET or in a function''s SET clause, where every role can read it'
+            USING DETAIL = 'A secret stored there is refused from 0.3.0 on, and pre_request refuses every request of a session that finds one (55000).',
+                  HINT = 'Remove it (ALTER DATABASE/ROLE ... RESET tenancy.jwt_secret), rotate the secret, and set the new one in postgresql.conf or with ALTER SYSTEM.';
+    END IF;
 END
 $$;
 

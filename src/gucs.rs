@@ -114,7 +114,7 @@ pub fn init() {
             (pgrx::pg_sys::GUC_SUPERUSER_ONLY | pgrx::pg_sys::GUC_NO_SHOW_ALL) as i32,
             Some(crate::jwt::backend::check_jwt_secret),
             None,
-            None,
+            Some(crate::jwt::backend::show_jwt_secret),
         );
     }
     // What a verified token must also say.  Not secrets, but only superusers set them: an

@@ -170,6 +170,8 @@ SELECT results_eq($$SELECT position, kid, kty, alg, bits, used FROM tenancy.jwt_
                   $$VALUES (1, 'ec-1', 'EC', 'ES256', 256, true), (2, 'hs-1', 'oct', 'HS256', 376, true)$$,
                   'tenancy.jwt_keys() lists the keys in use, never their material');
 SELECT is(pg_temp.probe('authenticated', NULL, NULL, 'SELECT count(*) FROM tenancy.jwt_keys()'), 'error:42501', 'jwt_keys is for superusers');
+SELECT is(current_setting('tenancy.jwt_secret'), '(set; see tenancy.jwt_keys())',
+          'SHOW and current_setting never give the keys, not even to a superuser (or pg_read_all_settings)');
 SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SET tenancy.jwt_cache_entries = 0'), 'error:42501', 'so is the token cache''s size');
 SELECT throws_ok($$SELECT * FROM tenancy.jwt_keys('{"kty": "RSA", "n": "AQAB", "e": "AQAB"}')$$, '55000',
                  'tenancy.jwt_secret: key 1: an RSA modulus of 17 bits; 2048 to 4096 are accepted',

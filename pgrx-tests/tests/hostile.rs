@@ -199,14 +199,27 @@ fn forged_claims_need_the_jwt_secret() {
     ] {
         assert_eq!(sqlstate(c.batch_execute(stmt)), "42501", "{stmt}");
     }
-    // Nor found anywhere a role can read.
-    for sql in [
-        "SELECT count(*) FROM pg_settings WHERE name = 'tenancy.jwt_secret'",
-        "SELECT count(*) FROM pg_db_role_setting WHERE array_to_string(setconfig, ',') LIKE '%jwt_secret%'",
-        "SELECT count(*) FROM pg_roles WHERE array_to_string(rolconfig, ',') LIKE '%jwt_secret%'",
-    ] {
-        let n: i64 = c.query_one(sql, &[]).unwrap().get(0);
-        assert_eq!(n, 0, "{sql}");
+    // Not listed by pg_settings / SHOW ALL.
+    let listed: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_settings WHERE name = 'tenancy.jwt_secret'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(listed, 0);
+    // pg_read_all_settings (pg_monitor's) may SHOW superuser-only settings: the show hook gives
+    // them, and superusers, a placeholder, never the secret.
+    let mut admin = cluster.connect("postgres");
+    admin
+        .batch_execute("CREATE ROLE pgt_monitor LOGIN; GRANT pg_monitor TO pgt_monitor;")
+        .unwrap();
+    for mut client in [admin, cluster.connect_as("postgres", "pgt_monitor")] {
+        let shown: String = client
+            .query_one("SELECT current_setting('tenancy.jwt_secret')", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(shown, "(set; see tenancy.jwt_keys())");
     }
 }
 
@@ -220,12 +233,15 @@ fn forged_claims_need_the_jwt_secret() {
 fn secrets_stay_out_of_readable_catalogs() {
     let db = TestDb::new("pgt_client_jwt_catalog");
     login_role("pgt_catalog_reader", "", &["authenticated"]);
+    login_role("pgt_hostile_other", "", &["authenticated"]);
     let mut admin = db.connect("postgres");
     let secret = "catalog-secret-of-at-least-32-bytes-0123456789";
     let oct = format!(
         r#"{{"keys":[{{"kty":"oct","k":"{}"}}]}}"#,
         b64url(secret.as_bytes())
     );
+    // Each attempt in a transaction rolled back: were the check ever to let one through, it would
+    // not stay behind for the other tests of this cluster.
     for (stmt, value) in [
         ("ALTER DATABASE {db} SET tenancy.jwt_secret = {v}", secret.to_string()),
         ("ALTER DATABASE {db} SET tenancy.jwt_secret = {v}", oct.clone()),
@@ -233,11 +249,15 @@ fn secrets_stay_out_of_readable_catalogs() {
         ("ALTER ROLE pgt_catalog_reader IN DATABASE {db} SET tenancy.jwt_secret = {v}", secret.to_string()),
         ("ALTER ROLE ALL SET tenancy.jwt_secret = {v}", secret.to_string()),
         ("CREATE FUNCTION public.f() RETURNS int LANGUAGE sql SET tenancy.jwt_secret = {v} AS 'SELECT 1'", secret.to_string()),
+        ("CREATE PROCEDURE public.p() LANGUAGE sql SET tenancy.jwt_secret = {v} AS 'SELECT 1'", secret.to_string()),
     ] {
         let sql = stmt
             .replace("{db}", &db.name)
             .replace("{v}", &format!("'{}'", value.replace('\'', "''")));
-        let e = admin.batch_execute(&sql).expect_err(&sql);
+        admin.batch_execute("BEGIN").unwrap();
+        let result = admin.batch_execute(&sql);
+        admin.batch_execute("ROLLBACK").unwrap();
+        let e = result.expect_err(&sql);
         let e = e.as_db_error().unwrap();
         assert_eq!(e.code().code(), "22023", "{sql}");
         assert!(e.message().contains("secret key material"), "{sql}: {}", e.message());
@@ -267,8 +287,7 @@ fn secrets_stay_out_of_readable_catalogs() {
             db = db.name
         ))
         .unwrap();
-    let mut c = db.connect("pgt_catalog_reader");
-    for (claims, headers) in [
+    let attempts = [
         (claims(FRANK, GLOBEX), String::new()),
         (
             String::new(),
@@ -281,11 +300,43 @@ fn secrets_stay_out_of_readable_catalogs() {
                 )
             ),
         ),
-    ] {
-        assert_eq!(request(&mut c, &claims, &headers), "55000");
+    ];
+    let mut c = db.connect("pgt_catalog_reader");
+    for (claims, headers) in &attempts {
+        assert_eq!(request(&mut c, claims, headers), "55000");
     }
+    // The same planted on the role, in this database only (ALTER ROLE ... IN DATABASE).
     admin
-        .batch_execute(&format!("ALTER DATABASE {} RESET ALL", db.name))
+        .batch_execute(&format!(
+            "SET allow_system_table_mods = on;
+             DELETE FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = '{db}');
+             INSERT INTO pg_db_role_setting
+             SELECT d.oid, r.oid, ARRAY['tenancy.jwt_secret={secret}'] FROM pg_database d, pg_roles r
+             WHERE d.datname = '{db}' AND r.rolname = 'pgt_catalog_reader';
+             RESET allow_system_table_mods;",
+            db = db.name
+        ))
+        .unwrap();
+    let mut c = db.connect("pgt_catalog_reader");
+    for (claims, headers) in &attempts {
+        assert_eq!(request(&mut c, claims, headers), "55000");
+    }
+    // Another login of the same database is not concerned (its settings hold no secret).
+    assert_eq!(
+        request(
+            &mut db.connect("pgt_hostile_other"),
+            &claims(FRANK, GLOBEX),
+            ""
+        ),
+        format!("{GLOBEX},{FRANK},owner"),
+        "trusted mode, as documented, where no secret is configured"
+    );
+    admin
+        .batch_execute(&format!(
+            "SET allow_system_table_mods = on;
+             DELETE FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = '{}');",
+            db.name
+        ))
         .unwrap();
 }
 

@@ -186,6 +186,37 @@ fn every_token_as_a_hostile_member() {
         "{}",
         db_error.message()
     );
+    // Refused statements that carried a secret leave the error in the server log, not the
+    // statement: ALTER DATABASE ... SET (refused for a secret) and jwt_keys(<bad value>).
+    let oct_k = v["keys"]["hs"]["k"].as_str().unwrap();
+    let e = admin
+        .batch_execute(&format!(
+            "ALTER DATABASE postgres SET tenancy.jwt_secret = {}",
+            quote(&v["jwks"].to_string())
+        ))
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("22023"));
+    let bad = format!(
+        r#"{{"keys":[{{"kty":"oct","k":"{oct_k}"}},{{"kty":"RSA","n":"AQAB","e":"AQAB"}}]}}"#
+    );
+    let e = admin
+        .query(
+            &format!("SELECT * FROM tenancy.jwt_keys({})", quote(&bad)),
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("55000"));
+    // The log is written a moment later than the client hears of the error.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = cluster.log();
+    assert!(
+        log.contains("holds secret key material") && log.contains("an RSA modulus of 17 bits"),
+        "the errors are logged: {log}"
+    );
+    assert!(
+        !log.contains(oct_k),
+        "a secret reached the server log: {log}"
+    );
     // The legacy form: a secret string, HS256 only (ALTER SYSTEM and a reload; the connected
     // session sees it at its next statement once its backend has processed the SIGHUP).
     let secret_token = v["secret_token"].as_str().unwrap();

@@ -202,8 +202,45 @@ fn update_from_every_release_matches_a_fresh_install() {
         let credentials = read_all_credentials(&mut c).unwrap();
         assert!(credentials.len() >= 3);
 
-        c.batch_execute(&format!("ALTER EXTENSION pg_tenancy UPDATE TO '{current}'"))
-            .unwrap_or_else(|e| panic!("update {version} -> {current}: {e:?}"));
+        // A JWT secret stored the way 0.2.0's README advised (ALTER DATABASE ... SET, readable by
+        // every role; planted in the catalog, since the current library refuses the command):
+        // the update warns about it, without the value.
+        let secret = "a-secret-stored-where-every-role-reads-it-0123";
+        c.batch_execute(&format!(
+            "SET allow_system_table_mods = on;
+             INSERT INTO pg_db_role_setting SELECT oid, 0, ARRAY['tenancy.jwt_secret={secret}']
+             FROM pg_database WHERE datname = current_database();
+             RESET allow_system_table_mods;"
+        ))
+        .unwrap();
+        let out = db.tool(
+            "psql",
+            &[
+                "-X",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &db.name,
+                "-c",
+                &format!("ALTER EXTENSION pg_tenancy UPDATE TO '{current}'"),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "update {version} -> {current}: {stderr}"
+        );
+        assert!(
+            stderr.contains("WARNING:  tenancy.jwt_secret is stored with ALTER DATABASE/ROLE")
+                && !stderr.contains(secret),
+            "{stderr}"
+        );
+        c.batch_execute(
+            "SET allow_system_table_mods = on;
+             DELETE FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database());
+             RESET allow_system_table_mods;",
+        )
+        .unwrap();
         let got = catalog(&mut c);
         let missing: Vec<_> = expected.difference(&got).collect();
         let extra: Vec<_> = got.difference(&expected).collect();

@@ -99,6 +99,10 @@ pub unsafe extern "C-unwind" fn check_jwt_secret(
     }
     if catalog {
         EXPOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+    } else {
+        // The refused statement (ALTER ... SET with the secret in it) would be logged with the
+        // error (log_min_error_statement): the server log keeps the error, not the statement.
+        forget_statement();
     }
     // SAFETY: PostgreSQL reads these (palloc'd) strings to report the refusal, instead of its
     // default message, which would quote the value.
@@ -207,6 +211,33 @@ fn verify_cached(
     }))
 }
 
+/// Keep the current statement's text out of the server log's report of the error about to be
+/// raised: PostgreSQL logs it (`STATEMENT:`) only while `debug_query_string` is set, and sets it
+/// again when the next statement starts.  For statements that carry a secret we refuse.
+fn forget_statement() {
+    // SAFETY: a plain global of the backend, which PostgreSQL itself sets to NULL between
+    // statements; nothing holds the old pointer on our side.
+    unsafe {
+        pg_sys::debug_query_string = std::ptr::null();
+    }
+}
+
+/// `SHOW tenancy.jwt_secret` and `current_setting()`: never the value.  Superusers and members of
+/// `pg_read_all_settings` (`pg_monitor` among them) may run them; the keys are read in place by
+/// [`verified_claims`], not through SHOW.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn show_jwt_secret() -> *const std::ffi::c_char {
+    if configured_value_is_empty() {
+        c"".as_ptr()
+    } else {
+        c"(set; see tenancy.jwt_keys())".as_ptr()
+    }
+}
+
+fn configured_value_is_empty() -> bool {
+    with_setting(gucs::JWT_SECRET.as_ptr(), |s| s.is_empty())
+}
+
 /// For `tenancy.library_info()`: this backend's token cache.
 pub fn cache_info() -> serde_json::Value {
     STATE.with_borrow(|s| {
@@ -220,8 +251,9 @@ pub fn cache_info() -> serde_json::Value {
 
 /// The keys of `tenancy.jwt_secret` (or of `setting`, to check a value before setting it): one
 /// row per key, the ones used and the ones skipped with why.  55000 when the value cannot be
-/// used.  Never any key material; superuser only (no grant).
-#[pg_extern(stable, parallel_safe)]
+/// used, and then the server log keeps the error but not the statement that carried the value.
+/// Never any key material; superuser only (no grant).
+#[pg_extern(stable, parallel_unsafe)]
 #[allow(clippy::type_complexity)]
 fn jwt_keys(
     setting: default!(Option<&str>, "NULL"),
@@ -246,7 +278,13 @@ fn jwt_keys(
             STATE.with_borrow_mut(current_keys)
         }
     };
-    let set = parsed.unwrap_or_else(|e| unusable(e));
+    let set = parsed.unwrap_or_else(|e| {
+        if setting.is_some() {
+            // The value may be a secret: the log keeps the error, not the statement.
+            forget_statement();
+        }
+        unusable(e)
+    });
     let mut rows: Vec<_> = Vec::new();
     let mut used = set.keys.iter();
     let total = set.keys.len() + set.skipped.len();

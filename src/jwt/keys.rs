@@ -253,14 +253,30 @@ fn looks_like_a_key(setting: &str) -> Option<&'static str> {
     if t.starts_with('{') {
         return Some("it starts with a byte order mark or other characters before {");
     }
-    if t.starts_with('[')
-        || t.starts_with('"')
-        || serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
-    {
+    if t.starts_with('[') || t.starts_with('"') {
         return Some("it is JSON but not a JWK or a JWKS object");
     }
     if setting.contains("\"kty\"") || setting.contains("-----BEGIN") {
         return Some("it contains a key (\"kty\" or -----BEGIN)");
+    }
+    // A public key as base64 DER without its PEM lines (SubjectPublicKeyInfo: a SEQUENCE naming
+    // rsaEncryption, id-ecPublicKey or Ed25519).
+    const KEY_OIDS: [&[u8]; 3] = [
+        &[
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+        ],
+        &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01],
+        &[0x06, 0x03, 0x2b, 0x65, 0x70],
+    ];
+    let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+    if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&compact) {
+        if der.first() == Some(&0x30)
+            && KEY_OIDS
+                .iter()
+                .any(|oid| der.windows(oid.len()).any(|w| w == *oid))
+        {
+            return Some("it is a public key (base64 DER)");
+        }
     }
     None
 }

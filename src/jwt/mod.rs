@@ -476,7 +476,9 @@ mod tests {
             serde_json::to_string(jwk).unwrap(),
             "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEm6uyG+8v/gyjooA7MH+cbKfHUUka\n-----END PUBLIC KEY-----".to_string(),
             format!("kid=1 {jwk}"),
-            "123456789012345678901234567890123456".to_string(),
+            // The same P-256 key, and an RSA one, as bare base64 DER (no PEM lines).
+            "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEm6uyG+8v/gyjooA7MH+cbKfHUUkaNRVQcFRt8cjbM4aW3sadO8mTu3+IKTxwvibMHDLOsLTWXcNv3VEc5/g/3A==".to_string(),
+            "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxKLxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW/VDL5AaWTg0nLVkjRo9z+40RQzuVaE8AkAFmxZzow3x+VJYKdjykkJ0iT9wCS0DRTXu269V264Vf/3jvredZiKRkgwlL9xNAwxXFg0x/XFw005UWVRIkdgcKWTjpBP2dPwVZ4WWC+9aGVd+Gyn1o0CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbcmwIDAQAB".to_string(),
         ] {
             let e = keys::parse(&value).expect_err(&value).0;
             assert!(e.contains("not used as an HS256 secret"), "{value}: {e}");
@@ -484,6 +486,12 @@ mod tests {
     }
 
     /// PyJWT 2.6 drops leading zero bytes of EC coordinates: such a key is read as it means.
+    #[test]
+    fn a_numeric_secret_is_still_a_secret() {
+        // PostgREST takes any string; only key-looking text is refused.
+        assert!(keys::parse("123456789012345678901234567890123456").is_ok());
+    }
+
     #[test]
     fn short_ec_coordinates_are_padded() {
         let jwk = r#"{"kty":"EC","crv":"P-256","x":"BPBrCwVRCBjUh_ieIO86xJJUZfTOqkk89Y-874bn9g","y":"zIZT6TGv9qZKQIAc7loodVq0cCVJ5UKH3MClOtuN-6E"}"#;
