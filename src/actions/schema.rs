@@ -1,0 +1,230 @@
+//! JSON Schema in the database, with the `jsonschema` crate (what Supabase's pg_jsonschema wraps):
+//! drafts 4, 6, 7, 2019-09 and 2020-12, chosen by `$schema` (2020-12 when absent).
+//!
+//! * `tenancy.jsonschema_is_valid(schema)`, `tenancy.jsonb_matches_schema(schema, instance)` and
+//!   `tenancy.jsonschema_validation_errors(schema, instance)`, in pg_jsonschema's argument order.
+//! * [`compile`]: a schema is checked against its draft's meta-schema before it is compiled, and
+//!   its `pattern`s use the `regex` crate (linear time: no catastrophic backtracking on a
+//!   pattern a tenant wrote), with no network or file access (`$ref` resolves inside the schema).
+//! * Errors never quote the instance (they may hold secrets): the crate's masked messages, with
+//!   the instance path, the schema path and the keyword.
+//!
+//! **The cache.**  Compiling costs far more than validating (bench/results.md: "actions").
+//! Compiled validators are kept per backend, keyed by the schema's jsonb bytes (a 64-bit hash,
+//! then the bytes compared), so any change of a schema is a new entry: an action's schema
+//! edited by another session is picked up at the next call, with no invalidation to miss.
+//! Bounded to [`MAX_ENTRIES`] validators and [`MAX_BYTES`] of schemas; the least recently used
+//! go first.
+use crate::jsonb::JsonbArg;
+use jsonschema::{Draft, PatternOptions, ValidationError, Validator};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
+pub const MAX_ENTRIES: usize = 256;
+pub const MAX_BYTES: usize = 16 << 20;
+
+/// Why a schema is not one, for a message: where in the schema, which keyword, what.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SchemaError {
+    pub path: String,
+    pub keyword: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = if self.path.is_empty() { "/" } else { &self.path };
+        write!(f, "{} at {at}: {}", self.keyword, self.message)
+    }
+}
+
+/// The drafts we take, by their `$schema` URI.
+fn draft_of(uri: &str) -> Option<Draft> {
+    match uri.trim_end_matches('#') {
+        "http://json-schema.org/draft-04/schema" => Some(Draft::Draft4),
+        "http://json-schema.org/draft-06/schema" => Some(Draft::Draft6),
+        "http://json-schema.org/draft-07/schema" => Some(Draft::Draft7),
+        "https://json-schema.org/draft/2019-09/schema" => Some(Draft::Draft201909),
+        "https://json-schema.org/draft/2020-12/schema" => Some(Draft::Draft202012),
+        _ => None,
+    }
+}
+
+fn schema_error(e: &ValidationError, fallback_keyword: &str) -> SchemaError {
+    let keyword = e.kind().keyword();
+    SchemaError {
+        path: e.instance_path().as_str().to_string(),
+        keyword: if keyword.is_empty() {
+            fallback_keyword.to_string()
+        } else {
+            keyword.to_string()
+        },
+        message: e.masked().to_string(),
+    }
+}
+
+/// Compile a schema: its draft from `$schema` (2020-12 when absent; another URI is refused),
+/// checked against that draft's meta-schema, `pattern`s in linear time, references only inside
+/// the schema.
+pub fn compile(schema: &serde_json::Value) -> Result<Validator, SchemaError> {
+    let draft = match schema.get("$schema") {
+        None => Draft::Draft202012,
+        Some(serde_json::Value::String(uri)) => draft_of(uri).ok_or_else(|| SchemaError {
+            path: "/$schema".into(),
+            keyword: "$schema".into(),
+            message: "not a draft this function knows (drafts 4, 6, 7, 2019-09, 2020-12)".into(),
+        })?,
+        Some(_) => {
+            return Err(SchemaError {
+                path: "/$schema".into(),
+                keyword: "$schema".into(),
+                message: "not a string".into(),
+            })
+        }
+    };
+    // The schema against its meta-schema: its path is the instance path of that validation.
+    if let Err(e) = jsonschema::meta::validate(schema) {
+        return Err(schema_error(&e, "schema"));
+    }
+    jsonschema::options()
+        .with_draft(draft)
+        .with_pattern_options(PatternOptions::regex())
+        .build(schema)
+        .map_err(|e| SchemaError {
+            path: e.instance_path().as_str().to_string(),
+            keyword: match e.kind().keyword() {
+                "" => "schema".to_string(),
+                k => k.to_string(),
+            },
+            message: e.masked().to_string(),
+        })
+}
+
+/// One validation error, as jsonb gives it: where in the instance, where in the schema, the
+/// keyword, and a message that does not quote the instance.
+pub fn error_json(e: &ValidationError) -> serde_json::Value {
+    serde_json::json!({
+        "instance_path": e.instance_path().as_str(),
+        "schema_path": e.schema_path().as_str(),
+        "keyword": e.kind().keyword(),
+        "message": e.masked().to_string(),
+    })
+}
+
+struct Entry {
+    bytes: Box<[u8]>,
+    validator: Rc<Result<Validator, SchemaError>>,
+    used: u64,
+}
+
+#[derive(Default)]
+struct Cache {
+    map: HashMap<u64, Vec<Entry>>,
+    entries: usize,
+    bytes: usize,
+    clock: u64,
+    hits: u64,
+    misses: u64,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::default();
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+impl Cache {
+    fn get(&mut self, key: u64, bytes: &[u8]) -> Option<Rc<Result<Validator, SchemaError>>> {
+        self.clock += 1;
+        let clock = self.clock;
+        let entry = self
+            .map
+            .get_mut(&key)?
+            .iter_mut()
+            .find(|e| &*e.bytes == bytes)?;
+        entry.used = clock;
+        Some(entry.validator.clone())
+    }
+
+    fn insert(&mut self, key: u64, bytes: &[u8], validator: Rc<Result<Validator, SchemaError>>) {
+        if bytes.len() > MAX_BYTES / 4 {
+            return;
+        }
+        while self.entries >= MAX_ENTRIES || self.bytes + bytes.len() > MAX_BYTES {
+            self.evict();
+        }
+        self.clock += 1;
+        self.entries += 1;
+        self.bytes += bytes.len();
+        self.map.entry(key).or_default().push(Entry {
+            bytes: bytes.into(),
+            validator,
+            used: self.clock,
+        });
+    }
+
+    /// Drop the least recently used quarter (one pass to find the cut, one to drop).
+    fn evict(&mut self) {
+        let mut used: Vec<u64> = self.map.values().flatten().map(|e| e.used).collect();
+        if used.is_empty() {
+            return;
+        }
+        let n = (used.len() / 4).max(1) - 1;
+        let cut = *used.select_nth_unstable(n).1;
+        for list in self.map.values_mut() {
+            list.retain(|e| e.used > cut);
+        }
+        self.map.retain(|_, list| !list.is_empty());
+        self.entries = self.map.values().map(Vec::len).sum();
+        self.bytes = self.map.values().flatten().map(|e| e.bytes.len()).sum();
+    }
+}
+
+/// The compiled validator of a jsonb schema (or why it is not one), from the cache or compiled
+/// now.  `container` is the schema's jsonb bytes, `to_value` makes its JSON on a miss.
+pub fn validator(
+    container: &[u8],
+    to_value: impl FnOnce() -> Option<serde_json::Value>,
+) -> Rc<Result<Validator, SchemaError>> {
+    let key = hash(container);
+    if let Some(v) = CACHE.with_borrow_mut(|c| {
+        let hit = c.get(key, container);
+        if hit.is_some() {
+            c.hits += 1;
+        }
+        hit
+    }) {
+        return v;
+    }
+    let compiled = Rc::new(match to_value() {
+        Some(schema) => compile(&schema),
+        None => Err(SchemaError {
+            path: String::new(),
+            keyword: "schema".into(),
+            message: "holds a number outside the range of a double".into(),
+        }),
+    });
+    CACHE.with_borrow_mut(|c| {
+        c.misses += 1;
+        c.insert(key, container, compiled.clone());
+    });
+    compiled
+}
+
+/// For `tenancy.library_info()`: this backend's schema cache.
+pub fn cache_info() -> serde_json::Value {
+    CACHE.with_borrow(|c| {
+        serde_json::json!({"entries": c.entries, "bytes": c.bytes, "hits": c.hits, "misses": c.misses})
+    })
+}
+
+/// The validator of a jsonb argument.
+pub fn validator_of(schema: &JsonbArg) -> Rc<Result<Validator, SchemaError>> {
+    validator(schema.container(), || schema.to_value())
+}
