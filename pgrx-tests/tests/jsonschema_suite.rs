@@ -14,8 +14,14 @@ const DRAFTS: [(&str, &str); 5] = [
     ("draft4", "http://json-schema.org/draft-04/schema#"),
     ("draft6", "http://json-schema.org/draft-06/schema#"),
     ("draft7", "http://json-schema.org/draft-07/schema#"),
-    ("draft2019-09", "https://json-schema.org/draft/2019-09/schema"),
-    ("draft2020-12", "https://json-schema.org/draft/2020-12/schema"),
+    (
+        "draft2019-09",
+        "https://json-schema.org/draft/2019-09/schema",
+    ),
+    (
+        "draft2020-12",
+        "https://json-schema.org/draft/2020-12/schema",
+    ),
 ];
 
 #[derive(Default, Debug)]
@@ -66,7 +72,10 @@ fn run_file(c: &mut Client, path: &Path, uri: &str, counts: &mut Counts) {
         if !valid {
             counts.refused.push(label.clone());
             counts.failed.extend(tests.iter().map(|t| {
-                format!("{label} / {} (schema refused)", t["description"].as_str().unwrap_or(""))
+                format!(
+                    "{label} / {} (schema refused)",
+                    t["description"].as_str().unwrap_or("")
+                )
             }));
             continue;
         }
@@ -85,7 +94,9 @@ fn run_file(c: &mut Client, path: &Path, uri: &str, counts: &mut Counts) {
                 Err(e) => counts.failed.push(format!(
                     "{label} / {} ({})",
                     t["description"].as_str().unwrap_or(""),
-                    e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default()
+                    e.as_db_error()
+                        .map(|d| d.message().to_string())
+                        .unwrap_or_default()
                 )),
             }
         }

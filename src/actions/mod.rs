@@ -103,15 +103,23 @@ impl Direction {
 
     fn sql(self) -> &'static str {
         match self {
-            Direction::Input => "SELECT input_schema FROM tenancy.actions WHERE id OPERATOR(pg_catalog.=) $1",
-            Direction::Output => "SELECT output_schema FROM tenancy.actions WHERE id OPERATOR(pg_catalog.=) $1",
+            Direction::Input => {
+                "SELECT input_schema FROM tenancy.actions WHERE id OPERATOR(pg_catalog.=) $1"
+            }
+            Direction::Output => {
+                "SELECT output_schema FROM tenancy.actions WHERE id OPERATOR(pg_catalog.=) $1"
+            }
         }
     }
 }
 
 /// The errors of `document` against the action's schema for `direction`, read as the caller
 /// reads the action (RLS applies): P0002 when there is no such action for the caller.
-fn action_errors(action_id: pgrx::Uuid, direction: Direction, document: &JsonbArg) -> Vec<serde_json::Value> {
+fn action_errors(
+    action_id: pgrx::Uuid,
+    direction: Direction,
+    document: &JsonbArg,
+) -> Vec<serde_json::Value> {
     let validator = Spi::connect(|client| {
         let rows = client.select(direction.sql(), Some(1), &[action_id.into()])?;
         if rows.is_empty() {
@@ -119,9 +127,8 @@ fn action_errors(action_id: pgrx::Uuid, direction: Direction, document: &JsonbAr
         }
         let datum = rows.first().get_datum_by_ordinal(1)?;
         // SAFETY: column 1 is jsonb (NOT NULL), valid until SPI finishes, which is after its use.
-        let schema = datum.and_then(|d| unsafe {
-            JsonbArg::from_polymorphic_datum(d, false, pg_sys::JSONBOID)
-        });
+        let schema = datum
+            .and_then(|d| unsafe { JsonbArg::from_polymorphic_datum(d, false, pg_sys::JSONBOID) });
         Ok::<_, pgrx::spi::SpiError>(schema.map(|s| schema::validator_of(&s)))
     })
     .unwrap_or_else(|e| crate::error::spi_failed("reading the action", e));
@@ -178,18 +185,27 @@ fn check(action_id: pgrx::Uuid, direction: Direction, document: &JsonbArg) {
         "pg_tenancy",
     )
     .set_detail(if more > 0 {
-        format!("{}\n... and {more} more (tenancy.validate_action_{what} lists them all)", detail.join("\n"))
+        format!(
+            "{}\n... and {more} more (tenancy.validate_action_{what} lists them all)",
+            detail.join("\n")
+        )
     } else {
         detail.join("\n")
     });
-    report = report.set_hint(format!("tenancy.validate_action_{what}(action_id, {what}) returns every error as jsonb."));
+    report = report.set_hint(format!(
+        "tenancy.validate_action_{what}(action_id, {what}) returns every error as jsonb."
+    ));
     report.report(PgLogLevel::ERROR);
 }
 
 /// The errors of `input` against the action's `input_schema` (an empty array when it matches).
 #[pg_extern(stable, strict, parallel_restricted)]
 fn validate_action_input(action_id: pgrx::Uuid, input: JsonbArg) -> pgrx::JsonB {
-    pgrx::JsonB(serde_json::Value::Array(action_errors(action_id, Direction::Input, &input)))
+    pgrx::JsonB(serde_json::Value::Array(action_errors(
+        action_id,
+        Direction::Input,
+        &input,
+    )))
 }
 
 /// 22023 unless `input` matches the action's `input_schema` (the first errors in DETAIL).
@@ -201,7 +217,11 @@ fn check_action_input(action_id: pgrx::Uuid, input: JsonbArg) {
 /// The errors of `output` against the action's `output_schema` (an empty array when it matches).
 #[pg_extern(stable, strict, parallel_restricted)]
 fn validate_action_output(action_id: pgrx::Uuid, output: JsonbArg) -> pgrx::JsonB {
-    pgrx::JsonB(serde_json::Value::Array(action_errors(action_id, Direction::Output, &output)))
+    pgrx::JsonB(serde_json::Value::Array(action_errors(
+        action_id,
+        Direction::Output,
+        &output,
+    )))
 }
 
 /// 22023 unless `output` matches the action's `output_schema` (the first errors in DETAIL).
