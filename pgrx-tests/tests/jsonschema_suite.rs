@@ -29,6 +29,8 @@ struct Counts {
     passed: usize,
     failed: Vec<String>,
     remote: usize,
+    /// Cases jsonb cannot hold (a \u0000 in a string: PostgreSQL's text has no NUL).
+    not_jsonb: usize,
     refused: Vec<String>,
 }
 
@@ -62,6 +64,10 @@ fn run_file(c: &mut Client, path: &Path, uri: &str, counts: &mut Counts) {
             continue;
         }
         let schema_text = schema.to_string();
+        if schema_text.contains("\\u0000") {
+            counts.not_jsonb += tests.len();
+            continue;
+        }
         let valid: bool = c
             .query_one(
                 "SELECT tenancy.jsonschema_is_valid($1::text::jsonb)",
@@ -80,9 +86,14 @@ fn run_file(c: &mut Client, path: &Path, uri: &str, counts: &mut Counts) {
             continue;
         }
         for t in tests {
+            let data = t["data"].to_string();
+            if data.contains("\\u0000") {
+                counts.not_jsonb += 1;
+                continue;
+            }
             let got = c.query_one(
                 "SELECT tenancy.jsonb_matches_schema($1::text::jsonb, $2::text::jsonb)",
-                &[&schema_text, &t["data"].to_string()],
+                &[&schema_text, &data],
             );
             let want = t["valid"].as_bool().unwrap();
             match got {
@@ -124,13 +135,15 @@ fn the_official_suite_passes() {
             run_file(&mut c, path, uri, counts);
         }
         report.push(format!(
-            "{draft:<13} required: {} passed, {} failed, {} remote-ref cases skipped;  optional: {} passed, {} failed, {} remote",
+            "{draft:<13} required: {} passed, {} failed ({} remote $ref, {} not jsonb);  optional: {} passed, {} failed ({} remote, {} not jsonb)",
             required.passed,
             required.failed.len(),
             required.remote,
+            required.not_jsonb,
             optional.passed,
             optional.failed.len(),
-            optional.remote
+            optional.remote,
+            optional.not_jsonb
         ));
         for f in &optional.failed {
             println!("optional {draft}: {f}");

@@ -13,17 +13,10 @@ use crate::jsonb::JsonbArg;
 use pgrx::prelude::*;
 
 pub mod schema;
+pub mod ticking;
 
 /// Errors listed in `check_action_*`'s DETAIL (all of them: `validate_action_*`).
 const DETAIL_ERRORS: usize = 5;
-
-fn not_valid_json(what: &str) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        format!("{what} holds a number outside the range of a double; JSON Schema validation cannot read it"),
-        None,
-    )
-}
 
 fn not_a_schema(what: &str, e: &schema::SchemaError) -> ! {
     raise(
@@ -47,10 +40,7 @@ fn jsonb_matches_schema(schema: JsonbArg, instance: JsonbArg) -> bool {
         Ok(v) => v,
         Err(e) => not_a_schema("the schema", e),
     };
-    let instance = instance
-        .to_value()
-        .unwrap_or_else(|| not_valid_json("the instance"));
-    validator.is_valid(&instance)
+    validator.is_valid(ticking::Ticking::root(instance.container()))
 }
 
 /// Why `instance` does not match `schema`: an array of `{instance_path, schema_path, keyword,
@@ -62,12 +52,9 @@ fn jsonschema_validation_errors(schema: JsonbArg, instance: JsonbArg) -> pgrx::J
         Ok(v) => v,
         Err(e) => not_a_schema("the schema", e),
     };
-    let instance = instance
-        .to_value()
-        .unwrap_or_else(|| not_valid_json("the instance"));
     pgrx::JsonB(serde_json::Value::Array(
         validator
-            .iter_errors(&instance)
+            .iter_errors(ticking::Ticking::root(instance.container()))
             .map(|e| schema::error_json(&e))
             .collect(),
     ))
@@ -143,11 +130,8 @@ fn action_errors(
         Ok(v) => v,
         Err(e) => not_a_schema(&format!("the action's {}", direction.column()), e),
     };
-    let document = document
-        .to_value()
-        .unwrap_or_else(|| not_valid_json("the document"));
     validator
-        .iter_errors(&document)
+        .iter_errors(ticking::Ticking::root(document.container()))
         .map(|e| schema::error_json(&e))
         .collect()
 }

@@ -16,7 +16,11 @@
 //! Bounded to [`MAX_ENTRIES`] validators and [`MAX_BYTES`] of schemas; the least recently used
 //! go first.
 use crate::jsonb::JsonbArg;
-use jsonschema::{Draft, PatternOptions, ValidationError, Validator};
+use super::ticking::Ticking;
+use jsonschema::{Draft, PatternOptions, ValidationError};
+
+/// A compiled schema: validates jsonb in place, interruptibly ([`super::ticking`]).
+pub type Validator = jsonschema::Validator<Ticking>;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -225,7 +229,7 @@ pub fn compile(schema: &serde_json::Value) -> Result<Validator, SchemaError> {
     if let Err(e) = jsonschema::meta::validate(schema) {
         return Err(schema_error(&e, "schema"));
     }
-    jsonschema::options()
+    jsonschema::options_for::<Ticking>()
         .with_draft(draft)
         .with_pattern_options(PatternOptions::regex())
         .build(schema)
