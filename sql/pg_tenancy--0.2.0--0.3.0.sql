@@ -591,7 +591,7 @@ BEGIN
                   WHERE c LIKE 'tenancy.jwt\_secret=_%') THEN
         RAISE WARNING 'tenancy.jwt_secret is stored with ALTER DATABASE/ROLE ... SET or in a function''s SET clause, where every role can read it'
             USING DETAIL = 'A secret stored there is refused from 0.3.0 on, and pre_request refuses every request of a session that finds one (55000).',
-                  HINT = 'Remove it (ALTER DATABASE/ROLE ... RESET tenancy.jwt_secret), rotate the secret, and set the new one in postgresql.conf or with ALTER SYSTEM.';
+                  HINT = 'Remove it (ALTER DATABASE/ROLE ... RESET tenancy.jwt_secret), rotate the secret, and set the new one in a file included from postgresql.conf.';
     END IF;
 END
 $$;

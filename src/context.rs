@@ -33,16 +33,9 @@ pub mod statements;
 // Readers
 // ------------------------------------------------------------------------------------------------
 
-/// The bytes of `tenancy.context` (empty when unset), borrowed while `f` runs.  The GUC machinery
-/// may free the string at its next change, so nothing borrowed escapes.
+/// The bytes of `tenancy.context` (empty when unset), borrowed while `f` runs.
 fn with_raw<R>(f: impl FnOnce(&[u8]) -> R) -> R {
-    // SAFETY: the pointer is the GUC's current value, a NUL-terminated string owned by the GUC
-    // machinery, or NULL; nothing changes it while `f` runs (f never sets a GUC).
-    let ptr = unsafe { *gucs::CONTEXT.as_ptr() };
-    if ptr.is_null() {
-        return f(&[]);
-    }
-    f(unsafe { CStr::from_ptr(ptr) }.to_bytes())
+    gucs::with_value(&gucs::CONTEXT, f)
 }
 
 /// Field `n` (0 tenant, 1 user, 2 role, 3 API key, 4 scopes) of a context, `None` when empty.
@@ -515,7 +508,7 @@ fn setting(name: &CStr) -> Option<String> {
 // ------------------------------------------------------------------------------------------------
 
 /// What `pre_request` takes from the claims: the user (`sub`) and, if named, the tenant.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimedIdentity {
     pub user: Option<uuid::Uuid>,
     pub tenant: Option<uuid::Uuid>,
@@ -599,9 +592,9 @@ fn claim_uuid(claim: Option<Claim>, name: &'static str) -> Result<Option<uuid::U
     }
 }
 
-/// Parse `request.jwt.claims` (and, when the claims name no tenant, the `x-tenant-id` entry of
-/// `request.headers`).  Errors name the claim, never echo its value.
-pub fn parse_claims(claims: &str, headers: Option<&str>) -> Result<ClaimedIdentity, String> {
+/// Who the claims name: the user (`sub`) and the tenant (`tenant_id`, else
+/// `app_metadata.tenant_id`).  Errors name the claim, never echo its value.
+pub fn claimed(claims: &str) -> Result<ClaimedIdentity, String> {
     // serde reads a struct from a JSON array too (fields by position): claims must be an object.
     if !claims.trim_start().starts_with('{') {
         return Err(match serde_json::from_str::<IgnoredAny>(claims) {
@@ -621,12 +614,32 @@ pub fn parse_claims(claims: &str, headers: Option<&str>) -> Result<ClaimedIdenti
             "app_metadata.tenant_id",
         )?;
     }
-    if tenant.is_none() {
-        if let Some(Ok(h)) = headers.map(serde_json::from_str::<RawHeaders>) {
-            tenant = claim_uuid(h.tenant_id, "header x-tenant-id")?;
+    Ok(ClaimedIdentity { user, tenant })
+}
+
+/// The identity the claims name, the tenant taken from the `x-tenant-id` entry of
+/// `request.headers` when the claims name none.
+fn with_header_tenant(
+    identity: Result<ClaimedIdentity, String>,
+    headers: Option<&str>,
+) -> Result<ClaimedIdentity, String> {
+    let mut identity = identity?;
+    if identity.tenant.is_none() {
+        // An object, as for the claims (serde would read an array by position).
+        if let Some(Ok(h)) = headers
+            .filter(|h| h.trim_start().starts_with('{'))
+            .map(serde_json::from_str::<RawHeaders>)
+        {
+            identity.tenant = claim_uuid(h.tenant_id, "header x-tenant-id")?;
         }
     }
-    Ok(ClaimedIdentity { user, tenant })
+    Ok(identity)
+}
+
+/// Parse `request.jwt.claims` (and, when the claims name no tenant, the `x-tenant-id` entry of
+/// `request.headers`).  Errors name the claim, never echo its value.
+pub fn parse_claims(claims: &str, headers: Option<&str>) -> Result<ClaimedIdentity, String> {
+    with_header_tenant(claimed(claims), headers)
 }
 
 /// PostgREST's `db-pre-request` hook: turn the verified JWT claims of this request into a tenant
@@ -637,24 +650,26 @@ pub fn parse_claims(claims: &str, headers: Option<&str>) -> Result<ClaimedIdenti
 pub fn pre_request() {
     require_preloaded();
     let headers = setting(c"request.headers");
-    let (verified, trusted);
-    let raw = if crate::jwt::backend::configured() {
-        // Verified mode: the claims of the request's own token, whatever request.jwt.claims says.
-        verified = headers
+    let claimed = if crate::jwt::backend::configured() {
+        // Verified mode: the claims of the request's own token (read once, kept with it in the
+        // token cache), whatever request.jwt.claims says.
+        headers
             .as_deref()
             .and_then(crate::jwt::bearer_token)
-            .map(|token| crate::jwt::backend::verified_claims(&token));
-        verified.as_deref().map(|v| v.payload.as_str())
+            .map(|token| {
+                crate::jwt::backend::verified_claims(&token)
+                    .identity
+                    .clone()
+            })
     } else {
         // Trusted mode: the claims PostgREST verified (README: "Trust boundary").
-        trusted = setting(c"request.jwt.claims");
-        trusted.as_deref()
+        setting(c"request.jwt.claims").map(|raw| claimed(&raw))
     };
-    let Some(raw) = raw else {
+    let Some(claimed) = claimed else {
         set_context(None, None, None);
         return;
     };
-    let identity = parse_claims(raw, headers.as_deref()).unwrap_or_else(|what| {
+    let identity = with_header_tenant(claimed, headers.as_deref()).unwrap_or_else(|what| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             format!("invalid JWT claims: {what}"),

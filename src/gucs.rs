@@ -175,6 +175,40 @@ pub fn init() {
     }
 }
 
+/// A string setting whose value cell (the address the GUC machinery writes the value's pointer
+/// to) can be read in place.
+pub trait StringCell {
+    fn cell(&self) -> *mut *mut std::ffi::c_char;
+}
+
+impl StringCell for GucSetting<Option<CString>> {
+    fn cell(&self) -> *mut *mut std::ffi::c_char {
+        self.as_ptr()
+    }
+}
+
+impl StringCell for HookedString {
+    fn cell(&self) -> *mut *mut std::ffi::c_char {
+        self.as_ptr()
+    }
+}
+
+/// The bytes of a string setting's current value (empty when unset), read in place and borrowed
+/// while `f` runs: the GUC machinery may free the string at its next change, so nothing borrowed
+/// escapes.  For the hot readers (the context, the JWT keys), which must not copy the value at
+/// every call.
+pub fn with_value<R>(guc: &impl StringCell, f: impl FnOnce(&[u8]) -> R) -> R {
+    // SAFETY: the cell of a defined string GUC holds its current value, a NUL-terminated string
+    // owned by the GUC machinery, or NULL; nothing changes it while `f` runs (callers' `f` set no
+    // GUC).
+    let ptr = unsafe { *guc.cell() };
+    if ptr.is_null() {
+        return f(&[]);
+    }
+    // SAFETY: non-NULL and NUL-terminated (above).
+    f(unsafe { std::ffi::CStr::from_ptr(ptr) }.to_bytes())
+}
+
 /// Set a GUC for the current (sub)transaction or nest level, raising an ERROR if PostgreSQL
 /// refuses.  `context` is the privilege the caller exercises: `PGC_SUSET` is how the context
 /// functions set `tenancy.context` for an ordinary caller after their own checks.

@@ -332,11 +332,9 @@ fn internally<R>(f: impl FnOnce() -> R) -> R {
 }
 
 fn as_superuser_inner<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: the same calls fmgr_security_definer makes, in the same order.
+    // SAFETY: the same calls fmgr_security_definer makes, in the same order: a GUC nest level
+    // for the search_path, the user switch, both undone after (or by abort).
     unsafe {
-        let mut saved_user = pg_sys::InvalidOid;
-        let mut saved_context = 0;
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         let nest_level = pg_sys::NewGUCNestLevel();
         crate::gucs::set(
             c"search_path",
@@ -344,6 +342,20 @@ fn as_superuser_inner<R>(f: impl FnOnce() -> R) -> R {
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucAction::GUC_ACTION_SAVE,
         );
+        let result = as_bootstrap_superuser(f);
+        pg_sys::AtEOXact_GUC(true, nest_level);
+        result
+    }
+}
+
+/// `f` as the bootstrap superuser in a security-restricted operation (fmgr_security_definer's
+/// user switch); the caller's user and context come back after, or at abort on error.
+fn as_bootstrap_superuser<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: GetUserIdAndSecContext/SetUserIdAndSecContext as fmgr_security_definer calls them.
+    unsafe {
+        let mut saved_user = pg_sys::InvalidOid;
+        let mut saved_context = 0;
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         pg_sys::SetUserIdAndSecContext(
             pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
             saved_context
@@ -352,7 +364,6 @@ fn as_superuser_inner<R>(f: impl FnOnce() -> R) -> R {
         );
         let result = f();
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-        pg_sys::AtEOXact_GUC(true, nest_level);
         result
     }
 }
@@ -364,21 +375,7 @@ fn as_superuser_inner<R>(f: impl FnOnce() -> R) -> R {
 /// level and a setting, about 2 µs) is not on the hot writes (`log_request`, `store_credential`).
 /// On error, transaction abort restores the user.
 pub fn as_extension<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: the same user switch fmgr_security_definer makes; restored below or by abort.
-    internally(|| unsafe {
-        let mut saved_user = pg_sys::InvalidOid;
-        let mut saved_context = 0;
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        pg_sys::SetUserIdAndSecContext(
-            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            saved_context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-        let result = f();
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-        result
-    })
+    internally(|| as_bootstrap_superuser(f))
 }
 
 /// A bytea column's bytes (detoasted, copied).

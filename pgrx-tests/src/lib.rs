@@ -172,6 +172,23 @@ impl Cluster {
         cluster
     }
 
+    /// [`Cluster::init`], a fresh root keyring, the server started with it and `settings`, and
+    /// pg_tenancy created with the demo data in `postgres`, then `sql` run there.
+    pub fn with_demo(name: &str, port: u16, settings: &[String], sql: &str) -> Cluster {
+        let cluster = Cluster::init(name, port);
+        let path = cluster.write_file("keyring", &format!("k1 {} active\n", random_key()), 0o600);
+        let mut all = vec![format!("tenancy.keyring_file = '{path}'")];
+        all.extend_from_slice(settings);
+        cluster.restart(&all);
+        cluster
+            .connect("postgres")
+            .batch_execute(&format!(
+                "CREATE EXTENSION pg_tenancy; SELECT tenancy.seed_demo(); {sql}"
+            ))
+            .unwrap();
+        cluster
+    }
+
     /// A program of this cluster's bindir.
     pub fn program(&self, name: &str) -> String {
         format!("{}/{name}", self.bindir)
@@ -527,6 +544,38 @@ pub fn column_digests(
             (t.clone(), row.get(0), row.get(1))
         })
         .collect()
+}
+
+/// One PostgREST request, as PostgREST sends it or as a hostile session fakes it: in a
+/// transaction rolled back after, `SET LOCAL ROLE as_role` (an authenticator's; none for a login
+/// that is the role itself), `request.jwt.claims` and `request.headers`, `pre_request()`.  The
+/// context it got, "tenant,user,role" ("-" for none), or the error of `pre_request`.
+pub fn pre_request_context(
+    c: &mut Client,
+    as_role: Option<&str>,
+    claims: &str,
+    headers: &str,
+) -> Result<String, postgres::Error> {
+    c.batch_execute("BEGIN").unwrap();
+    if let Some(role) = as_role {
+        c.batch_execute(&format!("SET LOCAL ROLE {role}")).unwrap();
+    }
+    c.execute(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true), pg_catalog.set_config('request.headers', $2, true)",
+        &[&claims, &headers],
+    )
+    .unwrap();
+    let out = c.batch_execute("SELECT tenancy.pre_request()").map(|()| {
+        c.query_one(
+            "SELECT coalesce(tenancy.current_tenant_id()::text, '-') || ',' || coalesce(tenancy.current_user_id()::text, '-')
+                    || ',' || coalesce(tenancy.current_role(), '-')",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    });
+    c.batch_execute("ROLLBACK").unwrap();
+    out
 }
 
 /// Open a transaction in `tenant` as `user`, the way PostgREST's pre-request does it (the claims

@@ -21,7 +21,8 @@
 //!   characters or in all but the last.
 use hmac::{Hmac, Mac};
 use pg_tenancy_client_tests::{
-    connect, enter_as as enter, login_role, random_key, sqlstate, tenant_digests, Cluster, TestDb,
+    connect, enter_as as enter, login_role, pre_request_context, sqlstate, tenant_digests, Cluster,
+    TestDb,
 };
 use postgres::Client;
 
@@ -77,44 +78,7 @@ fn in_savepoint(
 /// One request as PostgREST would send it, or as the hostile session fakes it: the context it got
 /// ("tenant,user,role", "-" for none) or the SQLSTATE.
 fn request(c: &mut Client, claims: &str, headers: &str) -> String {
-    c.batch_execute("BEGIN").unwrap();
-    let r = c.query_one(
-        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true), set_config('request.headers', $2, true)",
-        &[&claims, &headers],
-    );
-    assert!(r.is_ok());
-    let out = match c.batch_execute("SELECT tenancy.pre_request()") {
-        Err(e) => sqlstate(Err::<(), _>(e)),
-        Ok(()) => c
-            .query_one(
-                "SELECT coalesce(tenancy.current_tenant_id()::text, '-') || ',' || coalesce(tenancy.current_user_id()::text, '-')
-                        || ',' || coalesce(tenancy.current_role(), '-')",
-                &[],
-            )
-            .unwrap()
-            .get(0),
-    };
-    c.batch_execute("ROLLBACK").unwrap();
-    out
-}
-
-/// A throwaway cluster with `tenancy.jwt_secret` in its configuration file (where a secret
-/// belongs: ALTER DATABASE/ROLE ... SET refuses it), pg_tenancy and the demo data, and a login
-/// role that is a member of `authenticated`.
-fn cluster_with_secret(name: &str, port: u16, secret: &str, login: &str) -> Cluster {
-    let cluster = Cluster::init(name, port);
-    let path = cluster.write_file("keyring", &format!("k1 {} active\n", random_key()), 0o600);
-    cluster.restart(&[
-        format!("tenancy.keyring_file = '{path}'"),
-        format!("tenancy.jwt_secret = '{secret}'"),
-    ]);
-    cluster
-        .connect("postgres")
-        .batch_execute(&format!(
-            "CREATE EXTENSION pg_tenancy; SELECT tenancy.seed_demo(); CREATE ROLE {login} LOGIN; GRANT authenticated TO {login};"
-        ))
-        .unwrap();
-    cluster
+    pre_request_context(c, None, claims, headers).unwrap_or_else(|e| sqlstate(Err::<(), _>(e)))
 }
 
 #[test]
@@ -129,7 +93,14 @@ fn forged_claims_need_the_jwt_secret() {
         format!("{GLOBEX},{FRANK},owner"),
         "without tenancy.jwt_secret a role with SQL access can claim to be anyone (README: trust boundary)"
     );
-    let cluster = cluster_with_secret("jwt-secret", 54352, SECRET, "pgt_hostile");
+    // The secret in the configuration file, where it belongs (ALTER DATABASE/ROLE ... SET refuses
+    // it: secrets_stay_out_of_readable_catalogs).
+    let cluster = Cluster::with_demo(
+        "jwt-secret",
+        54352,
+        &[format!("tenancy.jwt_secret = '{SECRET}'")],
+        "CREATE ROLE pgt_hostile LOGIN; GRANT authenticated TO pgt_hostile;",
+    );
     let mut c = cluster.connect_as("postgres", "pgt_hostile");
     let bearer = |t: &str| format!(r#"{{"authorization": "Bearer {t}"}}"#);
     let hs256 = r#"{"alg":"HS256","typ":"JWT"}"#;

@@ -3,8 +3,8 @@
 //! the settings of the moment (`tenancy.jwt_aud`, `tenancy.jwt_iss`, `tenancy.jwt_cache_entries`),
 //! and the SQLSTATEs: 28000 for a token that is refused, 55000 for a setting that cannot be used.
 //!
-//! Rotation takes effect without a restart: a new value of `tenancy.jwt_secret` (`ALTER SYSTEM` or
-//! `ALTER DATABASE ... SET` and a reload, or a `SET` by a superuser) differs from the one parsed,
+//! Rotation takes effect without a restart: a new value of `tenancy.jwt_secret` (the configuration
+//! file or `ALTER SYSTEM` and a reload, or a `SET` by a superuser) differs from the one parsed,
 //! so the next `pre_request` parses it and empties the token cache (docs/security.md, "Rotating
 //! JWT signing keys").
 use super::cache::{Digest, TokenCache};
@@ -33,19 +33,6 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::default();
 }
 
-/// The bytes of a string GUC (its value cell: `as_ptr()` of the setting; empty when unset),
-/// borrowed while `f` runs.
-fn with_setting<R>(cell: *mut *mut std::ffi::c_char, f: impl FnOnce(&[u8]) -> R) -> R {
-    // SAFETY: the cell holds the GUC's current value, a NUL-terminated string owned by the GUC
-    // machinery, or NULL; nothing changes it while `f` runs (f sets no GUC).
-    let ptr = unsafe { *cell };
-    if ptr.is_null() {
-        return f(&[]);
-    }
-    // SAFETY: non-NULL, NUL-terminated (above).
-    f(unsafe { CStr::from_ptr(ptr) }.to_bytes())
-}
-
 /// Set when this session's database or role settings tried to give `tenancy.jwt_secret` secret
 /// key material (see [`check_jwt_secret`]): `pre_request` then refuses every request.
 static EXPOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -59,10 +46,10 @@ pub fn configured() -> bool {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "tenancy.jwt_secret was set with ALTER DATABASE/ROLE ... SET and holds secret key material: it is refused, and so is every request",
-            Some("Every role can read those settings in pg_db_role_setting: remove it there (ALTER DATABASE/ROLE ... RESET), rotate the secret, set the new one in postgresql.conf or with ALTER SYSTEM, and reconnect."),
+            Some("Every role can read those settings in pg_db_role_setting: remove it there (ALTER DATABASE/ROLE ... RESET), rotate the secret, set the new one in a file included from postgresql.conf, and reconnect."),
         );
     }
-    with_setting(gucs::JWT_SECRET.as_ptr(), |s| !s.is_empty())
+    gucs::with_value(&gucs::JWT_SECRET, |s| !s.is_empty())
 }
 
 /// The check hook of `tenancy.jwt_secret`.  `ALTER DATABASE/ROLE ... SET` (and `CREATE FUNCTION
@@ -114,7 +101,7 @@ pub unsafe extern "C-unwind" fn check_jwt_secret(
             c"Those settings are stored in pg_db_role_setting (and function settings in pg_proc), which every role can read.".as_ptr(),
         );
         pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(
-            c"Set it in postgresql.conf (or a file it includes) or with ALTER SYSTEM; a secret that was stored this way must be rotated.".as_ptr(),
+            c"Set it in a file included from postgresql.conf; a secret that was stored this way must be rotated.".as_ptr(),
         );
     }
     false
@@ -139,7 +126,7 @@ fn refuse(why: Refusal) -> ! {
 /// The keys of the current `tenancy.jwt_secret`, parsed when it differs from the last value
 /// parsed (the token cache is then emptied: the keys changed).
 fn current_keys(state: &mut State) -> Result<Rc<KeySet>, keys::ConfigError> {
-    with_setting(gucs::JWT_SECRET.as_ptr(), |raw| {
+    gucs::with_value(&gucs::JWT_SECRET, |raw| {
         if let Some(keys) = &state.keys {
             if state.setting.as_slice() == raw {
                 return Ok(keys.clone());
@@ -165,14 +152,14 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The claims (payload) of `token`, verified under `tenancy.jwt_secret` and checked as
+/// What `token` says, verified under `tenancy.jwt_secret` and checked as
 /// [`check_claims`] does: 28000 if the token is refused, 55000 if the setting cannot be used.
 /// Nothing of the token reaches a message.
 pub fn verified_claims(token: &str) -> Rc<Verified> {
     let now = unix_now();
     let capacity = gucs::JWT_CACHE_ENTRIES.get().max(0) as usize;
-    let outcome = with_setting(gucs::JWT_AUD.as_ptr(), |aud| {
-        with_setting(gucs::JWT_ISS.as_ptr(), |iss| {
+    let outcome = gucs::with_value(&gucs::JWT_AUD, |aud| {
+        gucs::with_value(&gucs::JWT_ISS, |iss| {
             let expected = Expected {
                 aud: nonempty(aud),
                 iss: nonempty(iss),
@@ -195,18 +182,19 @@ fn verify_cached(
     capacity: usize,
 ) -> Result<Result<Rc<Verified>, Refusal>, keys::ConfigError> {
     let keys = current_keys(state)?;
-    let digest: Digest = Sha256::digest(token.as_bytes()).into();
-    if capacity > 0 {
-        if let Some(verified) = state.tokens.get(&digest, now) {
-            state.hits += 1;
-            return Ok(verified.claims.check(now, expected).map(|()| verified));
-        }
+    // With the cache off, no digest either.
+    let digest: Option<Digest> = (capacity > 0).then(|| Sha256::digest(token.as_bytes()).into());
+    if let Some(verified) = digest.and_then(|d| state.tokens.get(&d, now)) {
+        state.hits += 1;
+        return Ok(verified.claims.check(now, expected).map(|()| verified));
     }
     state.misses += 1;
     Ok(verify_signature(token, &keys).and_then(|payload| {
         let claims = check_claims(&payload, now, expected)?;
-        let verified = Rc::new(Verified { payload, claims });
-        state.tokens.insert(digest, verified.clone(), capacity, now);
+        let verified = Rc::new(Verified::new(&payload, claims));
+        if let Some(d) = digest {
+            state.tokens.insert(d, verified.clone(), capacity, now);
+        }
         Ok(verified)
     }))
 }
@@ -227,15 +215,11 @@ fn forget_statement() {
 /// [`verified_claims`], not through SHOW.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn show_jwt_secret() -> *const std::ffi::c_char {
-    if configured_value_is_empty() {
+    if gucs::with_value(&gucs::JWT_SECRET, |s| s.is_empty()) {
         c"".as_ptr()
     } else {
         c"(set; see tenancy.jwt_keys())".as_ptr()
     }
-}
-
-fn configured_value_is_empty() -> bool {
-    with_setting(gucs::JWT_SECRET.as_ptr(), |s| s.is_empty())
 }
 
 /// For `tenancy.library_info()`: this backend's token cache.
@@ -285,36 +269,33 @@ fn jwt_keys(
         }
         unusable(e)
     });
-    let mut rows: Vec<_> = Vec::new();
-    let mut used = set.keys.iter();
-    let total = set.keys.len() + set.skipped.len();
-    let mut skipped = set.skipped.iter().peekable();
-    for position in 1..=total {
-        if skipped.peek().is_some_and(|s| s.index == position) {
-            let s = skipped.next().expect("peeked");
-            rows.push((
-                position as i32,
+    let note = (set.form == keys::Form::Secret).then(|| "a secret string (HS256)".to_string());
+    let mut rows: Vec<_> = set
+        .keys
+        .iter()
+        .map(|k| {
+            (
+                k.position as i32,
+                k.kid.clone(),
+                k.kty.to_string(),
+                Some(k.alg.name().to_string()),
+                Some(k.bits as i32),
+                true,
+                note.clone(),
+            )
+        })
+        .chain(set.skipped.iter().map(|s| {
+            (
+                s.index as i32,
                 s.kid.clone(),
                 s.kty.clone(),
                 None,
                 None,
                 false,
                 Some(s.why.to_string()),
-            ));
-        } else if let Some(k) = used.next() {
-            rows.push((
-                position as i32,
-                k.kid.clone(),
-                k.kty.to_string(),
-                Some(k.alg.name().to_string()),
-                Some(k.bits as i32),
-                true,
-                match set.form {
-                    keys::Form::Secret => Some("a secret string (HS256)".to_string()),
-                    _ => None,
-                },
-            ));
-        }
-    }
+            )
+        }))
+        .collect();
+    rows.sort_by_key(|r| r.0);
     TableIterator::new(rows)
 }

@@ -80,6 +80,8 @@ enum Verifier {
 
 /// One usable key.
 pub struct Key {
+    /// Its place in the setting, from 1 (the secret string is 1).
+    pub position: usize,
     pub kid: Option<String>,
     pub alg: Alg,
     /// `oct`, `RSA`, `EC` or `OKP`.
@@ -93,6 +95,7 @@ impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the material (an `oct` key is a secret).
         f.debug_struct("Key")
+            .field("position", &self.position)
             .field("kid", &self.kid)
             .field("alg", &self.alg)
             .field("kty", &self.kty)
@@ -299,6 +302,7 @@ pub fn parse(setting: &str) -> Result<KeySet, ConfigError> {
         return Ok(KeySet {
             form: Form::Secret,
             keys: vec![Key {
+                position: 1,
                 kid: None,
                 alg: Alg::HS256,
                 kty: "oct",
@@ -373,7 +377,10 @@ pub fn parse(setting: &str) -> Result<KeySet, ConfigError> {
             },
         };
         match parse_key(&member, kid.clone())? {
-            Ok(key) => set.keys.push(key),
+            Ok(key) => set.keys.push(Key {
+                position: i + 1,
+                ..key
+            }),
             Err((kty, why)) => set.skipped.push(Skipped {
                 index: i + 1,
                 kid,
@@ -532,6 +539,7 @@ fn parse_key(m: &Member, kid: Option<String>) -> Result<Parsed, ConfigError> {
         _ => return skip("unsupported \"kty\" (oct, RSA, EC, OKP)"),
     };
     Ok(Ok(Key {
+        position: 0,
         kid,
         alg,
         kty: match kty.as_str() {

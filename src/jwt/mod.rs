@@ -120,58 +120,36 @@ pub struct Expected<'a> {
 /// The longest token read (a larger one is refused before any decoding).
 pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 
-/// The bearer token of a PostgREST `request.headers` JSON object (`authorization` header,
-/// scheme `Bearer` or `bearer`), if there is one; the first `authorization` member (in any case)
-/// decides.  Read without building the object: the other members are skipped unparsed, and the
-/// token is borrowed from `headers` unless the JSON string had escapes.
+/// The bearer token of a PostgREST `request.headers` JSON object, read exactly as PostgREST
+/// reads its header (its `headerJWT`): the `authorization` member (PostgREST lowercases header
+/// names; so does the `x-tenant-id` lookup), split on single spaces, the scheme `Bearer` or
+/// `bearer`, the token the second field.  So a header PostgREST takes for no token (another
+/// spelling, two spaces, a leading space) is no token here either: the database never checks a
+/// token PostgREST did not.  Borrowed from `headers` unless the JSON string had escapes.
 pub fn bearer_token(headers: &str) -> Option<Cow<'_, str>> {
-    struct Authorization<'a>(Option<Cow<'a, str>>);
-    impl<'de> serde::Deserialize<'de> for Authorization<'de> {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Visit;
-            impl<'de> serde::de::Visitor<'de> for Visit {
-                type Value = Authorization<'de>;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a JSON object of headers")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> Result<Self::Value, A::Error> {
-                    let mut found = None;
-                    while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                        if found.is_none() && key.eq_ignore_ascii_case("authorization") {
-                            // A value that is not a string fails the whole parse: no token.
-                            found = Some(map.next_value::<Cow<'de, str>>()?);
-                        } else {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                    }
-                    Ok(Authorization(found))
-                }
-            }
-            d.deserialize_map(Visit)
+    #[derive(serde::Deserialize)]
+    struct Headers<'a> {
+        #[serde(borrow, default)]
+        authorization: Option<Cow<'a, str>>,
+    }
+    fn token(value: &str) -> Option<&str> {
+        let mut fields = value.split(' ');
+        match (fields.next(), fields.next()) {
+            (Some("Bearer" | "bearer"), Some(t)) if !t.is_empty() => Some(t),
+            _ => None,
         }
     }
-    let value = serde_json::from_str::<Authorization>(headers).ok()?.0?;
-    // Exactly as PostgREST reads it (its headerJWT): split on single spaces, the scheme
-    // "Bearer" or "bearer", the token the second field.  So a header PostgREST takes for no token
-    // (other spellings, two spaces, a leading space) is no token here either: the database never
-    // checks a token PostgREST did not.
-    let token = |v: &str| -> Option<(usize, usize)> {
-        let mut fields = v.split(' ');
-        let (scheme, token) = (fields.next()?, fields.next()?);
-        if !matches!(scheme, "Bearer" | "bearer") || token.is_empty() {
-            return None;
-        }
-        let start = token.as_ptr() as usize - v.as_ptr() as usize;
-        Some((start, start + token.len()))
-    };
-    let (start, end) = token(&value)?;
-    Some(match value {
-        Cow::Borrowed(v) => Cow::Borrowed(&v[start..end]),
-        Cow::Owned(v) => Cow::Owned(v[start..end].to_string()),
-    })
+    // serde reads a struct from a JSON array too (fields by position): headers are an object.
+    if !headers.trim_start().starts_with('{') {
+        return None;
+    }
+    match serde_json::from_str::<Headers>(headers)
+        .ok()?
+        .authorization?
+    {
+        Cow::Borrowed(v) => token(v).map(Cow::Borrowed),
+        Cow::Owned(v) => token(&v).map(|t| Cow::Owned(t.to_owned())),
+    }
 }
 
 /// Check a compact JWS's signature under `keys`: its payload (the claims, JSON text), or why not.
@@ -312,12 +290,25 @@ impl Claims {
     }
 }
 
-/// A token whose signature was verified: its payload (the claims, JSON text) and the claims we
-/// check, read from it.
+/// A token whose signature was verified, its payload read once: the claims checked at every use,
+/// and who it names (or why that cannot be read), for `pre_request`.
 #[derive(Debug)]
 pub struct Verified {
-    pub payload: String,
     pub claims: Claims,
+    pub identity: Result<crate::context::ClaimedIdentity, String>,
+    /// The payload's length, what the cache counts.
+    pub size: usize,
+}
+
+impl Verified {
+    /// Read a verified payload whose claims passed: `claims` from [`check_claims`].
+    pub fn new(payload: &str, claims: Claims) -> Verified {
+        Verified {
+            claims,
+            identity: crate::context::claimed(payload),
+            size: payload.len(),
+        }
+    }
 }
 
 /// Check a verified payload's claims at `now`: [`Claims::parse`], then [`Claims::check`].
@@ -327,7 +318,9 @@ pub fn check_claims(payload: &str, now: i64, expected: Expected) -> Result<Claim
     Ok(claims)
 }
 
-/// Both checks: the payload of a token whose signature and claims are good.
+/// Both checks: the payload of a token whose signature and claims are good (what
+/// [`backend::verified_claims`] does around its cache).
+#[cfg(test)]
 pub fn verify(token: &str, keys: &KeySet, now: i64, expected: Expected) -> Result<String, Refusal> {
     let payload = verify_signature(token, keys)?;
     check_claims(&payload, now, expected)?;
@@ -751,9 +744,11 @@ mod tests {
             ),
             // As PostgREST reads it: "Bearer" or "bearer", one space, the second field.
             (
-                r#"{"Authorization":"bearer abc.def.ghi"}"#,
+                r#"{"authorization":"bearer abc.def.ghi"}"#,
                 Some("abc.def.ghi"),
             ),
+            // PostgREST's names are lowercase; another spelling is another header.
+            (r#"{"Authorization":"Bearer abc.def.ghi"}"#, None),
             (
                 r#"{"authorization":"Bearer abc.def.ghi extra"}"#,
                 Some("abc.def.ghi"),
@@ -766,15 +761,13 @@ mod tests {
             (r#"{"authorization":"Bearer"}"#, None),
             (r#"{"x-tenant-id":"t"}"#, None),
             (r#"{"authorization":42}"#, None),
-            // The first authorization member decides, in any case; escapes are decoded.
+            // A repeated member is no headers object PostgREST sends: no token.  Escapes are
+            // decoded.
             (
-                r#"{"accept":"*/*","Authorization":"Bearer first","authorization":"Bearer second"}"#,
-                Some("first"),
-            ),
-            (
-                r#"{"authorization":"Basic x","Authorization":"Bearer second"}"#,
+                r#"{"authorization":"Bearer first","authorization":"Bearer second"}"#,
                 None,
             ),
+            (r#"["Bearer abc.def.ghi"]"#, None),
             (r#"{"authorization":"Bearer a\u002eb"}"#, Some("a.b")),
             (r#"{"x":{"authorization":"Bearer nested"}}"#, None),
             (r#"{"authorization":"Bearer abc.def.ghi""#, None),
