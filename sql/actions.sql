@@ -4,3 +4,10 @@
 ALTER TABLE tenancy.actions
     ADD CONSTRAINT actions_input_schema_valid CHECK (tenancy._jsonschema_check(input_schema, 'input_schema')),
     ADD CONSTRAINT actions_output_schema_valid CHECK (tenancy._jsonschema_check(output_schema, 'output_schema'));
+
+-- Field mappings must be mappings we can apply (src/actions/mappings.rs): paths of the
+-- documented JSONPath subset, as many [*] in the target as in the source, a transform_config
+-- of known keys.  23514 naming the column and what is wrong.
+ALTER TABLE tenancy.field_mappings
+    ADD CONSTRAINT field_mappings_valid
+    CHECK (tenancy._field_mapping_check(source_path, target_path, transform_config));

@@ -150,7 +150,8 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     tenancy.validate_action_input(uuid, jsonb), tenancy.check_action_input(uuid, jsonb),
     tenancy.validate_action_output(uuid, jsonb), tenancy.check_action_output(uuid, jsonb),
-    tenancy._jsonschema_check(jsonb, text)
+    tenancy.apply_field_mappings(uuid, tenancy.mapping_direction, jsonb),
+    tenancy._jsonschema_check(jsonb, text), tenancy._field_mapping_check(text, text, jsonb)
     TO authenticated, service_role;
 -- Superuser only (no grant; grant it to a maintenance role if you have one):
 -- tenancy.maintain_request_logs(interval, integer, timestamptz).

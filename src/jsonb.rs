@@ -32,7 +32,8 @@ impl JsonbArg {
 
     /// The value as a `serde_json::Value`, through PostgreSQL's jsonb printer (exact: jsonb text is
     /// JSON).  `None` for a number JSON cannot carry as a double (jsonb's numeric has no such
-    /// limit: `1e400`).
+    /// limit: `1e400`) or a value nested more than 128 levels deep (serde_json's recursion
+    /// limit, which bounds the recursion of whatever is done with the value).
     pub fn to_value(&self) -> Option<serde_json::Value> {
         // SAFETY: JsonbToCString prints the root container (the varlena's data) into a palloc'd,
         // NUL-terminated string, which is copied and freed here.

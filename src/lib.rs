@@ -82,7 +82,11 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/actions.sql",
     name = "actions",
-    requires = ["schema", actions::_jsonschema_check]
+    requires = [
+        "schema",
+        actions::_jsonschema_check,
+        actions::mappings::_field_mapping_check
+    ]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
@@ -99,6 +103,8 @@ fn library_info() -> pgrx::JsonB {
         "jwt_cache": jwt::backend::cache_info(),
         // This backend's compiled JSON Schemas (src/actions/schema.rs).
         "schema_cache": actions::schema::cache_info(),
+        // This backend's compiled field mappings (src/actions/mappings.rs).
+        "mapping_cache": actions::mappings::cache_info(),
     });
     if let (Some(info), serde_json::Value::Object(vault)) = (info.as_object_mut(), vault::status())
     {

@@ -12,6 +12,9 @@ use crate::error::raise;
 use crate::jsonb::JsonbArg;
 use pgrx::prelude::*;
 
+pub mod cache;
+pub mod mappings;
+pub mod paths;
 pub mod schema;
 pub mod ticking;
 

@@ -10,20 +10,19 @@
 //!   the instance path, the schema path and the keyword.
 //!
 //! **The cache.**  Compiling costs far more than validating (bench/results.md: "actions").
-//! Compiled validators are kept per backend, keyed by the schema's jsonb bytes (a 64-bit hash,
-//! then the bytes compared), so any change of a schema is a new entry: an action's schema
-//! edited by another session is picked up at the next call, with no invalidation to miss.
-//! Bounded to [`MAX_ENTRIES`] validators and [`MAX_BYTES`] of schemas; the least recently used
-//! go first.
-use crate::jsonb::JsonbArg;
+//! Compiled validators are kept per backend, keyed by the schema's jsonb bytes
+//! ([`super::cache`]), so any change of a schema is a new entry: an action's schema edited by
+//! another session is picked up at the next call, with no invalidation to miss.  Bounded to
+//! [`MAX_ENTRIES`] validators and [`MAX_BYTES`] of schemas.
 use super::ticking::Ticking;
+use crate::jsonb::JsonbArg;
 use jsonschema::{Draft, PatternOptions, ValidationError};
 
 /// A compiled schema: validates jsonb in place, interruptibly ([`super::ticking`]).
 pub type Validator = jsonschema::Validator<Ticking>;
+use super::cache::CompiledCache;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
 pub const MAX_ENTRIES: usize = 256;
@@ -254,77 +253,9 @@ pub fn error_json(e: &ValidationError) -> serde_json::Value {
     })
 }
 
-struct Entry {
-    bytes: Box<[u8]>,
-    validator: Rc<Result<Validator, SchemaError>>,
-    used: u64,
-}
-
-#[derive(Default)]
-struct Cache {
-    map: HashMap<u64, Vec<Entry>>,
-    entries: usize,
-    bytes: usize,
-    clock: u64,
-    hits: u64,
-    misses: u64,
-}
-
 thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::default();
-}
-
-fn hash(bytes: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
-}
-
-impl Cache {
-    fn get(&mut self, key: u64, bytes: &[u8]) -> Option<Rc<Result<Validator, SchemaError>>> {
-        self.clock += 1;
-        let clock = self.clock;
-        let entry = self
-            .map
-            .get_mut(&key)?
-            .iter_mut()
-            .find(|e| &*e.bytes == bytes)?;
-        entry.used = clock;
-        Some(entry.validator.clone())
-    }
-
-    fn insert(&mut self, key: u64, bytes: &[u8], validator: Rc<Result<Validator, SchemaError>>) {
-        if bytes.len() > MAX_BYTES / 4 {
-            return;
-        }
-        while self.entries >= MAX_ENTRIES || self.bytes + bytes.len() > MAX_BYTES {
-            self.evict();
-        }
-        self.clock += 1;
-        self.entries += 1;
-        self.bytes += bytes.len();
-        self.map.entry(key).or_default().push(Entry {
-            bytes: bytes.into(),
-            validator,
-            used: self.clock,
-        });
-    }
-
-    /// Drop the least recently used quarter (one pass to find the cut, one to drop).
-    fn evict(&mut self) {
-        let mut used: Vec<u64> = self.map.values().flatten().map(|e| e.used).collect();
-        if used.is_empty() {
-            return;
-        }
-        let n = (used.len() / 4).max(1) - 1;
-        let cut = *used.select_nth_unstable(n).1;
-        for list in self.map.values_mut() {
-            list.retain(|e| e.used > cut);
-        }
-        self.map.retain(|_, list| !list.is_empty());
-        self.entries = self.map.values().map(Vec::len).sum();
-        self.bytes = self.map.values().flatten().map(|e| e.bytes.len()).sum();
-    }
+    static CACHE: RefCell<CompiledCache<Result<Validator, SchemaError>>> =
+        RefCell::new(CompiledCache::new(MAX_ENTRIES, MAX_BYTES));
 }
 
 /// The compiled validator of a jsonb schema (or why it is not one), from the cache or compiled
@@ -333,14 +264,7 @@ pub fn validator(
     container: &[u8],
     to_value: impl FnOnce() -> Option<serde_json::Value>,
 ) -> Rc<Result<Validator, SchemaError>> {
-    let key = hash(container);
-    if let Some(v) = CACHE.with_borrow_mut(|c| {
-        let hit = c.get(key, container);
-        if hit.is_some() {
-            c.hits += 1;
-        }
-        hit
-    }) {
+    if let Some(v) = CACHE.with_borrow_mut(|c| c.get(container)) {
         return v;
     }
     let compiled = Rc::new(match to_value() {
@@ -348,21 +272,16 @@ pub fn validator(
         None => Err(SchemaError {
             path: String::new(),
             keyword: "schema".into(),
-            message: "holds a number outside the range of a double".into(),
+            message: "cannot be read: it holds a number outside the range of a double, or is nested more than 128 levels deep".into(),
         }),
     });
-    CACHE.with_borrow_mut(|c| {
-        c.misses += 1;
-        c.insert(key, container, compiled.clone());
-    });
+    CACHE.with_borrow_mut(|c| c.insert(container, compiled.clone()));
     compiled
 }
 
 /// For `tenancy.library_info()`: this backend's schema cache.
 pub fn cache_info() -> serde_json::Value {
-    CACHE.with_borrow(|c| {
-        serde_json::json!({"entries": c.entries, "bytes": c.bytes, "hits": c.hits, "misses": c.misses})
-    })
+    CACHE.with_borrow(CompiledCache::info)
 }
 
 /// The validator of a jsonb argument.

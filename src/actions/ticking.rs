@@ -7,6 +7,11 @@
 //! [`TICK_EVERY`] visits, `check_for_interrupts!` runs, and a pending cancel or timeout raises
 //! its ERROR as a Rust panic that unwinds through the crate to the `pg_extern` boundary, which
 //! reports it (57014).
+//!
+//! The crate's evaluation is also recursive, as deep as the instance (a schema that refers to
+//! itself, `{"items": {"$ref": "#"}}`, over 5,000 nested arrays overflowed the stack and took the
+//! server down).  Every visit also runs PostgreSQL's `check_stack_depth()`, which raises 54001
+//! ("stack depth limit exceeded") past `max_stack_depth`, well before the real limit.
 use jsonschema::json::jsonb::{JsonbArray, JsonbMembers, JsonbNumber, JsonbObject};
 use jsonschema::json::{Array, Json, Jsonb, JsonbNode, Node, NodeIdentity, Object};
 use jsonschema::JsonType;
@@ -24,10 +29,17 @@ thread_local! {
 
 #[inline]
 fn tick() {
+    // Not in the unit tests' binary, which runs without a server to link against.
+    // SAFETY: compares the current stack address with the backend's limit; raises an ERROR.
+    #[cfg(not(test))]
+    unsafe {
+        pgrx::pg_sys::check_stack_depth()
+    };
     VISITS.with(|v| {
         let n = v.get().wrapping_add(1);
         v.set(n);
         if n % TICK_EVERY == 0 {
+            #[cfg(not(test))]
             pgrx::check_for_interrupts!();
         }
     });
