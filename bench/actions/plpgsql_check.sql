@@ -1,0 +1,8 @@
+-- The same 20 rules written in plpgsql (bench/actions/setup.sql, bench.check_order).
+-- Every script of this group: one statement over 50 documents of about 1 kB, each with its own
+-- schema text (a $comment), so per call = (this script - floor) / 50.
+\set c random(1, 4)
+\set s random(1, 951)
+SELECT count(*) FROM bench.action_docs d, bench.action_schema s
+ WHERE d.n BETWEEN :s AND :s + 49 AND (s.schema || jsonb_build_object('$comment', :c + d.n % 50)) IS NOT NULL
+   AND bench.check_order(d.doc);
