@@ -10,6 +10,7 @@
 //!   `tenancy._jsonschema_check`, which raises 23514 naming the keyword and where it is.
 use crate::error::raise;
 use crate::jsonb::JsonbArg;
+use crate::lookup::KeptStatement;
 use pgrx::prelude::*;
 
 pub mod cache;
@@ -91,14 +92,26 @@ impl Direction {
         }
     }
 
-    fn sql(self) -> &'static str {
+    /// The action's schema for this direction, read as the caller reads it (one statement
+    /// planned once per backend).
+    fn with_query<R>(self, f: impl FnOnce(&KeptStatement) -> R) -> R {
+        thread_local! {
+            static INPUT: KeptStatement = const {
+                KeptStatement::reading(
+                    "SELECT input_schema FROM tenancy.actions WHERE id OPERATOR(pg_catalog.=) $1",
+                    &[pg_sys::UUIDOID],
+                )
+            };
+            static OUTPUT: KeptStatement = const {
+                KeptStatement::reading(
+                    "SELECT output_schema FROM tenancy.actions WHERE id OPERATOR(pg_catalog.=) $1",
+                    &[pg_sys::UUIDOID],
+                )
+            };
+        }
         match self {
-            Direction::Input => {
-                "SELECT input_schema FROM tenancy.actions WHERE id OPERATOR(pg_catalog.=) $1"
-            }
-            Direction::Output => {
-                "SELECT output_schema FROM tenancy.actions WHERE id OPERATOR(pg_catalog.=) $1"
-            }
+            Direction::Input => INPUT.with(f),
+            Direction::Output => OUTPUT.with(f),
         }
     }
 }
@@ -110,18 +123,19 @@ fn action_errors(
     direction: Direction,
     document: &JsonbArg,
 ) -> Vec<serde_json::Value> {
-    let validator = Spi::connect(|client| {
-        let rows = client.select(direction.sql(), Some(1), &[action_id.into()])?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let datum = rows.first().get_datum_by_ordinal(1)?;
-        // SAFETY: column 1 is jsonb (NOT NULL), valid until SPI finishes, which is after its use.
-        let schema = datum
-            .and_then(|d| unsafe { JsonbArg::from_polymorphic_datum(d, false, pg_sys::JSONBOID) });
-        Ok::<_, pgrx::spi::SpiError>(schema.map(|s| schema::validator_of(&s)))
-    })
-    .unwrap_or_else(|e| crate::error::spi_failed("reading the action", e));
+    let validator = direction.with_query(|query| {
+        query.select(&[action_id.into()], "reading the action", |rows| {
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let datum = rows.first().get_datum_by_ordinal(1)?;
+            // SAFETY: column 1 is jsonb (NOT NULL), valid until SPI finishes, after its use here.
+            let schema = datum.and_then(|d| unsafe {
+                JsonbArg::from_polymorphic_datum(d, false, pg_sys::JSONBOID)
+            });
+            Ok(schema.map(|s| schema::validator_of(&s)))
+        })
+    });
     let Some(validator) = validator else {
         raise(
             PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
