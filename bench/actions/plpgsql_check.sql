@@ -4,5 +4,5 @@
 \set c random(1, 4)
 \set s random(1, 951)
 SELECT count(*) FROM bench.action_docs d, bench.action_schema s
- WHERE d.n BETWEEN :s AND :s + 49 AND (s.schema || jsonb_build_object('$comment', :c + d.n % 50)) IS NOT NULL
+ WHERE d.n BETWEEN :s AND :s + 49 AND (s.schema || jsonb_build_object('$comment', (:c + d.n % 50)::text)) IS NOT NULL
    AND bench.check_order(d.doc);
