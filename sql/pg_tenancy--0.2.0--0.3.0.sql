@@ -868,7 +868,7 @@ BEGIN
             EXECUTE format('ALTER TABLE tenancy.%I VALIDATE CONSTRAINT %I', c.tbl, c.con);
         EXCEPTION WHEN check_violation THEN
             RAISE WARNING 'tenancy.%: rows written before 0.3.0 break its new constraint %', c.tbl, c.con
-                USING DETAIL = 'The first one: ' || SQLERRM,
+                USING DETAIL = 'The first one: ' || SQLERRM || '.  Until they are corrected, a dump of this database does not restore (a fresh install checks every row it loads).',
                       HINT = format('New and changed rows are checked already.  Correct the old ones, then run ALTER TABLE tenancy.%I VALIDATE CONSTRAINT %I.', c.tbl, c.con);
         END;
     END LOOP;

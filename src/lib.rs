@@ -22,6 +22,7 @@
 use pgrx::prelude::*;
 
 pub mod actions;
+pub mod alloc;
 pub mod api_keys;
 pub mod context;
 pub mod error;

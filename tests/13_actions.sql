@@ -58,6 +58,34 @@ SELECT ok(tenancy.jsonb_matches_schema('{"items": {"$ref": "#"}}', (repeat('[', 
 SELECT ok(NOT tenancy.jsonschema_is_valid((repeat('{"items": ', 200) || '{}' || repeat('}', 200))::jsonb), 'a schema nested 200 levels');
 SELECT ok(tenancy.jsonschema_is_valid((repeat('{"items": ', 100) || '{}' || repeat('}', 100))::jsonb), 'one nested 100 levels');
 
+-- Found by the review of this change, each once a crash or a stall past statement_timeout:
+-- a chain of 4,000 references (the expansion walk overflowed the stack: now a depth bound),
+SELECT ok(NOT tenancy.jsonschema_is_valid(jsonb_build_object('$ref', '#/$defs/a0', '$defs',
+    (SELECT jsonb_object_agg('a' || i, jsonb_build_object('$ref', '#/$defs/a' || (i + 1))) FROM generate_series(0, 3999) i)
+    || '{"a4000": {"type": "string"}}')), 'a chain of 4,000 references is refused, not a crash');
+SELECT ok(tenancy.jsonschema_is_valid(jsonb_build_object('$ref', '#/$defs/a0', '$defs',
+    (SELECT jsonb_object_agg('a' || i, jsonb_build_object('$ref', '#/$defs/a' || (i + 1))) FROM generate_series(0, 99) i)
+    || '{"a100": {"type": "string"}}')), 'a chain of 100 is a schema');
+-- many regular expressions (compiling one cannot be interrupted: a count and a size bound),
+SELECT ok(NOT tenancy.jsonschema_is_valid(jsonb_build_object('allOf',
+    (SELECT jsonb_agg(jsonb_build_object('pattern', '^a' || i || '$')) FROM generate_series(1, 65) i))), '65 distinct patterns are refused');
+SELECT ok(tenancy.jsonschema_is_valid(jsonb_build_object('allOf',
+    (SELECT jsonb_agg(jsonb_build_object('pattern', '^a' || i || '$')) FROM generate_series(1, 64) i))), '64 are a schema');
+SELECT ok(NOT tenancy.jsonschema_is_valid('{"pattern": "(\\p{L}{100}){100}"}'), 'a pattern that compiles past 1 MB is refused');
+SELECT ok(tenancy.jsonschema_is_valid('{"pattern": "^[\\p{L} ]{1,100}$"}'), 'a Unicode class repeated a hundred times compiles');
+-- every error of a large product of schema and document (collected before any is returned),
+SELECT throws_ok($$SELECT tenancy.jsonschema_validation_errors(
+    jsonb_build_object('items', jsonb_build_object('allOf', (SELECT jsonb_agg(jsonb_build_object('type', 'string', 'description', i::text)) FROM generate_series(1, 10000) i))),
+    (SELECT jsonb_agg(i) FROM generate_series(1, 1000) i))$$, '54000', NULL, 'listing ten million errors stops at its budget');
+SELECT is(jsonb_array_length(tenancy.jsonschema_validation_errors(
+    (SELECT jsonb_build_object('allOf', jsonb_agg(jsonb_build_object('pattern', '^x' || i))) FROM generate_series(1, 20) i),
+    to_jsonb(repeat('ab', 5000000)))), 20, 'errors over a 10 MB string keep no copy of it');
+-- and names of properties, which may be secrets, are never shown.
+SELECT ok(tenancy.jsonschema_validation_errors('{"propertyNames": {"maxLength": 3}}', '{"sk_live_4eC39HqLyjWDarjtT1zdp7dc": 1}')::text
+          NOT LIKE '%sk_live%', 'propertyNames errors do not quote the name');
+SELECT ok(tenancy.jsonschema_validation_errors('{"additionalProperties": false, "unevaluatedProperties": false}', '{"sk_live_4eC39HqLyjWDarjtT1zdp7dc": 1}')::text
+          NOT LIKE '%sk_live%', 'nor additionalProperties or unevaluatedProperties errors');
+
 -- Validation is interruptible: a costly schema over a large instance stops at statement_timeout,
 -- while it runs (in less than half the time the whole validation takes), not after it.
 CREATE TEMP TABLE costly AS
@@ -110,6 +138,10 @@ SELECT is(pg_temp.probe('authenticated', :acme, :dave, format($$SELECT tenancy.c
           'error:22023', 'check raises 22023 for an invalid one');
 SELECT is(pg_temp.probe('authenticated', :acme, :dave, format($$SELECT tenancy.check_action_output(%L, '1')$$, :send)),
           'error:22023', 'and for an invalid output');
+-- The action is the context's tenant's: the superuser running this suite enters acme (RLS does
+-- not apply to it, the tenant does).
+SELECT throws_ok(format($$SELECT tenancy.validate_action_input(%L, '{}')$$, :send), 'P0002', NULL, 'no context: not found, even for a superuser');
+SELECT tenancy.set_tenant(:acme) IS NOT NULL AS in_acme \gset
 SELECT throws_like(format($$SELECT tenancy.check_action_input(%L, '{"channel": 5}')$$, :send),
                    'the input does not match the action''s input_schema (2 errors)', 'the message counts the errors');
 -- Tenancy: another tenant's action, a role that cannot read actions, no such action.
@@ -222,6 +254,13 @@ DELETE FROM tenancy.field_mappings WHERE action_id = :act AND target_path = '$.c
 -- Scalars and arrays as payloads.
 SELECT is(tenancy.apply_field_mappings(:act, 'input', '"just a string"'), '{"region": "EU"}'::jsonb, 'a scalar payload has no members');
 
+-- A name cannot hold NUL (jsonb cannot); a document that would grow past its budget stops.
+SELECT matches(pg_temp.map_row('$.a', '$["a\u0000"]'), '^23514 .*u0000', 'no NUL in a name');
+SELECT is(pg_temp.map_row('$.pad[*]', '$.padded[*]' || repeat('[9999]', 30) || ''), 'ok', 'a target that pads');
+SELECT throws_ok(format($$SELECT tenancy.apply_field_mappings(%L, 'input', jsonb_build_object('pad', (SELECT jsonb_agg(0) FROM generate_series(1, 60))))$$, :act),
+                 '54000', NULL, 'sixty elements padded into gigabytes stop at the budget');
+DELETE FROM tenancy.field_mappings WHERE action_id = :act AND target_path LIKE '$.padded%';
+
 -- Tenancy, as for the validation functions.
 SELECT is(pg_temp.probe('authenticated', :acme, :dave, format($$SELECT tenancy.apply_field_mappings(%L, 'output', '{"id": 1}')$$, :act)),
           'value:{"reference": "1"}', 'a member applies its tenant''s mappings');
@@ -237,6 +276,25 @@ SELECT is(pg_temp.probe('authenticated', :acme, :dave, format($$INSERT INTO tena
 SELECT is(pg_temp.probe('authenticated', :acme, :bob, format($$INSERT INTO tenancy.field_mappings (tenant_id, action_id, source_path, target_path, direction)
                                                            VALUES (%L, %L, '$.a', '$.b', 'input')$$, :acme, :act)),
           'rows:1', 'an admin does');
+-- An action id is unique within a tenant only: globex's admin makes an action with acme's id and
+-- mappings that would inject fields.  service_role (RLS: every tenant) gets acme's alone, in acme.
+SELECT tenancy.clear_context();
+INSERT INTO tenancy.actions (tenant_id, id, integration_id, name, slug, http_method, endpoint_template, input_schema)
+VALUES (:globex, :send, 'b1000000-0000-4000-8000-000000000101', 'twin', 'twin', 'POST', '/x', '{"type": "array"}');
+INSERT INTO tenancy.field_mappings (tenant_id, action_id, source_path, target_path, transform_config, direction)
+VALUES (:globex, :send, '$.nothing', '$.as_user', '{"default": "U_ATTACKER"}', 'input'),
+       (:globex, :send, '$.message', '$.copy', NULL, 'input');
+SELECT is(pg_temp.probe('service_role', :acme, NULL, format($$SELECT tenancy.apply_field_mappings(%L, 'input', '{"message": "m", "room": "R"}')$$, :send)),
+          'value:{"text": "m", "channel": "r"}', 'service_role in acme: acme''s mappings only');
+SELECT is(pg_temp.probe('service_role', :acme, NULL, format($$SELECT jsonb_array_length(tenancy.validate_action_input(%L, '{}'))$$, :send)),
+          'value:0', 'and acme''s schema, not the twin''s');
+SELECT is(pg_temp.probe('service_role', :globex, NULL, format($$SELECT jsonb_array_length(tenancy.validate_action_input(%L, '{}'))$$, :send)),
+          'value:1', 'the twin''s in globex');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, format($$SELECT tenancy.apply_field_mappings(%L, 'input', '{}')$$, :send)),
+          'error:P0002', 'service_role without a tenant: not found');
+SELECT is(pg_temp.probe('service_role', :globex, NULL, format($$SELECT tenancy.apply_field_mappings(%L, 'input', '{"message": "m"}')$$, :send)),
+          'value:{"copy": "m", "as_user": "U_ATTACKER"}', 'in globex, globex''s');
+SELECT tenancy.set_tenant(:acme) IS NOT NULL AS in_acme \gset
 SELECT ok((tenancy.library_info() -> 'mapping_cache' ->> 'hits')::int > 0, 'compiled mappings are reused (library_info: mapping_cache)');
 SELECT ok((tenancy.library_info() -> 'schema_cache' ->> 'hits')::int > 0, 'and compiled schemas (schema_cache)');
 

@@ -1,8 +1,10 @@
 //! A per-backend cache of compiled things (JSON Schema validators, field mappings) keyed by
 //! the bytes they were compiled from: a 64-bit hash, then the bytes compared.  Any change of
 //! the source is a new key, so there is no invalidation to miss: a schema or a mapping edited
-//! by another session is compiled again at its next use.  Bounded in entries and in bytes of
-//! keys; when full, the least recently used quarter goes.
+//! by another session is compiled again at its next use.  Bounded in entries and in bytes: an
+//! entry weighs its key and what compiling it left held on Rust's heap ([`crate::alloc`]), so a
+//! small schema that compiles into a large validator weighs what it holds.  When full, the least
+//! recently used quarter goes.
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
@@ -10,6 +12,7 @@ use std::rc::Rc;
 struct Entry<V> {
     bytes: Box<[u8]>,
     value: Rc<V>,
+    weight: usize,
     used: u64,
 }
 
@@ -58,22 +61,24 @@ impl<V> CompiledCache<V> {
         Some(entry.value.clone())
     }
 
-    /// Keep `value`, compiled from `bytes` (not kept when `bytes` is over a quarter of the
-    /// byte budget).
-    pub fn insert(&mut self, bytes: &[u8], value: Rc<V>) {
+    /// Keep `value`, compiled from `bytes`, which holds `held` bytes of its own (not kept when
+    /// the two weigh over a quarter of the byte budget).
+    pub fn insert(&mut self, bytes: &[u8], value: Rc<V>, held: usize) {
         self.misses += 1;
-        if bytes.len() > self.max_bytes / 4 {
+        let weight = bytes.len().saturating_add(held);
+        if weight > self.max_bytes / 4 {
             return;
         }
-        while self.entries >= self.max_entries || self.bytes + bytes.len() > self.max_bytes {
+        while self.entries >= self.max_entries || self.bytes + weight > self.max_bytes {
             self.evict();
         }
         self.clock += 1;
         self.entries += 1;
-        self.bytes += bytes.len();
+        self.bytes += weight;
         self.map.entry(hash(bytes)).or_default().push(Entry {
             bytes: bytes.into(),
             value,
+            weight,
             used: self.clock,
         });
     }
@@ -91,7 +96,7 @@ impl<V> CompiledCache<V> {
         }
         self.map.retain(|_, list| !list.is_empty());
         self.entries = self.map.values().map(Vec::len).sum();
-        self.bytes = self.map.values().flatten().map(|e| e.bytes.len()).sum();
+        self.bytes = self.map.values().flatten().map(|e| e.weight).sum();
     }
 
     /// For `tenancy.library_info()`.
@@ -110,17 +115,22 @@ mod tests {
     fn bounded_and_least_recently_used_go_first() {
         let mut c = CompiledCache::new(8, 1 << 20);
         for i in 0u32..8 {
-            c.insert(&i.to_le_bytes(), Rc::new(i));
+            c.insert(&i.to_le_bytes(), Rc::new(i), 0);
         }
         // 0 is used again, so 1 and 2 are the oldest quarter when the ninth arrives.
         assert_eq!(c.get(&0u32.to_le_bytes()).as_deref(), Some(&0));
-        c.insert(&8u32.to_le_bytes(), Rc::new(8));
+        c.insert(&8u32.to_le_bytes(), Rc::new(8), 0);
         assert!(c.get(&1u32.to_le_bytes()).is_none());
         assert!(c.get(&0u32.to_le_bytes()).is_some());
         assert!(c.entries <= 8);
-        // Bytes bound: one key over a quarter of the budget is not kept.
+        // Bytes bound: one entry over a quarter of the budget is not kept, by its key or by
+        // what it holds.
         let mut c = CompiledCache::new(8, 64);
-        c.insert(&[0u8; 17], Rc::new(1));
+        c.insert(&[0u8; 17], Rc::new(1), 0);
         assert!(c.get(&[0u8; 17]).is_none());
+        c.insert(&[1u8; 4], Rc::new(1), 13);
+        assert!(c.get(&[1u8; 4]).is_none());
+        c.insert(&[2u8; 4], Rc::new(1), 8);
+        assert!(c.get(&[2u8; 4]).is_some());
     }
 }

@@ -4,8 +4,10 @@
 //! * `tenancy.validate_action_input(action_id, input)`: the errors as a jsonb array (empty when
 //!   the input is valid); `tenancy.check_action_input(action_id, input)`: 22023 with the first
 //!   errors in DETAIL.  The same for outputs.
-//! * The action is read as the caller reads it (SPI, RLS applies): another tenant's action, or
-//!   none, is "not found" (P0002).  Nothing here is `SECURITY DEFINER`.
+//! * The action is the current context's tenant's (an action id is unique within a tenant only),
+//!   read as the caller reads it (SPI, RLS applies): another tenant's action, or none, or no
+//!   context, is "not found" (P0002).  service_role enters the tenant first (`set_tenant`).
+//!   Nothing here is `SECURITY DEFINER`.
 //! * `actions.input_schema` and `output_schema` must be valid schemas: a CHECK constraint calls
 //!   `tenancy._jsonschema_check`, which raises 23514 naming the keyword and where it is.
 use crate::error::raise;
@@ -56,12 +58,7 @@ fn jsonschema_validation_errors(schema: JsonbArg, instance: JsonbArg) -> pgrx::J
         Ok(v) => v,
         Err(e) => not_a_schema("the schema", e),
     };
-    pgrx::JsonB(serde_json::Value::Array(
-        validator
-            .iter_errors(ticking::Ticking::root(instance.container()))
-            .map(|e| schema::error_json(&e))
-            .collect(),
-    ))
+    pgrx::JsonB(serde_json::Value::Array(all_errors(validator, &instance)))
 }
 
 /// The CHECK of `actions.input_schema` and `output_schema`: true, or 23514 naming the keyword and
@@ -98,13 +95,17 @@ impl Direction {
         thread_local! {
             static INPUT: KeptStatement = const {
                 KeptStatement::reading(
-                    "SELECT input_schema FROM tenancy.actions WHERE id OPERATOR(pg_catalog.=) $1",
+                    "SELECT input_schema FROM tenancy.actions \
+                      WHERE tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id() \
+                        AND id OPERATOR(pg_catalog.=) $1",
                     &[pg_sys::UUIDOID],
                 )
             };
             static OUTPUT: KeptStatement = const {
                 KeptStatement::reading(
-                    "SELECT output_schema FROM tenancy.actions WHERE id OPERATOR(pg_catalog.=) $1",
+                    "SELECT output_schema FROM tenancy.actions \
+                      WHERE tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id() \
+                        AND id OPERATOR(pg_catalog.=) $1",
                     &[pg_sys::UUIDOID],
                 )
             };
@@ -147,10 +148,17 @@ fn action_errors(
         Ok(v) => v,
         Err(e) => not_a_schema(&format!("the action's {}", direction.column()), e),
     };
-    validator
-        .iter_errors(ticking::Ticking::root(document.container()))
-        .map(|e| schema::error_json(&e))
-        .collect()
+    all_errors(validator, document)
+}
+
+/// Every error of `document`, within [`ticking::ERROR_LISTING`] (54000 past it).
+fn all_errors(validator: &schema::Validator, document: &JsonbArg) -> Vec<serde_json::Value> {
+    ticking::with_budget(ticking::ERROR_LISTING, || {
+        validator
+            .iter_errors(ticking::Ticking::root(document.container()))
+            .map(|e| schema::error_json(&e))
+            .collect()
+    })
 }
 
 fn check(action_id: pgrx::Uuid, direction: Direction, document: &JsonbArg) {

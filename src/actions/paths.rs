@@ -151,6 +151,10 @@ fn quoted(text: &str, start: usize) -> Result<(String, usize), PathError> {
             b'"' => {
                 let name: String = serde_json::from_str(&text[start..=k])
                     .map_err(|_| err(start, "not a valid JSON string"))?;
+                if name.contains('\0') {
+                    // jsonb cannot hold it: a key with one would not survive a dump.
+                    return Err(err(start, "a name cannot hold \\u0000"));
+                }
                 return Ok((name, k + 1));
             }
             _ => k += 1,
@@ -208,6 +212,7 @@ mod tests {
             ("$[\"\\q\"]", 2),
             ("$.a[?(@.b)]", 4),
             ("$.*", 2),
+            (r#"$["a\u0000"]"#, 2),
         ] {
             assert_eq!(parse(text).map_err(|e| e.at), Err(at), "{text}");
         }

@@ -13,7 +13,7 @@
 //! Compiled validators are kept per backend, keyed by the schema's jsonb bytes
 //! ([`super::cache`]), so any change of a schema is a new entry: an action's schema edited by
 //! another session is picked up at the next call, with no invalidation to miss.  Bounded to
-//! [`MAX_ENTRIES`] validators and [`MAX_BYTES`] of schemas.
+//! [`MAX_ENTRIES`] validators and [`MAX_BYTES`] held (the schemas and their compiled memory).
 use super::ticking::Ticking;
 use crate::jsonb::JsonbArg;
 use jsonschema::{Draft, PatternOptions, ValidationError};
@@ -26,7 +26,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 pub const MAX_ENTRIES: usize = 256;
-pub const MAX_BYTES: usize = 16 << 20;
+/// What the cached validators may hold, their schemas' bytes and their compiled memory.
+pub const MAX_BYTES: usize = 64 << 20;
 
 /// Why a schema is not one, for a message: where in the schema, which keyword, what.
 #[derive(Debug, PartialEq, Eq)]
@@ -75,6 +76,15 @@ fn schema_error(e: &ValidationError, fallback_keyword: &str) -> SchemaError {
 /// The most subschemas a schema may hold once every reference is replaced by what it refers to
 /// (see [`expanded_size`]).  Compiling, and validating one instance node, cost about that much.
 pub const MAX_EXPANDED: u64 = 20_000;
+/// The deepest the expansion walk goes: subschemas nested in subschemas and references followed
+/// from references.  A chain of 4,000 references overflowed the stack of the walk before.
+pub const MAX_DEPTH: usize = 256;
+/// The most distinct regular expressions a schema may hold, and how large each may compile (the
+/// `regex` crate's limits: its program, and its lazy DFA's cache).  Compiling a regex cannot be
+/// interrupted: 1,000 patterns of `(\w{60}){60}` took 18 s and 1 GB before these bounds.
+pub const MAX_PATTERNS: usize = 64;
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+pub const REGEX_DFA_SIZE_LIMIT: usize = 256 << 10;
 
 /// The size of `schema` (its subschemas, counted as the crate walks them for `draft`) with every
 /// `$ref`, `$dynamicRef` and `$recursiveRef` counted as a copy of what it refers to, resolved by
@@ -88,6 +98,12 @@ pub const MAX_EXPANDED: u64 = 20_000;
 /// Rust code that no statement_timeout can stop.  Bounding this size before compiling bounds
 /// both.
 pub fn expanded_size(schema: &serde_json::Value, draft: Draft, limit: u64) -> u64 {
+    walk(schema, draft, limit).0
+}
+
+/// [`expanded_size`], and whether the walk went deeper than [`MAX_DEPTH`] (references chained,
+/// or subschemas nested, that deep).
+fn walk(schema: &serde_json::Value, draft: Draft, limit: u64) -> (u64, bool) {
     const BASE: &str = "urn:pg-tenancy:schema";
     let Ok(registry) = referencing::Registry::new()
         .draft(draft)
@@ -95,10 +111,10 @@ pub fn expanded_size(schema: &serde_json::Value, draft: Draft, limit: u64) -> u6
         .and_then(|b| b.prepare())
     else {
         // Not resolvable at all: the compiler refuses it without expanding anything.
-        return 1;
+        return (1, false);
     };
     let Ok(base) = referencing::uri::from_str(BASE) else {
-        return 1;
+        return (1, false);
     };
     let mut anchors: HashMap<String, Vec<&serde_json::Value>> = HashMap::new();
     collect_anchors(schema, draft, &mut anchors);
@@ -107,8 +123,30 @@ pub fn expanded_size(schema: &serde_json::Value, draft: Draft, limit: u64) -> u6
         stack: std::collections::HashSet::new(),
         anchors,
         limit,
+        too_deep: false,
     };
-    walk.size(schema, draft, &registry.resolver(base))
+    let size = walk.size(schema, draft, &registry.resolver(base));
+    (size, walk.too_deep)
+}
+
+/// The distinct regular expressions of a schema (`pattern` values, `patternProperties` names):
+/// the crate compiles each once.
+fn patterns<'a>(
+    v: &'a serde_json::Value,
+    draft: Draft,
+    out: &mut std::collections::HashSet<&'a str>,
+) {
+    if let Some(o) = v.as_object() {
+        if let Some(serde_json::Value::String(p)) = o.get("pattern") {
+            out.insert(p);
+        }
+        if let Some(serde_json::Value::Object(p)) = o.get("patternProperties") {
+            out.extend(p.keys().map(String::as_str));
+        }
+    }
+    for sub in draft.subresources_of(v) {
+        patterns(sub, draft, out);
+    }
 }
 
 /// Every subschema declaring `$dynamicAnchor` (or 2019-09's `$recursiveAnchor: true`, under "").
@@ -135,6 +173,7 @@ struct Walk<'s> {
     stack: std::collections::HashSet<(usize, String)>,
     anchors: HashMap<String, Vec<&'s serde_json::Value>>,
     limit: u64,
+    too_deep: bool,
 }
 
 impl Walk<'_> {
@@ -144,6 +183,16 @@ impl Walk<'_> {
         draft: Draft,
         resolver: &referencing::Resolver<'_>,
     ) -> u64 {
+        // A chain of references is as deep as it is long: bounded, and the stack checked.
+        #[cfg(not(test))]
+        // SAFETY: compares the stack address with the backend's limit; raises an ERROR.
+        unsafe {
+            pgrx::pg_sys::check_stack_depth()
+        };
+        if self.stack.len() >= MAX_DEPTH {
+            self.too_deep = true;
+            return self.limit.saturating_add(1);
+        }
         let key = (
             v as *const serde_json::Value as usize,
             resolver.base_uri().as_str().to_string(),
@@ -214,7 +263,14 @@ pub fn compile(schema: &serde_json::Value) -> Result<Validator, SchemaError> {
             })
         }
     };
-    let size = expanded_size(schema, draft, MAX_EXPANDED);
+    let (size, too_deep) = walk(schema, draft, MAX_EXPANDED);
+    if too_deep {
+        return Err(SchemaError {
+            path: String::new(),
+            keyword: "$ref".into(),
+            message: format!("its subschemas and references nest more than {MAX_DEPTH} deep"),
+        });
+    }
     if size > MAX_EXPANDED {
         return Err(SchemaError {
             path: String::new(),
@@ -224,13 +280,29 @@ pub fn compile(schema: &serde_json::Value) -> Result<Validator, SchemaError> {
             ),
         });
     }
+    let mut regexes = std::collections::HashSet::new();
+    patterns(schema, draft, &mut regexes);
+    if regexes.len() > MAX_PATTERNS {
+        return Err(SchemaError {
+            path: String::new(),
+            keyword: "pattern".into(),
+            message: format!(
+                "it holds {} distinct regular expressions (pattern, patternProperties); at most {MAX_PATTERNS}",
+                regexes.len()
+            ),
+        });
+    }
     // The schema against its meta-schema: its path is the instance path of that validation.
     if let Err(e) = jsonschema::meta::validate(schema) {
         return Err(schema_error(&e, "schema"));
     }
     jsonschema::options_for::<Ticking>()
         .with_draft(draft)
-        .with_pattern_options(PatternOptions::regex())
+        .with_pattern_options(
+            PatternOptions::regex()
+                .size_limit(REGEX_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_DFA_SIZE_LIMIT),
+        )
         .build(schema)
         .map_err(|e| SchemaError {
             path: e.instance_path().as_str().to_string(),
@@ -249,8 +321,32 @@ pub fn error_json(e: &ValidationError) -> serde_json::Value {
         "instance_path": e.instance_path().as_str(),
         "schema_path": e.schema_path().as_str(),
         "keyword": e.kind().keyword(),
-        "message": e.masked().to_string(),
+        "message": message(e),
     })
+}
+
+/// The crate's masked message, except where even that quotes the instance: property names
+/// (a name can be a secret: `{"sk_live_...": 1}`) are counted, never shown.
+fn message(e: &ValidationError) -> String {
+    use jsonschema::error::ValidationErrorKind as K;
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    match e.kind() {
+        K::PropertyNames { .. } => "a property name does not match propertyNames".to_string(),
+        K::AdditionalProperties { unexpected } => format!(
+            "additional properties are not allowed ({})",
+            count(unexpected.len(), "property", "properties")
+        ),
+        K::UnevaluatedProperties { unexpected } => format!(
+            "unevaluated properties are not allowed ({})",
+            count(unexpected.len(), "property", "properties")
+        ),
+        K::UnevaluatedItems { unexpected } => format!(
+            "unevaluated items are not allowed ({})",
+            count(unexpected.len(), "item", "items")
+        ),
+        _ => e.masked().to_string(),
+    }
 }
 
 thread_local! {
@@ -267,6 +363,7 @@ pub fn validator(
     if let Some(v) = CACHE.with_borrow_mut(|c| c.get(container)) {
         return v;
     }
+    let held = crate::alloc::held();
     let compiled = Rc::new(match to_value() {
         Some(schema) => compile(&schema),
         None => Err(SchemaError {
@@ -275,7 +372,8 @@ pub fn validator(
             message: "cannot be read: it holds a number outside the range of a double, or is nested more than 128 levels deep".into(),
         }),
     });
-    CACHE.with_borrow_mut(|c| c.insert(container, compiled.clone()));
+    let held = usize::try_from(crate::alloc::held() - held).unwrap_or(0);
+    CACHE.with_borrow_mut(|c| c.insert(container, compiled.clone(), held));
     compiled
 }
 

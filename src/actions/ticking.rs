@@ -8,6 +8,10 @@
 //! its ERROR as a Rust panic that unwinds through the crate to the `pg_extern` boundary, which
 //! reports it (57014).
 //!
+//! A visit is weighted by what it costs: a string by its length (a `pattern` runs over all of
+//! it), `uniqueItems` by the array's length.  Listing every error ([`with_budget`]) is bounded
+//! in visits too, since the crate collects every error before returning any.
+//!
 //! The crate's evaluation is also recursive, as deep as the instance (a schema that refers to
 //! itself, `{"items": {"$ref": "#"}}`, over 5,000 nested arrays overflowed the stack and took the
 //! server down).  Every visit also runs PostgreSQL's `check_stack_depth()`, which raises 54001
@@ -23,12 +27,46 @@ use std::ops::ControlFlow;
 /// Node visits between two interrupt checks (a check costs a load when nothing is pending).
 pub const TICK_EVERY: u32 = 1024;
 
-thread_local! {
-    static VISITS: Cell<u32> = const { Cell::new(0) };
+/// Work a call that lists every error may do ([`with_budget`]): the crate collects every error
+/// before returning any, so both its steps and the Rust memory it holds are bounded.
+pub const ERROR_LISTING: Budget = Budget {
+    steps: 1_000_000,
+    bytes: 64 << 20,
+    what: "listing the errors (the schema over this document)",
+    hint: "tenancy.jsonb_matches_schema answers whether it matches.",
+};
+
+/// A bound on one call's work: steps ([`tick_n`]) and Rust memory held ([`crate::alloc`]).
+#[derive(Clone, Copy)]
+pub struct Budget {
+    pub steps: u64,
+    pub bytes: isize,
+    pub what: &'static str,
+    pub hint: &'static str,
 }
 
+#[derive(Clone, Copy)]
+struct Left {
+    steps: u64,
+    held_at_start: isize,
+    budget: Budget,
+}
+
+thread_local! {
+    static VISITS: Cell<u32> = const { Cell::new(0) };
+    static LEFT: Cell<Option<Left>> = const { Cell::new(None) };
+}
+
+/// One node visit.
 #[inline]
-fn tick() {
+pub fn tick() {
+    tick_n(1)
+}
+
+/// A visit that costs `n` (a long string counts its length: a regex runs over all of it).
+/// Checks the stack depth, interrupts every [`TICK_EVERY`], and the budget of [`with_budget`].
+#[inline]
+pub fn tick_n(n: u32) {
     // Not in the unit tests' binary, which runs without a server to link against.
     // SAFETY: compares the current stack address with the backend's limit; raises an ERROR.
     #[cfg(not(test))]
@@ -36,13 +74,61 @@ fn tick() {
         pgrx::pg_sys::check_stack_depth()
     };
     VISITS.with(|v| {
-        let n = v.get().wrapping_add(1);
-        v.set(n);
-        if n % TICK_EVERY == 0 {
+        let before = v.get();
+        let after = before.wrapping_add(n);
+        v.set(after);
+        if n >= TICK_EVERY || before / TICK_EVERY != after / TICK_EVERY {
             #[cfg(not(test))]
             pgrx::check_for_interrupts!();
         }
     });
+    LEFT.with(|l| {
+        let Some(mut left) = l.get() else {
+            return;
+        };
+        let over_steps = left.steps < u64::from(n);
+        let over_bytes = crate::alloc::held() - left.held_at_start > left.budget.bytes;
+        if over_steps || over_bytes {
+            l.set(None);
+            let b = left.budget;
+            crate::error::raise(
+                pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                if over_steps {
+                    format!("{} would take more than {} steps", b.what, b.steps)
+                } else {
+                    format!("{} would hold more than {} MB", b.what, b.bytes >> 20)
+                },
+                Some(b.hint),
+            )
+        }
+        left.steps -= u64::from(n);
+        l.set(Some(left));
+    });
+}
+
+/// The weight of a string of `len` bytes.
+#[inline]
+pub fn string_weight(len: usize) -> u32 {
+    1 + u32::try_from(len / 1024).unwrap_or(u32::MAX / 2)
+}
+
+/// Run `f` within `budget` ([`tick_n`] raises 54000 past it).
+pub fn with_budget<R>(budget: Budget, f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            LEFT.with(|l| l.set(None));
+        }
+    }
+    let _reset = Reset;
+    LEFT.with(|l| {
+        l.set(Some(Left {
+            steps: budget.steps,
+            held_at_start: crate::alloc::held(),
+            budget,
+        }))
+    });
+    f()
 }
 
 /// The representation: jsonb, with a tick per node visited.
@@ -97,26 +183,33 @@ impl<'a> Node<'a, Ticking> for TNode<'a> {
     }
 
     fn as_string(&self) -> Option<Cow<'a, str>> {
-        self.0.as_string()
+        let s = self.0.as_string();
+        tick_n(string_weight(s.as_ref().map_or(0, |s| s.len())));
+        s
     }
 
     fn as_number(&self) -> Option<JsonbNumber<'a>> {
+        tick();
         self.0.as_number()
     }
 
     fn as_boolean(&self) -> Option<bool> {
+        tick();
         self.0.as_boolean()
     }
 
     fn is_null(&self) -> bool {
+        tick();
         self.0.is_null()
     }
 
     fn is_number(&self) -> bool {
+        tick();
         self.0.is_number()
     }
 
     fn is_string(&self) -> bool {
+        tick();
         self.0.is_string()
     }
 
@@ -126,10 +219,12 @@ impl<'a> Node<'a, Ticking> for TNode<'a> {
     }
 
     fn string_length(&self) -> Option<u64> {
+        tick_n(string_weight(self.0.as_string().map_or(0, |s| s.len())));
         self.0.string_length()
     }
 
     fn string_length_within(&self, min: u64, max: u64) -> Option<bool> {
+        tick_n(string_weight(self.0.as_string().map_or(0, |s| s.len())));
         self.0.string_length_within(min, max)
     }
 
@@ -139,7 +234,14 @@ impl<'a> Node<'a, Ticking> for TNode<'a> {
     }
 
     fn to_value(&self) -> Cow<'a, Value> {
+        tick();
         self.0.to_value()
+    }
+
+    // An error keeps the node and makes its value only if asked (the default made a copy of
+    // the instance's subtree for every error: 60 MB each for a 60 MB string).
+    fn lazy_value(&self) -> jsonschema_value::LazyInstance<'a> {
+        self.0.lazy_value()
     }
 
     fn identity(&self) -> Option<NodeIdentity> {
@@ -216,7 +318,7 @@ impl<'a> Array<'a, Ticking> for TArray<'a> {
     }
 
     fn is_unique(&self) -> bool {
-        tick();
+        tick_n(string_weight(self.0.len().saturating_mul(64)));
         self.0.is_unique()
     }
 }
