@@ -4,8 +4,10 @@
 -- per call = (this script - floor) / 50.
 \set c random(1, 4)
 \set s random(1, 951)
+\set entries 256
 BEGIN;
-SELECT tenancy.set_tenant('c0000000-0000-4000-8000-000000000001') IS NOT NULL AS entered;
+SELECT tenancy.set_tenant('c0000000-0000-4000-8000-000000000001') IS NOT NULL AS entered,
+       set_config('tenancy.schema_cache_entries', (:entries)::text, true) AS schema_cache_entries;
 SELECT count(*) FROM bench.action_docs d, bench.action_schema s,
        LATERAL (SELECT s.schema || jsonb_build_object('$comment', (:c + d.n % 50)::text) AS schema OFFSET 0) x
  WHERE d.n BETWEEN :s AND :s + 49 AND x.schema IS NOT NULL

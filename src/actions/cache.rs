@@ -61,6 +61,11 @@ impl<V> CompiledCache<V> {
         Some(entry.value.clone())
     }
 
+    /// Keep at most `n` entries from the next insertion on.
+    pub fn set_max_entries(&mut self, n: usize) {
+        self.max_entries = n.max(1);
+    }
+
     /// Keep `value`, compiled from `bytes`, which holds `held` bytes of its own (not kept when
     /// the two weigh over a quarter of the byte budget).
     pub fn insert(&mut self, bytes: &[u8], value: Rc<V>, held: usize) {

@@ -223,18 +223,18 @@ thread_local! {
 
 /// The compiled mapping of a row, from the cache or compiled now.
 fn compiled(
-    source: &str,
-    target: &str,
+    source: &[u8],
+    target: &[u8],
     config: Option<&JsonbArg>,
 ) -> Rc<Result<Mapping, MappingError>> {
-    // The key: both texts, NUL-separated (a path holds no NUL: text cannot), then the config's
-    // jsonb bytes.
+    // The key: both texts as stored, NUL-separated (a path holds no NUL: text cannot), then the
+    // config's jsonb bytes.  A hit copies nothing to a String.
     let mut key = Vec::with_capacity(
         source.len() + target.len() + 2 + config.map_or(0, |c| c.container().len()),
     );
-    key.extend_from_slice(source.as_bytes());
+    key.extend_from_slice(source);
     key.push(0);
-    key.extend_from_slice(target.as_bytes());
+    key.extend_from_slice(target);
     key.push(0);
     if let Some(c) = config {
         key.extend_from_slice(c.container());
@@ -243,14 +243,18 @@ fn compiled(
         return m;
     }
     let held = crate::alloc::held();
+    let (source, target) = (
+        String::from_utf8_lossy(source),
+        String::from_utf8_lossy(target),
+    );
     let value = config.map(|c| c.to_value());
     let mapping = Rc::new(match value {
         Some(None) => Err(bad(
             "transform_config",
             "cannot be read: it holds a number outside the range of a double, or is nested more than 128 levels deep",
         )),
-        Some(Some(v)) => compile(source, target, Some(&v)),
-        None => compile(source, target, None),
+        Some(Some(v)) => compile(&source, &target, Some(&v)),
+        None => compile(&source, &target, None),
     });
     let held = usize::try_from(crate::alloc::held() - held).unwrap_or(0);
     CACHE.with_borrow_mut(|c| c.insert(&key, mapping.clone(), held));
@@ -272,7 +276,7 @@ fn _field_mapping_check(
     let (Some(source), Some(target)) = (source_path, target_path) else {
         return true; // NOT NULL decides.
     };
-    match &*compiled(source, target, transform_config.as_ref()) {
+    match &*compiled(source.as_bytes(), target.as_bytes(), transform_config.as_ref()) {
         Ok(_) => true,
         Err(e) => raise(
             PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
@@ -622,7 +626,11 @@ fn place(node: &mut Out, steps: &[Step], indexes: &[u32], v: Val) -> Result<(), 
             let Out::Obj(members) = node else {
                 return Err(());
             };
-            let child = members.entry(k.clone()).or_insert(Out::Hole);
+            // Looked up before inserting: no copy of the name when it is already there.
+            if !members.contains_key(k) {
+                members.insert(k.clone(), Out::Hole);
+            }
+            let child = members.get_mut(k).expect("inserted just above");
             place(child, rest, indexes, v)
         }
         Step::Index(_) | Step::Each => {
@@ -973,11 +981,9 @@ fn apply_field_mappings(
                     let config = rows.get_datum_by_ordinal(3)?.and_then(|d| unsafe {
                         JsonbArg::from_polymorphic_datum(d, false, pg_sys::JSONBOID)
                     });
-                    out.push(compiled(
-                        &crate::lookup::text(source),
-                        &crate::lookup::text(target),
-                        config.as_ref(),
-                    ));
+                    // SAFETY: text datums of the row, valid until SPI finishes, after their use.
+                    let (source, target) = unsafe { (text_bytes(source), text_bytes(target)) };
+                    out.push(compiled(source, target, config.as_ref()));
                 }
                 Ok(out)
             },
@@ -998,7 +1004,18 @@ fn apply_field_mappings(
     }
     // The order of their target paths, byte by byte (a path is unique per action and direction).
     mappings.sort_by(|a, b| target_text(a).cmp(target_text(b)));
-    with_budget(MAPPING, || finish(&apply(&mappings, &payload)))
+    with_budget(&MAPPING, || finish(&apply(&mappings, &payload)))
+}
+
+/// The bytes of a text datum (detoasted if it must be).
+///
+/// # Safety
+/// `d` must be a text datum that outlives the returned slice.
+unsafe fn text_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
+    // SAFETY: the caller's; pg_detoast_datum_packed returns the datum itself when it is inline.
+    unsafe {
+        pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr()))
+    }
 }
 
 fn target_text(m: &Rc<Result<Mapping, MappingError>>) -> &[u8] {

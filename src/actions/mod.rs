@@ -153,7 +153,7 @@ fn action_errors(
 
 /// Every error of `document`, within [`ticking::ERROR_LISTING`] (54000 past it).
 fn all_errors(validator: &schema::Validator, document: &JsonbArg) -> Vec<serde_json::Value> {
-    ticking::with_budget(ticking::ERROR_LISTING, || {
+    ticking::with_budget(&ticking::ERROR_LISTING, || {
         validator
             .iter_errors(ticking::Ticking::root(document.container()))
             .map(|e| schema::error_json(&e))

@@ -25,6 +25,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+/// The default of `tenancy.schema_cache_entries`.
 pub const MAX_ENTRIES: usize = 256;
 /// What the cached validators may hold, their schemas' bytes and their compiled memory.
 pub const MAX_BYTES: usize = 64 << 20;
@@ -360,8 +361,11 @@ pub fn validator(
     container: &[u8],
     to_value: impl FnOnce() -> Option<serde_json::Value>,
 ) -> Rc<Result<Validator, SchemaError>> {
-    if let Some(v) = CACHE.with_borrow_mut(|c| c.get(container)) {
-        return v;
+    let entries = usize::try_from(crate::gucs::SCHEMA_CACHE_ENTRIES.get()).unwrap_or(0);
+    if entries > 0 {
+        if let Some(v) = CACHE.with_borrow_mut(|c| c.get(container)) {
+            return v;
+        }
     }
     let held = crate::alloc::held();
     let compiled = Rc::new(match to_value() {
@@ -373,7 +377,12 @@ pub fn validator(
         }),
     });
     let held = usize::try_from(crate::alloc::held() - held).unwrap_or(0);
-    CACHE.with_borrow_mut(|c| c.insert(container, compiled.clone(), held));
+    if entries > 0 {
+        CACHE.with_borrow_mut(|c| {
+            c.set_max_entries(entries);
+            c.insert(container, compiled.clone(), held)
+        });
+    }
     compiled
 }
 
