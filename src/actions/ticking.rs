@@ -86,20 +86,25 @@ pub fn tick_n(n: u32) {
     let over_bytes = crate::alloc::held() - HELD_AT_START.load(Ordering::Relaxed) > budget.bytes;
     if over_steps || over_bytes {
         ACTIVE.store(std::ptr::null_mut(), Ordering::Relaxed);
+        let message = if over_steps {
+            format!(
+                "{} would take more than {} steps",
+                budget.what, budget.steps
+            )
+        } else {
+            format!(
+                "{} would hold more than {} MB",
+                budget.what,
+                budget.bytes >> 20
+            )
+        };
+        // Not in the unit tests' binary, which runs without a server to link against.
+        #[cfg(test)]
+        panic!("{message}");
+        #[cfg(not(test))]
         crate::error::raise(
             pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            if over_steps {
-                format!(
-                    "{} would take more than {} steps",
-                    budget.what, budget.steps
-                )
-            } else {
-                format!(
-                    "{} would hold more than {} MB",
-                    budget.what,
-                    budget.bytes >> 20
-                )
-            },
+            message,
             Some(budget.hint),
         )
     }
