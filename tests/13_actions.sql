@@ -73,13 +73,26 @@ SELECT ok(tenancy.jsonschema_is_valid(jsonb_build_object('allOf',
     (SELECT jsonb_agg(jsonb_build_object('pattern', '^a' || i || '$')) FROM generate_series(1, 64) i))), '64 are a schema');
 SELECT ok(NOT tenancy.jsonschema_is_valid('{"pattern": "(\\p{L}{100}){100}"}'), 'a pattern that compiles past 1 MB is refused');
 SELECT ok(tenancy.jsonschema_is_valid('{"pattern": "^[\\p{L} ]{1,100}$"}'), 'a Unicode class repeated a hundred times compiles');
+-- a resource of another draft inside the schema (its keywords escaped these bounds: a draft-4
+-- chain under dependencies crashed the server), long strings under patterns (a match cannot be
+-- interrupted),
+SELECT ok(NOT tenancy.jsonschema_is_valid(jsonb_build_object('properties', jsonb_build_object('a',
+    jsonb_build_object('$schema', 'http://json-schema.org/draft-04/schema#', 'id', 'urn:y', 'dependencies',
+      (SELECT jsonb_object_agg('a' || i, jsonb_build_object('$ref', '#/dependencies/a' || (i + 1))) FROM generate_series(0, 300) i),
+      'allOf', '[{"$ref": "#/dependencies/a0"}]'::jsonb)))), 'a resource of another draft inside is refused');
+SELECT ok(tenancy.jsonschema_is_valid('{"$defs": {"x": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "string"}}}'),
+          'one of the same draft is a schema');
+SELECT throws_ok($$SELECT tenancy.jsonb_matches_schema('{"pattern": "^a"}', to_jsonb(repeat('a', 1048577)))$$, '54000', NULL,
+                 'a string over 1 MB under a pattern');
+SELECT ok(tenancy.jsonb_matches_schema('{"pattern": "^a"}', to_jsonb(repeat('a', 1048576))), 'one of 1 MB is matched');
+SELECT ok(tenancy.jsonb_matches_schema('{"maxLength": 3000000}', to_jsonb(repeat('a', 2000000))), 'without patterns, strings are not bounded');
 -- every error of a large product of schema and document (collected before any is returned),
 SELECT throws_ok($$SELECT tenancy.jsonschema_validation_errors(
     jsonb_build_object('items', jsonb_build_object('allOf', (SELECT jsonb_agg(jsonb_build_object('type', 'string', 'description', i::text)) FROM generate_series(1, 10000) i))),
     (SELECT jsonb_agg(i) FROM generate_series(1, 1000) i))$$, '54000', NULL, 'listing ten million errors stops at its budget');
 SELECT is(jsonb_array_length(tenancy.jsonschema_validation_errors(
-    (SELECT jsonb_build_object('allOf', jsonb_agg(jsonb_build_object('pattern', '^x' || i))) FROM generate_series(1, 20) i),
-    to_jsonb(repeat('ab', 5000000)))), 20, 'errors over a 10 MB string keep no copy of it');
+    (SELECT jsonb_build_object('allOf', jsonb_agg(jsonb_build_object('pattern', '^x' || i))) FROM generate_series(1, 40) i),
+    to_jsonb(repeat('ab', 500000)))), 40, 'errors over a 1 MB string keep no copy of it (40 copies would pass the 32 MB budget)');
 -- and names of properties, which may be secrets, are never shown.
 SELECT ok(tenancy.jsonschema_validation_errors('{"propertyNames": {"maxLength": 3}}', '{"sk_live_4eC39HqLyjWDarjtT1zdp7dc": 1}')::text
           NOT LIKE '%sk_live%', 'propertyNames errors do not quote the name');
@@ -260,6 +273,13 @@ SELECT is(pg_temp.map_row('$.pad[*]', '$.padded[*]' || repeat('[9999]', 30) || '
 SELECT throws_ok(format($$SELECT tenancy.apply_field_mappings(%L, 'input', jsonb_build_object('pad', (SELECT jsonb_agg(0) FROM generate_series(1, 60))))$$, :act),
                  '54000', NULL, 'sixty elements padded into gigabytes stop at the budget');
 DELETE FROM tenancy.field_mappings WHERE action_id = :act AND target_path LIKE '$.padded%';
+
+-- Copies count too: 150 mappings of one 1 MB array (PostgreSQL's builder expands each copy).
+INSERT INTO tenancy.field_mappings (tenant_id, action_id, source_path, target_path, direction)
+SELECT :acme, :act, '$.big', '$.copy' || i, 'output' FROM generate_series(1, 150) i;
+SELECT throws_ok(format($$SELECT tenancy.apply_field_mappings(%L, 'output', jsonb_build_object('big', (SELECT jsonb_agg(NULL::int) FROM generate_series(1, 250000))))$$, :act),
+                 '54000', NULL, '150 copies of a 1 MB array stop at the budget');
+DELETE FROM tenancy.field_mappings WHERE action_id = :act AND target_path LIKE '$.copy%';
 
 -- Tenancy, as for the validation functions.
 SELECT is(pg_temp.probe('authenticated', :acme, :dave, format($$SELECT tenancy.apply_field_mappings(%L, 'output', '{"id": 1}')$$, :act)),

@@ -19,7 +19,25 @@ use crate::jsonb::JsonbArg;
 use jsonschema::{Draft, PatternOptions, ValidationError};
 
 /// A compiled schema: validates jsonb in place, interruptibly ([`super::ticking`]).
-pub type Validator = jsonschema::Validator<Ticking>;
+pub struct Validator {
+    inner: jsonschema::Validator<Ticking>,
+    /// Distinct regular expressions: under them a string over [`ticking::MAX_MATCHED_STRING`]
+    /// is refused, and the cache counts their match caches.
+    patterns: usize,
+}
+
+impl Validator {
+    pub fn is_valid(&self, instance: super::ticking::TNode<'_>) -> bool {
+        super::ticking::with_patterns(self.patterns > 0, || self.inner.is_valid(instance))
+    }
+
+    pub fn iter_errors<'i>(
+        &'i self,
+        instance: super::ticking::TNode<'i>,
+    ) -> jsonschema::ErrorIterator<'i> {
+        super::ticking::with_patterns(self.patterns > 0, || self.inner.iter_errors(instance))
+    }
+}
 use super::cache::CompiledCache;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -82,10 +100,14 @@ pub const MAX_EXPANDED: u64 = 20_000;
 pub const MAX_DEPTH: usize = 256;
 /// The most distinct regular expressions a schema may hold, and how large each may compile (the
 /// `regex` crate's limits: its program, and its lazy DFA's cache).  Compiling a regex cannot be
-/// interrupted: 1,000 patterns of `(\w{60}){60}` took 18 s and 1 GB before these bounds.
+/// interrupted: 1,000 patterns of `(\w{60}){60}` took 18 s and 1 GB before these bounds; nor can
+/// a match, which costs up to the program's size times the string's length (`([a-z]{60}){60}\W`,
+/// 1 MB compiled, took 5.7 s over 200 kB; within 256 kB the worst we found takes 0.14 ms a kB,
+/// and strings matched are at most [`super::ticking::MAX_MATCHED_STRING`]).  A validator's
+/// lazy DFAs grow while it matches: the cache counts each regex at its DFA limit.
 pub const MAX_PATTERNS: usize = 64;
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
-pub const REGEX_DFA_SIZE_LIMIT: usize = 256 << 10;
+pub const REGEX_SIZE_LIMIT: usize = 256 << 10;
+pub const REGEX_DFA_SIZE_LIMIT: usize = 512 << 10;
 
 /// The size of `schema` (its subschemas, counted as the crate walks them for `draft`) with every
 /// `$ref`, `$dynamicRef` and `$recursiveRef` counted as a copy of what it refers to, resolved by
@@ -128,6 +150,50 @@ fn walk(schema: &serde_json::Value, draft: Draft, limit: u64) -> (u64, bool) {
     };
     let size = walk.size(schema, draft, &registry.resolver(base));
     (size, walk.too_deep)
+}
+
+/// Where a `$schema` other than the root's appears inside the schema (any object, at any depth:
+/// a `$ref` can reach a resource under any keyword), or `None`.  The walks here follow the root's
+/// draft; a resource of another draft has keywords they would not see (draft 4's
+/// `dependencies` inside a 2020-12 schema hid a chain of 20,000 references and crashed the server).
+fn embedded_draft(v: &serde_json::Value, at: &str) -> Option<String> {
+    let root = at.is_empty();
+    let root_uri = if root { v.get("$schema") } else { None };
+    fn scan(
+        v: &serde_json::Value,
+        at: &str,
+        root_uri: Option<&serde_json::Value>,
+        root: bool,
+    ) -> Option<String> {
+        match v {
+            serde_json::Value::Object(o) => {
+                if !root {
+                    if let Some(uri) = o.get("$schema") {
+                        let same = match (uri.as_str(), root_uri.and_then(|u| u.as_str())) {
+                            (Some(u), Some(r)) => {
+                                draft_of(u).is_some() && draft_of(u) == draft_of(r)
+                            }
+                            (Some(u), None) => draft_of(u) == Some(Draft::Draft202012),
+                            _ => false,
+                        };
+                        if !same {
+                            return Some(format!("{at}/$schema"));
+                        }
+                    }
+                }
+                o.iter().find_map(|(k, sub)| {
+                    let escaped = k.replace('~', "~0").replace('/', "~1");
+                    scan(sub, &format!("{at}/{escaped}"), root_uri, false)
+                })
+            }
+            serde_json::Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .find_map(|(i, sub)| scan(sub, &format!("{at}/{i}"), root_uri, false)),
+            _ => None,
+        }
+    }
+    scan(v, at, root_uri, root)
 }
 
 /// The distinct regular expressions of a schema (`pattern` values, `patternProperties` names):
@@ -264,6 +330,13 @@ pub fn compile(schema: &serde_json::Value) -> Result<Validator, SchemaError> {
             })
         }
     };
+    if let Some(at) = embedded_draft(schema, "") {
+        return Err(SchemaError {
+            path: at,
+            keyword: "$schema".into(),
+            message: "a resource inside the schema of another draft than the schema's own: not supported (its keywords would escape the bounds checked here)".into(),
+        });
+    }
     let (size, too_deep) = walk(schema, draft, MAX_EXPANDED);
     if too_deep {
         return Err(SchemaError {
@@ -297,7 +370,7 @@ pub fn compile(schema: &serde_json::Value) -> Result<Validator, SchemaError> {
     if let Err(e) = jsonschema::meta::validate(schema) {
         return Err(schema_error(&e, "schema"));
     }
-    jsonschema::options_for::<Ticking>()
+    let inner = jsonschema::options_for::<Ticking>()
         .with_draft(draft)
         .with_pattern_options(
             PatternOptions::regex()
@@ -312,7 +385,11 @@ pub fn compile(schema: &serde_json::Value) -> Result<Validator, SchemaError> {
                 k => k.to_string(),
             },
             message: e.masked().to_string(),
-        })
+        })?;
+    Ok(Validator {
+        inner,
+        patterns: regexes.len(),
+    })
 }
 
 /// One validation error, as jsonb gives it: where in the instance, where in the schema, the
@@ -376,7 +453,14 @@ pub fn validator(
             message: "cannot be read: it holds a number outside the range of a double, or is nested more than 128 levels deep".into(),
         }),
     });
-    let held = usize::try_from(crate::alloc::held() - held).unwrap_or(0);
+    let held = usize::try_from(crate::alloc::held() - held)
+        .unwrap_or(0)
+        .saturating_add(
+            compiled
+                .as_ref()
+                .as_ref()
+                .map_or(0, |v| v.patterns.saturating_mul(REGEX_DFA_SIZE_LIMIT)),
+        );
     if entries > 0 {
         CACHE.with_borrow_mut(|c| {
             c.set_max_entries(entries);

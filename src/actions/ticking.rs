@@ -22,7 +22,7 @@ use jsonschema::JsonType;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// Node visits between two interrupt checks (a check costs a load when nothing is pending).
 pub const TICK_EVERY: u32 = 1024;
@@ -31,7 +31,7 @@ pub const TICK_EVERY: u32 = 1024;
 /// before returning any, so both its steps and the Rust memory it holds are bounded.
 pub const ERROR_LISTING: Budget = Budget {
     steps: 1_000_000,
-    bytes: 64 << 20,
+    bytes: 32 << 20,
     what: "listing the errors (the schema over this document)",
     hint: "tenancy.jsonb_matches_schema answers whether it matches.",
 };
@@ -111,6 +111,45 @@ pub fn tick_n(n: u32) {
     STEPS_LEFT.store(left - u64::from(n), Ordering::Relaxed);
 }
 
+/// The longest string a validator with regular expressions reads (54000 past it): a regex match
+/// cannot be interrupted, and costs up to its program's size times the string's length.
+pub const MAX_MATCHED_STRING: usize = 1 << 20;
+
+/// Whether the validator running has regular expressions ([`with_patterns`]).
+static PATTERNS: AtomicBool = AtomicBool::new(false);
+
+/// Run `f` (a validation) noting whether its validator has regular expressions.
+pub fn with_patterns<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            PATTERNS.store(self.0, Ordering::Relaxed);
+        }
+    }
+    let _reset = Reset(PATTERNS.swap(on, Ordering::Relaxed));
+    f()
+}
+
+/// A string the validator reads as text (what `pattern`, `patternProperties` and `format` match):
+/// under regular expressions, at most [`MAX_MATCHED_STRING`].
+fn read_string(len: usize) {
+    tick_n(string_weight(len));
+    if len > MAX_MATCHED_STRING && PATTERNS.load(Ordering::Relaxed) {
+        let message = format!(
+            "a string of {len} bytes under a schema with regular expressions (pattern, patternProperties): at most {MAX_MATCHED_STRING}"
+        );
+        // Not in the unit tests' binary, which runs without a server to link against.
+        #[cfg(test)]
+        panic!("{message}");
+        #[cfg(not(test))]
+        crate::error::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            message,
+            Some("A regular expression's match cannot be interrupted, so the strings a schema with patterns reads are bounded."),
+        )
+    }
+}
+
 /// The weight of a string of `len` bytes.
 #[inline]
 pub fn string_weight(len: usize) -> u32 {
@@ -185,7 +224,7 @@ impl<'a> Node<'a, Ticking> for TNode<'a> {
 
     fn as_string(&self) -> Option<Cow<'a, str>> {
         let s = self.0.as_string();
-        tick_n(string_weight(s.as_ref().map_or(0, |s| s.len())));
+        read_string(s.as_ref().map_or(0, |s| s.len()));
         s
     }
 
