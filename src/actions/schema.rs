@@ -26,6 +26,12 @@ pub struct Validator {
     patterns: usize,
 }
 
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Validator {{ patterns: {} }}", self.patterns)
+    }
+}
+
 impl Validator {
     pub fn is_valid(&self, instance: super::ticking::TNode<'_>) -> bool {
         super::ticking::with_patterns(self.patterns > 0, || self.inner.is_valid(instance))
