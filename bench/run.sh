@@ -114,6 +114,9 @@ PY
         context/envelope_only.sql context/pre_request_user.sql context/pre_request_user_tenant.sql
     run_group "JWT: pre_request trusting request.jwt.claims vs verifying the token itself (HS256, ES256, RS256; cache off, and ES256 cached)" 0 \
         jwt/claims_trusted.sql jwt/token_hs256.sql jwt/token_es256_cold.sql jwt/token_rs256_cold.sql jwt/token_es256_cached.sql
+    run_group "actions: validate and map a ~1 kB input, 20-property schema, 20 mappings (50 calls per statement)" 0 \
+        actions/floor.sql actions/schema_cached.sql actions/schema_per_call.sql actions/plpgsql_check.sql \
+        actions/validate_action.sql actions/map_pg_tenancy.sql actions/map_sql.sql
     run_group "vault: read a ~200-byte secret" 0 \
         vault/floor_md5.sql vault/read_pg_tenancy.sql vault/read_pgp_sym.sql vault/read_raw_aes.sql
     run_group "vault: store a ~200-byte secret" 0 \

@@ -100,3 +100,6 @@ VACUUM ANALYZE;
 -- loads them, signed by bench/jwt/tokens.py (PyJWT), with the JWKS of their keys.
 CREATE TABLE bench.tokens (t int PRIMARY KEY, claims text NOT NULL, hs256_headers text NOT NULL,
                            es256_headers text NOT NULL, rs256_headers text NOT NULL);
+
+\ir actions/setup.sql
+VACUUM ANALYZE;

@@ -376,5 +376,24 @@ RESET statement_timeout;
 RESET tenancy.log_summary_max_bytes;
 
 \echo
+\echo '=== 18. Actions (docs/actions.md): inputs checked against their JSON Schema, field mappings applied in the database ==='
+\c - authenticator
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000a4", "tenant_id": "a0000000-0000-4000-8000-000000000001"}', true) IS NOT NULL AS dave_member_of_acme;
+SELECT tenancy.pre_request();
+\echo '--- "Send message" requires channel and text (strings); every error with where it is, never the value:'
+SELECT jsonb_pretty(tenancy.validate_action_input('a1000001-0000-4000-8000-000000000201', '{"channel": 5}')) AS errors;
+SELECT public.try($$SELECT tenancy.check_action_input('a1000001-0000-4000-8000-000000000201', '{"channel": "C1"}')$$) AS check_input;
+\echo '--- Its input mappings: $.message -> $.text, $.room -> $.channel (trimmed, lower case):'
+SELECT tenancy.apply_field_mappings('a1000001-0000-4000-8000-000000000201', 'input', '{"message": "Deploy done", "room": "  #Ops "}') AS mapped;
+\echo '--- globex''s action is not found from acme; a mapping outside the path subset is refused when written:'
+SELECT public.try($$SELECT tenancy.apply_field_mappings('b1000001-0000-4000-8000-000000000201', 'input', '{}')$$) AS other_tenant;
+ROLLBACK;
+\c - postgres
+SELECT public.try($$INSERT INTO tenancy.field_mappings (tenant_id, action_id, source_path, target_path, direction)
+                    VALUES ('a0000000-0000-4000-8000-000000000001', 'a1000001-0000-4000-8000-000000000201', '$..user', '$.user', 'input')$$) AS bad_mapping;
+
+\echo
 \echo 'Done.  Every table has FORCE ROW LEVEL SECURITY:'
 SELECT (tenancy.health() ->> 'rls_forced_everywhere')::boolean AS rls_forced_everywhere;

@@ -141,6 +141,18 @@ GRANT EXECUTE ON FUNCTION
     tenancy.redact(jsonb),
     tenancy.request_stats(timestamptz, timestamptz)
     TO authenticated, service_role;
+-- JSON Schema (src/actions/): the pure functions for every role; the actions' checks for the
+-- roles that read actions; the CHECK constraint's function for the roles that write them.
+GRANT EXECUTE ON FUNCTION
+    tenancy.jsonschema_is_valid(jsonb), tenancy.jsonb_matches_schema(jsonb, jsonb),
+    tenancy.jsonschema_validation_errors(jsonb, jsonb)
+    TO anon, authenticated, service_role;
+GRANT EXECUTE ON FUNCTION
+    tenancy.validate_action_input(uuid, jsonb), tenancy.check_action_input(uuid, jsonb),
+    tenancy.validate_action_output(uuid, jsonb), tenancy.check_action_output(uuid, jsonb),
+    tenancy.apply_field_mappings(uuid, tenancy.mapping_direction, jsonb),
+    tenancy._jsonschema_check(jsonb, text), tenancy._field_mapping_check(text, text, jsonb)
+    TO authenticated, service_role;
 -- Superuser only (no grant; grant it to a maintenance role if you have one):
 -- tenancy.maintain_request_logs(interval, integer, timestamptz).
 -- Superuser only (no grant): tenancy.rotate_root_key(integer), tenancy.root_key_usage(),

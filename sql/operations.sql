@@ -115,11 +115,13 @@ BEGIN
             (5, 'List users',     'list-users',     'GET',  '/users.list', '{"type": "object"}', true)
         ) AS a(n, name, slug, method, endpoint, input, cacheable)
         ON CONFLICT DO NOTHING;
-        INSERT INTO tenancy.field_mappings (tenant_id, action_id, source_path, target_path, direction)
+        INSERT INTO tenancy.field_mappings (tenant_id, action_id, source_path, target_path, transform_config, direction)
         SELECT t, (left(slack::text, 2) || '000001-0000-4000-8000-000000000201')::uuid, m.src, m.dst,
-               m.dir::tenancy.mapping_direction
-        FROM (VALUES ('$.message', 'text', 'input'), ('$.room', 'channel', 'input'), ('ts', '$.messageId', 'output'))
-             AS m(src, dst, dir)
+               m.config::jsonb, m.dir::tenancy.mapping_direction
+        FROM (VALUES ('$.message', '$.text', NULL, 'input'),
+                     ('$.room', '$.channel', '{"trim": true, "case": "lower"}', 'input'),
+                     ('$.ts', '$.messageId', '{"type": "string"}', 'output'))
+             AS m(src, dst, config, dir)
         ON CONFLICT DO NOTHING;
 
         INSERT INTO tenancy.subscriptions (tenant_id, id, user_id, stripe_subscription_id, stripe_customer_id,

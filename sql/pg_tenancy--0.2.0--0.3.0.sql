@@ -25,6 +25,9 @@
 --    actually written (and TRUNCATE), ALWAYS (also when logical replication applies a change).
 -- 6. tenancy.users.is_sso_user: a single-sign-on account may share an e-mail address with a
 --    password account, as in Supabase's auth.users; the mirror copies the flag.
+-- 7. Actions: JSON Schema functions (pg_jsonschema's names and argument order), input and
+--    output validation, field mappings applied in the database; schemas and mappings are
+--    checked when written (see section 7 for rows written before).
 --
 -- Privileges are revoked from the application roles on every table and granted again exactly as
 -- a fresh install grants them.  Takes ACCESS EXCLUSIVE locks on every table of the extension for
@@ -607,4 +610,286 @@ REVOKE ALL ON FUNCTION
 GRANT EXECUTE ON FUNCTION tenancy.current_tenant_for(text[]) TO anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION
     tenancy.add_member(uuid, text), tenancy.set_member_role(uuid, text), tenancy.remove_member(uuid)
+    TO authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------------
+-- 7. Actions validate their inputs and outputs (JSON Schema) and apply their field mappings
+--    (src/actions/).  Schemas and mappings are checked when written (CHECK constraints, 23514);
+--    rows written before are checked here, and a table whose old rows break its constraint keeps
+--    it NOT VALID, with a WARNING saying what to correct (never the rows' values).
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION tenancy."jsonschema_is_valid"(
+	"schema" jsonb
+) RETURNS bool
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'jsonschema_is_valid_wrapper';
+
+CREATE FUNCTION tenancy."jsonb_matches_schema"(
+	"schema" jsonb,
+	"instance" jsonb
+) RETURNS bool
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'jsonb_matches_schema_wrapper';
+
+CREATE FUNCTION tenancy."jsonschema_validation_errors"(
+	"schema" jsonb,
+	"instance" jsonb
+) RETURNS jsonb
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'jsonschema_validation_errors_wrapper';
+
+CREATE FUNCTION tenancy."_jsonschema_check"(
+	"schema" jsonb,
+	"column" TEXT
+) RETURNS bool
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_jsonschema_check_wrapper';
+
+CREATE FUNCTION tenancy."validate_action_input"(
+	"action_id" uuid,
+	"input" jsonb
+) RETURNS jsonb
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'validate_action_input_wrapper';
+
+CREATE FUNCTION tenancy."check_action_input"(
+	"action_id" uuid,
+	"input" jsonb
+) RETURNS void
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'check_action_input_wrapper';
+
+CREATE FUNCTION tenancy."validate_action_output"(
+	"action_id" uuid,
+	"output" jsonb
+) RETURNS jsonb
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'validate_action_output_wrapper';
+
+CREATE FUNCTION tenancy."check_action_output"(
+	"action_id" uuid,
+	"output" jsonb
+) RETURNS void
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'check_action_output_wrapper';
+
+CREATE FUNCTION tenancy."_field_mapping_check"(
+	"source_path" TEXT,
+	"target_path" TEXT,
+	"transform_config" jsonb
+) RETURNS bool
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_field_mapping_check_wrapper';
+
+CREATE FUNCTION tenancy."apply_field_mappings"(
+	"action_id" uuid,
+	"direction" tenancy.mapping_direction,
+	"payload" jsonb
+) RETURNS jsonb
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'apply_field_mappings_wrapper';
+
+-- seed_demo() writes field mappings with paths the new constraint takes.
+CREATE OR REPLACE FUNCTION tenancy.seed_demo()
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    acme   constant uuid := 'a0000000-0000-4000-8000-000000000001';
+    globex constant uuid := 'b0000000-0000-4000-8000-000000000002';
+    u record;
+    t uuid;
+    slack uuid;
+BEGIN
+    INSERT INTO tenancy.users (id, email, name) VALUES
+        ('00000000-0000-4000-8000-0000000000a1', 'alice@acme.test',   'Alice (acme owner, globex member)'),
+        ('00000000-0000-4000-8000-0000000000a2', 'bob@acme.test',     'Bob (acme admin)'),
+        ('00000000-0000-4000-8000-0000000000a3', 'carol@acme.test',   'Carol (acme manager)'),
+        ('00000000-0000-4000-8000-0000000000a4', 'dave@acme.test',    'Dave (acme member)'),
+        ('00000000-0000-4000-8000-0000000000a5', 'erin@client.test',  'Erin (acme client)'),
+        ('00000000-0000-4000-8000-0000000000b1', 'frank@globex.test', 'Frank (globex owner)'),
+        ('00000000-0000-4000-8000-0000000000b2', 'grace@globex.test', 'Grace (globex admin)'),
+        ('00000000-0000-4000-8000-0000000000b3', 'heidi@globex.test', 'Heidi (globex manager)'),
+        ('00000000-0000-4000-8000-0000000000b4', 'ivan@globex.test',  'Ivan (globex member)'),
+        ('00000000-0000-4000-8000-0000000000b5', 'judy@client.test',  'Judy (globex client)')
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO tenancy.tenants (id, slug, name, email, owner_user_id, settings) VALUES
+        (acme,   'acme',   'Acme Agency', 'ops@acme.test',   '00000000-0000-4000-8000-0000000000a1', '{"plan": "pro"}'),
+        (globex, 'globex', 'Globex Corp', 'ops@globex.test', '00000000-0000-4000-8000-0000000000b1', '{"plan": "studio"}')
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES
+        (acme,   '00000000-0000-4000-8000-0000000000a1', 'owner'),
+        (acme,   '00000000-0000-4000-8000-0000000000a2', 'admin'),
+        (acme,   '00000000-0000-4000-8000-0000000000a3', 'manager'),
+        (acme,   '00000000-0000-4000-8000-0000000000a4', 'member'),
+        (acme,   '00000000-0000-4000-8000-0000000000a5', 'client'),
+        (globex, '00000000-0000-4000-8000-0000000000b1', 'owner'),
+        (globex, '00000000-0000-4000-8000-0000000000b2', 'admin'),
+        (globex, '00000000-0000-4000-8000-0000000000b3', 'manager'),
+        (globex, '00000000-0000-4000-8000-0000000000b4', 'member'),
+        (globex, '00000000-0000-4000-8000-0000000000b5', 'client'),
+        (globex, '00000000-0000-4000-8000-0000000000a1', 'member')
+    ON CONFLICT DO NOTHING;
+
+    -- The same shapes in both tenants; ids differ by tenant (last hex digit of the first group).
+    FOREACH t IN ARRAY ARRAY[acme, globex] LOOP
+        slack := (CASE WHEN t = acme THEN 'a1' ELSE 'b1' END || '000000-0000-4000-8000-000000000101')::uuid;
+        INSERT INTO tenancy.integrations (tenant_id, id, name, slug, description, documentation_url,
+                                          auth_type, auth_config, status, tags) VALUES
+            (t, slack, 'Slack (mock)', 'slack', 'Mock Slack workspace API', 'https://api.slack.com/methods',
+             'oauth2', '{"authorizationUrl": "https://slack.com/oauth/v2/authorize", "scopes": ["chat:write", "channels:read"]}',
+             'active', '{chat,messaging}')
+        ON CONFLICT DO NOTHING;
+        INSERT INTO tenancy.actions (tenant_id, id, integration_id, name, slug, http_method, endpoint_template,
+                                     input_schema, output_schema, cacheable, cache_ttl_seconds, retry_config)
+        SELECT t, (left(slack::text, 2) || lpad(n::text, 6, '0') || '-0000-4000-8000-000000000201')::uuid, slack,
+               a.name, a.slug, a.method::tenancy.http_method, a.endpoint, a.input::jsonb, '{"type": "object"}', a.cacheable,
+               CASE WHEN a.cacheable THEN 60 END, '{"maxAttempts": 3, "backoffMs": 200}'
+        FROM (VALUES
+            (1, 'Send message',   'send-message',   'POST', '/chat.postMessage',
+             '{"type": "object", "required": ["channel", "text"], "properties": {"channel": {"type": "string"}, "text": {"type": "string"}}}', false),
+            (2, 'List channels',  'list-channels',  'GET',  '/conversations.list', '{"type": "object"}', true),
+            (3, 'Get user',       'get-user',       'GET',  '/users.info',
+             '{"type": "object", "required": ["user"], "properties": {"user": {"type": "string"}}}', true),
+            (4, 'Create channel', 'create-channel', 'POST', '/conversations.create',
+             '{"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}', false),
+            (5, 'List users',     'list-users',     'GET',  '/users.list', '{"type": "object"}', true)
+        ) AS a(n, name, slug, method, endpoint, input, cacheable)
+        ON CONFLICT DO NOTHING;
+        INSERT INTO tenancy.field_mappings (tenant_id, action_id, source_path, target_path, transform_config, direction)
+        SELECT t, (left(slack::text, 2) || '000001-0000-4000-8000-000000000201')::uuid, m.src, m.dst,
+               m.config::jsonb, m.dir::tenancy.mapping_direction
+        FROM (VALUES ('$.message', '$.text', NULL, 'input'),
+                     ('$.room', '$.channel', '{"trim": true, "case": "lower"}', 'input'),
+                     ('$.ts', '$.messageId', '{"type": "string"}', 'output'))
+             AS m(src, dst, config, dir)
+        ON CONFLICT DO NOTHING;
+
+        INSERT INTO tenancy.subscriptions (tenant_id, id, user_id, stripe_subscription_id, stripe_customer_id,
+                                           tier, status, current_period_start, current_period_end)
+        VALUES (t, (left(slack::text, 2) || '000000-0000-4000-8000-000000000301')::uuid,
+                CASE WHEN t = acme THEN '00000000-0000-4000-8000-0000000000a1'::uuid
+                     ELSE '00000000-0000-4000-8000-0000000000b1'::uuid END,
+                'sub_demo_' || left(slack::text, 2), 'cus_demo_' || left(slack::text, 2),
+                CASE WHEN t = acme THEN 'pro' ELSE 'studio' END, 'active',
+                '2026-11-01T00:00:00Z', '2026-12-01T00:00:00Z')
+        ON CONFLICT DO NOTHING;
+        INSERT INTO tenancy.subscription_audit (tenant_id, id, subscription_id, action, stripe_event_id, details)
+        VALUES (t, (left(slack::text, 2) || '000000-0000-4000-8000-000000000302')::uuid,
+                (left(slack::text, 2) || '000000-0000-4000-8000-000000000301')::uuid,
+                'subscription.created', 'evt_demo_' || left(slack::text, 2), '{"source": "seed_demo"}')
+        ON CONFLICT DO NOTHING;
+
+        INSERT INTO tenancy.jobs (tenant_id, id, user_id, job_type, status, progress, parameters, result, completed_at)
+        VALUES
+            (t, (left(slack::text, 2) || '000000-0000-4000-8000-000000000401')::uuid, NULL, 'export', 'completed', 100,
+             '{"format": "csv"}', '{"rows": 42}', '2026-11-02T10:00:00Z'),
+            (t, (left(slack::text, 2) || '000000-0000-4000-8000-000000000402')::uuid, NULL, 'import', 'processing', 40,
+             '{"source": "s3://demo/import.csv"}', NULL, NULL)
+        ON CONFLICT DO NOTHING;
+        INSERT INTO tenancy.assets (tenant_id, id, job_id, asset_type, url, storage_path, file_size, metadata)
+        VALUES (t, (left(slack::text, 2) || '000000-0000-4000-8000-000000000501')::uuid,
+                (left(slack::text, 2) || '000000-0000-4000-8000-000000000401')::uuid,
+                'csv', 'https://files.example.test/' || left(slack::text, 2) || '/export.csv',
+                left(slack::text, 2) || '/exports/export.csv', 2048, '{"rows": 42}')
+        ON CONFLICT DO NOTHING;
+
+        INSERT INTO tenancy.request_logs (tenant_id, id, integration_id, action_id, request_summary, response_summary,
+                                          status_code, latency_ms, retry_count, created_at)
+        SELECT t, (left(slack::text, 2) || lpad(n::text, 6, '0') || '-0000-4000-8000-000000000601')::uuid, slack,
+               (left(slack::text, 2) || '000002-0000-4000-8000-000000000201')::uuid,
+               '{"method": "GET", "path": "/conversations.list"}', '{"ok": true}',
+               CASE WHEN n % 5 = 0 THEN 429 ELSE 200 END, 20 + n * 7, CASE WHEN n % 5 = 0 THEN 1 ELSE 0 END,
+               '2026-11-20T12:00:00Z'::timestamptz + n * interval '1 minute'
+        FROM generate_series(1, 10) n
+        ON CONFLICT DO NOTHING;
+    END LOOP;
+
+    INSERT INTO tenancy.clients (tenant_id, id, name, email) VALUES
+        (acme,   'a2000000-0000-4000-8000-000000000701', 'Initech',  'it@initech.test'),
+        (acme,   'a2000000-0000-4000-8000-000000000702', 'Umbrella', 'hello@umbrella.test'),
+        (globex, 'b2000000-0000-4000-8000-000000000701', 'Hooli',    'team@hooli.test')
+    ON CONFLICT DO NOTHING;
+    INSERT INTO tenancy.client_users (tenant_id, client_id, user_id) VALUES
+        (acme,   'a2000000-0000-4000-8000-000000000701', '00000000-0000-4000-8000-0000000000a5'),
+        (globex, 'b2000000-0000-4000-8000-000000000701', '00000000-0000-4000-8000-0000000000b5')
+    ON CONFLICT DO NOTHING;
+    INSERT INTO tenancy.projects (tenant_id, id, client_id, name, status, start_date, due_date) VALUES
+        (acme,   'a3000000-0000-4000-8000-000000000801', 'a2000000-0000-4000-8000-000000000701', 'Website relaunch', 'active',   '2026-10-01', '2026-12-15'),
+        (acme,   'a3000000-0000-4000-8000-000000000802', 'a2000000-0000-4000-8000-000000000702', 'Brand audit',      'planning', NULL, NULL),
+        (globex, 'b3000000-0000-4000-8000-000000000801', 'b2000000-0000-4000-8000-000000000701', 'Data platform',    'active',   '2026-09-01', '2027-03-01')
+    ON CONFLICT DO NOTHING;
+
+    RETURN jsonb_build_object(
+        'tenants', jsonb_build_object('acme', acme, 'globex', globex),
+        'users', (SELECT jsonb_object_agg(split_part(email, '@', 1), id ORDER BY email)
+                  FROM tenancy.users WHERE email LIKE '%.test'));
+END
+$$;
+
+-- The demo's own mappings as 0.2.0's seed_demo() wrote them (its fixed action ids, these exact
+-- paths, no transform), corrected as 0.3.0's writes them.  No other row is changed.
+UPDATE tenancy.field_mappings m
+   SET source_path = v.src, target_path = v.dst, transform_config = v.config::jsonb
+  FROM (VALUES ('$.message', 'text',       '$.message', '$.text',      NULL),
+               ('$.room',    'channel',    '$.room',    '$.channel',   '{"trim": true, "case": "lower"}'),
+               ('ts',        '$.messageId', '$.ts',     '$.messageId', '{"type": "string"}'))
+       AS v(old_src, old_dst, src, dst, config)
+ WHERE m.action_id IN ('a1000001-0000-4000-8000-000000000201', 'b1000001-0000-4000-8000-000000000201')
+   AND m.source_path = v.old_src AND m.target_path = v.old_dst AND m.transform_config IS NULL;
+
+ALTER TABLE tenancy.actions
+    ADD CONSTRAINT actions_input_schema_valid CHECK (tenancy._jsonschema_check(input_schema, 'input_schema')) NOT VALID,
+    ADD CONSTRAINT actions_output_schema_valid CHECK (tenancy._jsonschema_check(output_schema, 'output_schema')) NOT VALID;
+ALTER TABLE tenancy.field_mappings
+    ADD CONSTRAINT field_mappings_valid
+    CHECK (tenancy._field_mapping_check(source_path, target_path, transform_config)) NOT VALID;
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT * FROM (VALUES ('actions', 'actions_input_schema_valid'),
+                                   ('actions', 'actions_output_schema_valid'),
+                                   ('field_mappings', 'field_mappings_valid')) AS v(tbl, con) LOOP
+        BEGIN
+            EXECUTE format('ALTER TABLE tenancy.%I VALIDATE CONSTRAINT %I', c.tbl, c.con);
+        EXCEPTION WHEN check_violation THEN
+            RAISE WARNING 'tenancy.%: rows written before 0.3.0 break its new constraint %', c.tbl, c.con
+                USING DETAIL = 'The first one: ' || SQLERRM || '.  Until they are corrected, a dump of this database does not restore (a fresh install checks every row it loads).',
+                      HINT = format('New and changed rows are checked already.  Correct the old ones, then run ALTER TABLE tenancy.%I VALIDATE CONSTRAINT %I.', c.tbl, c.con);
+        END;
+    END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION
+    tenancy.jsonschema_is_valid(jsonb), tenancy.jsonb_matches_schema(jsonb, jsonb),
+    tenancy.jsonschema_validation_errors(jsonb, jsonb), tenancy._jsonschema_check(jsonb, text),
+    tenancy.validate_action_input(uuid, jsonb), tenancy.check_action_input(uuid, jsonb),
+    tenancy.validate_action_output(uuid, jsonb), tenancy.check_action_output(uuid, jsonb),
+    tenancy.apply_field_mappings(uuid, tenancy.mapping_direction, jsonb),
+    tenancy._field_mapping_check(text, text, jsonb)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    tenancy.jsonschema_is_valid(jsonb), tenancy.jsonb_matches_schema(jsonb, jsonb),
+    tenancy.jsonschema_validation_errors(jsonb, jsonb)
+    TO anon, authenticated, service_role;
+GRANT EXECUTE ON FUNCTION
+    tenancy.validate_action_input(uuid, jsonb), tenancy.check_action_input(uuid, jsonb),
+    tenancy.validate_action_output(uuid, jsonb), tenancy.check_action_output(uuid, jsonb),
+    tenancy.apply_field_mappings(uuid, tenancy.mapping_direction, jsonb),
+    tenancy._jsonschema_check(jsonb, text), tenancy._field_mapping_check(text, text, jsonb)
     TO authenticated, service_role;

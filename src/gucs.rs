@@ -50,6 +50,9 @@ pub static JWT_AUD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>:
 pub static JWT_ISS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// `tenancy.jwt_cache_entries`: how many verified tokens each backend remembers (src/jwt/cache.rs).
 pub static JWT_CACHE_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// `tenancy.schema_cache_entries`: how many compiled JSON Schemas each backend keeps
+/// (src/actions/schema.rs).
+pub static SCHEMA_CACHE_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(256);
 
 /// `tenancy.redact_keys`: extra key substrings (comma-separated) whose values request logs
 /// redact, on top of the built-in list (src/request_log/redact.rs).  It can only add.
@@ -142,6 +145,16 @@ pub fn init() {
         &JWT_CACHE_ENTRIES,
         0,
         100_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.schema_cache_entries",
+        c"How many compiled JSON Schemas each backend keeps, so that a schema is compiled once.",
+        c"0 compiles every schema at every call (as pg_jsonschema once did); the cache also holds at most 64 MB.",
+        &SCHEMA_CACHE_ENTRIES,
+        0,
+        4096,
         GucContext::Suset,
         GucFlags::default(),
     );

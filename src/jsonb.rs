@@ -30,6 +30,25 @@ impl JsonbArg {
         }
     }
 
+    /// The value as a `serde_json::Value`, through PostgreSQL's jsonb printer (exact: jsonb text is
+    /// JSON).  `None` for a number JSON cannot carry as a double (jsonb's numeric has no such
+    /// limit: `1e400`) or a value nested more than 128 levels deep (serde_json's recursion
+    /// limit, which bounds the recursion of whatever is done with the value).
+    pub fn to_value(&self) -> Option<serde_json::Value> {
+        // SAFETY: JsonbToCString prints the root container (the varlena's data) into a palloc'd,
+        // NUL-terminated string, which is copied and freed here.
+        unsafe {
+            let text = pg_sys::JsonbToCString(
+                std::ptr::null_mut(),
+                pgrx::vardata_any(self.varlena) as *mut pg_sys::JsonbContainer,
+                self.container().len() as i32,
+            );
+            let value = serde_json::from_slice(std::ffi::CStr::from_ptr(text).to_bytes()).ok();
+            pg_sys::pfree(text.cast());
+            value
+        }
+    }
+
     /// Whether the value is a JSON object (not an array, not a scalar).
     pub fn is_object(&self) -> bool {
         container_is_object(self.container())

@@ -21,6 +21,8 @@
 //! | (grants)      | `sql/grants.sql`       | policies on every table, grants (finalize)          |
 use pgrx::prelude::*;
 
+pub mod actions;
+pub mod alloc;
 pub mod api_keys;
 pub mod context;
 pub mod error;
@@ -78,6 +80,15 @@ extension_sql_file!(
     name = "operations",
     requires = ["schema", "isolation", library_info]
 );
+extension_sql_file!(
+    "../sql/actions.sql",
+    name = "actions",
+    requires = [
+        "schema",
+        actions::_jsonschema_check,
+        actions::mappings::_field_mapping_check
+    ]
+);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 /// What the loaded library knows about itself: its version and whether it was preloaded.
@@ -91,6 +102,10 @@ fn library_info() -> pgrx::JsonB {
         "cache_resets": lookup::generation(),
         // This backend's verified-token cache (src/jwt/cache.rs).
         "jwt_cache": jwt::backend::cache_info(),
+        // This backend's compiled JSON Schemas (src/actions/schema.rs).
+        "schema_cache": actions::schema::cache_info(),
+        // This backend's compiled field mappings (src/actions/mappings.rs).
+        "mapping_cache": actions::mappings::cache_info(),
     });
     if let (Some(info), serde_json::Value::Object(vault)) = (info.as_object_mut(), vault::status())
     {

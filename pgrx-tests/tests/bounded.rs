@@ -269,6 +269,64 @@ fn time_grows_linearly_with_every_input() {
         base: 16 * 1024,
         may_fail: false,
     });
+    // JSON Schema and field mappings (src/actions/): validation reads the instance in place, and
+    // uniqueItems, error lists, patterns and [*] must all stay linear.
+    let json_array = |unit: fn(usize) -> String| -> Box<dyn Fn(usize) -> String> {
+        Box::new(move |n| {
+            let mut s = String::from("[");
+            let mut i = 0;
+            while s.len() < n {
+                if i > 0 {
+                    s.push(',');
+                }
+                s.push_str(&unit(i));
+                i += 1;
+            }
+            s.push(']');
+            s
+        })
+    };
+    cases.push(Case {
+        name: "jsonb_matches_schema: uniqueItems",
+        user: "pgt_bounded_member",
+        setup: String::new(),
+        sql: r#"SELECT tenancy.jsonb_matches_schema('{"uniqueItems": true, "items": {"type": "string"}}', $1::text::jsonb)"#,
+        input: json_array(|i| format!("\"item-{i}\"")),
+        base: 32 * 1024,
+        may_fail: false,
+    });
+    cases.push(Case {
+        name: "jsonschema_validation_errors: every element",
+        user: "pgt_bounded_member",
+        setup: String::new(),
+        sql: r#"SELECT jsonb_array_length(tenancy.jsonschema_validation_errors('{"items": {"type": "string", "maxLength": 2}}', $1::text::jsonb))"#,
+        input: json_array(|i| i.to_string()),
+        base: 16 * 1024,
+        may_fail: false,
+    });
+    cases.push(Case {
+        name: "jsonb_matches_schema: pattern",
+        user: "pgt_bounded_member",
+        setup: String::new(),
+        sql: r#"SELECT tenancy.jsonb_matches_schema('{"pattern": "^(a|b|ab)*c$"}', to_jsonb($1::text))"#,
+        // Up to 512 kB: under a pattern, strings are at most 1 MB (src/actions/ticking.rs).
+        input: Box::new(|n| "ab".repeat(n / 2)),
+        base: 32 * 1024,
+        may_fail: false,
+    });
+    cases.push(Case {
+        name: "apply_field_mappings: [*] over an array",
+        user: "pgt_bounded_member",
+        setup: format!(
+            "{enter} INSERT INTO tenancy.field_mappings (tenant_id, action_id, source_path, target_path, transform_config, direction)
+             VALUES ('{ACME}', 'a1000002-0000-4000-8000-000000000201', '$.items[*].sku', '$.lines[*].code', '{{\"case\": \"upper\"}}', 'output'),
+                    ('{ACME}', 'a1000002-0000-4000-8000-000000000201', '$.items[*].qty', '$.lines[*].n', '{{\"type\": \"integer\"}}', 'output');"
+        ),
+        sql: "SELECT length(tenancy.apply_field_mappings('a1000002-0000-4000-8000-000000000201', 'output', jsonb_build_object('items', $1::text::jsonb))::text)",
+        input: json_array(|i| format!("{{\"sku\": \"a-{i}\", \"qty\": \"{i}\"}}")),
+        base: 32 * 1024,
+        may_fail: false,
+    });
     let mut report = Vec::new();
     for case in &cases {
         let mut c = db.connect(case.user);

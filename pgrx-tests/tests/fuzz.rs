@@ -74,10 +74,12 @@ fn value(rng: &mut Rng, ty: &str) -> Option<String> {
     }
     let huge = || "x".repeat(1 << 20);
     Some(match ty {
-        "uuid" => match rng.below(4) {
+        "uuid" => match rng.below(5) {
             0 => ACME.into(),
             1 => "00000000-0000-0000-0000-000000000000".into(),
             2 => "a1000000-0000-4000-8000-000000000101".into(),
+            // The demo's "Send message" action: schemas and field mappings of both directions.
+            3 => "a1000001-0000-4000-8000-000000000201".into(),
             _ => rng.uuid(),
         },
         "text" | "name" => match rng.below(10) {
@@ -114,6 +116,7 @@ fn value(rng: &mut Rng, ty: &str) -> Option<String> {
         },
         "integer" => rng.pick(&["0", "-1", "1", "2147483647", "-2147483648", "100"]).into(),
         "boolean" => rng.pick(&["true", "false"]).into(),
+        "tenancy.mapping_direction" => rng.pick(&["input", "output"]).into(),
         "timestamp with time zone" => rng
             .pick(&["infinity", "-infinity", "epoch", "2026-11-22 00:00:00+00", "4713-01-01 BC", "294276-12-31 23:59:59+00"])
             .into(),

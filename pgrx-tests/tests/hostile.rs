@@ -1085,7 +1085,7 @@ fn index_scans_never_count_rows_of_another_tenant() {
              UPDATE tenancy.users SET subscription_tier = 'enterprise', subscription_status = 'active' WHERE id = '{FRANK}';
              UPDATE tenancy.integrations SET slug = 'globex-' || slug WHERE tenant_id = '{GLOBEX}';
              UPDATE tenancy.actions SET slug = 'globex-' || slug WHERE tenant_id = '{GLOBEX}';
-             UPDATE tenancy.field_mappings SET target_path = 'globex.' || target_path WHERE tenant_id = '{GLOBEX}';
+             UPDATE tenancy.field_mappings SET target_path = '$.globex' || substr(target_path, 2) WHERE tenant_id = '{GLOBEX}';
              UPDATE tenancy.jobs SET job_type = 'globex-' || job_type, user_id = '{FRANK}',
                     status = CASE status WHEN 'completed' THEN 'failed' ELSE 'partial' END,
                     created_at = created_at - interval '3 days' WHERE tenant_id = '{GLOBEX}';
@@ -1428,6 +1428,7 @@ fn writes_and_calls_never_touch_another_tenant() {
                                 "boolean" => "true".into(),
                                 "timestamp with time zone" => "2030-01-01".into(),
                                 "interval" => "1 day".into(),
+                                "tenancy.mapping_direction" => "input".into(),
                                 other => panic!("no value for {other}"),
                             }
                         };

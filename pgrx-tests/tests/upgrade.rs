@@ -126,6 +126,21 @@ fn in_tenant<T>(c: &mut Client, f: impl FnOnce(&mut Client) -> T) -> T {
 }
 
 /// Data of every kind, written through the given version's functions.
+const BAD_ACTION: &str = "a1000009-0000-4000-8000-0000000009ff";
+
+/// Every field mapping: id, source, target, transform config ("" when none).
+fn field_mappings(c: &mut Client) -> Vec<(String, String, String, String)> {
+    c.query(
+        "SELECT id::text, source_path, target_path, coalesce(transform_config::text, '')
+           FROM tenancy.field_mappings ORDER BY id",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect()
+}
+
 fn fill(c: &mut Client) -> String {
     c.batch_execute("SELECT tenancy.seed_demo()").unwrap();
     for i in 0..3 {
@@ -201,6 +216,15 @@ fn update_from_every_release_matches_a_fresh_install() {
         let rows = column_digests(&mut c, &columns);
         let credentials = read_all_credentials(&mut c).unwrap();
         assert!(credentials.len() >= 3);
+        let mappings = field_mappings(&mut c);
+        // An action whose input_schema is no schema, written before schemas were checked: the
+        // update keeps the new constraint NOT VALID and says so (removed again below).
+        c.batch_execute(&format!(
+            "INSERT INTO tenancy.actions (tenant_id, id, integration_id, name, slug, http_method, endpoint_template, input_schema)
+             SELECT tenant_id, '{BAD_ACTION}', integration_id, 'bad', 'bad-schema', 'GET', '/x', '{{\"type\": \"objekt\"}}'
+               FROM tenancy.actions LIMIT 1"
+        ))
+        .unwrap();
 
         // A JWT secret stored the way 0.2.0's README advised (ALTER DATABASE ... SET, readable by
         // every role; planted in the catalog, since the current library refuses the command):
@@ -235,11 +259,24 @@ fn update_from_every_release_matches_a_fresh_install() {
                 && !stderr.contains(secret),
             "{stderr}"
         );
-        c.batch_execute(
+        assert!(
+            stderr.contains("WARNING:  tenancy.actions: rows written before 0.3.0 break its new constraint actions_input_schema_valid")
+                && stderr.contains(" at /type: ")
+                && stderr.contains("VALIDATE CONSTRAINT actions_input_schema_valid"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("actions_output_schema_valid")
+                && !stderr.contains("field_mappings_valid"),
+            "only the table with a bad row is left NOT VALID: {stderr}"
+        );
+        c.batch_execute(&format!(
             "SET allow_system_table_mods = on;
              DELETE FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database());
-             RESET allow_system_table_mods;",
-        )
+             RESET allow_system_table_mods;
+             DELETE FROM tenancy.actions WHERE id = '{BAD_ACTION}';
+             ALTER TABLE tenancy.actions VALIDATE CONSTRAINT actions_input_schema_valid;"
+        ))
         .unwrap();
         let got = catalog(&mut c);
         let missing: Vec<_> = expected.difference(&got).collect();
@@ -249,10 +286,40 @@ fn update_from_every_release_matches_a_fresh_install() {
             "{version} -> {current} differs from a fresh {current}:\nonly in the fresh install:\n{missing:#?}\nonly in the updated one:\n{extra:#?}"
         );
 
+        // Every row intact, but for the demo's field mappings of 0.2.0, whose paths 0.3.0
+        // corrects (sql/pg_tenancy--0.2.0--0.3.0.sql, section 7): compared apart.
+        let but_mappings = |d: Vec<(String, i64, String)>| -> Vec<_> {
+            d.into_iter()
+                .filter(|(t, _, _)| t != "tenancy.field_mappings")
+                .collect()
+        };
         assert_eq!(
-            column_digests(&mut c, &columns),
-            rows,
+            but_mappings(column_digests(&mut c, &columns)),
+            but_mappings(rows.clone()),
             "{version} -> {current}: every row intact"
+        );
+        let corrected: Vec<_> = mappings
+            .iter()
+            .map(|(id, s, t, config)| {
+                let (s2, t2, c2) = match (s.as_str(), t.as_str(), config.as_str()) {
+                    ("$.message", "text", "") => ("$.message", "$.text", ""),
+                    ("$.room", "channel", "") => {
+                        ("$.room", "$.channel", r#"{"case": "lower", "trim": true}"#)
+                    }
+                    ("ts", "$.messageId", "") => ("$.ts", "$.messageId", r#"{"type": "string"}"#),
+                    _ => (s.as_str(), t.as_str(), config.as_str()),
+                };
+                (id.clone(), s2.to_string(), t2.to_string(), c2.to_string())
+            })
+            .collect();
+        assert_ne!(
+            corrected, mappings,
+            "the demo's mappings of {version} need the correction"
+        );
+        assert_eq!(
+            field_mappings(&mut c),
+            corrected,
+            "{version} -> {current}: field mappings"
         );
         assert_eq!(
             read_all_credentials(&mut c).unwrap(),
