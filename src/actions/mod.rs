@@ -16,10 +16,12 @@ use crate::lookup::KeptStatement;
 use pgrx::prelude::*;
 
 pub mod cache;
+pub mod document;
 pub mod mappings;
 pub mod paths;
 pub mod schema;
 pub mod ticking;
+pub mod transforms;
 
 /// Errors listed in `check_action_*`'s DETAIL (all of them: `validate_action_*`).
 const DETAIL_ERRORS: usize = 5;
