@@ -5,15 +5,15 @@
 //!
 //! The binary container is PostgreSQL's on-disk jsonb format, stable across major versions (it
 //! is what pg_upgrade keeps) and, like every on-disk format, in the machine's byte order.
-use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
-use pgrx::nullable::Nullable;
+use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::prelude::*;
 use pgrx::IntoDatum;
 
 /// Flag bits of a jsonb container's header (src/include/utils/jsonb.h).
-const JB_FSCALAR: u32 = 0x1000_0000;
-const JB_FOBJECT: u32 = 0x2000_0000;
-const JB_FARRAY: u32 = 0x4000_0000;
+pub const JB_CMASK: u32 = 0x0FFF_FFFF;
+pub const JB_FSCALAR: u32 = 0x1000_0000;
+pub const JB_FOBJECT: u32 = 0x2000_0000;
+pub const JB_FARRAY: u32 = 0x4000_0000;
 
 /// A jsonb argument, detoasted, borrowed for the call.
 pub struct JsonbArg {
@@ -76,20 +76,31 @@ impl FromDatum for JsonbArg {
     }
 }
 
-// SAFETY: as pgrx's own argue_from_datum! impls.
-unsafe impl<'fcx> ArgAbi<'fcx> for JsonbArg {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe {
-            arg.unbox_arg_using_from_datum()
-                .unwrap_or_else(|| panic!("argument {index} must not be null"))
-        }
-    }
+/// `ArgAbi` for an argument type that implements `FromDatum` (a NULL is an error unless the
+/// argument is an `Option`), as pgrx's own `argue_from_datum!` impls.
+macro_rules! arg_from_datum {
+    ($t:ty) => {
+        // SAFETY: as pgrx's own argue_from_datum! impls.
+        unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for $t {
+            unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                unsafe {
+                    arg.unbox_arg_using_from_datum()
+                        .unwrap_or_else(|| panic!("argument {index} must not be null"))
+                }
+            }
 
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        unsafe { arg.unbox_arg_using_from_datum().into() }
-    }
+            unsafe fn unbox_nullable_arg(
+                arg: pgrx::callconv::Arg<'_, 'fcx>,
+            ) -> pgrx::nullable::Nullable<Self> {
+                unsafe { arg.unbox_arg_using_from_datum().into() }
+            }
+        }
+    };
 }
+pub(crate) use arg_from_datum;
+
+arg_from_datum!(JsonbArg);
 
 pgrx::impl_sql_translatable!(JsonbArg, "jsonb");
 
@@ -131,16 +142,22 @@ pub struct ObjectBuilder {
     state: *mut pg_sys::JsonbParseState,
 }
 
-fn pstring(s: &str) -> pg_sys::JsonbValue {
-    let mut v = pg_sys::JsonbValue {
-        type_: pg_sys::jbvType::jbvString,
+/// A JSON null, as the jsonb builder takes it (also the blank that other values start from).
+pub fn null_value() -> pg_sys::JsonbValue {
+    pg_sys::JsonbValue {
+        type_: pg_sys::jbvType::jbvNull,
+        // SAFETY: an all-zero union is a valid (unused) payload for jbvNull.
         val: unsafe { std::mem::zeroed() },
-    };
-    // SAFETY: pnstrdup copies len bytes into the current memory context.
-    unsafe {
-        v.val.string.len = s.len() as i32;
-        v.val.string.val = pg_sys::pnstrdup(s.as_ptr().cast(), s.len());
     }
+}
+
+/// A JSON string, copied into the current memory context (`pnstrdup`).
+pub fn pstring(s: &str) -> pg_sys::JsonbValue {
+    let mut v = null_value();
+    v.type_ = pg_sys::jbvType::jbvString;
+    v.val.string.len = s.len() as i32;
+    // SAFETY: pnstrdup copies len bytes into the current memory context.
+    v.val.string.val = unsafe { pg_sys::pnstrdup(s.as_ptr().cast(), s.len()) };
     v
 }
 
@@ -168,13 +185,7 @@ impl ObjectBuilder {
 
     pub fn string(&mut self, key: &str, value: Option<&str>) {
         self.key(key);
-        let v = match value {
-            Some(s) => pstring(s),
-            None => pg_sys::JsonbValue {
-                type_: pg_sys::jbvType::jbvNull,
-                val: unsafe { std::mem::zeroed() },
-            },
-        };
+        let v = value.map_or_else(null_value, pstring);
         self.push(pg_sys::JsonbIteratorToken::WJB_VALUE, Some(v));
     }
 

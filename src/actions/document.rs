@@ -5,26 +5,15 @@
 use super::paths::Step;
 use super::ticking::{tick, tick_n};
 use super::transforms::{numeric_of, Val};
-use crate::jsonb::{JsonbArg, JsonbDatum};
+use crate::jsonb::{
+    null_value, pstring, JsonbArg, JsonbDatum, JB_CMASK, JB_FARRAY, JB_FOBJECT, JB_FSCALAR,
+};
 use pgrx::prelude::*;
 use std::collections::BTreeMap;
 
 // ---------------------------------------------------------------------------------------------
 // Reading the payload in place (PostgreSQL's jsonb functions) and building the result.
 // ---------------------------------------------------------------------------------------------
-
-const JB_CMASK: u32 = 0x0FFF_FFFF;
-const JB_FSCALAR: u32 = 0x1000_0000;
-const JB_FOBJECT: u32 = 0x2000_0000;
-const JB_FARRAY: u32 = 0x4000_0000;
-
-pub(super) fn null_value() -> pg_sys::JsonbValue {
-    pg_sys::JsonbValue {
-        type_: pg_sys::jbvType::jbvNull,
-        // SAFETY: an all-zero union is a valid (unused) payload for jbvNull.
-        val: unsafe { std::mem::zeroed() },
-    }
-}
 
 /// The header of the container a binary value points at, or `None` for a scalar value.
 fn container_of(v: &pg_sys::JsonbValue) -> Option<(*mut pg_sys::JsonbContainer, u32)> {
@@ -247,15 +236,6 @@ impl Builder {
         self.last = unsafe { pg_sys::pushJsonbValue(&mut self.state, token, ptr) };
     }
 
-    fn string(s: &str) -> pg_sys::JsonbValue {
-        let mut v = null_value();
-        v.type_ = pg_sys::jbvType::jbvString;
-        v.val.string.len = s.len() as i32;
-        // SAFETY: pnstrdup copies the bytes into the current memory context.
-        v.val.string.val = unsafe { pg_sys::pnstrdup(s.as_ptr().cast(), s.len()) };
-        v
-    }
-
     fn number(text: &str) -> pg_sys::JsonbValue {
         let mut v = null_value();
         v.type_ = pg_sys::jbvType::jbvNumeric;
@@ -276,7 +256,7 @@ impl Builder {
             serde_json::Value::Null => self.push(token, Some(null_value())),
             serde_json::Value::Bool(b) => self.push(token, Some(Self::boolean(*b))),
             serde_json::Value::Number(n) => self.push(token, Some(Self::number(&n.to_string()))),
-            serde_json::Value::String(s) => self.push(token, Some(Self::string(s))),
+            serde_json::Value::String(s) => self.push(token, Some(pstring(s))),
             serde_json::Value::Array(a) => {
                 self.push(WJB_BEGIN_ARRAY, None);
                 for e in a {
@@ -287,7 +267,7 @@ impl Builder {
             serde_json::Value::Object(o) => {
                 self.push(WJB_BEGIN_OBJECT, None);
                 for (k, v) in o {
-                    self.push(WJB_KEY, Some(Self::string(k)));
+                    self.push(WJB_KEY, Some(pstring(k)));
                     self.json(v, WJB_VALUE);
                 }
                 self.push(WJB_END_OBJECT, None);
@@ -303,7 +283,7 @@ impl Builder {
             Out::Obj(members) => {
                 self.push(WJB_BEGIN_OBJECT, None);
                 for (k, v) in members {
-                    self.push(WJB_KEY, Some(Self::string(k)));
+                    self.push(WJB_KEY, Some(pstring(k)));
                     self.out(v, WJB_VALUE);
                 }
                 self.push(WJB_END_OBJECT, None);
@@ -317,7 +297,7 @@ impl Builder {
             }
             Out::Leaf(Val::Src(v)) => self.push(token, Some(*v)),
             Out::Leaf(Val::Json(j)) => self.json(j, token),
-            Out::Leaf(Val::Str(s)) => self.push(token, Some(Self::string(s))),
+            Out::Leaf(Val::Str(s)) => self.push(token, Some(pstring(s))),
             Out::Leaf(Val::Num(n)) => self.push(token, Some(Self::number(n))),
             Out::Leaf(Val::Bool(b)) => self.push(token, Some(Self::boolean(*b))),
         }

@@ -30,8 +30,6 @@ use super::transforms::{self, Transform, Val};
 use crate::error::raise;
 use crate::jsonb::{JsonbArg, JsonbDatum};
 use crate::lookup::KeptStatement;
-use pgrx::callconv::{Arg, ArgAbi};
-use pgrx::nullable::Nullable;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -288,20 +286,7 @@ impl FromDatum for DirectionArg {
     }
 }
 
-// SAFETY: as pgrx's own argue_from_datum! impls.
-unsafe impl<'fcx> ArgAbi<'fcx> for DirectionArg {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe {
-            arg.unbox_arg_using_from_datum()
-                .unwrap_or_else(|| panic!("argument {index} must not be null"))
-        }
-    }
-
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        unsafe { arg.unbox_arg_using_from_datum().into() }
-    }
-}
+crate::jsonb::arg_from_datum!(DirectionArg);
 
 pgrx::impl_sql_translatable!(DirectionArg, "tenancy.mapping_direction");
 

@@ -91,32 +91,26 @@ impl Direction {
         }
     }
 
-    /// The action's schema for this direction, read as the caller reads it (one statement
-    /// planned once per backend).
-    fn with_query<R>(self, f: impl FnOnce(&KeptStatement) -> R) -> R {
-        thread_local! {
-            static INPUT: KeptStatement = const {
-                KeptStatement::reading(
-                    "SELECT input_schema FROM tenancy.actions \
-                      WHERE tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id() \
-                        AND id OPERATOR(pg_catalog.=) $1",
-                    &[pg_sys::UUIDOID],
-                )
-            };
-            static OUTPUT: KeptStatement = const {
-                KeptStatement::reading(
-                    "SELECT output_schema FROM tenancy.actions \
-                      WHERE tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id() \
-                        AND id OPERATOR(pg_catalog.=) $1",
-                    &[pg_sys::UUIDOID],
-                )
-            };
-        }
+    /// The column of [`SCHEMAS`] that holds this direction's schema.
+    fn ordinal(self) -> usize {
         match self {
-            Direction::Input => INPUT.with(f),
-            Direction::Output => OUTPUT.with(f),
+            Direction::Input => 1,
+            Direction::Output => 2,
         }
     }
+}
+
+thread_local! {
+    /// The action's schemas, read as the caller reads them (RLS applies), with one statement
+    /// planned once per backend (an unused column is not even detoasted).
+    static SCHEMAS: KeptStatement = const {
+        KeptStatement::reading(
+            "SELECT input_schema, output_schema FROM tenancy.actions \
+              WHERE tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id() \
+                AND id OPERATOR(pg_catalog.=) $1",
+            &[pg_sys::UUIDOID],
+        )
+    };
 }
 
 /// The errors of `document` against the action's schema for `direction`, read as the caller
@@ -126,13 +120,13 @@ fn action_errors(
     direction: Direction,
     document: &JsonbArg,
 ) -> Vec<serde_json::Value> {
-    let validator = direction.with_query(|query| {
+    let validator = SCHEMAS.with(|query| {
         query.select(&[action_id.into()], "reading the action", |rows| {
             if rows.is_empty() {
                 return Ok(None);
             }
-            let datum = rows.first().get_datum_by_ordinal(1)?;
-            // SAFETY: column 1 is jsonb (NOT NULL), valid until SPI finishes, after its use here.
+            let datum = rows.first().get_datum_by_ordinal(direction.ordinal())?;
+            // SAFETY: the column is jsonb (NOT NULL), valid until SPI finishes, after its use here.
             let schema = datum.and_then(|d| unsafe {
                 JsonbArg::from_polymorphic_datum(d, false, pg_sys::JSONBOID)
             });

@@ -99,7 +99,7 @@ fn schema_error(e: &ValidationError, fallback_keyword: &str) -> SchemaError {
 }
 
 /// The most subschemas a schema may hold once every reference is replaced by what it refers to
-/// (see [`expanded_size`]).  Compiling, and validating one instance node, cost about that much.
+/// (see [`walk`]).  Compiling, and validating one instance node, cost about that much.
 pub const MAX_EXPANDED: u64 = 20_000;
 /// The deepest the expansion walk goes: subschemas nested in subschemas and references followed
 /// from references.  A chain of 4,000 references overflowed the stack of the walk before.
@@ -108,30 +108,26 @@ pub const MAX_DEPTH: usize = 256;
 /// `regex` crate's limits: its program, and its lazy DFA's cache).  Compiling a regex cannot be
 /// interrupted: 1,000 patterns of `(\w{60}){60}` took 18 s and 1 GB before these bounds; nor can
 /// a match, which costs up to the program's size times the string's length (`([a-z]{60}){60}\W`,
-/// 1 MB compiled, took 5.7 s over 200 kB; within 256 kB the worst we found takes 0.14 ms a kB,
+/// 1 MB compiled, took 5.7 s over 200 kB; within 256 kB the worst we found took 0.14 ms a kB:
+/// measured with the `regex` crate alone, release build),
 /// and strings matched are at most [`super::ticking::MAX_MATCHED_STRING`]).  A validator's
 /// lazy DFAs grow while it matches: the cache counts each regex at its DFA limit.
 pub const MAX_PATTERNS: usize = 64;
 pub const REGEX_SIZE_LIMIT: usize = 256 << 10;
 pub const REGEX_DFA_SIZE_LIMIT: usize = 512 << 10;
 
-/// The size of `schema` (its subschemas, counted as the crate walks them for `draft`) with every
+/// The expanded size of `schema` (its subschemas, counted as the crate walks them for `draft`) with every
 /// `$ref`, `$dynamicRef` and `$recursiveRef` counted as a copy of what it refers to, resolved by
 /// the crate's own resolver; a dynamic reference counts every subschema that declares its
 /// anchor; a reference back into its own chain (a cycle) counts once, as validation cuts it.
-/// Stops counting past `limit`.
+/// Stops counting past `limit`.  Also whether the walk went deeper than [`MAX_DEPTH`]
+/// (references chained, or subschemas nested, that deep).
 ///
 /// Why: a few hundred bytes of schema whose references fan out (two references a level to the
 /// next level) make the `jsonschema` crate's compiling and validating exponential in the number
 /// of levels (22 levels: 0.4 s to compile, 23 s to list the errors of `5`, ×2.2 a level), in
 /// Rust code that no statement_timeout can stop.  Bounding this size before compiling bounds
 /// both.
-pub fn expanded_size(schema: &serde_json::Value, draft: Draft, limit: u64) -> u64 {
-    walk(schema, draft, limit).0
-}
-
-/// [`expanded_size`], and whether the walk went deeper than [`MAX_DEPTH`] (references chained,
-/// or subschemas nested, that deep).
 fn walk(schema: &serde_json::Value, draft: Draft, limit: u64) -> (u64, bool) {
     const BASE: &str = "urn:pg-tenancy:schema";
     let Ok(registry) = referencing::Registry::new()
@@ -162,9 +158,7 @@ fn walk(schema: &serde_json::Value, draft: Draft, limit: u64) -> (u64, bool) {
 /// a `$ref` can reach a resource under any keyword), or `None`.  The walks here follow the root's
 /// draft; a resource of another draft has keywords they would not see (draft 4's
 /// `dependencies` inside a 2020-12 schema hid a chain of 20,000 references and crashed the server).
-fn embedded_draft(v: &serde_json::Value, at: &str) -> Option<String> {
-    let root = at.is_empty();
-    let root_uri = if root { v.get("$schema") } else { None };
+fn embedded_draft(schema: &serde_json::Value) -> Option<String> {
     fn scan(
         v: &serde_json::Value,
         at: &str,
@@ -199,7 +193,7 @@ fn embedded_draft(v: &serde_json::Value, at: &str) -> Option<String> {
             _ => None,
         }
     }
-    scan(v, at, root_uri, root)
+    scan(schema, "", schema.get("$schema"), true)
 }
 
 /// The distinct regular expressions of a schema (`pattern` values, `patternProperties` names):
@@ -336,7 +330,7 @@ pub fn compile(schema: &serde_json::Value) -> Result<Validator, SchemaError> {
             })
         }
     };
-    if let Some(at) = embedded_draft(schema, "") {
+    if let Some(at) = embedded_draft(schema) {
         return Err(SchemaError {
             path: at,
             keyword: "$schema".into(),
@@ -506,8 +500,8 @@ mod tests {
 
     #[test]
     fn fanning_references_are_refused_before_compiling() {
-        let small = expanded_size(&fan_out(4), Draft::Draft202012, u64::MAX);
-        let larger = expanded_size(&fan_out(8), Draft::Draft202012, u64::MAX);
+        let small = walk(&fan_out(4), Draft::Draft202012, u64::MAX).0;
+        let larger = walk(&fan_out(8), Draft::Draft202012, u64::MAX).0;
         assert!(larger > small * 10, "{small} {larger}");
         let started = std::time::Instant::now();
         let e = compile(&fan_out(40)).unwrap_err();
@@ -528,7 +522,7 @@ mod tests {
         assert!(compile(&schema).is_ok());
         // Recursion (a tree) counts once per cycle.
         let tree = serde_json::json!({"$defs": {"node": {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}}, "$ref": "#/$defs/node"});
-        assert!(expanded_size(&tree, Draft::Draft202012, u64::MAX) < 20);
+        assert!(walk(&tree, Draft::Draft202012, u64::MAX).0 < 20);
         assert!(compile(&tree).is_ok());
     }
 

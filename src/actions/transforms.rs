@@ -191,23 +191,14 @@ impl Val {
         }
     }
 
+    /// Whether it is a JSON null (without making text, unlike [`Val::scalar`]).
     pub(super) fn is_null(&self) -> bool {
-        matches!(self.scalar_kind(), Kind::Null)
-    }
-
-    /// The kind without making text (the fast path when no transform applies).
-    fn scalar_kind(&self) -> Kind {
         match self {
-            Val::Src(v) if v.type_ == pg_sys::jbvType::jbvNull => Kind::Null,
-            Val::Json(serde_json::Value::Null) => Kind::Null,
-            _ => Kind::Other,
+            Val::Src(v) => v.type_ == pg_sys::jbvType::jbvNull,
+            Val::Json(j) => j.is_null(),
+            _ => false,
         }
     }
-}
-
-enum Kind {
-    Null,
-    Other,
 }
 
 /// An integer's canonical text, or `None` for a number with a fraction.
