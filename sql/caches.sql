@@ -1,11 +1,11 @@
--- Per-backend caches (src/lookup.rs): every table whose rows a backend caches carries these
+-- Per-backend caches (src/invalidation.rs): every table whose rows a backend caches carries these
 -- triggers, so that any write to it empties the caches of every backend before their next
--- transaction.  A table added to a cache must be added here.
+-- transaction.  A table added to a cache must be added here (and to src/invalidation.rs).
 CREATE FUNCTION tenancy.invalidate_caches() RETURNS trigger
     LANGUAGE c
     AS 'MODULE_PATHNAME', 'invalidate_caches';
 COMMENT ON FUNCTION tenancy.invalidate_caches() IS
-    'Statement trigger: drop every backend''s cached copies (memberships, data keys, root key checks, pepper, API keys) when the table changes';
+    'Trigger: drop every backend''s cached copies (memberships, data keys, root key checks, pepper, API keys, actions'' field mapping lists) when the table changes';
 
 DO $$
 DECLARE
@@ -15,7 +15,8 @@ BEGIN
     -- member can make every backend drop its caches with UPDATE ... WHERE false), and for
     -- TRUNCATE.  ALWAYS: also under session_replication_role = replica, so a change that logical
     -- replication applies reaches the caches too.
-    FOREACH t IN ARRAY ARRAY['tenants', 'memberships', 'data_keys', 'root_keys', 'peppers', 'api_keys'] LOOP
+    FOREACH t IN ARRAY ARRAY['tenants', 'memberships', 'data_keys', 'root_keys', 'peppers', 'api_keys',
+                              'actions', 'field_mappings'] LOOP
         EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches AFTER INSERT OR UPDATE OR DELETE ON tenancy.%I
                         FOR EACH ROW EXECUTE FUNCTION tenancy.invalidate_caches()', t);
         EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches_truncate AFTER TRUNCATE ON tenancy.%I

@@ -22,7 +22,8 @@
 --    tenant could claim another's address); jobs are inserted with id, job_type and parameters
 --    only (status, progress, result and times are the workers').
 -- 5. list_api_keys reads the context once.  The cache-invalidation triggers fire for each row
---    actually written (and TRUNCATE), ALWAYS (also when logical replication applies a change).
+--    actually written (and TRUNCATE), ALWAYS (also when logical replication applies a change),
+--    and actions and field_mappings get them (backends keep actions' mapping lists).
 -- 6. tenancy.users.is_sso_user: a single-sign-on account may share an e-mail address with a
 --    password account, as in Supabase's auth.users; the mirror copies the flag.
 -- 7. Actions: JSON Schema functions (pg_jsonschema's names and argument order), input and
@@ -556,6 +557,8 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Cache invalidation: for each row actually written (and TRUNCATE), also under replication
 -- ---------------------------------------------------------------------------------------------
+COMMENT ON FUNCTION tenancy.invalidate_caches() IS
+    'Trigger: drop every backend''s cached copies (memberships, data keys, root key checks, pepper, API keys, actions'' field mapping lists) when the table changes';
 DROP TRIGGER tenancy_invalidate_caches ON tenancy.tenants;
 DROP TRIGGER tenancy_invalidate_caches ON tenancy.memberships;
 DROP TRIGGER tenancy_invalidate_caches ON tenancy.data_keys;
@@ -570,7 +573,8 @@ BEGIN
     -- member can make every backend drop its caches with UPDATE ... WHERE false), and for
     -- TRUNCATE.  ALWAYS: also under session_replication_role = replica, so a change that logical
     -- replication applies reaches the caches too.
-    FOREACH t IN ARRAY ARRAY['tenants', 'memberships', 'data_keys', 'root_keys', 'peppers', 'api_keys'] LOOP
+    FOREACH t IN ARRAY ARRAY['tenants', 'memberships', 'data_keys', 'root_keys', 'peppers', 'api_keys',
+                              'actions', 'field_mappings'] LOOP
         EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches AFTER INSERT OR UPDATE OR DELETE ON tenancy.%I
                         FOR EACH ROW EXECUTE FUNCTION tenancy.invalidate_caches()', t);
         EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches_truncate AFTER TRUNCATE ON tenancy.%I

@@ -125,6 +125,14 @@ fn read<R>(fcinfo: pg_sys::FunctionCallInfo, f: impl FnOnce(&[u8]) -> R) -> R {
     })
 }
 
+/// For a function of ours that reads tenant tables as the caller, whose policies read the
+/// context: the context's bytes when it holds a tenant (its authority checked now, as every
+/// reader checks it), noted against the statement evaluating the call like any reader's read;
+/// `None` without a tenant.  What such a function caches of its reads is keyed by these bytes.
+pub(crate) fn tenant_context(fcinfo: pg_sys::FunctionCallInfo) -> Option<Box<[u8]>> {
+    read(fcinfo, |raw| Context::parse(raw).tenant.map(|_| raw.into()))
+}
+
 /// The roles a context can carry, as static strings (no allocation per call).  `api_key`: the
 /// context came from `tenancy.authenticate(key)`; it writes like a member, and its scopes are
 /// checked with `tenancy.has_scope()`.

@@ -27,6 +27,7 @@ pub mod api_keys;
 pub mod context;
 pub mod error;
 pub mod gucs;
+pub mod invalidation;
 pub mod jsonb;
 pub mod jwt;
 pub mod lock_guard;
@@ -106,6 +107,8 @@ fn library_info() -> pgrx::JsonB {
         "schema_cache": actions::schema::cache_info(),
         // This backend's compiled field mappings (src/actions/mappings.rs).
         "mapping_cache": actions::mappings::cache_info(),
+        // This backend's kept lists of actions' mappings (src/actions/lists.rs).
+        "mapping_lists": actions::lists::cache_info(),
     });
     if let (Some(info), serde_json::Value::Object(vault)) = (info.as_object_mut(), vault::status())
     {

@@ -9,6 +9,7 @@
 //! Nothing here is resolved through `search_path` (relations are looked up in schema `tenancy`
 //! by name, operators by OID), so no caller setting can redirect it; it bypasses RLS and table
 //! privileges, so its callers decide who may ask (see `context::enter_tenant`).
+use crate::invalidation::Watch;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -436,124 +437,13 @@ pub fn text(d: pg_sys::Datum) -> String {
     }
 }
 
-/// Statement trigger on the tables whose rows backends cache (tenants, memberships, data keys):
-/// registers a relcache invalidation of the table, which PostgreSQL delivers to every backend when
-/// this transaction commits (and replays locally at the next command, or on abort).  Each cache
-/// registers a relcache callback that empties it.
-#[no_mangle]
-pub extern "C" fn pg_finfo_invalidate_caches() -> &'static pg_sys::Pg_finfo_record {
-    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
-
-/// # Safety
-/// Called by the function manager as a trigger.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn invalidate_caches(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    let context = (*fcinfo).context;
-    if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
-        crate::error::raise(
-            PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-            "tenancy.invalidate_caches() must be called as a trigger",
-            None,
-        );
-    }
-    let trigdata = context as *mut pg_sys::TriggerData;
-    pg_sys::CacheInvalidateRelcache((*trigdata).tg_relation);
-    pg_sys::Datum::from(0)
-}
-
-// ------------------------------------------------------------------------------------------------
-// Per-backend caches of rows read here (memberships, data keys, API keys' states)
-//
-// One relcache callback per backend bumps a generation counter on every relcache invalidation of
-// one of the tables the caches read (or of every relation at once); each cache empties itself
-// when it sees a new generation.  Those tables carry the triggers tenancy.invalidate_caches()
-// (sql/caches.sql: for each row written, and for TRUNCATE), so every write to them (cascades
-// included) reaches every backend before its next transaction, is replayed locally at the
-// writer's next command, and on (sub)transaction abort too: no backend keeps what came from
-// rolled-back or superseded rows.  A sinval queue overflow resets every relcache, which also
-// counts.  Invalidations of other relations (any role's temporary tables, ANALYZE, autovacuum)
-// leave the caches alone.
-// ------------------------------------------------------------------------------------------------
-
-/// The tables whose rows the caches hold: those sql/caches.sql gives the invalidation triggers.
-const CACHED_TABLES: [&CStr; 6] = [
-    c"tenants",
-    c"memberships",
-    c"data_keys",
-    c"root_keys",
-    c"peppers",
-    c"api_keys",
-];
-
-thread_local! {
-    static GENERATION: Cell<u64> = const { Cell::new(0) };
-    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
-    /// The OIDs of [`CACHED_TABLES`]; `None` until they are looked up, and again after any of
-    /// them is invalidated (it may have been dropped, and the extension created again): while
-    /// `None`, every invalidation counts.
-    static WATCHED: Cell<Option<[pg_sys::Oid; 6]>> = const { Cell::new(None) };
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    // Runs while invalidations are processed: no catalog access here.
-    let ours = relid == pg_sys::InvalidOid
-        || WATCHED.with(|w| w.get().is_none_or(|tables| tables.contains(&relid)));
-    if ours {
-        GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
-        WATCHED.with(|w| w.set(None));
-    }
-}
-
-/// The OIDs of [`CACHED_TABLES`], or `None` if the extension's schema or one of them is missing.
-fn watched_tables() -> Option<[pg_sys::Oid; 6]> {
-    // SAFETY: syscache lookups with NUL-terminated names.
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
-        if nsp == pg_sys::InvalidOid {
-            return None;
-        }
-        let mut oids = [pg_sys::InvalidOid; 6];
-        for (oid, name) in oids.iter_mut().zip(CACHED_TABLES) {
-            *oid = pg_sys::get_relname_relid(name.as_ptr(), nsp);
-            if *oid == pg_sys::InvalidOid {
-                return None;
-            }
-        }
-        Some(oids)
-    }
-}
-
-/// The current invalidation generation (registering the callback on first use, and learning
-/// which tables to watch when that is not known).
+/// The generation of the caches of this module's rows ([`Watch::Authority`]).
 pub fn generation() -> u64 {
-    if !CALLBACK_REGISTERED.with(|r| r.replace(true)) {
-        // SAFETY: registers a plain function for the life of the backend.
-        unsafe {
-            pg_sys::CacheRegisterRelcacheCallback(
-                Some(on_relcache_invalidation),
-                pg_sys::Datum::from(0),
-            )
-        };
-    }
-    if WATCHED.with(Cell::get).is_none() {
-        // Kept only if no invalidation arrived during the lookup (which may have found a table
-        // that was being dropped): else looked up again next time.
-        let before = GENERATION.with(Cell::get);
-        let tables = watched_tables();
-        if GENERATION.with(Cell::get) == before {
-            WATCHED.with(|w| w.set(tables));
-        }
-    }
-    GENERATION.with(Cell::get)
+    crate::invalidation::generation(Watch::Authority)
 }
 
-/// A bounded per-backend map that forgets everything at every invalidation.
+/// A bounded per-backend map that forgets everything at every invalidation of the tables
+/// [`Watch::Authority`] names (see [`crate::invalidation`]).
 pub struct Cache<K, V> {
     entries: RefCell<Option<HashMap<K, V>>>,
     seen: Cell<u64>,

@@ -104,6 +104,13 @@ impl<V> CompiledCache<V> {
         self.bytes = self.map.values().flatten().map(|e| e.weight).sum();
     }
 
+    /// Forget every entry (the counts of hits and misses stay).
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.entries = 0;
+        self.bytes = 0;
+    }
+
     /// For `tenancy.library_info()`.
     pub fn info(&self) -> serde_json::Value {
         serde_json::json!({

@@ -24,12 +24,12 @@
 //! * Errors name the mapping and the place in the payload, never a value.
 use super::cache::CompiledCache;
 use super::document::{finish, place, read, root, Out};
+use super::lists::{self, DirectionArg};
 use super::paths::{self, Path, Step};
 use super::ticking::{tick, with_budget, Budget};
 use super::transforms::{self, Transform, Val};
 use crate::error::raise;
 use crate::jsonb::{JsonbArg, JsonbDatum};
-use crate::lookup::KeptStatement;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -56,7 +56,7 @@ pub struct Mapping {
     source: Path,
     target: Path,
     source_text: String,
-    target_text: String,
+    pub(super) target_text: String,
     transform: Transform,
 }
 
@@ -66,6 +66,10 @@ pub struct MappingError {
     pub column: &'static str,
     pub message: String,
 }
+
+/// A mapping as compiled from a row: shared by the rows with the same text and the lists that
+/// name it ([`super::lists`]); a row written before mappings were checked may not compile.
+pub type Compiled = Rc<Result<Mapping, MappingError>>;
 
 impl std::fmt::Display for MappingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,11 +122,7 @@ thread_local! {
 }
 
 /// The compiled mapping of a row, from the cache or compiled now.
-fn compiled(
-    source: &[u8],
-    target: &[u8],
-    config: Option<&JsonbArg>,
-) -> Rc<Result<Mapping, MappingError>> {
+pub(super) fn compiled(source: &[u8], target: &[u8], config: Option<&JsonbArg>) -> Compiled {
     // The key: both texts as stored, NUL-separated (a path holds no NUL: text cannot), then the
     // config's jsonb bytes.  A hit copies nothing to a String.
     let mut key = Vec::with_capacity(
@@ -213,7 +213,7 @@ fn concrete(path: &Path, indexes: &[u32]) -> String {
 }
 
 /// Apply compiled mappings to a payload.
-fn apply(mappings: &[Rc<Result<Mapping, MappingError>>], payload: &JsonbArg) -> Out {
+fn apply(mappings: &[Compiled], payload: &JsonbArg) -> Out {
     let root_value = root(payload);
     let mut out = Out::Hole;
     let mut indexes = Vec::new();
@@ -273,108 +273,16 @@ fn apply(mappings: &[Rc<Result<Mapping, MappingError>>], payload: &JsonbArg) -> 
 // The SQL function.
 // ---------------------------------------------------------------------------------------------
 
-/// A `tenancy.mapping_direction` argument.
-pub struct DirectionArg(pub String);
-
-impl FromDatum for DirectionArg {
-    unsafe fn from_polymorphic_datum(
-        d: pg_sys::Datum,
-        is_null: bool,
-        _: pg_sys::Oid,
-    ) -> Option<Self> {
-        (!is_null).then(|| DirectionArg(crate::lookup::enum_label(d)))
-    }
-}
-
-crate::jsonb::arg_from_datum!(DirectionArg);
-
-pgrx::impl_sql_translatable!(DirectionArg, "tenancy.mapping_direction");
-
-thread_local! {
-    /// The action's mappings of a direction, as the caller reads them (RLS applies); sorted by
-    /// target path here (one index scan, no sort or join in the executor: most of the call's
-    /// time was there).
-    static MAPPINGS: KeptStatement = const { KeptStatement::reading(
-        "SELECT source_path, target_path, transform_config FROM tenancy.field_mappings \
-          WHERE tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id() \
-            AND action_id OPERATOR(pg_catalog.=) $1 \
-            AND direction OPERATOR(pg_catalog.=) $2::tenancy.mapping_direction",
-        &[pg_sys::UUIDOID, pg_sys::TEXTOID],
-    ) };
-    /// Whether the caller can see the action (asked only when it has no mappings to read).
-    static ACTION: KeptStatement = const { KeptStatement::reading(
-        "SELECT 1 FROM tenancy.actions WHERE tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id() \
-           AND id OPERATOR(pg_catalog.=) $1",
-        &[pg_sys::UUIDOID],
-    ) };
-}
-
 /// The document `payload` maps to through the action's field mappings of `direction`.
 #[pg_extern(stable, strict, parallel_restricted, requires = ["schema"])]
 fn apply_field_mappings(
     action_id: pgrx::Uuid,
     direction: DirectionArg,
     payload: JsonbArg,
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> JsonbDatum {
-    let mut mappings = MAPPINGS.with(|m| {
-        m.select(
-            &[action_id.into(), direction.0.as_str().into()],
-            "reading the field mappings",
-            |mut rows| {
-                let mut out = Vec::with_capacity(rows.len());
-                while rows.next().is_some() {
-                    let (Some(source), Some(target)) =
-                        (rows.get_datum_by_ordinal(1)?, rows.get_datum_by_ordinal(2)?)
-                    else {
-                        continue;
-                    };
-                    // SAFETY: column 3 is jsonb, valid until SPI finishes, after its last use
-                    // here (the compiled mapping owns what it keeps).
-                    let config = rows.get_datum_by_ordinal(3)?.and_then(|d| unsafe {
-                        JsonbArg::from_polymorphic_datum(d, false, pg_sys::JSONBOID)
-                    });
-                    // SAFETY: text datums of the row, valid until SPI finishes, after their use.
-                    let (source, target) = unsafe { (text_bytes(source), text_bytes(target)) };
-                    out.push(compiled(source, target, config.as_ref()));
-                }
-                Ok(out)
-            },
-        )
-    });
-    if mappings.is_empty()
-        && !ACTION.with(|q| {
-            q.select(&[action_id.into()], "reading the action", |rows| {
-                Ok(!rows.is_empty())
-            })
-        })
-    {
-        raise(
-            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
-            format!("action {action_id} not found"),
-            Some("An action is found in the tenant of the current context only."),
-        )
-    }
-    // The order of their target paths, byte by byte (a path is unique per action and direction).
-    mappings.sort_by(|a, b| target_text(a).cmp(target_text(b)));
+    let mappings = lists::of(fcinfo, action_id, &direction);
     with_budget(&MAPPING, || finish(&apply(&mappings, &payload)))
-}
-
-/// The bytes of a text datum (detoasted if it must be).
-///
-/// # Safety
-/// `d` must be a text datum that outlives the returned slice.
-unsafe fn text_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
-    // SAFETY: the caller's; pg_detoast_datum_packed returns the datum itself when it is inline.
-    unsafe {
-        pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr()))
-    }
-}
-
-fn target_text(m: &Rc<Result<Mapping, MappingError>>) -> &[u8] {
-    match &**m {
-        Ok(m) => m.target_text.as_bytes(),
-        Err(_) => &[],
-    }
 }
 
 #[cfg(test)]

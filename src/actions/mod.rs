@@ -17,6 +17,7 @@ use pgrx::prelude::*;
 
 pub mod cache;
 pub mod document;
+pub mod lists;
 pub mod mappings;
 pub mod paths;
 pub mod schema;

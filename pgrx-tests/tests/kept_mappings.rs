@@ -1,0 +1,326 @@
+//! Attacks on the mapping lists `apply_field_mappings` keeps per backend (src/actions/lists.rs,
+//! src/invalidation.rs): whatever a backend keeps, every call must answer what reading the rows
+//! as the caller, now, answers.  One connection plays every part, so its cache is always warm
+//! with what the previous part saw:
+//!
+//! * `a_kept_list_follows_every_write`: another session's insert, update, delete and TRUNCATE,
+//!   counted at the next call, also inside an open (even REPEATABLE READ) transaction; this
+//!   transaction's own writes, and their rollback, to a savepoint too.
+//! * `a_kept_list_never_crosses_contexts_or_roles`: the same action id in two tenants, a client
+//!   context in the tenant whose owner filled the cache, `SET ROLE` to a role without the
+//!   table, `REVOKE SELECT`, a restrictive policy, `BYPASSRLS` taken away.
+//! * `a_statement_that_applied_mappings_keeps_its_context`: a cursor over calls (cache hit or
+//!   miss) is a reader: the context cannot change under it.  And in parallel mode nothing is kept.
+use pg_tenancy_client_tests::{login_role, sqlstate, TestDb};
+use postgres::Client;
+
+const ACME: &str = "a0000000-0000-4000-8000-000000000001";
+const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
+/// Acme's owner, and a member of globex.
+const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
+/// Acme's client.
+const ERIN: &str = "00000000-0000-4000-8000-0000000000a5";
+/// The demo's "Send message" action of acme; its input mappings: $.message -> $.text,
+/// $.room -> $.channel (trim, lower).
+const ACTION: &str = "a1000001-0000-4000-8000-000000000201";
+const PAYLOAD: &str = r#"{"message": "hi", "room": " GEN ", "extra": 7}"#;
+
+/// In a transaction of its own: enter `tenant` as `user` (trusted claims: no JWT secret is
+/// configured here), map PAYLOAD through ACTION's input mappings; the document or the SQLSTATE.
+fn mapped(c: &mut Client, user: &str, tenant: &str) -> String {
+    enter(c, user, tenant);
+    let out = map_now(c);
+    c.batch_execute("ROLLBACK").unwrap();
+    out
+}
+
+fn enter(c: &mut Client, user: &str, tenant: &str) {
+    enter_with(c, "BEGIN", user, tenant)
+}
+
+fn enter_with(c: &mut Client, begin: &str, user: &str, tenant: &str) {
+    c.batch_execute(begin).unwrap();
+    c.execute(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+        &[&format!(r#"{{"sub": "{user}", "tenant_id": "{tenant}"}}"#)],
+    )
+    .unwrap();
+    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+}
+
+/// Map PAYLOAD in the open transaction, inside a savepoint (an error leaves the transaction
+/// usable).
+fn map_now(c: &mut Client) -> String {
+    c.batch_execute("SAVEPOINT m").unwrap();
+    let out = c.query_one(
+        &format!("SELECT tenancy.apply_field_mappings('{ACTION}', 'input', '{PAYLOAD}')::text"),
+        &[],
+    );
+    match out {
+        Ok(row) => {
+            c.batch_execute("RELEASE SAVEPOINT m").unwrap();
+            row.get(0)
+        }
+        Err(e) => {
+            c.batch_execute("ROLLBACK TO SAVEPOINT m").unwrap();
+            sqlstate(Err::<(), _>(e))
+        }
+    }
+}
+
+const BASE: &str = r#"{"text": "hi", "channel": "gen"}"#;
+const WITH_X: &str = r#"{"x": 7, "text": "hi", "channel": "gen"}"#;
+
+fn setup(name: &str) -> (TestDb, Client, Client) {
+    let db = TestDb::new(name);
+    login_role("pgt_mapper", "", &["authenticated"]);
+    let mut admin = db.connect("postgres");
+    // To read its own backend's cache counts.
+    admin
+        .batch_execute("GRANT EXECUTE ON FUNCTION tenancy.library_info() TO pgt_mapper")
+        .unwrap();
+    let c = db.connect("pgt_mapper");
+    (db, admin, c)
+}
+
+#[test]
+fn a_kept_list_follows_every_write() {
+    let (_db, mut admin, mut c) = setup("pgt_client_kept_writes");
+    assert_eq!(mapped(&mut c, ALICE, ACME), BASE);
+    assert_eq!(mapped(&mut c, ALICE, ACME), BASE, "a hit answers the same");
+
+    // Another session's committed insert, update and delete.
+    let insert = format!(
+        "INSERT INTO tenancy.field_mappings (tenant_id, action_id, source_path, target_path, direction)
+         VALUES ('{ACME}', '{ACTION}', '$.extra', '$.x', 'input')"
+    );
+    admin.batch_execute(&insert).unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), WITH_X, "insert");
+    admin
+        .batch_execute(
+            r#"UPDATE tenancy.field_mappings SET transform_config = '{"type": "string"}' WHERE target_path = '$.x'"#,
+        )
+        .unwrap();
+    assert_eq!(
+        mapped(&mut c, ALICE, ACME),
+        r#"{"x": "7", "text": "hi", "channel": "gen"}"#,
+        "update"
+    );
+    admin
+        .batch_execute("DELETE FROM tenancy.field_mappings WHERE target_path = '$.x'")
+        .unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), BASE, "delete");
+
+    // Inside a transaction that is already open, REPEATABLE READ included: the list is read as
+    // committed when the call runs (src/actions/lists.rs), and a kept one is dropped at once.
+    for isolation in ["READ COMMITTED", "REPEATABLE READ"] {
+        enter_with(
+            &mut c,
+            &format!("BEGIN ISOLATION LEVEL {isolation}"),
+            ALICE,
+            ACME,
+        );
+        assert_eq!(map_now(&mut c), BASE, "{isolation}");
+        // Uncommitted: not seen.
+        admin.batch_execute(&format!("BEGIN; {insert}")).unwrap();
+        assert_eq!(map_now(&mut c), BASE, "{isolation}: uncommitted");
+        admin.batch_execute("COMMIT").unwrap();
+        assert_eq!(map_now(&mut c), WITH_X, "{isolation}: committed meanwhile");
+        admin
+            .batch_execute("DELETE FROM tenancy.field_mappings WHERE target_path = '$.x'")
+            .unwrap();
+        assert_eq!(map_now(&mut c), BASE, "{isolation}: deleted meanwhile");
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+
+    // This transaction's own write (the owner may write mappings), then its rollback; and the
+    // same with a savepoint.
+    enter(&mut c, ALICE, ACME);
+    assert_eq!(map_now(&mut c), BASE);
+    c.batch_execute(&insert).unwrap();
+    assert_eq!(map_now(&mut c), WITH_X, "own insert");
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), BASE, "own insert rolled back");
+    enter(&mut c, ALICE, ACME);
+    c.batch_execute(&format!("SAVEPOINT s; {insert}")).unwrap();
+    assert_eq!(map_now(&mut c), WITH_X, "insert in a savepoint");
+    c.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
+    assert_eq!(map_now(&mut c), BASE, "savepoint rolled back");
+    c.batch_execute("ROLLBACK").unwrap();
+
+    // TRUNCATE (no row trigger fires), and the action deleted.
+    admin
+        .batch_execute("TRUNCATE tenancy.field_mappings")
+        .unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), "{}", "truncate");
+    admin
+        .batch_execute(&format!(
+            "DELETE FROM tenancy.request_logs WHERE action_id = '{ACTION}';
+             DELETE FROM tenancy.actions WHERE id = '{ACTION}'"
+        ))
+        .unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), "P0002", "action deleted");
+    let info: String = c
+        .query_one("SELECT tenancy.library_info()->>'mapping_lists'", &[])
+        .unwrap()
+        .get(0);
+    assert!(info.contains("\"hits\""), "{info}");
+}
+
+#[test]
+fn a_kept_list_never_crosses_contexts_or_roles() {
+    let (_db, mut admin, mut c) = setup("pgt_client_kept_roles");
+    // Globex gets an action with acme's action id (ids are unique per tenant only), and a
+    // mapping of its own.
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO tenancy.actions (tenant_id, id, integration_id, name, slug, http_method, endpoint_template)
+             VALUES ('{GLOBEX}', '{ACTION}', 'b1000000-0000-4000-8000-000000000101', 'Same id', 'same-id', 'POST', '/same');
+             INSERT INTO tenancy.field_mappings (tenant_id, action_id, source_path, target_path, direction)
+             VALUES ('{GLOBEX}', '{ACTION}', '$.extra', '$.globex', 'input');"
+        ))
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(mapped(&mut c, ALICE, ACME), BASE);
+        assert_eq!(
+            mapped(&mut c, ALICE, GLOBEX),
+            r#"{"globex": 7}"#,
+            "same id, other tenant"
+        );
+        // Acme's client may not read actions or mappings (docs/security.md): the owner's list,
+        // kept by this backend for the same tenant and action, is not the client's.
+        assert_eq!(mapped(&mut c, ERIN, ACME), "P0002", "client");
+    }
+
+    // A role without the table, in the same session: SET ROLE (as SECURITY DEFINER would).
+    admin
+        .batch_execute(
+            "DROP ROLE IF EXISTS pgt_mapper_narrow; CREATE ROLE pgt_mapper_narrow;
+             GRANT USAGE ON SCHEMA tenancy TO pgt_mapper_narrow;
+             GRANT EXECUTE ON FUNCTION tenancy.apply_field_mappings(uuid, tenancy.mapping_direction, jsonb),
+                   tenancy.current_tenant_id(), tenancy.pre_request() TO pgt_mapper_narrow;
+             GRANT pgt_mapper_narrow TO pgt_mapper;",
+        )
+        .unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), BASE);
+    enter(&mut c, ALICE, ACME);
+    c.batch_execute("SET LOCAL ROLE pgt_mapper_narrow").unwrap();
+    assert_eq!(
+        map_now(&mut c),
+        "42501",
+        "SET ROLE to a role that cannot read the table"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+
+    // REVOKE SELECT, and GRANT it back.
+    assert_eq!(mapped(&mut c, ALICE, ACME), BASE);
+    admin
+        .batch_execute("REVOKE SELECT ON tenancy.field_mappings FROM authenticated")
+        .unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), "42501", "revoked");
+    admin
+        .batch_execute("GRANT SELECT ON tenancy.field_mappings TO authenticated")
+        .unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), BASE, "granted again");
+
+    // A DBA's restrictive policy counts at the next call, and its removal too.
+    admin
+        .batch_execute(
+            "CREATE POLICY only_plain ON tenancy.field_mappings AS RESTRICTIVE FOR SELECT TO authenticated
+                    USING (transform_config IS NULL)",
+        )
+        .unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), r#"{"text": "hi"}"#, "policy");
+    admin
+        .batch_execute("DROP POLICY only_plain ON tenancy.field_mappings")
+        .unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), BASE, "policy dropped");
+
+    // BYPASSRLS given, then taken away (a role's attribute: no relcache invalidation of the
+    // table, a syscache one of the role).
+    admin
+        .batch_execute("ALTER ROLE pgt_mapper BYPASSRLS")
+        .unwrap();
+    assert_eq!(mapped(&mut c, ERIN, ACME), BASE, "a client, with BYPASSRLS");
+    admin
+        .batch_execute("ALTER ROLE pgt_mapper NOBYPASSRLS")
+        .unwrap();
+    assert_eq!(mapped(&mut c, ERIN, ACME), "P0002", "BYPASSRLS taken away");
+
+    // A member removed while their transaction is open: the context loses its tenant at once.
+    enter(&mut c, ALICE, GLOBEX);
+    assert_eq!(map_now(&mut c), r#"{"globex": 7}"#);
+    admin
+        .batch_execute(&format!(
+            "DELETE FROM tenancy.memberships WHERE tenant_id = '{GLOBEX}' AND user_id = '{ALICE}'"
+        ))
+        .unwrap();
+    assert_eq!(map_now(&mut c), "P0002", "member removed");
+    c.batch_execute("ROLLBACK").unwrap();
+}
+
+#[test]
+fn a_statement_that_applied_mappings_keeps_its_context() {
+    let (db, mut admin, mut c) = setup("pgt_client_kept_statement");
+    // Twice: the first cursor reads the list (a miss), the second finds it kept (a hit); either
+    // way the call is a reader of the context, noted against the cursor's statement.
+    for round in ["miss", "hit"] {
+        enter(&mut c, ALICE, ACME);
+        c.batch_execute(&format!(
+            "DECLARE m CURSOR FOR SELECT tenancy.apply_field_mappings('{ACTION}', 'input',
+                     '{PAYLOAD}'::jsonb || jsonb_build_object('n', g)) FROM generate_series(1, 3) g"
+        ))
+        .unwrap();
+        let first = c.query("FETCH 1 FROM m", &[]).unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            sqlstate(c.batch_execute(&format!("SELECT tenancy.set_tenant('{GLOBEX}')"))),
+            "55000",
+            "{round}: the context changed under a cursor that applied mappings"
+        );
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+
+    // In parallel mode (the leader above a Gather), the list is read with the statement's
+    // snapshot and not kept; the answer is the same.  A fresh connection: nothing kept yet.
+    admin
+        .batch_execute(
+            "CREATE TABLE public.ns AS SELECT g FROM generate_series(1, 3) g;
+             GRANT SELECT ON public.ns TO authenticated; ANALYZE public.ns;",
+        )
+        .unwrap();
+    let mut c = db.connect("pgt_mapper");
+    let kept = |c: &mut Client| -> i64 {
+        c.query_one(
+            "SELECT (tenancy.library_info()->'mapping_lists'->>'entries')::bigint",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let query = format!(
+        "SELECT tenancy.apply_field_mappings('{ACTION}', 'input', '{PAYLOAD}'::jsonb || jsonb_build_object('n', g))::text FROM public.ns"
+    );
+    enter(&mut c, ALICE, ACME);
+    c.batch_execute(
+        "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+         SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2",
+    )
+    .unwrap();
+    let plan: Vec<String> = c
+        .query(&format!("EXPLAIN (COSTS OFF) {query}"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(plan.iter().any(|l| l.contains("Gather")), "{plan:?}");
+    let rows = c.query(&query, &[]).unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert_eq!(r.get::<_, String>(0), BASE);
+    }
+    assert_eq!(kept(&mut c), 0, "read in parallel mode: not kept");
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), BASE);
+    assert_eq!(kept(&mut c), 1, "read outside parallel mode: kept");
+}

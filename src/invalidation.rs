@@ -1,0 +1,217 @@
+//! How per-backend caches learn that the rows they copied have changed.
+//!
+//! Every table whose rows a backend caches carries the triggers `tenancy.invalidate_caches()`
+//! (sql/caches.sql: for each row written, and for TRUNCATE).  The trigger registers a relcache
+//! invalidation of its table, which PostgreSQL delivers to every backend when the writing
+//! transaction commits, replays locally at the writer's next command, and replays on
+//! (sub)transaction abort too: no backend keeps what came from rolled-back or superseded rows.
+//! A sinval queue overflow resets every relcache, which also counts.
+//!
+//! One relcache callback per backend bumps the generation counter of each [`Watch`] whose tables
+//! were invalidated (or all of them, for an invalidation of every relation); a cache empties itself
+//! when it sees a new generation of its watch.  Invalidations of other relations (any role's
+//! temporary tables, ANALYZE, autovacuum) leave the caches alone.
+//!
+//! Two watches, so that a write to one kind of row does not empty the other kind's caches:
+//!
+//! * [`Watch::Authority`]: tenants, memberships, data keys, root keys, peppers, API keys
+//!   (memberships, the vault's keys, API keys' states: `lookup::Cache`).  These caches read with
+//!   the latest snapshot and bypass RLS, so only the rows matter.
+//! * [`Watch::Actions`]: actions and field mappings (the action's mapping lists of
+//!   `actions::mappings`).  That cache holds what a query *as the caller* returned, under RLS:
+//!   besides the rows, anything that changes what a role may read counts too, and PostgreSQL
+//!   announces those as syscache invalidations: roles (`ALTER ROLE … BYPASSRLS`), role
+//!   memberships (`GRANT authenticated TO …`), functions (the policies call some;
+//!   `REVOKE EXECUTE`) and schemas (`REVOKE USAGE`).  Policies, table grants and `ALTER TABLE …
+//!   ROW LEVEL SECURITY` are relcache invalidations of the table itself.
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::Cell;
+use std::ffi::CStr;
+
+/// A set of tables whose rows some caches hold (sql/caches.sql gives each the triggers).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Watch {
+    Authority = 0,
+    Actions = 1,
+}
+
+const WATCHES: [Watch; 2] = [Watch::Authority, Watch::Actions];
+
+/// The most tables one watch has.
+const MAX_TABLES: usize = 6;
+
+impl Watch {
+    fn tables(self) -> &'static [&'static CStr] {
+        match self {
+            Watch::Authority => &[
+                c"tenants",
+                c"memberships",
+                c"data_keys",
+                c"root_keys",
+                c"peppers",
+                c"api_keys",
+            ],
+            Watch::Actions => &[c"actions", c"field_mappings"],
+        }
+    }
+
+    /// The syscaches whose invalidations also count (see the module's header).
+    fn syscaches(self) -> &'static [pg_sys::SysCacheIdentifier::Type] {
+        match self {
+            Watch::Authority => &[],
+            Watch::Actions => &[
+                pg_sys::SysCacheIdentifier::AUTHOID,
+                pg_sys::SysCacheIdentifier::AUTHMEMMEMROLE,
+                pg_sys::SysCacheIdentifier::AUTHMEMROLEMEM,
+                pg_sys::SysCacheIdentifier::PROCOID,
+                pg_sys::SysCacheIdentifier::NAMESPACEOID,
+            ],
+        }
+    }
+}
+
+/// What a backend knows of one watch.
+struct State {
+    generation: Cell<u64>,
+    /// The OIDs of the watch's tables; `None` until they are looked up, and again after any of
+    /// them is invalidated (it may have been dropped, and the extension created again): while
+    /// `None`, every relcache invalidation counts.
+    tables: Cell<Option<[pg_sys::Oid; MAX_TABLES]>>,
+}
+
+impl State {
+    const fn new() -> State {
+        State {
+            generation: Cell::new(0),
+            tables: Cell::new(None),
+        }
+    }
+
+    fn bump(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
+        self.tables.set(None);
+    }
+}
+
+thread_local! {
+    static STATES: [State; 2] = const { [State::new(), State::new()] };
+    static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // Runs while invalidations are processed: no catalog access here.
+    STATES.with(|states| {
+        for state in states {
+            let ours = relid == pg_sys::InvalidOid
+                || state
+                    .tables
+                    .get()
+                    .is_none_or(|tables| tables.contains(&relid));
+            if ours {
+                state.bump();
+            }
+        }
+    });
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_syscache_invalidation(
+    arg: pg_sys::Datum,
+    _cacheid: std::ffi::c_int,
+    _hashvalue: u32,
+) {
+    // `arg` is the watch's index in STATES.
+    STATES.with(|states| {
+        if let Some(state) = states.get(arg.value()) {
+            state.bump();
+        }
+    });
+}
+
+/// The OIDs of `watch`'s tables (unused places hold InvalidOid), or `None` if the extension's
+/// schema or one of them is missing.
+fn table_oids(watch: Watch) -> Option<[pg_sys::Oid; MAX_TABLES]> {
+    // SAFETY: syscache lookups with NUL-terminated names.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
+        if nsp == pg_sys::InvalidOid {
+            return None;
+        }
+        let mut oids = [pg_sys::InvalidOid; MAX_TABLES];
+        for (oid, name) in oids.iter_mut().zip(watch.tables()) {
+            *oid = pg_sys::get_relname_relid(name.as_ptr(), nsp);
+            if *oid == pg_sys::InvalidOid {
+                return None;
+            }
+        }
+        Some(oids)
+    }
+}
+
+/// The current generation of `watch`: it changes whenever what the watch's caches copied may
+/// have changed.  Registers the callbacks on first use, and learns which tables to watch when
+/// that is not known.
+pub fn generation(watch: Watch) -> u64 {
+    if !CALLBACKS_REGISTERED.with(|r| r.replace(true)) {
+        // SAFETY: registers plain functions for the life of the backend (a few of PostgreSQL's
+        // fixed number of callback slots).
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(
+                Some(on_relcache_invalidation),
+                pg_sys::Datum::from(0),
+            );
+            for w in WATCHES {
+                for cache in w.syscaches() {
+                    pg_sys::CacheRegisterSyscacheCallback(
+                        *cache as std::ffi::c_int,
+                        Some(on_syscache_invalidation),
+                        pg_sys::Datum::from(w as usize),
+                    );
+                }
+            }
+        }
+    }
+    STATES.with(|states| {
+        let state = &states[watch as usize];
+        if state.tables.get().is_none() {
+            // Kept only if no invalidation arrived during the lookup (which may have found a
+            // table that was being dropped): else looked up again next time.
+            let before = state.generation.get();
+            let tables = table_oids(watch);
+            if state.generation.get() == before {
+                state.tables.set(tables);
+            }
+        }
+        state.generation.get()
+    })
+}
+
+/// Statement trigger on the tables whose rows backends cache: registers a relcache invalidation
+/// of the table (see the module's header).
+#[no_mangle]
+pub extern "C" fn pg_finfo_invalidate_caches() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// # Safety
+/// Called by the function manager as a trigger.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn invalidate_caches(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let context = (*fcinfo).context;
+    if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            "tenancy.invalidate_caches() must be called as a trigger",
+            None,
+        );
+    }
+    let trigdata = context as *mut pg_sys::TriggerData;
+    pg_sys::CacheInvalidateRelcache((*trigdata).tg_relation);
+    pg_sys::Datum::from(0)
+}
