@@ -609,6 +609,7 @@ unsafe impl pgrx::callconv::BoxRet for Verified {
         self,
         fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
     ) -> pgrx::datum::Datum<'fcx> {
+        // SAFETY: see the impl's; fcinfo is the function manager's for this call.
         unsafe {
             let mut desc: pg_sys::TupleDesc = std::ptr::null_mut();
             let kind =

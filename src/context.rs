@@ -499,6 +499,8 @@ fn setting(name: &CStr) -> Option<String> {
     if ptr.is_null() {
         return None;
     }
+    // SAFETY: non-NULL: a NUL-terminated string owned by the GUC machinery, read before any
+    // other call can change the setting.
     let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
     if bytes.len() > MAX_REQUEST_SETTING {
         raise(

@@ -69,8 +69,8 @@ impl FromDatum for JsonbArg {
         is_null: bool,
         _typoid: pg_sys::Oid,
     ) -> Option<Self> {
-        // SAFETY: a jsonb datum; pg_detoast_datum returns a 4-byte-header copy if needed.
         (!is_null).then(|| JsonbArg {
+            // SAFETY: a jsonb datum; pg_detoast_datum returns a 4-byte-header copy if needed.
             varlena: unsafe { pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) },
         })
     }
@@ -84,6 +84,7 @@ macro_rules! arg_from_datum {
         unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for $t {
             unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
                 let index = arg.index();
+                // SAFETY: the caller's (pgrx's argument contract): `arg` is this type's datum.
                 unsafe {
                     arg.unbox_arg_using_from_datum()
                         .unwrap_or_else(|| panic!("argument {index} must not be null"))
@@ -93,6 +94,7 @@ macro_rules! arg_from_datum {
             unsafe fn unbox_nullable_arg(
                 arg: pgrx::callconv::Arg<'_, 'fcx>,
             ) -> pgrx::nullable::Nullable<Self> {
+                // SAFETY: as above.
                 unsafe { arg.unbox_arg_using_from_datum().into() }
             }
         }
@@ -110,6 +112,7 @@ pub struct JsonbDatum(pg_sys::Datum);
 // SAFETY: returns a palloc'd jsonb datum.
 unsafe impl BoxRet for JsonbDatum {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> pgrx::datum::Datum<'fcx> {
+        // SAFETY: a palloc'd jsonb datum of the function's declared result type.
         unsafe { fcinfo.return_raw_datum(self.0) }
     }
 }
@@ -122,6 +125,7 @@ impl JsonbDatum {
     /// # Safety
     /// `value` must be a complete JsonbValue from `pushJsonbValue`.
     pub unsafe fn from_value(value: *mut pg_sys::JsonbValue) -> JsonbDatum {
+        // SAFETY: the caller's.
         unsafe { JsonbDatum(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(value))) }
     }
 }

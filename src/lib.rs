@@ -7,7 +7,8 @@
 //! | (data model)  | `sql/schema.sql`       | roles, enums, tables, indexes (bootstrap)           |
 //! | [`gucs`]      |                        | every GUC of the extension                          |
 //! | [`context`]   |                        | tenant context: set_tenant, pre_request, current_*  |
-//! | [`lookup`]    | `sql/caches.sql`       | primary-key lookups without SPI, per-backend caches |
+//! | [`lookup`]    |                        | primary-key lookups without SPI, per-backend caches |
+//! | [`invalidation`] | `sql/caches.sql`    | how per-backend caches learn of writes              |
 //! | [`triggers`]  | `sql/triggers.sql`     | the `updated_at` trigger and `manage_updated_at`    |
 //! | [`vault`]     | `sql/vault.sql`        | keyring, envelope keys, AEAD format, credentials    |
 //! | [`api_keys`]  | `sql/api_keys.sql`     | tenant API keys: issue, verify, authenticate        |
@@ -15,10 +16,15 @@
 //! | [`lock_guard`] |                       | no application role takes a lock that blocks others |
 //! | [`jsonb`]     |                        | jsonb in and out without text (vault, logs)         |
 //! | [`request_log`] | `sql/request_logs.sql` | log_request (redaction, caps), partitions, stats  |
+//! | [`actions`]   | `sql/actions.sql`      | JSON Schema, action validation, field mappings      |
+//! | [`alloc`]     |                        | the counting global allocator (budgets, weights)    |
 //! | (isolation)   | `sql/isolation.sql`    | RLS policies, `enable_tenant_isolation`             |
 //! | (supabase)    | `sql/supabase.sql`     | mirror `auth.users` into `tenancy.users`            |
 //! | (operations)  | `sql/operations.sql`   | `health()`, `seed_demo()`                           |
 //! | (grants)      | `sql/grants.sql`       | policies on every table, grants (finalize)          |
+//!
+//! Every `unsafe` block says why it is sound (`// SAFETY:`), enforced by the lint below.
+#![warn(clippy::undocumented_unsafe_blocks)]
 use pgrx::prelude::*;
 
 pub mod actions;

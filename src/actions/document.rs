@@ -88,13 +88,14 @@ pub(super) enum Out {
 /// which the Rust budget does not see: 150 copies of a 1 MB array of nulls made 1.4 GB).
 fn weight(v: &Val) -> u32 {
     let bytes = match v {
-        // SAFETY: the union member of the value's type.
-        Val::Src(j) if j.type_ == pg_sys::jbvType::jbvBinary => unsafe {
-            j.val.binary.len as usize
-        },
-        Val::Src(j) if j.type_ == pg_sys::jbvType::jbvString => unsafe {
-            j.val.string.len as usize
-        },
+        Val::Src(j) if j.type_ == pg_sys::jbvType::jbvBinary => {
+            // SAFETY: the union member of the value's type.
+            unsafe { j.val.binary.len as usize }
+        }
+        Val::Src(j) if j.type_ == pg_sys::jbvType::jbvString => {
+            // SAFETY: the union member of the value's type.
+            unsafe { j.val.string.len as usize }
+        }
         Val::Json(j) => json_bytes(j),
         Val::Str(s) | Val::Num(s) => s.len(),
         _ => 0,
@@ -190,10 +191,11 @@ pub(super) fn read(
             None => missing(found, indexes),
         },
         Step::Index(i) => {
-            // SAFETY: `elements` returned an array container.
-            match elements(v)
-                .and_then(|(c, n)| (*i < n).then(|| unsafe { element(c, *i) }).flatten())
-            {
+            let nth = |(c, n)| {
+                // SAFETY: `elements` returned an array container of `n` elements, and i < n.
+                (*i < n).then(|| unsafe { element(c, *i) }).flatten()
+            };
+            match elements(v).and_then(nth) {
                 Some(e) => read(&e, rest, indexes, found),
                 None => missing(found, indexes),
             }

@@ -166,14 +166,19 @@ impl Val {
                 pg_sys::jbvType::jbvNull => Scalar::Null,
                 // SAFETY: the union member of the value's type.
                 pg_sys::jbvType::jbvBool => Scalar::Bool(unsafe { v.val.boolean }),
-                pg_sys::jbvType::jbvString => Scalar::Str(unsafe {
-                    let s = std::slice::from_raw_parts(
-                        v.val.string.val as *const u8,
-                        v.val.string.len as usize,
-                    );
-                    String::from_utf8_lossy(s)
-                }),
+                pg_sys::jbvType::jbvString => {
+                    // SAFETY: the union member of the value's type: a pointer into the
+                    // container (or a palloc'd copy) and its length, alive while `v` is.
+                    let s = unsafe {
+                        std::slice::from_raw_parts(
+                            v.val.string.val as *const u8,
+                            v.val.string.len as usize,
+                        )
+                    };
+                    Scalar::Str(String::from_utf8_lossy(s))
+                }
                 pg_sys::jbvType::jbvNumeric => {
+                    // SAFETY: the union member of the value's type.
                     Scalar::Num(Cow::Owned(numeric_text(unsafe { v.val.numeric })))
                 }
                 _ => Scalar::Container,

@@ -50,7 +50,11 @@ fn jbv_string(s: &str) -> pg_sys::JsonbValue {
 }
 
 /// The text of a jbvString (borrowed from the container), if it is UTF-8.
+///
+/// # Safety
+/// `v` must be a valid JsonbValue whose string outlives `'a`.
 unsafe fn jbv_str<'a>(v: &pg_sys::JsonbValue) -> Option<&'a str> {
+    // SAFETY: the caller's; the union member is read only for a jbvString.
     unsafe {
         if v.type_ != pg_sys::jbvType::jbvString {
             return None;
@@ -62,7 +66,11 @@ unsafe fn jbv_str<'a>(v: &pg_sys::JsonbValue) -> Option<&'a str> {
 }
 
 /// What a scalar costs against the budget.
+///
+/// # Safety
+/// `v` must be a valid JsonbValue.
 unsafe fn cost(v: &pg_sys::JsonbValue) -> usize {
+    // SAFETY: the caller's; the union member is read only for a jbvString.
     unsafe {
         match v.type_ {
             pg_sys::jbvType::jbvString => v.val.string.len as usize + 2,
@@ -260,6 +268,7 @@ unsafe fn admit(
     let mut tick = || {
         pgrx::check_for_interrupts!();
     };
+    // SAFETY: `v` is a scalar of the document being walked, alive for this call.
     let out = unsafe {
         match (secret, jbv_str(v)) {
             (true, _) => jbv_string(redact::MARK),
@@ -288,6 +297,7 @@ unsafe fn admit(
             (false, None) => *v,
         }
     };
+    // SAFETY: `out` is `v` or a value just built.
     let need = unsafe { cost(&out) };
     if need > room {
         *cut = true;

@@ -67,6 +67,7 @@ fn root_key(id: &str) -> &'static keyring::RootKey {
         &[Key {
             column: 1,
             eq_proc: pg_sys::F_TEXTEQ,
+            // SAFETY: a NUL-terminated string, copied into a palloc'd text.
             value: unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text(id_datum.as_ptr())) },
         }],
         &[c"fingerprint"],
