@@ -589,3 +589,37 @@ pub fn enter_as(c: &mut Client, user: &str, tenant: &str) {
     .unwrap();
     c.batch_execute("SELECT tenancy.pre_request()").unwrap();
 }
+
+/// The demo data `tenancy.seed_demo()` writes (sql/operations.sql): one definition for every
+/// test.
+pub mod demo {
+    pub const ACME: &str = "a0000000-0000-4000-8000-000000000001";
+    pub const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
+    /// Acme's owner, and a member of globex.
+    pub const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
+    /// Acme's admin.
+    pub const BOB: &str = "00000000-0000-4000-8000-0000000000a2";
+    /// Acme's manager.
+    pub const CAROL: &str = "00000000-0000-4000-8000-0000000000a3";
+    /// Acme's member.
+    pub const DAVE: &str = "00000000-0000-4000-8000-0000000000a4";
+    /// Acme's client.
+    pub const ERIN: &str = "00000000-0000-4000-8000-0000000000a5";
+    /// Globex's owner.
+    pub const FRANK: &str = "00000000-0000-4000-8000-0000000000b1";
+    /// Globex's admin.
+    pub const GRACE: &str = "00000000-0000-4000-8000-0000000000b2";
+    /// Globex's manager.
+    pub const HEIDI: &str = "00000000-0000-4000-8000-0000000000b3";
+    /// Globex's member.
+    pub const IVAN: &str = "00000000-0000-4000-8000-0000000000b4";
+    /// Globex's client.
+    pub const JUDY: &str = "00000000-0000-4000-8000-0000000000b5";
+    /// Each tenant's Slack integration.
+    pub const SLACK_A: &str = "a1000000-0000-4000-8000-000000000101";
+    pub const SLACK_B: &str = "b1000000-0000-4000-8000-000000000101";
+    /// Each tenant's "Send message" action (input mappings $.message -> $.text and $.room ->
+    /// $.channel with trim and lower case; output $.ts -> $.messageId as a string).
+    pub const SEND_MESSAGE_A: &str = "a1000001-0000-4000-8000-000000000201";
+    pub const SEND_MESSAGE_B: &str = "b1000001-0000-4000-8000-000000000201";
+}

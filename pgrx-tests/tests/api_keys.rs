@@ -1,12 +1,10 @@
 //! API keys over real connections: revocation racing verification, last use recorded at most once
 //! a minute and never in a read-only transaction or by waiting, and PgBouncer in transaction
 //! pooling mode with one shared server connection.
+use pg_tenancy_client_tests::demo::{ACME, GLOBEX};
 use pg_tenancy_client_tests::{login_role, simple_value, sqlstate, Bouncer, TestDb};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
 
 /// A new key of `tenant`, made by the service.
 fn new_key(db: &TestDb, tenant: &str, name: &str) -> String {

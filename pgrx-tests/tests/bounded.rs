@@ -13,13 +13,12 @@
 //! `statement_timeout_is_honoured`: the largest redaction allowed (16 MB) under a statement_timeout
 //! shorter than the work stops within a second of the timeout.
 use hmac::{Hmac, Mac};
+use pg_tenancy_client_tests::demo::{ACME, ALICE};
 use pg_tenancy_client_tests::{login_role, sqlstate, TestDb};
 use postgres::types::ToSql;
 use postgres::Client;
 use std::time::{Duration, Instant};
 
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
 const SECRET: &str = "the-bounded-test-jwt-secret-of-32-bytes-or-more";
 
 fn median(mut v: Vec<f64>) -> f64 {

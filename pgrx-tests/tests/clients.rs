@@ -1,10 +1,6 @@
 //! Client-side tests: real connections to the test cluster, as real login roles.
+use pg_tenancy_client_tests::demo::{ACME, DAVE, FRANK, GLOBEX};
 use pg_tenancy_client_tests::{login_role, sqlstate, table_digests, TestDb};
-
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
-const DAVE: &str = "00000000-0000-4000-8000-0000000000a4";
-const FRANK: &str = "00000000-0000-4000-8000-0000000000b1";
 
 /// A hostile tenant member with a login of its own, a member of `authenticated` only.
 #[test]

@@ -13,12 +13,9 @@
 //! `legitimate_switches_still_work`: what applications do (PostgREST's sequence, a plpgsql
 //! function that checks the context and switches, a cursor opened but not yet read, a closed
 //! cursor, a trigger that reads the context) is not refused.
+use pg_tenancy_client_tests::demo::{ACME, ALICE, GLOBEX};
 use pg_tenancy_client_tests::{connect, enter_as, login_role, sqlstate, TestDb};
 use postgres::{Client, SimpleQueryMessage};
-
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
-const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
 
 /// What must never come back to alice: the names of globex's keys.
 const SECRETS: [&str; 1] = ["globex owner key"];

@@ -7,12 +7,10 @@
 //!
 //! The cluster runs with `fsync = off` like every test cluster: this is a crash of PostgreSQL's
 //! processes, not of the machine (the WAL they wrote is in the OS page cache either way).
+use pg_tenancy_client_tests::demo::{ACME, SLACK_A};
 use pg_tenancy_client_tests::{random_key, Cluster};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const SLACK_A: &str = "a1000000-0000-4000-8000-000000000101";
 
 /// What a writer saw acknowledged: (kind, id).
 type Acked = Vec<(&'static str, uuid::Uuid)>;

@@ -10,12 +10,10 @@
 //! `unwrap`, never a lost connection (a backend crash), and each finishes within its statement
 //! timeout.  Invalid UTF-8 cannot reach a function in a UTF-8 database: the server refuses it at
 //! the protocol level (checked at the end with raw bytes through psql).
+use pg_tenancy_client_tests::demo::{ACME, DAVE};
 use pg_tenancy_client_tests::{bin, conninfo, TestDb};
 use postgres::types::ToSql;
 use postgres::Client;
-
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const DAVE: &str = "00000000-0000-4000-8000-0000000000a4";
 
 /// SplitMix64: a fixed, portable sequence for test inputs (not for anything secret).
 struct Rng(u64);

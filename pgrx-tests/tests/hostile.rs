@@ -20,18 +20,13 @@
 //!   rejecting a wrong secret takes as long whether it matches the real one in no leading
 //!   characters or in all but the last.
 use hmac::{Hmac, Mac};
+use pg_tenancy_client_tests::demo::{ACME, ALICE, BOB, DAVE, FRANK, GLOBEX};
 use pg_tenancy_client_tests::{
     connect, enter_as as enter, login_role, pre_request_context, sqlstate, tenant_digests, Cluster,
     TestDb,
 };
 use postgres::Client;
 
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
-const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
-const BOB: &str = "00000000-0000-4000-8000-0000000000a2";
-const DAVE: &str = "00000000-0000-4000-8000-0000000000a4";
-const FRANK: &str = "00000000-0000-4000-8000-0000000000b1";
 const SECRET: &str = "the-hostile-test-jwt-secret-32-bytes-or-more";
 
 fn b64url(bytes: &[u8]) -> String {

@@ -15,12 +15,11 @@
 //!   connected while the JWKS goes through a rotation with `ALTER SYSTEM` and a reload: a standby
 //!   key added, then the old key revoked; a token of the revoked key is refused at once, although
 //!   that backend had cached it.
+use pg_tenancy_client_tests::demo::{ACME, DAVE};
 use pg_tenancy_client_tests::{pre_request_context, Cluster, TestDb};
 use postgres::Client;
 use serde_json::Value;
 
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const DAVE: &str = "00000000-0000-4000-8000-0000000000a4";
 const ISS: &str = "https://project.supabase.test/auth/v1";
 
 /// Keys, JWKS and tokens from the independent signer.

@@ -11,18 +11,13 @@
 //!   table, `REVOKE SELECT`, a restrictive policy, `BYPASSRLS` taken away.
 //! * `a_statement_that_applied_mappings_keeps_its_context`: a cursor over calls (cache hit or
 //!   miss) is a reader: the context cannot change under it.  And in parallel mode nothing is kept.
+use pg_tenancy_client_tests::demo::{ACME, ALICE, ERIN, GLOBEX, SEND_MESSAGE_A};
 use pg_tenancy_client_tests::{login_role, sqlstate, TestDb};
 use postgres::Client;
 
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
-/// Acme's owner, and a member of globex.
-const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
-/// Acme's client.
-const ERIN: &str = "00000000-0000-4000-8000-0000000000a5";
 /// The demo's "Send message" action of acme; its input mappings: $.message -> $.text,
 /// $.room -> $.channel (trim, lower).
-const ACTION: &str = "a1000001-0000-4000-8000-000000000201";
+const ACTION: &str = SEND_MESSAGE_A;
 const PAYLOAD: &str = r#"{"message": "hi", "room": " GEN ", "extra": 7}"#;
 
 /// In a transaction of its own: enter `tenant` as `user` (trusted claims: no JWT secret is

@@ -9,13 +9,10 @@
 //! rewraps the data keys in batches, k1 is removed from the keyring, and everything still reads;
 //! a tenant rotation runs concurrently with a writer and retires its old key only after the
 //! writer's credential is re-encrypted.
+use pg_tenancy_client_tests::demo::{ACME, GLOBEX, SLACK_A, SLACK_B};
 use pg_tenancy_client_tests::{error_text, random_key, read_all_credentials as read_all, Cluster};
 use postgres::Client;
 
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
-const SLACK_A: &str = "a1000000-0000-4000-8000-000000000101";
-const SLACK_B: &str = "b1000000-0000-4000-8000-000000000101";
 const DB: &str = "postgres";
 
 /// A digest of everything the vault has stored: ciphertexts, wrapped keys, root key records.

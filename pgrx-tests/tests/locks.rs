@@ -19,19 +19,15 @@
 //! other reader or writer queue behind them.  On 0.2.0 they queued (55P03 after lock_timeout).
 //! A strong LOCK of any relation, the catalogs and others' views included, is checked as
 //! PostgreSQL checks it, before anything is locked.
+use pg_tenancy_client_tests::demo::{ACME, ALICE, FRANK, GLOBEX, SEND_MESSAGE_A, SLACK_A};
 use pg_tenancy_client_tests::{connect, enter_as as enter, login_role, sqlstate, TestDb};
 use postgres::Client;
 use std::time::{Duration, Instant};
 
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
-const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
-const FRANK: &str = "00000000-0000-4000-8000-0000000000b1";
 /// A user of no tenant yet, whom acme adds.  (Adding the hostile user itself waits for the row
 /// lock it holds on its own profile, alone: see docs/security.md, "What remains".)
 const IVAN: &str = "00000000-0000-4000-8000-0000000000c1";
-const SLACK_A: &str = "a1000000-0000-4000-8000-000000000101";
-const ACTION_A: &str = "a1000001-0000-4000-8000-000000000201";
+const ACTION_A: &str = SEND_MESSAGE_A;
 const MODES: [&str; 8] = [
     "ACCESS SHARE",
     "ROW SHARE",

@@ -6,14 +6,9 @@
 //! restored database works: new logs, new credentials, isolation.
 //!
 //! `scripts/test.sh` runs it for 15 -> 16 and 17 -> 18.
+use pg_tenancy_client_tests::demo::{ACME, DAVE, GLOBEX, SLACK_A, SLACK_B};
 use pg_tenancy_client_tests::{random_key, read_all_credentials, table_digests, Cluster};
 use postgres::Client;
-
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const GLOBEX: &str = "b0000000-0000-4000-8000-000000000002";
-const SLACK_A: &str = "a1000000-0000-4000-8000-000000000101";
-const SLACK_B: &str = "b1000000-0000-4000-8000-000000000101";
-const DAVE: &str = "00000000-0000-4000-8000-0000000000a4";
 
 fn in_tenant<T>(c: &mut Client, tenant: &str, f: impl FnOnce(&mut Client) -> T) -> T {
     c.batch_execute("BEGIN").unwrap();

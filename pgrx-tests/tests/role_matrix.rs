@@ -15,12 +15,11 @@
 //!
 //! The result must equal the documented table cell by cell: a table, role or command the
 //! documentation does not list, or lists wrongly, fails the test.
+use pg_tenancy_client_tests::demo::{ACME, SLACK_A};
 use pg_tenancy_client_tests::{connect, login_role, TestDb};
 use postgres::Client;
 use std::collections::BTreeMap;
 
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const SLACK_A: &str = "a1000000-0000-4000-8000-000000000101";
 const USERS: [(&str, &str); 5] = [
     ("owner", "00000000-0000-4000-8000-0000000000a1"),
     ("admin", "00000000-0000-4000-8000-0000000000a2"),

@@ -9,14 +9,12 @@
 //!   credential decrypts, the API key verifies, and new partitions get what maintenance gives them.
 //! * `released_scripts_are_never_edited`: `sql/released.sha256` pins every released install script
 //!   and every upgrade script into a released version.
+use pg_tenancy_client_tests::demo::{ACME, SLACK_A};
 use pg_tenancy_client_tests::{column_digests, read_all_credentials, table_columns, TestDb};
 use postgres::Client;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-
-const ACME: &str = "a0000000-0000-4000-8000-000000000001";
-const SLACK_A: &str = "a1000000-0000-4000-8000-000000000101";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
