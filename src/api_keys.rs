@@ -235,7 +235,7 @@ fn stored_pepper() -> Option<(String, Vec<u8>)> {
             value: unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text(purpose.as_ptr())) },
         }],
         &[c"root_key_id", c"wrapped_key"],
-        |cols| Some((lookup::text(cols[0]?), lookup::bytea(cols[1]?))),
+        |cols| Some((crate::datum::text(cols[0]?), crate::datum::bytea(cols[1]?))),
     )
     .flatten()
 }
@@ -250,7 +250,7 @@ fn pepper() -> Zeroizing<[u8; 32]> {
                 random(fresh.as_mut());
                 let wrapped = envelope::seal_under(root, &pepper_aad(PURPOSE), &fresh);
                 let root_id = root.id.clone();
-                lookup::as_superuser(|| {
+                crate::superuser::as_superuser(|| {
                     Spi::run_with_args(
                         "INSERT INTO tenancy.peppers (purpose, root_key_id, wrapped_key) VALUES ($1, $2, $3)
                          ON CONFLICT (purpose) DO NOTHING",
@@ -353,11 +353,11 @@ pub fn verify(key: Option<&str>) -> Verified {
             // SAFETY: datums of the columns' types from a live slot; from_datum copies.
             unsafe {
                 Some((
-                    lookup::bytea(cols[0]?),
+                    crate::datum::bytea(cols[0]?),
                     Vec::<String>::from_datum(cols[1]?, false).unwrap_or_default(),
                     cols[2].map(|d| d.value() as i64),
                     cols[3].is_some(),
-                    lookup::text(cols[4]?),
+                    crate::datum::text(cols[4]?),
                 ))
             }
         },
@@ -471,11 +471,11 @@ fn touch(tenant: &pgrx::Uuid, id: &pgrx::Uuid) {
         return remember();
     }
     // Whoever holds this lock is recording the same key's use: let them.
-    let acquired = lookup::advisory_xact_lock(USAGE_LOCK_CLASS, id, true, false);
+    let acquired = crate::advisory::advisory_xact_lock(USAGE_LOCK_CLASS, id, true, false);
     if !acquired {
         return;
     }
-    lookup::as_superuser(|| {
+    crate::superuser::as_superuser(|| {
         Spi::run_with_args(
             "INSERT INTO tenancy.api_key_usage AS u (tenant_id, key_id, last_used_at) VALUES ($1, $2, clock_timestamp())
              ON CONFLICT (tenant_id, key_id) DO UPDATE SET last_used_at = excluded.last_used_at
@@ -571,7 +571,7 @@ fn insert_key(
     let prefix = key[..DISPLAY_LEN].to_string();
     let id = pgrx::Uuid::from_bytes(id);
     let created_by = context::current().user;
-    lookup::as_superuser(|| {
+    crate::superuser::as_superuser(|| {
         Spi::run_with_args(
             "INSERT INTO tenancy.api_keys (tenant_id, id, name, prefix, environment, key_hash, scopes, expires_at, created_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
@@ -667,7 +667,7 @@ pub fn authenticate(key: Option<&str>) -> pgrx::Uuid {
 pub fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
     let id = id.unwrap_or_else(|| null_argument("id"));
     let tenant = managing_tenant();
-    let revoked = lookup::as_superuser(|| {
+    let revoked = crate::superuser::as_superuser(|| {
         Spi::connect_mut(|c| {
             let rows = c.update(
                 "SELECT revoked_at IS NULL FROM tenancy.api_keys WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
@@ -710,7 +710,7 @@ pub fn rotate_api_key(
     let id = id.unwrap_or_else(|| null_argument("id"));
     let grace = grace.unwrap_or_else(|| null_argument("grace"));
     let tenant = managing_tenant();
-    let old = lookup::as_superuser(|| {
+    let old = crate::superuser::as_superuser(|| {
         Spi::connect_mut(|c| {
             let rows = c.update(
                 "SELECT name, scopes, expires_at, environment, revoked_at IS NOT NULL,
@@ -757,7 +757,7 @@ pub fn rotate_api_key(
     }
     let env = Env::parse(&env).unwrap_or(Env::Live);
     let (key, new_id) = insert_key(&tenant, &name, &scopes, expires_at, env);
-    lookup::as_superuser(|| {
+    crate::superuser::as_superuser(|| {
         Spi::run_with_args(
             "UPDATE tenancy.api_keys
              SET expires_at = least(coalesce(expires_at, 'infinity'), clock_timestamp() + $3::interval), replaced_by = $4

@@ -340,7 +340,7 @@ fn lookup_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership
         c"tenants_pkey",
         &[Key::uuid(1, &tenant)],
         &[c"status"],
-        |cols| cols[0].map(lookup::enum_label),
+        |cols| cols[0].map(crate::datum::enum_label),
     )??;
     let role = user.and_then(|user| {
         lookup::fetch(
@@ -348,7 +348,7 @@ fn lookup_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership
             c"memberships_pkey",
             &[Key::uuid(1, &tenant), Key::uuid(2, &user)],
             &[c"role"],
-            |cols| cols[0].map(lookup::enum_label),
+            |cols| cols[0].map(crate::datum::enum_label),
         )
         .flatten()
     });

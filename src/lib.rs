@@ -9,6 +9,10 @@
 //! | [`context`]   |                        | tenant context: set_tenant, pre_request, current_*  |
 //! | [`lookup`]    |                        | primary-key lookups without SPI, per-backend caches |
 //! | [`invalidation`] | `sql/caches.sql`    | how per-backend caches learn of writes              |
+//! | [`spi`]       |                        | statements planned once per backend and kept        |
+//! | [`superuser`] |                        | the extension's own SQL, with more rights: reviewed |
+//! | [`advisory`]  |                        | our advisory locks, tagged with a keyed hash        |
+//! | [`datum`]     |                        | datum conversions pgrx does not give directly       |
 //! | [`triggers`]  | `sql/triggers.sql`     | the `updated_at` trigger and `manage_updated_at`    |
 //! | [`vault`]     | `sql/vault.sql`        | keyring, envelope keys, AEAD format, credentials    |
 //! | [`api_keys`]  | `sql/api_keys.sql`     | tenant API keys: issue, verify, authenticate        |
@@ -28,9 +32,11 @@
 use pgrx::prelude::*;
 
 pub mod actions;
+pub mod advisory;
 pub mod alloc;
 pub mod api_keys;
 pub mod context;
+pub mod datum;
 pub mod error;
 pub mod gucs;
 pub mod invalidation;
@@ -40,6 +46,8 @@ pub mod lock_guard;
 pub mod lookup;
 pub mod memberships;
 pub mod request_log;
+pub mod spi;
+pub mod superuser;
 pub mod triggers;
 pub mod vault;
 
@@ -141,8 +149,8 @@ pub extern "C-unwind" fn _PG_init() {
         context::statements::init();
         // Privilege checks before the locks of utility statements (src/lock_guard.rs).
         lock_guard::init();
-        // The key of the extension's advisory lock tags (src/lookup.rs).
-        lookup::init_lock_tags();
+        // The key of the extension's advisory lock tags (src/advisory.rs).
+        crate::advisory::init_lock_tags();
     }
 }
 

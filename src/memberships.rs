@@ -69,7 +69,7 @@ fn manager_of(
         }),
     };
     before_lock();
-    lookup::advisory_xact_lock(MEMBERSHIP_LOCK_CLASS, &tenant, true, true);
+    crate::advisory::advisory_xact_lock(MEMBERSHIP_LOCK_CLASS, &tenant, true, true);
     // A change committed while we waited for the lock (the caller removed or demoted) counts,
     // and the caller's own membership row is locked until the end of the transaction, so that
     // a writer that does not take the membership lock (service_role writing the table) cannot
@@ -79,7 +79,7 @@ fn manager_of(
         context::stale();
     }
     if let (Some(user), Some(role)) = (ctx.user, ctx.role.filter(|r| *r != "service")) {
-        let locked = lookup::as_superuser(|| {
+        let locked = crate::superuser::as_superuser(|| {
             Spi::get_one_with_args::<String>(
                 "SELECT (SELECT role::pg_catalog.text FROM tenancy.memberships
                           WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2
@@ -102,7 +102,7 @@ fn role_of(tenant: &pgrx::Uuid, user: &pgrx::Uuid) -> Option<String> {
         c"memberships_pkey",
         &[Key::uuid(1, tenant), Key::uuid(2, user)],
         &[c"role"],
-        |cols| cols[0].map(lookup::enum_label),
+        |cols| cols[0].map(crate::datum::enum_label),
     )
     .flatten()
 }
@@ -112,7 +112,7 @@ fn role_of(tenant: &pgrx::Uuid, user: &pgrx::Uuid) -> Option<String> {
 /// and the row lock turns that into a serialization failure (40001) instead of a tenant without
 /// owners.
 fn owners(tenant: &pgrx::Uuid) -> i64 {
-    lookup::as_superuser(|| {
+    crate::superuser::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
             "SELECT count(*) FROM (SELECT FROM tenancy.memberships
                                     WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'
@@ -125,8 +125,10 @@ fn owners(tenant: &pgrx::Uuid) -> i64 {
 }
 
 fn write(sql: &str, args: &[pgrx::datum::DatumWithOid], what: &str) -> usize {
-    lookup::as_superuser(|| Spi::connect_mut(|c| c.update(sql, None, args).map(|t| t.len())))
-        .unwrap_or_else(|e| spi_failed(what, e))
+    crate::superuser::as_superuser(|| {
+        Spi::connect_mut(|c| c.update(sql, None, args).map(|t| t.len()))
+    })
+    .unwrap_or_else(|e| spi_failed(what, e))
 }
 
 /// Lock `user`'s row as the new membership's foreign key will (FOR KEY SHARE), before the
@@ -134,7 +136,7 @@ fn write(sql: &str, args: &[pgrx::datum::DatumWithOid], what: &str) -> usize {
 /// only this call wait, not every membership change of the tenant.  NO_DATA_FOUND if there is no
 /// such user.
 fn lock_user(user: &pgrx::Uuid) {
-    let found = lookup::as_superuser(|| {
+    let found = crate::superuser::as_superuser(|| {
         Spi::get_one_with_args::<bool>(
             "SELECT (SELECT true FROM tenancy.users WHERE id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE)",
             &[(*user).into()],

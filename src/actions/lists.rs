@@ -30,7 +30,7 @@ use super::mappings::{compiled, Compiled};
 use crate::error::raise;
 use crate::invalidation::{generation, Watch};
 use crate::jsonb::JsonbArg;
-use crate::lookup::KeptStatement;
+use crate::spi::KeptStatement;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -142,7 +142,7 @@ pub fn of(fcinfo: pg_sys::FunctionCallInfo, action: pgrx::Uuid, direction: &Dire
 
 /// Read the list (`None`: the action is not found) and the bytes of its mappings' text.
 fn read(action: pgrx::Uuid, direction: &DirectionArg) -> (Option<List>, usize) {
-    let label = crate::lookup::enum_label(pg_sys::Datum::from(direction.0.to_u32()));
+    let label = crate::datum::enum_label(pg_sys::Datum::from(direction.0.to_u32()));
     let mut weight = 0usize;
     let mut mappings: Vec<Compiled> = MAPPINGS.with(|m| {
         m.select(

@@ -12,7 +12,7 @@
 //!   `tenancy._jsonschema_check`, which raises 23514 naming the keyword and where it is.
 use crate::error::raise;
 use crate::jsonb::JsonbArg;
-use crate::lookup::KeptStatement;
+use crate::spi::KeptStatement;
 use pgrx::prelude::*;
 
 pub mod cache;

@@ -72,7 +72,7 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
         }
         let estate = (*query).estate;
         // The extension's own SQL (qualified names, no policy, no reader) keeps no context.
-        if estate.is_null() || crate::lookup::internal() {
+        if estate.is_null() || crate::superuser::internal() {
             return;
         }
         let cxt = (*estate).es_query_cxt;
@@ -126,7 +126,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
                 live.clear();
             }
         });
-        crate::lookup::reset_internal();
+        crate::superuser::reset_internal();
     }
 }
 

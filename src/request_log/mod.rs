@@ -16,7 +16,7 @@ use crate::context;
 use crate::error::{new_uuid, null_argument, raise};
 use crate::gucs;
 use crate::jsonb::{JsonbArg, JsonbDatum};
-use crate::lookup::{self, KeptStatement};
+use crate::spi::KeptStatement;
 
 /// The roles that may log a request (the tenant's writers, and the service).
 const LOGGERS: &[&str] = &["owner", "admin", "manager", "member", "api_key", "service"];
@@ -400,7 +400,9 @@ pub fn log_request(
         retry_count.into(),
         error.into(),
     ];
-    lookup::as_extension(|| INSERT.with(|insert| insert.execute(&args, "logging the request")));
+    crate::superuser::as_extension(|| {
+        INSERT.with(|insert| insert.execute(&args, "logging the request"))
+    });
     id
 }
 
@@ -420,7 +422,7 @@ const MAINTENANCE_LOCK_CLASS: u16 = 0x7473;
 /// taking it first).  Internal: no role is granted it.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _lock_request_log_maintenance() {
-    lookup::advisory_xact_lock(
+    crate::advisory::advisory_xact_lock(
         MAINTENANCE_LOCK_CLASS,
         &pgrx::Uuid::from_bytes([0; 16]),
         true,

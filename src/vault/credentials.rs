@@ -15,7 +15,8 @@ use super::{aead, envelope};
 use crate::context;
 use crate::error::{new_uuid, null_argument, raise, spi_failed};
 use crate::jsonb::{JsonbArg, JsonbDatum, ObjectBuilder};
-use crate::lookup::{self, KeptStatement, Key};
+use crate::lookup::{self, Key};
+use crate::spi::KeptStatement;
 use pgrx::prelude::*;
 use std::cell::OnceCell;
 
@@ -145,7 +146,9 @@ pub fn store_credential(
     // With the extension's privileges: no application role may write ciphertexts (the vault's
     // functions are the one door); credential_tenant() made the check RLS made before, and the
     // composite foreign key still decides that the integration is the tenant's.
-    lookup::as_extension(|| INSERT.with(|insert| insert.execute(&args, "storing the credential")));
+    crate::superuser::as_extension(|| {
+        INSERT.with(|insert| insert.execute(&args, "storing the credential"))
+    });
     id
 }
 
@@ -194,20 +197,23 @@ pub fn read_credential(id: Option<pgrx::Uuid>) -> JsonbDatum {
                 );
                 out.string(
                     "credential_type",
-                    cols[1].map(lookup::enum_label).as_deref(),
+                    cols[1].map(crate::datum::enum_label).as_deref(),
                 );
                 out.string(
                     "expires_at",
-                    cols[4].map(lookup::timestamptz_json).as_deref(),
+                    cols[4].map(crate::datum::timestamptz_json).as_deref(),
                 );
                 // NULL elements cannot come through our functions; a direct write could add one.
                 let scopes = cols[5]
                     .and_then(|d| Vec::<Option<String>>::from_datum(d, false))
                     .map(|v| v.into_iter().flatten().collect::<Vec<String>>());
                 out.strings("scopes", scopes.as_deref());
-                out.string("status", cols[6].map(lookup::enum_label).as_deref());
+                out.string("status", cols[6].map(crate::datum::enum_label).as_deref());
             }
-            (cols[2].map(lookup::bytea), cols[3].map(lookup::bytea))
+            (
+                cols[2].map(crate::datum::bytea),
+                cols[3].map(crate::datum::bytea),
+            )
         },
     );
     let Some((Some(encrypted_data), encrypted_refresh)) = row else {
@@ -293,7 +299,7 @@ pub fn update_credential(
     let encrypted_data = data.map(|d| seal(key(), &tenant, &id, DATA, d.container()));
     let encrypted_refresh = refresh_token.map(|t| seal(key(), &tenant, &id, REFRESH, t.as_bytes()));
     // With the extension's privileges, after credential_tenant()'s check (see store_credential).
-    let updated = lookup::as_superuser(|| Spi::connect_mut(|client| {
+    let updated = crate::superuser::as_superuser(|| Spi::connect_mut(|client| {
         client
             .update(
                 "UPDATE tenancy.integration_credentials SET

@@ -71,7 +71,7 @@ fn root_key(id: &str) -> &'static keyring::RootKey {
             value: unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text(id_datum.as_ptr())) },
         }],
         &[c"fingerprint"],
-        |cols| cols[0].map(lookup::bytea),
+        |cols| cols[0].map(crate::datum::bytea),
     )
     .flatten();
     match recorded {
@@ -129,8 +129,8 @@ type StoredKey = (u32, String, Vec<u8>);
 fn read_stored(cols: &[Option<pg_sys::Datum>]) -> Option<StoredKey> {
     Some((
         cols[0]?.value() as i32 as u32,
-        lookup::text(cols[1]?),
-        lookup::bytea(cols[2]?),
+        crate::datum::text(cols[1]?),
+        crate::datum::bytea(cols[2]?),
     ))
 }
 
@@ -222,7 +222,7 @@ pub fn active_root() -> &'static keyring::RootKey {
     root_key(&root.id); // refuses a key that contradicts the recorded fingerprint
     let fingerprint = root.fingerprint().to_vec();
     let root_id = root.id.clone();
-    lookup::as_superuser(|| {
+    crate::superuser::as_superuser(|| {
         Spi::run_with_args(
             "INSERT INTO tenancy.root_keys (key_id, fingerprint) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
             &[root_id.into(), fingerprint.into()],
@@ -251,7 +251,7 @@ pub fn create_data_key(tenant: &pgrx::Uuid, version: u32) {
     crate::error::random(key.as_mut());
     let wrapped = wrap(root, tenant, version, &key);
     let root_id = root.id.clone();
-    lookup::as_superuser(|| {
+    crate::superuser::as_superuser(|| {
         Spi::run_with_args(
             "INSERT INTO tenancy.data_keys (tenant_id, version, root_key_id, wrapped_key) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, version) DO NOTHING",
@@ -270,7 +270,7 @@ const KEY_LOCK_CLASS: u16 = 0x7470;
 /// retires a key version that an uncommitted ciphertext uses.  After the lock, pending cache
 /// invalidations are read, so a writer that waited for a rotation sees its new key version.
 pub fn lock_tenant_keys(tenant: &pgrx::Uuid, exclusive: bool) {
-    lookup::advisory_xact_lock(KEY_LOCK_CLASS, tenant, exclusive, true);
+    crate::advisory::advisory_xact_lock(KEY_LOCK_CLASS, tenant, exclusive, true);
     // SAFETY: processes pending shared invalidations, as taking a relation lock would.
     unsafe {
         pg_sys::AcceptInvalidationMessages();

@@ -1,0 +1,97 @@
+//! Running the extension's own SQL with more rights than the caller: what `SECURITY DEFINER …
+//! SET search_path` does for a SQL function, for the few internal reads and writes of tables no
+//! application role may touch (the vault's keys, the pepper, request logs).  Every caller
+//! decides first that the caller may cause what it runs; every name in that SQL is
+//! schema-qualified and every operator is `OPERATOR(pg_catalog.=)`.  Review any new use here.
+use pgrx::pg_sys;
+use std::cell::Cell;
+
+/// Run `f` as the bootstrap superuser with `search_path = pg_catalog, pg_temp`, inside a
+/// security-restricted operation: what `SECURITY DEFINER ... SET search_path` does for a SQL
+/// function.  For the few internal writes to tables no application role may touch (the vault's
+/// keys); the caller has already decided the caller may cause them.  Every name in the SQL `f`
+/// runs is schema-qualified and every operator is `OPERATOR(pg_catalog.=)`.  On error,
+/// transaction abort restores the user and the settings.
+pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
+    internally(|| as_superuser_inner(f))
+}
+
+thread_local! {
+    /// How deep we are in the extension's own SQL ([`as_superuser`], [`as_extension`]).
+    static INTERNAL: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Is the extension running its own SQL (as the superuser, names qualified, no policy, no context
+/// reader)?  Executors started there are not tracked (crate::context::statements).
+pub fn internal() -> bool {
+    INTERNAL.with(|d| d.get() > 0)
+}
+
+/// Back to 0 at the end of every top-level transaction (a safety net: see [`internally`]).
+pub fn reset_internal() {
+    INTERNAL.with(|d| d.set(0));
+}
+
+/// Leaves the depth as it found it, also when an ERROR unwinds through (pgrx turns it into a
+/// Rust panic that runs destructors): a caught error, in a savepoint, must not leave the
+/// extension believing it still runs its own SQL, which would stop executor tracking.
+struct Internal;
+
+impl Drop for Internal {
+    fn drop(&mut self) {
+        INTERNAL.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+fn internally<R>(f: impl FnOnce() -> R) -> R {
+    INTERNAL.with(|d| d.set(d.get() + 1));
+    let _internal = Internal;
+    f()
+}
+
+fn as_superuser_inner<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the same calls fmgr_security_definer makes, in the same order: a GUC nest level
+    // for the search_path, the user switch, both undone after (or by abort).
+    unsafe {
+        let nest_level = pg_sys::NewGUCNestLevel();
+        crate::gucs::set(
+            c"search_path",
+            c"pg_catalog, pg_temp",
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+        );
+        let result = as_bootstrap_superuser(f);
+        pg_sys::AtEOXact_GUC(true, nest_level);
+        result
+    }
+}
+
+/// `f` as the bootstrap superuser in a security-restricted operation (fmgr_security_definer's
+/// user switch); the caller's user and context come back after, or at abort on error.
+fn as_bootstrap_superuser<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: GetUserIdAndSecContext/SetUserIdAndSecContext as fmgr_security_definer calls them.
+    unsafe {
+        let mut saved_user = pg_sys::InvalidOid;
+        let mut saved_context = 0;
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
+            saved_context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+        let result = f();
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+        result
+    }
+}
+
+/// Run `f` as the bootstrap superuser inside a security-restricted operation, without touching
+/// `search_path`: for a [`crate::spi::KeptStatement`] whose SQL names everything with its schema and takes
+/// only parameters (no function or operator is resolved when it runs; defaults, checks and the
+/// foreign keys' queries are stored resolved).  What `as_superuser` costs in GUC work (a nest
+/// level and a setting, about 2 µs) is not on the hot writes (`log_request`, `store_credential`).
+/// On error, transaction abort restores the user.
+pub fn as_extension<R>(f: impl FnOnce() -> R) -> R {
+    internally(|| as_bootstrap_superuser(f))
+}
