@@ -85,8 +85,8 @@ BEGIN
 END
 $$;
 
--- The index rule (sql/schema.sql, README "What RLS does not hide"), checked for any table: on
--- every table with row level security and a tenant_id column that authenticated can read
+-- The index rule (sql/schema.sql; docs/security.md, "What RLS does not hide"), checked for any
+-- table: on every table with row level security and a tenant_id column that authenticated can read
 -- (directly or through its partitioned parent), and on tenancy.tenants and tenancy.users, the
 -- indexes whose first key is a plain column other than the one the policy pins (tenant_id; id
 -- for tenants and users) and whose operator family has a leakproof operator.  The

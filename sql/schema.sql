@@ -1,6 +1,6 @@
 -- pg_tenancy: the data model (bootstrap: runs before any Rust-generated SQL).
 --
--- Rules every table follows (see README "Data model"):
+-- Rules every table follows (see docs/data-model.md):
 --   * Global tables: tenants, users.  Every other table is tenant-owned.
 --   * Tenant-owned tables have tenant_id uuid NOT NULL, PRIMARY KEY (tenant_id, id), every UNIQUE
 --     constraint includes tenant_id, and every foreign key to another tenant-owned table is
@@ -15,9 +15,9 @@
 --     row of every tenant in that range is then fetched and thrown away, and EXPLAIN ANALYZE
 --     ("Rows Removed by Filter") or pg_stat_xact_user_tables (idx_tup_fetch) counts them.  Range
 --     after range, that reads the column's values out of other tenants.  With tenant_id first the
---     scan never leaves the member's tenant.  Two exceptions, on purpose (README "What RLS does
---     not hide"): tenants_slug_key (slugs are unique across tenants) and memberships_user_id_idx
---     (a user reads their own memberships in every tenant).  Indexes on lower(email) are safe:
+--     scan never leaves the member's tenant.  Two exceptions, on purpose (docs/security.md,
+--     "What RLS does not hide"): tenants_slug_key (slugs are unique across tenants) and
+--     memberships_user_id_idx (a user reads their own memberships in every tenant).  Indexes on lower(email) are safe:
 --     lower() is not leakproof, so it always runs after the policy.
 
 -- ---------------------------------------------------------------------------------------------
@@ -453,7 +453,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.field_mappings', '');
 -- pg_dump 14 crashes (SIGSEGV in dumpTableData) on an extension configuration table that is a
 -- partition, so on PostgreSQL 14 the default partition is not marked: there, run
 -- tenancy.maintain_request_logs() before a dump (it moves its rows into daily partitions, which
--- pg_dump always dumps) or dump with pg_dump 15 or later.  The README says so.
+-- pg_dump always dumps) or dump with pg_dump 15 or later.  docs/upgrading.md says so.
 SELECT pg_catalog.pg_extension_config_dump('tenancy.request_logs_default', '')
  WHERE current_setting('server_version_num')::int >= 150000;
 SELECT pg_catalog.pg_extension_config_dump('tenancy.subscriptions', '');

@@ -672,7 +672,7 @@ pub fn pre_request() {
                     .clone()
             })
     } else {
-        // Trusted mode: the claims PostgREST verified (README: "Trust boundary").
+        // Trusted mode: the claims PostgREST verified (docs/security.md: "The trust boundary").
         setting(c"request.jwt.claims").map(|raw| claimed(&raw))
     };
     let Some(claimed) = claimed else {

@@ -172,7 +172,7 @@ fn dump_and_restore_keep_every_row() {
         // Daily partitions, as any database that logs has: maintenance moves the rows of the
         // default partition into them.  On PostgreSQL 14 that is required before a dump: there the
         // default partition is not dumped (pg_dump 14 crashes on a configuration table that is a
-        // partition), as the README says.
+        // partition), as docs/upgrading.md says.
         let mut c = src.connect("postgres");
         c.batch_execute("SELECT tenancy.maintain_request_logs()")
             .unwrap();
@@ -496,7 +496,7 @@ fn secrets_passed_as_parameters_stay_out_of_the_server_log() {
         assert!(r.is_err());
         c.batch_execute("ROLLBACK").unwrap();
     }
-    // Duration logging on: with log_parameter_max_length = 0 (the README's advice) no value is
+    // Duration logging on: with log_parameter_max_length = 0 (docs/vault.md's advice) no value is
     // logged; without it PostgreSQL logs bind-parameter values, which is why the advice exists.
     let store = |c: &mut postgres::Client, canary: &str| {
         c.batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
