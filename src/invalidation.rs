@@ -12,6 +12,13 @@
 //! when it sees a new generation of its watch.  Invalidations of other relations (any role's
 //! temporary tables, ANALYZE, autovacuum) leave the caches alone.
 //!
+//! One case sends no invalidation at all: rows written by a statement that fails before its
+//! AFTER ROW triggers run (a volatile function called by `INSERT … SELECT` sees the rows written
+//! so far, and may read them into a cache under the latest snapshot).  PostgreSQL replays at
+//! abort only the invalidations of the commands before.  So the abort of a (sub)transaction that
+//! wrote anything (it has a transaction id) bumps every watch's generation too, and
+//! [`local_aborts`] counts those aborts for what is kept for a statement's life.
+//!
 //! Two watches, so that a write to one kind of row does not empty the other kind's caches:
 //!
 //! * [`Watch::Authority`]: tenants, memberships, data keys, root keys, peppers, API keys
@@ -97,6 +104,58 @@ impl State {
 thread_local! {
     static STATES: [State; 2] = const { [State::new(), State::new()] };
     static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    /// Aborts of (sub)transactions that wrote, in this backend.
+    static LOCAL_ABORTS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A (sub)transaction that wrote is aborting (or being prepared, which locally counts as an
+/// abort: its changes are not visible until COMMIT PREPARED): what the caches read of its rows
+/// is gone, and not every such row sent an invalidation (see the module's header).
+fn written_rows_gone() {
+    STATES.with(|states| states.iter().for_each(State::bump));
+    LOCAL_ABORTS.with(|a| a.set(a.get().wrapping_add(1)));
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_transaction_event(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    if matches!(
+        event,
+        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PREPARE
+    ) {
+        // SAFETY: reads backend-local transaction state, still set during these events.
+        if unsafe { pg_sys::GetTopTransactionIdIfAny() } != pg_sys::InvalidTransactionId {
+            written_rows_gone();
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subtransaction_event(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event != pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        return;
+    }
+    // SAFETY: reads backend-local transaction state: the aborting subtransaction's id, if it
+    // has one (it wrote).
+    let xid = unsafe { pg_sys::GetCurrentTransactionIdIfAny() };
+    if xid != pg_sys::InvalidTransactionId {
+        written_rows_gone();
+    }
+}
+
+/// How many (sub)transactions that wrote have aborted in this backend: what is kept for a
+/// statement's life (and so ignores other sessions' commits, as a statement's snapshot does)
+/// is dropped when this changes.
+pub fn local_aborts() -> u64 {
+    generation(Watch::Actions); // registers the callbacks
+    LOCAL_ABORTS.with(Cell::get)
 }
 
 #[pg_guard]
@@ -162,6 +221,8 @@ pub fn generation(watch: Watch) -> u64 {
                 Some(on_relcache_invalidation),
                 pg_sys::Datum::from(0),
             );
+            pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(on_subtransaction_event), std::ptr::null_mut());
             for w in WATCHES {
                 for cache in w.syscaches() {
                     pg_sys::CacheRegisterSyscacheCallback(

@@ -5,10 +5,13 @@
 //!
 //! * `a_kept_list_follows_every_write`: another session's insert, update, delete and TRUNCATE,
 //!   counted at the next call, also inside an open (even REPEATABLE READ) transaction; this
-//!   transaction's own writes, and their rollback, to a savepoint too.
+//!   transaction's own writes, and their rollback, to a savepoint too; the rows of a statement
+//!   that failed before its triggers ran.
 //! * `a_kept_list_never_crosses_contexts_or_roles`: the same action id in two tenants, a client
 //!   context in the tenant whose owner filled the cache, `SET ROLE` to a role without the
 //!   table, `REVOKE SELECT`, a restrictive policy, `BYPASSRLS` taken away.
+//! * `one_statement_applies_one_version_of_the_mappings`: another session's commit part-way
+//!   through a statement changes nothing for the statement's remaining rows.
 //! * `a_statement_that_applied_mappings_keeps_its_context`: a cursor over calls (cache hit or
 //!   miss) is a reader: the context cannot change under it.  And in parallel mode nothing is kept.
 use pg_tenancy_client_tests::demo::{ACME, ALICE, ERIN, GLOBEX, SEND_MESSAGE_A};
@@ -143,6 +146,50 @@ fn a_kept_list_follows_every_write() {
     assert_eq!(map_now(&mut c), BASE, "savepoint rolled back");
     c.batch_execute("ROLLBACK").unwrap();
 
+    // Rows written by a statement that fails before its AFTER ROW triggers run send no
+    // invalidation: a volatile function that INSERT ... SELECT calls sees the rows written so
+    // far, reads them into a list, and the statement fails.  Found in review: the list with the
+    // rolled-back row was served to later transactions.  Also in a savepoint.
+    admin
+        .batch_execute(&format!(
+            "CREATE FUNCTION public.probe(i int) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+             DECLARE r jsonb;
+             BEGIN
+               IF i = 2 THEN
+                 r := (SELECT tenancy.apply_field_mappings('{ACTION}', 'input', '{PAYLOAD}'));
+                 IF r ? 'x1' THEN RAISE EXCEPTION 'abort now'; END IF;
+                 RAISE EXCEPTION 'the rows written so far were not read: %', r;
+               END IF;
+               RETURN true;
+             END $$;
+             GRANT EXECUTE ON FUNCTION public.probe(int) TO authenticated;"
+        ))
+        .unwrap();
+    let failing = format!(
+        "INSERT INTO tenancy.field_mappings (tenant_id, action_id, source_path, target_path, direction)
+         SELECT '{ACME}', '{ACTION}', '$.extra', '$.x' || i, 'input' FROM generate_series(1, 2) i WHERE public.probe(i)"
+    );
+    enter(&mut c, ALICE, ACME);
+    let e = c.batch_execute(&failing).unwrap_err();
+    assert!(format!("{e:?}").contains("abort now"), "{e:?}");
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(
+        mapped(&mut c, ALICE, ACME),
+        BASE,
+        "a failed statement's rows"
+    );
+    enter(&mut c, ALICE, ACME);
+    c.batch_execute("SAVEPOINT s").unwrap();
+    assert!(c.batch_execute(&failing).is_err());
+    c.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
+    assert_eq!(
+        map_now(&mut c),
+        BASE,
+        "a failed statement's rows, in a savepoint"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(mapped(&mut c, ALICE, ACME), BASE);
+
     // TRUNCATE (no row trigger fires), and the action deleted.
     admin
         .batch_execute("TRUNCATE tenancy.field_mappings")
@@ -252,6 +299,84 @@ fn a_kept_list_never_crosses_contexts_or_roles() {
         .unwrap();
     assert_eq!(map_now(&mut c), "P0002", "member removed");
     c.batch_execute("ROLLBACK").unwrap();
+}
+
+/// A commit by another session part-way through a statement does not change the mappings for
+/// the statement's remaining rows (found in review: rows 2 and 3 took the new mappings).  The
+/// statement waits, between its first and second row, for an advisory lock that the other
+/// session releases when it commits its change.
+#[test]
+fn one_statement_applies_one_version_of_the_mappings() {
+    let (db, mut admin, _) = setup("pgt_client_kept_one_version");
+    for round in ["miss", "hit"] {
+        let mut other = db.connect("postgres");
+        other
+            .batch_execute("BEGIN; SELECT pg_advisory_xact_lock(4242)")
+            .unwrap();
+        let mut c = db.connect("pgt_mapper");
+        if round == "hit" {
+            assert_eq!(mapped(&mut c, ALICE, ACME), BASE); // the first row finds it kept
+        }
+        let statement = std::thread::spawn(move || {
+            enter(&mut c, ALICE, ACME);
+            let rows: Vec<String> = c
+                .query(
+                    &format!(
+                        "SELECT CASE WHEN g = 2 THEN pg_advisory_lock(4242)::text END AS waited,
+                                tenancy.apply_field_mappings('{ACTION}', 'input', '{PAYLOAD}')::text
+                           FROM generate_series(1, 3) g"
+                    ),
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(1))
+                .collect();
+            c.batch_execute("ROLLBACK").unwrap();
+            (c, rows)
+        });
+        // Wait until the statement waits for the lock, then change a mapping and commit.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let waiting: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{round}: the statement never waited"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        other
+            .batch_execute(
+                "UPDATE tenancy.field_mappings SET target_path = '$.changed' WHERE target_path = '$.channel'; COMMIT",
+            )
+            .unwrap();
+        let (mut c, rows) = statement.join().unwrap();
+        assert_eq!(
+            rows,
+            vec![BASE.to_string(); 3],
+            "{round}: one statement, one version"
+        );
+        assert_eq!(
+            mapped(&mut c, ALICE, ACME),
+            r#"{"text": "hi", "changed": "gen"}"#,
+            "{round}: the next statement takes the change"
+        );
+        admin
+            .batch_execute(
+                "UPDATE tenancy.field_mappings SET target_path = '$.channel' WHERE target_path = '$.changed'",
+            )
+            .unwrap();
+        assert_eq!(mapped(&mut c, ALICE, ACME), BASE);
+    }
 }
 
 #[test]

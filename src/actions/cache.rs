@@ -49,6 +49,11 @@ impl<V> CompiledCache<V> {
 
     /// The value compiled from `bytes`, if kept (a hit counts; a miss counts at `insert`).
     pub fn get(&mut self, bytes: &[u8]) -> Option<Rc<V>> {
+        self.get_weighed(bytes).map(|(v, _)| v)
+    }
+
+    /// [`Self::get`], with the entry's weight (its key and what compiling it held).
+    pub fn get_weighed(&mut self, bytes: &[u8]) -> Option<(Rc<V>, usize)> {
         self.clock += 1;
         let clock = self.clock;
         let entry = self
@@ -58,7 +63,7 @@ impl<V> CompiledCache<V> {
             .find(|e| &*e.bytes == bytes)?;
         entry.used = clock;
         self.hits += 1;
-        Some(entry.value.clone())
+        Some((entry.value.clone(), entry.weight))
     }
 
     /// Keep at most `n` entries from the next insertion on.

@@ -23,8 +23,16 @@
 //! be kept, stale, after them.  In parallel mode no snapshot may be taken: the statement's is
 //! used and the list is not kept.
 //!
-//! Bounded: [`MAX_LISTS`] lists, weighing at most [`MAX_BYTES`] of mapping text (paths and
-//! transform configs); when full the least recently used quarter goes (`super::cache`).
+//! Within one statement, each call site keeps the lists it used for the statement's life (in its
+//! `FmgrInfo`, freed with the executor's memory): a commit by another session part-way through
+//! a statement does not change the mappings for the statement's remaining rows, as a
+//! statement's snapshot would not.  Dropped if a (sub)transaction of this backend that wrote
+//! aborts meanwhile (rows it wrote may be in the list).  Calls outside an executor (a plpgsql
+//! expression such as `r := tenancy.apply_field_mappings(…)`) keep nothing for later.
+//!
+//! Bounded: [`MAX_LISTS`] lists, their mappings weighing at most [`MAX_BYTES`] (their text and
+//! what compiling them held on Rust's heap, [`crate::alloc`]); when full the least recently used
+//! quarter goes (`super::cache`).  Per call site and statement, at most [`MAX_PINNED`] lists.
 use super::cache::CompiledCache;
 use super::mappings::{compiled, Compiled};
 use crate::error::raise;
@@ -37,12 +45,47 @@ use std::rc::Rc;
 
 /// Lists kept per backend (an action and a direction, as seen by a user in a context).
 pub const MAX_LISTS: usize = 1024;
-/// Bytes of mapping text the kept lists may name (a mapping named by several lists counts in
-/// each).
-pub const MAX_BYTES: usize = 4 << 20;
+/// What the mappings the kept lists name may weigh: their text and what compiling them held on
+/// Rust's heap (a mapping named by several lists counts in each).
+pub const MAX_BYTES: usize = 16 << 20;
 
 /// An action's compiled mappings of a direction, in the order of their target paths.
 pub type List = Rc<Vec<Compiled>>;
+
+/// Lists a call site keeps for one statement.
+const MAX_PINNED: usize = 16;
+
+/// What a call site keeps for the statement evaluating it (in `fn_extra`).
+#[derive(Default)]
+struct Pinned {
+    /// [`crate::invalidation::local_aborts`] when they were kept.
+    aborts: u64,
+    lists: Vec<(Box<[u8]>, List)>,
+}
+
+/// The lists the call site of `fcinfo` keeps, if the call is evaluated by a live executor.
+///
+/// # Safety
+/// `fcinfo` must be the function manager's for this call of `apply_field_mappings`, which alone
+/// uses its `fn_extra`.
+unsafe fn pinned<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'a mut Pinned> {
+    let cxt = crate::context::statements::caller_memory(fcinfo);
+    if !crate::context::statements::is_live_executor(cxt) {
+        return None;
+    }
+    // SAFETY: the caller's; `caller_memory` found a non-NULL flinfo whose fn_mcxt is `cxt`.
+    // The Pinned lives in that context and is dropped when it is reset or deleted (the
+    // executor's end), and no other code touches this fn_extra.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if (*flinfo).fn_extra.is_null() {
+            (*flinfo).fn_extra = pgrx::PgMemoryContexts::For(cxt)
+                .leak_and_drop_on_delete(Pinned::default())
+                .cast();
+        }
+        Some(&mut *((*flinfo).fn_extra as *mut Pinned))
+    }
+}
 
 thread_local! {
     static LISTS: RefCell<CompiledCache<Vec<Compiled>>> =
@@ -95,7 +138,11 @@ fn not_found(action: pgrx::Uuid) -> ! {
 
 /// The mappings of `action` and `direction` the caller reads in the current context, or P0002
 /// when the caller cannot see the action (another tenant's, none, no context).
-pub fn of(fcinfo: pg_sys::FunctionCallInfo, action: pgrx::Uuid, direction: &DirectionArg) -> List {
+pub(super) fn of(
+    fcinfo: pg_sys::FunctionCallInfo,
+    action: pgrx::Uuid,
+    direction: &DirectionArg,
+) -> List {
     let Some(context) = crate::context::tenant_context(fcinfo) else {
         not_found(action) // the query would compare tenant_id with NULL
     };
@@ -108,12 +155,35 @@ pub fn of(fcinfo: pg_sys::FunctionCallInfo, action: pgrx::Uuid, direction: &Dire
     key.push(u8::from(row_security));
     key.extend_from_slice(&context);
 
+    // SAFETY: this is apply_field_mappings' fcinfo.
+    let mut pinned = unsafe { pinned(fcinfo) };
+    let aborts = crate::invalidation::local_aborts();
+    if let Some(p) = pinned.as_deref_mut() {
+        if p.aborts != aborts {
+            p.lists.clear();
+            p.aborts = aborts;
+        }
+        if let Some((_, list)) = p.lists.iter().find(|(k, _)| **k == *key) {
+            return list.clone();
+        }
+    }
+    let list = kept_or_read(&key, action, direction);
+    if let Some(p) = pinned {
+        if p.lists.len() < MAX_PINNED {
+            p.lists.push((key.into(), list.clone()));
+        }
+    }
+    list
+}
+
+/// The list from this backend's kept lists, or read now (and kept if it may be).
+fn kept_or_read(key: &[u8], action: pgrx::Uuid, direction: &DirectionArg) -> List {
     let before = generation(Watch::Actions);
     let hit = LISTS.with_borrow_mut(|lists| {
         if SEEN.replace(before) != before {
             lists.clear();
         }
-        lists.get(&key)
+        lists.get(key)
     });
     if let Some(list) = hit {
         return list;
@@ -135,12 +205,14 @@ pub fn of(fcinfo: pg_sys::FunctionCallInfo, action: pgrx::Uuid, direction: &Dire
     let Some(list) = list else { not_found(action) };
     // Kept only if no invalidation arrived while it was read.
     if !parallel && generation(Watch::Actions) == before {
-        LISTS.with_borrow_mut(|lists| lists.insert(&key, list.clone(), weight));
+        LISTS.with_borrow_mut(|lists| lists.insert(key, list.clone(), weight));
     }
     list
 }
 
-/// Read the list (`None`: the action is not found) and the bytes of its mappings' text.
+/// Read the list (`None`: the action is not found) and what its mappings weigh (their text and
+/// what compiling them held: a list keeps its mappings alive even when the cache of compiled
+/// mappings has let them go).
 fn read(action: pgrx::Uuid, direction: &DirectionArg) -> (Option<List>, usize) {
     let label = crate::datum::enum_label(pg_sys::Datum::from(direction.0.to_u32()));
     let mut weight = 0usize;
@@ -163,10 +235,9 @@ fn read(action: pgrx::Uuid, direction: &DirectionArg) -> (Option<List>, usize) {
                     });
                     // SAFETY: text datums of the row, valid until SPI finishes, after their use.
                     let (source, target) = unsafe { (text_bytes(source), text_bytes(target)) };
-                    weight += source.len()
-                        + target.len()
-                        + config.as_ref().map_or(0, |c| c.container().len());
-                    out.push(compiled(source, target, config.as_ref()));
+                    let (mapping, weighs) = compiled(source, target, config.as_ref());
+                    weight = weight.saturating_add(weighs);
+                    out.push(mapping);
                 }
                 Ok(out)
             },

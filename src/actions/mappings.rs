@@ -122,7 +122,13 @@ thread_local! {
 }
 
 /// The compiled mapping of a row, from the cache or compiled now.
-pub(super) fn compiled(source: &[u8], target: &[u8], config: Option<&JsonbArg>) -> Compiled {
+/// The compiled mapping of a row, from the cache or compiled now, and what it weighs: its key
+/// and what compiling it held on Rust's heap.
+pub(super) fn compiled(
+    source: &[u8],
+    target: &[u8],
+    config: Option<&JsonbArg>,
+) -> (Compiled, usize) {
     // The key: both texts as stored, NUL-separated (a path holds no NUL: text cannot), then the
     // config's jsonb bytes.  A hit copies nothing to a String.
     let mut key = Vec::with_capacity(
@@ -135,8 +141,8 @@ pub(super) fn compiled(source: &[u8], target: &[u8], config: Option<&JsonbArg>) 
     if let Some(c) = config {
         key.extend_from_slice(c.container());
     }
-    if let Some(m) = CACHE.with_borrow_mut(|c| c.get(&key)) {
-        return m;
+    if let Some(hit) = CACHE.with_borrow_mut(|c| c.get_weighed(&key)) {
+        return hit;
     }
     let held = crate::alloc::held();
     let (source, target) = (
@@ -154,7 +160,7 @@ pub(super) fn compiled(source: &[u8], target: &[u8], config: Option<&JsonbArg>) 
     });
     let held = usize::try_from(crate::alloc::held() - held).unwrap_or(0);
     CACHE.with_borrow_mut(|c| c.insert(&key, mapping.clone(), held));
-    mapping
+    (mapping, key.len().saturating_add(held))
 }
 
 /// For `tenancy.library_info()`: this backend's compiled mappings.
@@ -172,7 +178,7 @@ fn _field_mapping_check(
     let (Some(source), Some(target)) = (source_path, target_path) else {
         return true; // NOT NULL decides.
     };
-    match &*compiled(source.as_bytes(), target.as_bytes(), transform_config.as_ref()) {
+    match &*compiled(source.as_bytes(), target.as_bytes(), transform_config.as_ref()).0 {
         Ok(_) => true,
         Err(e) => raise(
             PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
