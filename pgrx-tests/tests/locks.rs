@@ -345,8 +345,10 @@ fn statements_that_lock_before_checking_are_refused_at_once() {
             h.batch_execute("ROLLBACK").unwrap();
         }
         outcomes.push(format!("{code} in {took:.0?}: {sql}"));
+        // At once: well under the 3 s lock_timeout that a statement which queued would wait out
+        // (the 1,000-table view's setup alone takes up to a second on a loaded machine).
         assert!(
-            code == want && took < Duration::from_secs(1),
+            code == want && took < Duration::from_millis(2500),
             "{sql}: {code} after {took:?}, expected {want} at once (55P03 means it queued for a lock behind the writer)"
         );
     }

@@ -23,16 +23,18 @@
 //! be kept, stale, after them.  In parallel mode no snapshot may be taken: the statement's is
 //! used and the list is not kept.
 //!
-//! Within one statement, each call site keeps the lists it used for the statement's life (in its
-//! `FmgrInfo`, freed with the executor's memory): a commit by another session part-way through
-//! a statement does not change the mappings for the statement's remaining rows, as a
-//! statement's snapshot would not.  Dropped if a (sub)transaction of this backend that wrote
-//! aborts meanwhile (rows it wrote may be in the list).  Calls outside an executor (a plpgsql
-//! expression such as `r := tenancy.apply_field_mappings(…)`) keep nothing for later.
+//! Each statement keeps the lists it used for its life (by its executor, forgotten with the
+//! executor's memory): a commit by another session part-way through a statement does not change
+//! the mappings for the statement's remaining rows or its other calls, as a statement's snapshot
+//! would not.  Dropped if a (sub)transaction of this backend that wrote aborts meanwhile (rows it
+//! wrote may be in the list).  Calls outside an executor (a plpgsql expression such as
+//! `r := tenancy.apply_field_mappings(…)`) keep nothing for later.  Bounded: [`MAX_PINNED`] lists
+//! a statement, [`MAX_PINNED_BYTES`] for all running statements (open cursors included); past
+//! that, a call reads the list again (the newest committed).
 //!
 //! Bounded: [`MAX_LISTS`] lists, their mappings weighing at most [`MAX_BYTES`] (their text and
 //! what compiling them held on Rust's heap, [`crate::alloc`]); when full the least recently used
-//! quarter goes (`super::cache`).  Per call site and statement, at most [`MAX_PINNED`] lists.
+//! quarter goes (`super::cache`).
 use super::cache::CompiledCache;
 use super::mappings::{compiled, Compiled};
 use crate::error::raise;
@@ -52,38 +54,99 @@ pub const MAX_BYTES: usize = 16 << 20;
 /// An action's compiled mappings of a direction, in the order of their target paths.
 pub type List = Rc<Vec<Compiled>>;
 
-/// Lists a call site keeps for one statement.
-const MAX_PINNED: usize = 16;
+/// Lists one statement keeps for its life.
+const MAX_PINNED: usize = 64;
+/// What the lists kept by all running statements of the backend may weigh (as [`MAX_BYTES`]
+/// weighs; a list kept by several statements counts in each).
+const MAX_PINNED_BYTES: usize = 16 << 20;
 
-/// What a call site keeps for the statement evaluating it (in `fn_extra`).
-#[derive(Default)]
+/// What a statement keeps: the lists it used, and what they weigh.
 struct Pinned {
     /// [`crate::invalidation::local_aborts`] when they were kept.
     aborts: u64,
-    lists: Vec<(Box<[u8]>, List)>,
+    lists: Vec<(Box<[u8]>, List, usize)>,
 }
 
-/// The lists the call site of `fcinfo` keeps, if the call is evaluated by a live executor.
-///
-/// # Safety
-/// `fcinfo` must be the function manager's for this call of `apply_field_mappings`, which alone
-/// uses its `fn_extra`.
-unsafe fn pinned<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'a mut Pinned> {
-    let cxt = crate::context::statements::caller_memory(fcinfo);
-    if !crate::context::statements::is_live_executor(cxt) {
-        return None;
-    }
-    // SAFETY: the caller's; `caller_memory` found a non-NULL flinfo whose fn_mcxt is `cxt`.
-    // The Pinned lives in that context and is dropped when it is reset or deleted (the
-    // executor's end), and no other code touches this fn_extra.
-    unsafe {
-        let flinfo = (*fcinfo).flinfo;
-        if (*flinfo).fn_extra.is_null() {
-            (*flinfo).fn_extra = pgrx::PgMemoryContexts::For(cxt)
-                .leak_and_drop_on_delete(Pinned::default())
-                .cast();
+thread_local! {
+    /// The lists each running statement keeps, by its executor's per-query memory context.
+    static PINS: RefCell<Vec<(usize, Pinned)>> = const { RefCell::new(Vec::new()) };
+    /// What they weigh, all statements together.
+    static PINNED_BYTES: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Forgets what a statement kept when its executor's memory goes (its end, an error, `CLOSE`).
+struct Unpin(usize);
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        // Runs from a memory context reset callback: never while PINS is borrowed here.
+        let gone = PINS.with(|pins| {
+            let mut pins = pins.try_borrow_mut().ok()?;
+            let i = pins.iter().position(|(cxt, _)| *cxt == self.0)?;
+            Some(pins.swap_remove(i).1)
+        });
+        if let Some(p) = gone {
+            let weight: usize = p.lists.iter().map(|(_, _, w)| *w).sum();
+            PINNED_BYTES.with(|b| b.set(b.get().saturating_sub(weight)));
         }
-        Some(&mut *((*flinfo).fn_extra as *mut Pinned))
+    }
+}
+
+/// The executor evaluating the call of `fcinfo`, if it is a live one (its per-query memory
+/// context, as an address).
+fn statement_of(fcinfo: pg_sys::FunctionCallInfo) -> Option<usize> {
+    let cxt = crate::context::statements::caller_memory(fcinfo);
+    crate::context::statements::is_live_executor(cxt).then_some(cxt as usize)
+}
+
+/// The list `key` names that the statement `cxt` kept, if it kept one since the last abort.
+fn pinned(cxt: usize, key: &[u8], aborts: u64) -> Option<List> {
+    PINS.with_borrow_mut(|pins| {
+        let (_, p) = pins.iter_mut().find(|(c, _)| *c == cxt)?;
+        if p.aborts != aborts {
+            let weight: usize = p.lists.drain(..).map(|(_, _, w)| w).sum();
+            PINNED_BYTES.with(|b| b.set(b.get().saturating_sub(weight)));
+            p.aborts = aborts;
+        }
+        p.lists
+            .iter()
+            .find(|(k, _, _)| **k == *key)
+            .map(|(_, list, _)| list.clone())
+    })
+}
+
+/// Keep `list` for the statement `cxt`, within [`MAX_PINNED`] and [`MAX_PINNED_BYTES`] (beyond
+/// them its next call reads the list again).
+fn pin(cxt: usize, key: &[u8], list: &List, weight: usize, aborts: u64) {
+    if PINNED_BYTES.with(Cell::get).saturating_add(weight) > MAX_PINNED_BYTES {
+        return;
+    }
+    let first = PINS.with_borrow_mut(|pins| match pins.iter_mut().find(|(c, _)| *c == cxt) {
+        Some((_, p)) => {
+            if p.lists.len() < MAX_PINNED {
+                p.lists.push((key.into(), list.clone(), weight));
+                PINNED_BYTES.with(|b| b.set(b.get() + weight));
+            }
+            false
+        }
+        None => {
+            pins.push((
+                cxt,
+                Pinned {
+                    aborts,
+                    lists: vec![(key.into(), list.clone(), weight)],
+                },
+            ));
+            PINNED_BYTES.with(|b| b.set(b.get() + weight));
+            true
+        }
+    });
+    if first {
+        // SAFETY: `cxt` is a live executor's per-query memory context (statement_of); the guard
+        // is dropped, and the statement's lists forgotten, when that context is reset or
+        // deleted.
+        pgrx::PgMemoryContexts::For(cxt as pg_sys::MemoryContext)
+            .leak_and_drop_on_delete(Unpin(cxt));
     }
 }
 
@@ -95,18 +158,20 @@ thread_local! {
 
     /// The action's mappings of a direction, as the caller reads them (RLS applies); sorted by
     /// target path in Rust (one index scan, no sort or join in the executor).
-    static MAPPINGS: KeptStatement = const { KeptStatement::reading(
+    static MAPPINGS: KeptStatement = const { KeptStatement::reading_as_caller(
         "SELECT source_path, target_path, transform_config FROM tenancy.field_mappings \
           WHERE tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id() \
             AND action_id OPERATOR(pg_catalog.=) $1 \
             AND direction OPERATOR(pg_catalog.=) $2::tenancy.mapping_direction",
         &[pg_sys::UUIDOID, pg_sys::TEXTOID],
+        Watch::Actions,
     ) };
     /// Whether the caller can see the action (asked only when it has no mappings to read).
-    static ACTION: KeptStatement = const { KeptStatement::reading(
+    static ACTION: KeptStatement = const { KeptStatement::reading_as_caller(
         "SELECT 1 FROM tenancy.actions WHERE tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id() \
            AND id OPERATOR(pg_catalog.=) $1",
         &[pg_sys::UUIDOID],
+        Watch::Actions,
     ) };
 }
 
@@ -155,38 +220,29 @@ pub(super) fn of(
     key.push(u8::from(row_security));
     key.extend_from_slice(&context);
 
-    // SAFETY: this is apply_field_mappings' fcinfo.
-    let mut pinned = unsafe { pinned(fcinfo) };
+    let statement = statement_of(fcinfo);
     let aborts = crate::invalidation::local_aborts();
-    if let Some(p) = pinned.as_deref_mut() {
-        if p.aborts != aborts {
-            p.lists.clear();
-            p.aborts = aborts;
-        }
-        if let Some((_, list)) = p.lists.iter().find(|(k, _)| **k == *key) {
-            return list.clone();
-        }
+    if let Some(list) = statement.and_then(|cxt| pinned(cxt, &key, aborts)) {
+        return list;
     }
-    let list = kept_or_read(&key, action, direction);
-    if let Some(p) = pinned {
-        if p.lists.len() < MAX_PINNED {
-            p.lists.push((key.into(), list.clone()));
-        }
+    let (list, weight) = kept_or_read(&key, action, direction);
+    if let Some(cxt) = statement {
+        pin(cxt, &key, &list, weight, aborts);
     }
     list
 }
 
 /// The list from this backend's kept lists, or read now (and kept if it may be).
-fn kept_or_read(key: &[u8], action: pgrx::Uuid, direction: &DirectionArg) -> List {
+fn kept_or_read(key: &[u8], action: pgrx::Uuid, direction: &DirectionArg) -> (List, usize) {
     let before = generation(Watch::Actions);
     let hit = LISTS.with_borrow_mut(|lists| {
         if SEEN.replace(before) != before {
             lists.clear();
         }
-        lists.get(key)
+        lists.get_weighed(key)
     });
-    if let Some(list) = hit {
-        return list;
+    if let Some(hit) = hit {
+        return hit;
     }
 
     // SAFETY: reads backend-local state.
@@ -207,7 +263,7 @@ fn kept_or_read(key: &[u8], action: pgrx::Uuid, direction: &DirectionArg) -> Lis
     if !parallel && generation(Watch::Actions) == before {
         LISTS.with_borrow_mut(|lists| lists.insert(key, list.clone(), weight));
     }
-    list
+    (list, weight)
 }
 
 /// Read the list (`None`: the action is not found) and what its mappings weigh (their text and
@@ -278,5 +334,19 @@ fn target_text(m: &Compiled) -> &[u8] {
 
 /// For `tenancy.library_info()`: this backend's kept lists.
 pub fn cache_info() -> serde_json::Value {
-    LISTS.with_borrow(CompiledCache::info)
+    let mut info = LISTS.with_borrow(CompiledCache::info);
+    if let serde_json::Value::Object(o) = &mut info {
+        // What running statements (open cursors included) keep for their life.
+        let (statements, lists) = PINS.with_borrow(|pins| {
+            (
+                pins.len(),
+                pins.iter().map(|(_, p)| p.lists.len()).sum::<usize>(),
+            )
+        });
+        o.insert(
+            "pinned".into(),
+            serde_json::json!({"statements": statements, "lists": lists, "bytes": PINNED_BYTES.with(Cell::get)}),
+        );
+    }
+    info
 }

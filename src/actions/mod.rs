@@ -105,11 +105,12 @@ thread_local! {
     /// The action's schemas, read as the caller reads them (RLS applies), with one statement
     /// planned once per backend (an unused column is not even detoasted).
     static SCHEMAS: KeptStatement = const {
-        KeptStatement::reading(
+        KeptStatement::reading_as_caller(
             "SELECT input_schema, output_schema FROM tenancy.actions \
               WHERE tenant_id OPERATOR(pg_catalog.=) tenancy.current_tenant_id() \
                 AND id OPERATOR(pg_catalog.=) $1",
             &[pg_sys::UUIDOID],
+            crate::invalidation::Watch::Actions,
         )
     };
 }
