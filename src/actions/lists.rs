@@ -43,6 +43,7 @@ use crate::jsonb::JsonbArg;
 use crate::spi::KeptStatement;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Lists kept per backend (an action and a direction, as seen by a user in a context).
@@ -59,6 +60,9 @@ const MAX_PINNED: usize = 64;
 /// What the lists kept by all running statements of the backend may weigh (as [`MAX_BYTES`]
 /// weighs; a list kept by several statements counts in each).
 const MAX_PINNED_BYTES: usize = 16 << 20;
+/// What keeping one list for a statement costs beyond the list and its key (an empty list is
+/// not free).
+const PIN_OVERHEAD: usize = 64;
 
 /// What a statement keeps: the lists it used, and what they weigh.
 struct Pinned {
@@ -69,7 +73,7 @@ struct Pinned {
 
 thread_local! {
     /// The lists each running statement keeps, by its executor's per-query memory context.
-    static PINS: RefCell<Vec<(usize, Pinned)>> = const { RefCell::new(Vec::new()) };
+    static PINS: RefCell<Option<HashMap<usize, Pinned>>> = const { RefCell::new(None) };
     /// What they weigh, all statements together.
     static PINNED_BYTES: Cell<usize> = const { Cell::new(0) };
 }
@@ -82,8 +86,7 @@ impl Drop for Unpin {
         // Runs from a memory context reset callback: never while PINS is borrowed here.
         let gone = PINS.with(|pins| {
             let mut pins = pins.try_borrow_mut().ok()?;
-            let i = pins.iter().position(|(cxt, _)| *cxt == self.0)?;
-            Some(pins.swap_remove(i).1)
+            pins.as_mut()?.remove(&self.0)
         });
         if let Some(p) = gone {
             let weight: usize = p.lists.iter().map(|(_, _, w)| *w).sum();
@@ -102,7 +105,7 @@ fn statement_of(fcinfo: pg_sys::FunctionCallInfo) -> Option<usize> {
 /// The list `key` names that the statement `cxt` kept, if it kept one since the last abort.
 fn pinned(cxt: usize, key: &[u8], aborts: u64) -> Option<List> {
     PINS.with_borrow_mut(|pins| {
-        let (_, p) = pins.iter_mut().find(|(c, _)| *c == cxt)?;
+        let p = pins.as_mut()?.get_mut(&cxt)?;
         if p.aborts != aborts {
             let weight: usize = p.lists.drain(..).map(|(_, _, w)| w).sum();
             PINNED_BYTES.with(|b| b.set(b.get().saturating_sub(weight)));
@@ -116,38 +119,37 @@ fn pinned(cxt: usize, key: &[u8], aborts: u64) -> Option<List> {
 }
 
 /// Keep `list` for the statement `cxt`, within [`MAX_PINNED`] and [`MAX_PINNED_BYTES`] (beyond
-/// them its next call reads the list again).
+/// them its next call reads the list again).  The list weighs as in [`LISTS`], plus its key and
+/// [`PIN_OVERHEAD`].
 fn pin(cxt: usize, key: &[u8], list: &List, weight: usize, aborts: u64) {
+    let weight = weight
+        .saturating_add(key.len())
+        .saturating_add(PIN_OVERHEAD);
     if PINNED_BYTES.with(Cell::get).saturating_add(weight) > MAX_PINNED_BYTES {
         return;
     }
-    let first = PINS.with_borrow_mut(|pins| match pins.iter_mut().find(|(c, _)| *c == cxt) {
-        Some((_, p)) => {
-            if p.lists.len() < MAX_PINNED {
-                p.lists.push((key.into(), list.clone(), weight));
-                PINNED_BYTES.with(|b| b.set(b.get() + weight));
-            }
-            false
-        }
-        None => {
-            pins.push((
-                cxt,
-                Pinned {
-                    aborts,
-                    lists: vec![(key.into(), list.clone(), weight)],
-                },
-            ));
-            PINNED_BYTES.with(|b| b.set(b.get() + weight));
-            true
-        }
-    });
-    if first {
-        // SAFETY: `cxt` is a live executor's per-query memory context (statement_of); the guard
-        // is dropped, and the statement's lists forgotten, when that context is reset or
-        // deleted.
+    let known = PINS.with_borrow(|pins| pins.as_ref().is_some_and(|p| p.contains_key(&cxt)));
+    if !known {
+        // The guard first (it allocates in `cxt`, which may fail): an entry never exists
+        // without the guard that removes it.
+        // `cxt` is a live executor's per-query memory context (statement_of); the guard is
+        // dropped, and the statement's lists forgotten, when that context is reset or deleted.
         pgrx::PgMemoryContexts::For(cxt as pg_sys::MemoryContext)
             .leak_and_drop_on_delete(Unpin(cxt));
     }
+    PINS.with_borrow_mut(|pins| {
+        let p = pins
+            .get_or_insert_with(HashMap::new)
+            .entry(cxt)
+            .or_insert(Pinned {
+                aborts,
+                lists: Vec::new(),
+            });
+        if p.lists.len() < MAX_PINNED {
+            p.lists.push((key.into(), list.clone(), weight));
+            PINNED_BYTES.with(|b| b.set(b.get() + weight));
+        }
+    });
 }
 
 thread_local! {
@@ -338,10 +340,12 @@ pub fn cache_info() -> serde_json::Value {
     if let serde_json::Value::Object(o) = &mut info {
         // What running statements (open cursors included) keep for their life.
         let (statements, lists) = PINS.with_borrow(|pins| {
-            (
-                pins.len(),
-                pins.iter().map(|(_, p)| p.lists.len()).sum::<usize>(),
-            )
+            pins.as_ref().map_or((0, 0), |pins| {
+                (
+                    pins.len(),
+                    pins.values().map(|p| p.lists.len()).sum::<usize>(),
+                )
+            })
         });
         o.insert(
             "pinned".into(),

@@ -184,7 +184,8 @@ pub(crate) fn note_read(cxt: pg_sys::MemoryContext, context: &[u8]) {
 /// Is `cxt` the per-query memory context of a live executor (see [`caller_memory`]): is the
 /// call evaluated by a statement that is still running, whose life a value may be kept for?
 pub(crate) fn is_live_executor(cxt: pg_sys::MemoryContext) -> bool {
-    !cxt.is_null() && LIVE.with(|live| live.borrow().iter().any(|e| e.cxt == cxt))
+    // From the newest: the caller is most often the innermost statement.
+    !cxt.is_null() && LIVE.with(|live| live.borrow().iter().rev().any(|e| e.cxt == cxt))
 }
 
 /// The context is about to change: refuse (55000) while a live executor has read it.
