@@ -189,7 +189,8 @@ pub fn key_hash(
     id: &[u8; 16],
     secret: &[u8; 32],
 ) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(pepper).unwrap_or_else(|_| unreachable!());
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(pepper)
+        .expect("HMAC-SHA256 takes a key of any length");
     mac.update(b"pg_tenancy/api-key/v1\0");
     mac.update(env.name().as_bytes());
     mac.update(tenant);
@@ -224,7 +225,7 @@ thread_local! {
 }
 
 fn stored_pepper() -> Option<(String, Vec<u8>)> {
-    let purpose = std::ffi::CString::new(PURPOSE).unwrap_or_default();
+    let purpose = std::ffi::CString::new(PURPOSE).expect("PURPOSE is a constant without NUL");
     lookup::fetch(
         c"peppers",
         c"peppers_pkey",
@@ -397,11 +398,14 @@ pub fn verify(key: Option<&str>) -> Verified {
     Verified { tenant, id, scopes }
 }
 
+/// API keys' states (revoked, expiry) kept per backend; all forgotten when full.
+const MAX_KEY_STATES: usize = 4096;
+
 thread_local! {
     /// Revocation and expiry of the keys this backend's contexts came from: (revoked, expires_at),
     /// or `None` for a key that is gone.  Every write to api_keys empties it in every backend
     /// (crate::lookup::Cache, sql/caches.sql).
-    static KEY_STATES: lookup::Cache<[u8; 32], Option<(bool, Option<i64>)>> = const { lookup::Cache::new(4096) };
+    static KEY_STATES: lookup::Cache<[u8; 32], Option<(bool, Option<i64>)>> = const { lookup::Cache::new(MAX_KEY_STATES) };
 }
 
 /// Is key `id` of `tenant` still neither revoked nor expired?  For a context that came from it

@@ -383,10 +383,13 @@ pub(crate) fn tenant_status(tenant: pgrx::Uuid) -> Option<&'static str> {
 
 type CacheKey = ([u8; 16], Option<[u8; 16]>);
 
+/// Memberships (positive and negative) kept per backend; all forgotten when full.
+const MAX_MEMBERSHIPS: usize = 8192;
+
 thread_local! {
     /// Memberships this backend looked up, positive and negative (see crate::lookup::Cache for
     /// how every write to tenants or memberships empties it in every backend).
-    static MEMBERSHIPS: lookup::Cache<CacheKey, Membership> = const { lookup::Cache::new(8192) };
+    static MEMBERSHIPS: lookup::Cache<CacheKey, Membership> = const { lookup::Cache::new(MAX_MEMBERSHIPS) };
 }
 
 fn cached_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership {

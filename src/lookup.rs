@@ -35,10 +35,13 @@ impl Key {
     }
 }
 
+/// Relation OIDs looked up by name and kept (the extension has fewer tables and indexes).
+const MAX_RELIDS: usize = 64;
+
 thread_local! {
     /// OIDs of the relations looked up here, by name; forgotten at every invalidation (a
     /// DROP/CREATE EXTENSION gives them new OIDs).
-    static RELIDS: Cache<&'static CStr, pg_sys::Oid> = const { Cache::new(64) };
+    static RELIDS: Cache<&'static CStr, pg_sys::Oid> = const { Cache::new(MAX_RELIDS) };
 }
 
 fn relid(name: &'static CStr) -> pg_sys::Oid {

@@ -19,12 +19,17 @@ pub struct DataKey {
 
 type TenantBytes = [u8; 16];
 
+/// Data keys (and each tenant's newest version) kept per backend; all forgotten when full.
+const MAX_DATA_KEYS: usize = 4096;
+/// Root key ids whose fingerprint this backend has checked.
+const MAX_ROOT_KEYS: usize = 64;
+
 thread_local! {
     /// Data keys this backend unwrapped (zeroized when dropped), and each tenant's newest version.
     /// Every change to tenancy.data_keys or tenancy.root_keys (a new version, shredding) empties
     /// them in every backend (crate::lookup::Cache).
-    static KEYS: lookup::Cache<(TenantBytes, u32), DataKey> = const { lookup::Cache::new(4096) };
-    static NEWEST: lookup::Cache<TenantBytes, u32> = const { lookup::Cache::new(4096) };
+    static KEYS: lookup::Cache<(TenantBytes, u32), DataKey> = const { lookup::Cache::new(MAX_DATA_KEYS) };
+    static NEWEST: lookup::Cache<TenantBytes, u32> = const { lookup::Cache::new(MAX_DATA_KEYS) };
 }
 
 fn wrap_aad(tenant: &pgrx::Uuid, version: u32) -> Vec<u8> {
@@ -45,7 +50,7 @@ fn vault_error(message: String, hint: Option<&str>) -> ! {
 thread_local! {
     /// Root key ids whose recorded fingerprint this backend has checked, until tenancy.root_keys
     /// changes.
-    static VERIFIED: lookup::Cache<String, ()> = const { lookup::Cache::new(64) };
+    static VERIFIED: lookup::Cache<String, ()> = const { lookup::Cache::new(MAX_ROOT_KEYS) };
 }
 
 /// The root key named `id`, checked against the fingerprint this database recorded for it.
@@ -60,7 +65,7 @@ fn root_key(id: &str) -> &'static keyring::RootKey {
     if VERIFIED.with(|v| v.get(&id.to_string())).is_some() {
         return key;
     }
-    let id_datum = std::ffi::CString::new(id).unwrap_or_default(); // ok: ids are validated ASCII
+    let id_datum = std::ffi::CString::new(id).expect("root key ids are validated: ASCII, no NUL");
     let recorded = lookup::fetch(
         c"root_keys",
         c"root_keys_pkey",

@@ -43,8 +43,8 @@ impl RootKey {
     /// Recorded with what the key wraps, so that a server started with a different key under
     /// the same id says "wrong root key" instead of "cannot decrypt".  It reveals nothing of the key.
     pub fn fingerprint(&self) -> [u8; 16] {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!()); // ok: HMAC takes any key length
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC-SHA256 takes a key of any length");
         mac.update(b"pg_tenancy root key fingerprint v1");
         let full = mac.finalize().into_bytes();
         let mut out = [0u8; 16];
