@@ -31,7 +31,9 @@ case " ${MAJORS[*]} " in *" 15 "*) SENTINEL=15;; esac
 use_pg "$SENTINEL"
 [ -f "$("$PGT_PG_CONFIG" --pkglibdir)/pg_tenancy.so" ] || install_extension debug
 log "a server beside the run: PostgreSQL $SENTINEL's own installation, pg_tenancy preloaded (port 54398)"
-cluster_start "sentinel-$SENTINEL" 54398 || { install_extension debug; cluster_start "sentinel-$SENTINEL" 54398; }
+# In a subshell: cluster_start dies (exits) when the server does not start, as it would with a
+# library left there by an older build; then install the current one and start again.
+(cluster_start "sentinel-$SENTINEL" 54398) || { install_extension debug; cluster_start "sentinel-$SENTINEL" 54398; }
 SENTINEL_LOG="$PGT_STATE/sentinel-$SENTINEL/server.log"
 SENTINEL_FROM=$(($(wc -l < "$SENTINEL_LOG") + 1))
 
