@@ -144,14 +144,14 @@ SELECT tenancy.pre_request();
 SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'oauth2_tokens',
          '{"access_token": "xoxb-demo-secret"}', 'xoxe-demo-refresh', now() + interval '1 hour', '{chat:write}') AS credential_id \gset
 SELECT tenancy.read_credential(:'credential_id') -> 'data' AS decrypted_by_bob;
-\echo '--- The ciphertext columns are no application role''s to read (the vault''s functions are the door):'
-SELECT public.try(format('SELECT encrypted_data FROM tenancy.integration_credentials WHERE id = %L', :'credential_id')) AS bob_reads_the_ciphertext;
+\echo '--- The ciphertexts are in tenancy_private, no application role''s to read (the vault''s functions are the door):'
+SELECT public.try(format('SELECT encrypted_data FROM tenancy_private.credential_secrets WHERE credential_id = %L', :'credential_id')) AS bob_reads_the_ciphertext;
 COMMIT;
 \c - postgres
 \echo '--- What the table holds, as the superuser sees it:'
 SELECT encode(substr(encrypted_data, 1, 24), 'hex') || '...' AS what_the_table_holds,
        position(convert_to('xoxb', 'UTF8') IN encrypted_data) AS plaintext_found_at
-FROM tenancy.integration_credentials WHERE id = :'credential_id';
+FROM tenancy_private.credential_secrets WHERE credential_id = :'credential_id';
 \c - authenticator
 BEGIN;
 SET LOCAL ROLE authenticated;
@@ -164,8 +164,8 @@ BEGIN;
 -- A ciphertext copied onto another row does not decrypt: it is bound to its tenant, row and column.
 SELECT tenancy.set_tenant('a0000000-0000-4000-8000-000000000001');
 SELECT tenancy.store_credential('a1000000-0000-4000-8000-000000000101', 'bearer', '{"token": "other"}') AS other_id \gset
-UPDATE tenancy.integration_credentials SET encrypted_data = (SELECT encrypted_data FROM tenancy.integration_credentials WHERE id = :'credential_id')
-WHERE id = :'other_id';
+UPDATE tenancy_private.credential_secrets SET encrypted_data = (SELECT encrypted_data FROM tenancy_private.credential_secrets WHERE credential_id = :'credential_id')
+WHERE credential_id = :'other_id';
 SELECT public.try(format('SELECT tenancy.read_credential(%L)', :'other_id')) AS copied_ciphertext;
 ROLLBACK;
 

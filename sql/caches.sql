@@ -15,14 +15,15 @@ BEGIN
     -- member can make every backend drop its caches with UPDATE ... WHERE false), and for
     -- TRUNCATE.  ALWAYS: also under session_replication_role = replica, so a change that logical
     -- replication applies reaches the caches too.
-    FOREACH t IN ARRAY ARRAY['tenants', 'memberships', 'data_keys', 'root_keys', 'peppers', 'api_keys',
-                              'actions', 'field_mappings'] LOOP
-        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches AFTER INSERT OR UPDATE OR DELETE ON tenancy.%I
+    FOREACH t IN ARRAY ARRAY['tenancy.tenants', 'tenancy.memberships', 'tenancy_private.data_keys',
+                              'tenancy_private.root_keys', 'tenancy_private.peppers', 'tenancy.api_keys',
+                              'tenancy_private.api_key_hashes', 'tenancy.actions', 'tenancy.field_mappings'] LOOP
+        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches AFTER INSERT OR UPDATE OR DELETE ON %s
                         FOR EACH ROW EXECUTE FUNCTION tenancy.invalidate_caches()', t);
-        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches_truncate AFTER TRUNCATE ON tenancy.%I
+        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches_truncate AFTER TRUNCATE ON %s
                         FOR EACH STATEMENT EXECUTE FUNCTION tenancy.invalidate_caches()', t);
-        EXECUTE format('ALTER TABLE tenancy.%I ENABLE ALWAYS TRIGGER tenancy_invalidate_caches', t);
-        EXECUTE format('ALTER TABLE tenancy.%I ENABLE ALWAYS TRIGGER tenancy_invalidate_caches_truncate', t);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER tenancy_invalidate_caches', t);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER tenancy_invalidate_caches_truncate', t);
     END LOOP;
 END
 $$;

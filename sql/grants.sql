@@ -56,8 +56,10 @@ ALTER TABLE tenancy.request_logs_default FORCE ROW LEVEL SECURITY;
 -- Row types no application role names: a temporary table of such a type would depend on the table
 -- and stop its partitions from being dropped (maintenance) or the table from being changed.
 -- (The other tables' row types stay usable: PostgREST names them, json_populate_recordset.)
-REVOKE USAGE ON TYPE tenancy.request_logs, tenancy.request_logs_default, tenancy.root_keys,
-    tenancy.data_keys, tenancy.peppers, tenancy.api_key_usage FROM PUBLIC;
+-- (tenancy_private's row types are out of reach anyway: no role has USAGE on the schema.)
+REVOKE USAGE ON TYPE tenancy.request_logs, tenancy.request_logs_default, tenancy_private.root_keys,
+    tenancy_private.data_keys, tenancy_private.peppers, tenancy_private.api_key_usage,
+    tenancy_private.api_key_hashes, tenancy_private.credential_secrets FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------------------------
 -- Grants.  anon: the schema and the context functions only (PostgREST calls pre_request for
@@ -80,15 +82,15 @@ GRANT INSERT, UPDATE, DELETE ON
 GRANT INSERT, DELETE ON tenancy.client_users TO authenticated;
 -- A job is created queued: its status, progress, result and times are the service's workers' to set.
 GRANT INSERT (tenant_id, id, user_id, job_type, parameters) ON tenancy.jobs TO authenticated;
--- API keys are made, revoked and rotated by their functions only (src/api_keys.rs); the hash is
--- no one's to read.  Owner/admin (RLS) may rename or delete a key.
+-- API keys are made, revoked and rotated by their functions only (src/api_keys/); their hashes are
+-- in tenancy_private.  Owner/admin (RLS) may rename or delete a key.
 GRANT SELECT (tenant_id, id, name, prefix, environment, scopes, expires_at, revoked_at, replaced_by,
               created_by, created_at, updated_at),
       UPDATE (name), DELETE
     ON tenancy.api_keys TO authenticated, service_role;
 -- Credentials are written and read by the vault's functions only (src/vault/): no plaintext and no
--- ciphertext of anyone's choosing gets in, and the ciphertexts are no one's to read.  Owner/admin
--- (RLS) may delete one.
+-- ciphertext of anyone's choosing gets in, and the ciphertexts (tenancy_private) are no one's to
+-- read.  Owner/admin (RLS) may delete one.
 GRANT SELECT (tenant_id, id, integration_id, credential_type, expires_at, scopes, status, created_at, updated_at),
       DELETE
     ON tenancy.integration_credentials TO authenticated, service_role;

@@ -1,7 +1,8 @@
 -- Operations: health check and demo data.
 
 -- health(): one jsonb a monitor can read.  Row counts come from the statistics collector (cheap,
--- approximate) unless exact_counts is true (count(*) on every table: O(rows)).
+-- approximate) unless exact_counts is true (count(*) on every table: O(rows)).  Tables of both
+-- schemas, tenancy and tenancy_private, by name (no name is in both).
 CREATE FUNCTION tenancy.health(exact_counts boolean DEFAULT false)
     RETURNS jsonb
     LANGUAGE plpgsql
@@ -15,7 +16,8 @@ DECLARE
     n bigint;
 BEGIN
     FOR r IN SELECT c.oid, c.relname FROM pg_class c
-             WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+             WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace)
+               AND c.relkind IN ('r', 'p') AND NOT c.relispartition
              ORDER BY c.relname LOOP
         IF exact_counts THEN
             EXECUTE format('SELECT count(*) FROM %s', r.oid::regclass) INTO n;
@@ -27,7 +29,7 @@ BEGIN
     END LOOP;
     SELECT array_agg(c.relname ORDER BY c.relname) INTO unforced
     FROM pg_class c
-    WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p')
+    WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace) AND c.relkind IN ('r', 'p')
       AND NOT (c.relrowsecurity AND c.relforcerowsecurity);
     RETURN tenancy.library_info() || jsonb_build_object(
         'extension_version', (SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'),

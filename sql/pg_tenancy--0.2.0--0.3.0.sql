@@ -29,6 +29,9 @@
 -- 7. Actions: JSON Schema functions (pg_jsonschema's names and argument order), input and
 --    output validation, field mappings applied in the database; schemas and mappings are
 --    checked when written (see section 7 for rows written before).
+-- 8. The private schema tenancy_private: internal tables (root keys, data keys, pepper, key usage)
+--    and secret material (API-key hashes, credentials' ciphertexts) leave tenancy; slugs are text
+--    with a CHECK instead of the domain tenancy.slug.
 --
 -- Privileges are revoked from the application roles on every table and granted again exactly as
 -- a fresh install grants them.  Takes ACCESS EXCLUSIVE locks on every table of the extension for
@@ -179,6 +182,100 @@ END
 $sso$;
 
 -- ---------------------------------------------------------------------------------------------
+-- 8. The private schema (sql/schema.sql): internal tables and secret material leave `tenancy`,
+--    the schema applications, PostgREST and code generators read.  Root key fingerprints, data
+--    keys, the pepper and key usage move as they are; API-key hashes and credentials'
+--    ciphertexts move out of their rows into tables of their own.  Slugs become text with a
+--    CHECK (generators cannot map a domain).
+-- ---------------------------------------------------------------------------------------------
+CREATE SCHEMA tenancy_private;
+REVOKE ALL ON SCHEMA tenancy_private FROM PUBLIC;
+COMMENT ON SCHEMA tenancy_private IS
+    'pg_tenancy internals and secret material (keys, hashes, ciphertexts): reached only through the extension''s functions';
+ALTER TABLE tenancy.root_keys SET SCHEMA tenancy_private;
+ALTER TABLE tenancy.data_keys SET SCHEMA tenancy_private;
+ALTER TABLE tenancy.peppers SET SCHEMA tenancy_private;
+ALTER TABLE tenancy.api_key_usage SET SCHEMA tenancy_private;
+
+CREATE TABLE tenancy_private.api_key_hashes (
+    tenant_id uuid  NOT NULL,
+    key_id    uuid  NOT NULL,
+    key_hash  bytea NOT NULL CHECK (length(key_hash) = 32),
+    CONSTRAINT api_key_hashes_pkey PRIMARY KEY (tenant_id, key_id),
+    CONSTRAINT api_key_hashes_key_fkey FOREIGN KEY (tenant_id, key_id)
+        REFERENCES tenancy.api_keys (tenant_id, id) ON DELETE CASCADE
+);
+INSERT INTO tenancy_private.api_key_hashes (tenant_id, key_id, key_hash)
+    SELECT tenant_id, id, key_hash FROM tenancy.api_keys;
+ALTER TABLE tenancy.api_keys DROP COLUMN key_hash;
+ALTER TABLE tenancy_private.api_key_hashes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenancy_private.api_key_hashes FORCE ROW LEVEL SECURITY;
+SELECT pg_catalog.pg_extension_config_dump('tenancy_private.api_key_hashes', '');
+
+CREATE TABLE tenancy_private.credential_secrets (
+    tenant_id               uuid  NOT NULL,
+    credential_id           uuid  NOT NULL,
+    encrypted_data          bytea NOT NULL,
+    encrypted_refresh_token bytea,
+    CONSTRAINT credential_secrets_pkey PRIMARY KEY (tenant_id, credential_id),
+    CONSTRAINT credential_secrets_credential_fkey FOREIGN KEY (tenant_id, credential_id)
+        REFERENCES tenancy.integration_credentials (tenant_id, id) ON DELETE CASCADE
+);
+INSERT INTO tenancy_private.credential_secrets (tenant_id, credential_id, encrypted_data, encrypted_refresh_token)
+    SELECT tenant_id, id, encrypted_data, encrypted_refresh_token FROM tenancy.integration_credentials;
+ALTER TABLE tenancy.integration_credentials DROP COLUMN encrypted_data, DROP COLUMN encrypted_refresh_token;
+ALTER TABLE tenancy_private.credential_secrets ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenancy_private.credential_secrets FORCE ROW LEVEL SECURITY;
+SELECT pg_catalog.pg_extension_config_dump('tenancy_private.credential_secrets', '');
+
+ALTER TABLE tenancy.tenants ALTER COLUMN slug TYPE text,
+    ADD CONSTRAINT tenants_slug_check CHECK (slug ~ '^[a-z0-9]([a-z0-9]|-(?=[a-z0-9])){0,62}$');
+ALTER TABLE tenancy.integrations ALTER COLUMN slug TYPE text,
+    ADD CONSTRAINT integrations_slug_check CHECK (slug ~ '^[a-z0-9]([a-z0-9]|-(?=[a-z0-9])){0,62}$');
+ALTER TABLE tenancy.actions ALTER COLUMN slug TYPE text,
+    ADD CONSTRAINT actions_slug_check CHECK (slug ~ '^[a-z0-9]([a-z0-9]|-(?=[a-z0-9])){0,62}$');
+DROP DOMAIN tenancy.slug;
+
+-- health() counts and checks the tables of both schemas.
+CREATE OR REPLACE FUNCTION tenancy.health(exact_counts boolean DEFAULT false)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    counts jsonb := '{}';
+    unforced text[];
+    r record;
+    n bigint;
+BEGIN
+    FOR r IN SELECT c.oid, c.relname FROM pg_class c
+             WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace)
+               AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+             ORDER BY c.relname LOOP
+        IF exact_counts THEN
+            EXECUTE format('SELECT count(*) FROM %s', r.oid::regclass) INTO n;
+        ELSE
+            SELECT COALESCE(sum(pg_stat_get_live_tuples(p.relid)), 0) INTO n
+            FROM pg_partition_tree(r.oid) p WHERE p.isleaf;
+        END IF;
+        counts := counts || jsonb_build_object(r.relname, n);
+    END LOOP;
+    SELECT array_agg(c.relname ORDER BY c.relname) INTO unforced
+    FROM pg_class c
+    WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace) AND c.relkind IN ('r', 'p')
+      AND NOT (c.relrowsecurity AND c.relforcerowsecurity);
+    RETURN tenancy.library_info() || jsonb_build_object(
+        'extension_version', (SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'),
+        'server_version', current_setting('server_version'),
+        'rls_forced_everywhere', unforced IS NULL,
+        'tables_without_forced_rls', COALESCE(to_jsonb(unforced), '[]'),
+        'row_counts', counts,
+        'row_counts_exact', exact_counts);
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------------
 -- Policies: every table again, from the role matrix
 -- ---------------------------------------------------------------------------------------------
 DROP FUNCTION tenancy._isolate(regclass, text);
@@ -309,8 +406,10 @@ CREATE POLICY tenancy_update ON tenancy.tenants FOR UPDATE TO authenticated
 -- Row types no application role names: a temporary table of such a type would depend on the table
 -- and stop its partitions from being dropped (maintenance) or the table from being changed.
 -- (The other tables' row types stay usable: PostgREST names them, json_populate_recordset.)
-REVOKE USAGE ON TYPE tenancy.request_logs, tenancy.request_logs_default, tenancy.root_keys,
-    tenancy.data_keys, tenancy.peppers, tenancy.api_key_usage FROM PUBLIC;
+-- (tenancy_private's row types are out of reach anyway: no role has USAGE on the schema.)
+REVOKE USAGE ON TYPE tenancy.request_logs, tenancy.request_logs_default, tenancy_private.root_keys,
+    tenancy_private.data_keys, tenancy_private.peppers, tenancy_private.api_key_usage,
+    tenancy_private.api_key_hashes, tenancy_private.credential_secrets FROM PUBLIC;
 
 DO $types$
 DECLARE
@@ -548,7 +647,7 @@ BEGIN
                 ELSE 'active' END,
            k.created_by, k.created_at, k.expires_at, k.revoked_at, u.last_used_at, k.replaced_by
     FROM tenancy.api_keys k
-    LEFT JOIN tenancy.api_key_usage u ON u.tenant_id OPERATOR(pg_catalog.=) k.tenant_id AND u.key_id OPERATOR(pg_catalog.=) k.id
+    LEFT JOIN tenancy_private.api_key_usage u ON u.tenant_id OPERATOR(pg_catalog.=) k.tenant_id AND u.key_id OPERATOR(pg_catalog.=) k.id
     WHERE k.tenant_id OPERATOR(pg_catalog.=) tenant
     ORDER BY k.created_at, k.id;
 END
@@ -561,9 +660,9 @@ COMMENT ON FUNCTION tenancy.invalidate_caches() IS
     'Trigger: drop every backend''s cached copies (memberships, data keys, root key checks, pepper, API keys, actions'' field mapping lists) when the table changes';
 DROP TRIGGER tenancy_invalidate_caches ON tenancy.tenants;
 DROP TRIGGER tenancy_invalidate_caches ON tenancy.memberships;
-DROP TRIGGER tenancy_invalidate_caches ON tenancy.data_keys;
-DROP TRIGGER tenancy_invalidate_caches ON tenancy.root_keys;
-DROP TRIGGER tenancy_invalidate_caches ON tenancy.peppers;
+DROP TRIGGER tenancy_invalidate_caches ON tenancy_private.data_keys;
+DROP TRIGGER tenancy_invalidate_caches ON tenancy_private.root_keys;
+DROP TRIGGER tenancy_invalidate_caches ON tenancy_private.peppers;
 DROP TRIGGER tenancy_invalidate_caches ON tenancy.api_keys;
 DO $$
 DECLARE
@@ -573,14 +672,15 @@ BEGIN
     -- member can make every backend drop its caches with UPDATE ... WHERE false), and for
     -- TRUNCATE.  ALWAYS: also under session_replication_role = replica, so a change that logical
     -- replication applies reaches the caches too.
-    FOREACH t IN ARRAY ARRAY['tenants', 'memberships', 'data_keys', 'root_keys', 'peppers', 'api_keys',
-                              'actions', 'field_mappings'] LOOP
-        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches AFTER INSERT OR UPDATE OR DELETE ON tenancy.%I
+    FOREACH t IN ARRAY ARRAY['tenancy.tenants', 'tenancy.memberships', 'tenancy_private.data_keys',
+                              'tenancy_private.root_keys', 'tenancy_private.peppers', 'tenancy.api_keys',
+                              'tenancy_private.api_key_hashes', 'tenancy.actions', 'tenancy.field_mappings'] LOOP
+        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches AFTER INSERT OR UPDATE OR DELETE ON %s
                         FOR EACH ROW EXECUTE FUNCTION tenancy.invalidate_caches()', t);
-        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches_truncate AFTER TRUNCATE ON tenancy.%I
+        EXECUTE format('CREATE TRIGGER tenancy_invalidate_caches_truncate AFTER TRUNCATE ON %s
                         FOR EACH STATEMENT EXECUTE FUNCTION tenancy.invalidate_caches()', t);
-        EXECUTE format('ALTER TABLE tenancy.%I ENABLE ALWAYS TRIGGER tenancy_invalidate_caches', t);
-        EXECUTE format('ALTER TABLE tenancy.%I ENABLE ALWAYS TRIGGER tenancy_invalidate_caches_truncate', t);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER tenancy_invalidate_caches', t);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER tenancy_invalidate_caches_truncate', t);
     END LOOP;
 END
 $$;
@@ -856,11 +956,11 @@ UPDATE tenancy.field_mappings m
    AND m.source_path = v.old_src AND m.target_path = v.old_dst AND m.transform_config IS NULL;
 
 ALTER TABLE tenancy.actions
-    ADD CONSTRAINT actions_input_schema_valid CHECK (tenancy._jsonschema_check(input_schema, 'input_schema')) NOT VALID,
-    ADD CONSTRAINT actions_output_schema_valid CHECK (tenancy._jsonschema_check(output_schema, 'output_schema')) NOT VALID;
+    ADD CONSTRAINT actions_input_schema_valid CHECK (tenancy._jsonschema_check(input_schema, 'input_schema') IS NOT FALSE) NOT VALID,
+    ADD CONSTRAINT actions_output_schema_valid CHECK (tenancy._jsonschema_check(output_schema, 'output_schema') IS NOT FALSE) NOT VALID;
 ALTER TABLE tenancy.field_mappings
     ADD CONSTRAINT field_mappings_valid
-    CHECK (tenancy._field_mapping_check(source_path, target_path, transform_config)) NOT VALID;
+    CHECK (tenancy._field_mapping_check(source_path, target_path, transform_config) IS NOT FALSE) NOT VALID;
 DO $$
 DECLARE
     c record;

@@ -37,6 +37,19 @@ END
 $roles$;
 
 -- ---------------------------------------------------------------------------------------------
+-- The private schema.  `tenancy` is what applications use, and what PostgREST or Supabase expose
+-- (db-schemas) and code generators read.  What only the extension's functions touch lives in
+-- `tenancy_private`: the vault's root key fingerprints and data keys, the API-key pepper, hashes
+-- and usage, and the credentials' ciphertexts.  No role but the extension's owner has USAGE on it,
+-- so no application role can read, lock, name a type of, or even list its tables' columns
+-- through information_schema; every table there also has RLS forced and no policy.
+-- ---------------------------------------------------------------------------------------------
+CREATE SCHEMA tenancy_private;
+REVOKE ALL ON SCHEMA tenancy_private FROM PUBLIC;
+COMMENT ON SCHEMA tenancy_private IS
+    'pg_tenancy internals and secret material (keys, hashes, ciphertexts): reached only through the extension''s functions';
+
+-- ---------------------------------------------------------------------------------------------
 -- Enums (Waygate spec, memberships).  The Phase 04 value lists stay CHECK constraints, as the
 -- seed has them: they change with pricing, and a CHECK is easier to change than an enum.
 -- ---------------------------------------------------------------------------------------------
@@ -49,9 +62,10 @@ CREATE TYPE tenancy.credential_status AS ENUM ('active', 'expired', 'revoked', '
 CREATE TYPE tenancy.http_method AS ENUM ('GET', 'POST', 'PUT', 'PATCH', 'DELETE');
 CREATE TYPE tenancy.mapping_direction AS ENUM ('input', 'output');
 
--- A slug: lower-case letters, digits and single hyphens, 1-63 characters, no leading/trailing hyphen.
-CREATE DOMAIN tenancy.slug AS text
-    CHECK (VALUE ~ '^[a-z0-9]([a-z0-9]|-(?=[a-z0-9])){0,62}$');
+-- Slugs (tenants, integrations, actions) are text with a CHECK: lower-case letters, digits and
+-- single hyphens, 1-63 characters, no leading/trailing hyphen.  Not a domain: code generators
+-- (drizzle-kit pull, among others) cannot map a domain to a type, and the schema `tenancy` is the
+-- one applications and their generators read.
 
 -- ---------------------------------------------------------------------------------------------
 -- Global tables
@@ -88,7 +102,7 @@ CREATE UNIQUE INDEX users_email_key ON tenancy.users (lower(email)) WHERE NOT is
 -- per tenant, each with scopes, expiry and revocation).
 CREATE TABLE tenancy.tenants (
     id            uuid                  NOT NULL DEFAULT gen_random_uuid(),
-    slug          tenancy.slug          NOT NULL,
+    slug          text                  NOT NULL CONSTRAINT tenants_slug_check CHECK (slug ~ '^[a-z0-9]([a-z0-9]|-(?=[a-z0-9])){0,62}$'),
     name          text                  NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
     email         text                  CHECK (length(email) BETWEEN 3 AND 320 AND email LIKE '%_@_%'),
     status        tenancy.tenant_status NOT NULL DEFAULT 'active',
@@ -117,8 +131,9 @@ CREATE TABLE tenancy.memberships (
 );
 CREATE INDEX memberships_user_id_idx ON tenancy.memberships (user_id);
 
--- api_keys: Tenant.waygateApiKeyHash, generalised.  Only a keyed hash of the secret is stored
--- (src/api_keys.rs); rows are written by tenancy.create_api_key() / revoke / rotate only.  A key
+-- api_keys: Tenant.waygateApiKeyHash, generalised.  Only a keyed hash of the secret is stored, in
+-- tenancy_private.api_key_hashes (sql/api_keys.sql, src/api_keys/); rows are written by
+-- tenancy.create_api_key() / revoke / rotate only.  A key
 -- carries its tenant id and key id: verification finds the row by primary key, as every other
 -- lookup does (and as Citus needs: no unique constraint without tenant_id).  last_used_at lives in
 -- tenancy.api_key_usage (sql/api_keys.sql), so recording use never locks these rows.
@@ -128,7 +143,6 @@ CREATE TABLE tenancy.api_keys (
     name         text        NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
     prefix       text        NOT NULL CHECK (length(prefix) BETWEEN 1 AND 64),
     environment  text        NOT NULL DEFAULT 'live' CHECK (environment IN ('live', 'test')),
-    key_hash     bytea       NOT NULL CHECK (length(key_hash) = 32),
     scopes       text[]      NOT NULL DEFAULT '{}',
     expires_at   timestamptz,
     revoked_at   timestamptz,
@@ -199,7 +213,7 @@ CREATE TABLE tenancy.integrations (
     tenant_id         uuid                       NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
     id                uuid                       NOT NULL DEFAULT gen_random_uuid(),
     name              varchar(255)               NOT NULL CHECK (length(name) >= 1),
-    slug              tenancy.slug               NOT NULL,
+    slug              text                       NOT NULL CONSTRAINT integrations_slug_check CHECK (slug ~ '^[a-z0-9]([a-z0-9]|-(?=[a-z0-9])){0,62}$'),
     description       text,
     documentation_url text,
     auth_type         tenancy.auth_type          NOT NULL,
@@ -221,7 +235,7 @@ CREATE TABLE tenancy.actions (
     id                uuid                NOT NULL DEFAULT gen_random_uuid(),
     integration_id    uuid                NOT NULL,
     name              varchar(255)        NOT NULL CHECK (length(name) >= 1),
-    slug              tenancy.slug        NOT NULL,
+    slug              text                NOT NULL CONSTRAINT actions_slug_check CHECK (slug ~ '^[a-z0-9]([a-z0-9]|-(?=[a-z0-9])){0,62}$'),
     description       text,
     http_method       tenancy.http_method NOT NULL,
     endpoint_template text                NOT NULL CHECK (length(endpoint_template) >= 1),
@@ -242,16 +256,15 @@ CREATE TABLE tenancy.actions (
         REFERENCES tenancy.integrations (tenant_id, id) ON DELETE CASCADE
 );
 
--- integration_credentials: IntegrationCredential (Waygate spec).  Only ciphertexts (bytea) are
--- stored; the functions that write them come with the credential vault.
+-- integration_credentials: IntegrationCredential (Waygate spec), without its secrets: their
+-- ciphertexts are in tenancy_private.credential_secrets (sql/vault.sql), written and read by the
+-- vault's functions only.
 CREATE TABLE tenancy.integration_credentials (
     tenant_id               uuid                      NOT NULL,
     id                      uuid                      NOT NULL DEFAULT gen_random_uuid(),
     integration_id          uuid                      NOT NULL,
     credential_type         tenancy.credential_type   NOT NULL,
-    encrypted_data          bytea                     NOT NULL,
     expires_at              timestamptz,
-    encrypted_refresh_token bytea,
     scopes                  text[]                    NOT NULL DEFAULT '{}',
     status                  tenancy.credential_status NOT NULL DEFAULT 'active',
     created_at              timestamptz               NOT NULL DEFAULT now(),

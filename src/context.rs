@@ -336,7 +336,7 @@ type Membership = Option<(&'static str, Option<&'static str>)>;
 /// Two primary-key index scans (see [`crate::lookup`]): no SPI, no search_path, no RLS.
 fn lookup_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership {
     let status = lookup::fetch(
-        c"tenants",
+        lookup::Rel::public(c"tenants"),
         c"tenants_pkey",
         &[Key::uuid(1, &tenant)],
         &[c"status"],
@@ -344,7 +344,7 @@ fn lookup_membership(tenant: pgrx::Uuid, user: Option<pgrx::Uuid>) -> Membership
     )??;
     let role = user.and_then(|user| {
         lookup::fetch(
-            c"memberships",
+            lookup::Rel::public(c"memberships"),
             c"memberships_pkey",
             &[Key::uuid(1, &tenant), Key::uuid(2, &user)],
             &[c"role"],

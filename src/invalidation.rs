@@ -31,10 +31,10 @@
 //!   memberships (`GRANT authenticated TO …`), functions (the policies call some;
 //!   `REVOKE EXECUTE`) and schemas (`REVOKE USAGE`).  Policies, table grants and `ALTER TABLE …
 //!   ROW LEVEL SECURITY` are relcache invalidations of the table itself.
+use crate::lookup::Rel;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
-use std::ffi::CStr;
 
 /// A set of tables whose rows some caches hold (sql/caches.sql gives each the triggers).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -46,20 +46,23 @@ pub enum Watch {
 const WATCHES: [Watch; 2] = [Watch::Authority, Watch::Actions];
 
 /// The most tables one watch has.
-const MAX_TABLES: usize = 6;
+const MAX_TABLES: usize = 7;
 
 impl Watch {
-    fn tables(self) -> &'static [&'static CStr] {
+    fn tables(self) -> &'static [Rel] {
+        const AUTHORITY: [Rel; 7] = [
+            Rel::public(c"tenants"),
+            Rel::public(c"memberships"),
+            Rel::private(c"data_keys"),
+            Rel::private(c"root_keys"),
+            Rel::private(c"peppers"),
+            Rel::public(c"api_keys"),
+            Rel::private(c"api_key_hashes"),
+        ];
+        const ACTIONS: [Rel; 2] = [Rel::public(c"actions"), Rel::public(c"field_mappings")];
         match self {
-            Watch::Authority => &[
-                c"tenants",
-                c"memberships",
-                c"data_keys",
-                c"root_keys",
-                c"peppers",
-                c"api_keys",
-            ],
-            Watch::Actions => &[c"actions", c"field_mappings"],
+            Watch::Authority => &AUTHORITY,
+            Watch::Actions => &ACTIONS,
         }
     }
 
@@ -192,21 +195,14 @@ unsafe extern "C-unwind" fn on_syscache_invalidation(
 /// The OIDs of `watch`'s tables (unused places hold InvalidOid), or `None` if the extension's
 /// schema or one of them is missing.
 fn table_oids(watch: Watch) -> Option<[pg_sys::Oid; MAX_TABLES]> {
-    // SAFETY: syscache lookups with NUL-terminated names.
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
-        if nsp == pg_sys::InvalidOid {
+    let mut oids = [pg_sys::InvalidOid; MAX_TABLES];
+    for (oid, rel) in oids.iter_mut().zip(watch.tables()) {
+        *oid = rel.oid();
+        if *oid == pg_sys::InvalidOid {
             return None;
         }
-        let mut oids = [pg_sys::InvalidOid; MAX_TABLES];
-        for (oid, name) in oids.iter_mut().zip(watch.tables()) {
-            *oid = pg_sys::get_relname_relid(name.as_ptr(), nsp);
-            if *oid == pg_sys::InvalidOid {
-                return None;
-            }
-        }
-        Some(oids)
     }
+    Some(oids)
 }
 
 /// The current generation of `watch`: it changes whenever what the watch's caches copied may

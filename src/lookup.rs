@@ -6,9 +6,10 @@
 //! module reads the row the way PostgreSQL reads its own catalogs: an index scan on the primary
 //! key under the latest snapshot, then the wanted columns from the slot.
 //!
-//! Nothing here is resolved through `search_path` (relations are looked up in schema `tenancy`
-//! by name, operators by OID), so no caller setting can redirect it; it bypasses RLS and table
-//! privileges, so its callers decide who may ask (see `context::enter_tenant`).
+//! Nothing here is resolved through `search_path` (relations are looked up by name in schema
+//! `tenancy` or `tenancy_private`, operators by OID), so no caller setting can redirect it; it
+//! bypasses RLS and table privileges, so its callers decide who may ask (see
+//! `context::enter_tenant`).
 use crate::invalidation::Watch;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -35,39 +36,87 @@ impl Key {
     }
 }
 
+/// A relation of the extension, by schema and name: `tenancy` holds what applications use,
+/// `tenancy_private` the internal tables and secret material (sql/schema.sql).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Rel {
+    pub schema: &'static CStr,
+    pub name: &'static CStr,
+}
+
+impl Rel {
+    /// `tenancy.<name>`.
+    pub const fn public(name: &'static CStr) -> Rel {
+        Rel {
+            schema: c"tenancy",
+            name,
+        }
+    }
+
+    /// `tenancy_private.<name>`.
+    pub const fn private(name: &'static CStr) -> Rel {
+        Rel {
+            schema: c"tenancy_private",
+            name,
+        }
+    }
+
+    /// Another relation of the same schema (a table's index).
+    const fn sibling(self, name: &'static CStr) -> Rel {
+        Rel {
+            schema: self.schema,
+            name,
+        }
+    }
+
+    /// The relation's OID, or InvalidOid when it or its schema does not exist.
+    pub fn oid(self) -> pg_sys::Oid {
+        // SAFETY: syscache lookups with NUL-terminated names.
+        unsafe {
+            let nsp = pg_sys::get_namespace_oid(self.schema.as_ptr(), true);
+            if nsp == pg_sys::InvalidOid {
+                return pg_sys::InvalidOid;
+            }
+            pg_sys::get_relname_relid(self.name.as_ptr(), nsp)
+        }
+    }
+}
+
 /// Relation OIDs looked up by name and kept (the extension has fewer tables and indexes).
 const MAX_RELIDS: usize = 64;
 
 thread_local! {
     /// OIDs of the relations looked up here, by name; forgotten at every invalidation (a
     /// DROP/CREATE EXTENSION gives them new OIDs).
-    static RELIDS: Cache<&'static CStr, pg_sys::Oid> = const { Cache::new(MAX_RELIDS) };
+    static RELIDS: Cache<Rel, pg_sys::Oid> = const { Cache::new(MAX_RELIDS) };
 }
 
-fn relid(name: &'static CStr) -> pg_sys::Oid {
-    RELIDS.with(|c| c.get_or_load(name, || relid_uncached(name)))
+fn relid(rel: Rel) -> pg_sys::Oid {
+    RELIDS.with(|c| c.get_or_load(rel, || relid_uncached(rel)))
 }
 
-fn relid_uncached(name: &CStr) -> pg_sys::Oid {
-    // SAFETY: syscache lookups with NUL-terminated names.
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
-        let oid = pg_sys::get_relname_relid(name.as_ptr(), nsp);
-        if oid == pg_sys::InvalidOid {
-            crate::error::raise(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-                format!("relation tenancy.{} does not exist", name.to_string_lossy()),
-                Some("Is the pg_tenancy extension installed in this database?"),
-            );
-        }
-        oid
+fn relid_uncached(rel: Rel) -> pg_sys::Oid {
+    let oid = rel.oid();
+    if oid == pg_sys::InvalidOid {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!(
+                "relation {}.{} does not exist",
+                rel.schema.to_string_lossy(),
+                rel.name.to_string_lossy()
+            ),
+            Some(
+                "Is the pg_tenancy extension installed in this database, and updated to the library's version (ALTER EXTENSION pg_tenancy UPDATE)?",
+            ),
+        );
     }
+    oid
 }
 
-/// Find the row of `tenancy.<table>` whose index `tenancy.<index>` matches `keys`, and give the
-/// named columns (NULL as `None`) to `read`, which must copy what it keeps.  `None` if no row.
+/// Find the row of `table` whose index `index` (in the table's schema) matches `keys`, and give
+/// the named columns (NULL as `None`) to `read`, which must copy what it keeps.  `None` if no row.
 pub fn fetch<R>(
-    table: &'static CStr,
+    table: Rel,
     index: &'static CStr,
     keys: &[Key],
     columns: &[&CStr],
@@ -86,7 +135,7 @@ pub fn fetch<R>(
 /// Like [`fetch`], but the last match in index order (keys naming a prefix of the index: the
 /// row with the highest value of the next column).
 pub fn fetch_last<R>(
-    table: &'static CStr,
+    table: Rel,
     index: &'static CStr,
     keys: &[Key],
     columns: &[&CStr],
@@ -103,7 +152,7 @@ pub fn fetch_last<R>(
 }
 
 fn fetch_in<R>(
-    table: &'static CStr,
+    table: Rel,
     index: &'static CStr,
     keys: &[Key],
     columns: &[&CStr],
@@ -111,7 +160,7 @@ fn fetch_in<R>(
     read: impl FnOnce(&[Option<pg_sys::Datum>]) -> R,
 ) -> Option<R> {
     let table_oid = relid(table);
-    let index_oid = relid(index);
+    let index_oid = relid(table.sibling(index));
     let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
     // SAFETY: the same sequence as systable_beginscan/systable_getnext; every resource is released
     // below, or by transaction abort if an ERROR escapes.

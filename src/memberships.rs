@@ -98,7 +98,7 @@ fn manager_of(
 /// The role of `user` in `tenant` now (read after the lock, under the latest snapshot), or None.
 fn role_of(tenant: &pgrx::Uuid, user: &pgrx::Uuid) -> Option<String> {
     lookup::fetch(
-        c"memberships",
+        lookup::Rel::public(c"memberships"),
         c"memberships_pkey",
         &[Key::uuid(1, tenant), Key::uuid(2, user)],
         &[c"role"],

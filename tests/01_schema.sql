@@ -7,8 +7,27 @@ SELECT has_schema('tenancy');
 SELECT tables_are('tenancy', ARRAY[
     'tenants', 'users', 'memberships', 'api_keys', 'clients', 'client_users', 'projects', 'integrations',
     'actions', 'integration_credentials', 'field_mappings', 'request_logs', 'request_logs_default',
-    'subscriptions', 'subscription_audit', 'jobs', 'assets', 'root_keys', 'data_keys', 'peppers', 'api_key_usage'],
+    'subscriptions', 'subscription_audit', 'jobs', 'assets'],
     'exactly the tables of the model');
+SELECT has_schema('tenancy_private');
+SELECT tables_are('tenancy_private', ARRAY['root_keys', 'data_keys', 'peppers', 'api_key_usage', 'api_key_hashes',
+    'credential_secrets'], 'the internal tables and the secret material are in the private schema');
+-- No application role can use the private schema: not read, lock, name a type of, or list it.
+SELECT is((SELECT array_agg(r ORDER BY r) FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'public']) r
+            WHERE has_schema_privilege(CASE WHEN r = 'public' THEN 'anon' ELSE r END, 'tenancy_private', 'USAGE')
+               OR (r = 'public' AND EXISTS (SELECT FROM pg_namespace n, aclexplode(n.nspacl) a
+                                             WHERE n.nspname = 'tenancy_private' AND a.grantee = 0))),
+          NULL, 'no USAGE on tenancy_private for anon, authenticated, service_role or PUBLIC');
+-- What code generators read (drizzle-kit pull, PostgREST's OpenAPI, supabase gen types): only types
+-- they map.  No domain (generators cannot name one), no bytea (secret material is private).
+SELECT is((SELECT array_agg(format('%s.%s %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod)) ORDER BY 1)
+             FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             JOIN pg_type t ON t.oid = a.atttypid
+            WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p')
+              AND (t.typtype = 'd' OR a.atttypid = 'bytea'::regtype)),
+          NULL, 'no column of schema tenancy is a domain or bytea');
+SELECT is((SELECT array_agg(t.typname::text) FROM pg_type t
+            WHERE t.typnamespace = 'tenancy'::regnamespace AND t.typtype = 'd'), NULL, 'schema tenancy has no domain');
 SELECT enums_are('tenancy', ARRAY['tenant_status', 'member_role', 'auth_type', 'integration_status',
     'credential_type', 'credential_status', 'http_method', 'mapping_direction']);
 SELECT enum_has_labels('tenancy', 'auth_type', ARRAY['oauth2', 'api_key', 'basic', 'bearer', 'custom_header']);
@@ -29,9 +48,14 @@ SELECT columns_are('tenancy', 'actions', ARRAY['tenant_id', 'id', 'integration_i
     'endpoint_template', 'input_schema', 'output_schema', 'pagination_config', 'retry_config', 'cacheable',
     'cache_ttl_seconds', 'metadata', 'created_at', 'updated_at']);
 SELECT columns_are('tenancy', 'integration_credentials', ARRAY['tenant_id', 'id', 'integration_id', 'credential_type',
-    'encrypted_data', 'expires_at', 'encrypted_refresh_token', 'scopes', 'status', 'created_at', 'updated_at']);
-SELECT col_type_is('tenancy', 'integration_credentials', 'encrypted_data', 'bytea', 'encrypted_data is bytea');
-SELECT col_type_is('tenancy', 'integration_credentials', 'encrypted_refresh_token', 'bytea', 'encrypted_refresh_token is bytea');
+    'expires_at', 'scopes', 'status', 'created_at', 'updated_at']);
+SELECT columns_are('tenancy_private', 'credential_secrets', ARRAY['tenant_id', 'credential_id', 'encrypted_data',
+    'encrypted_refresh_token']);
+SELECT col_type_is('tenancy_private', 'credential_secrets', 'encrypted_data', 'bytea', 'encrypted_data is bytea');
+SELECT col_type_is('tenancy_private', 'credential_secrets', 'encrypted_refresh_token', 'bytea', 'encrypted_refresh_token is bytea');
+SELECT columns_are('tenancy', 'api_keys', ARRAY['tenant_id', 'id', 'name', 'prefix', 'environment', 'scopes', 'expires_at',
+    'revoked_at', 'replaced_by', 'created_by', 'created_at', 'updated_at']);
+SELECT columns_are('tenancy_private', 'api_key_hashes', ARRAY['tenant_id', 'key_id', 'key_hash']);
 SELECT columns_are('tenancy', 'field_mappings', ARRAY['tenant_id', 'id', 'action_id', 'source_path', 'target_path',
     'transform_config', 'direction', 'created_at', 'updated_at']);
 SELECT columns_are('tenancy', 'request_logs', ARRAY['tenant_id', 'id', 'integration_id', 'action_id', 'api_key_id',
@@ -45,23 +69,23 @@ SELECT columns_are('tenancy', 'assets', ARRAY['tenant_id', 'id', 'job_id', 'user
 SELECT columns_are('tenancy', 'subscription_audit', ARRAY['tenant_id', 'id', 'subscription_id', 'user_id', 'action',
     'stripe_event_id', 'details', 'created_at']);
 
--- Tenant-owned tables: tenant_id NOT NULL, primary key led by tenant_id, every UNIQUE includes it.
+-- Tenant-owned tables (of both schemas): tenant_id NOT NULL, primary key led by tenant_id, every UNIQUE includes it.
 SELECT is(
     (SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
-     WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p') AND NOT a.attnotnull),
+     WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace) AND c.relkind IN ('r', 'p') AND NOT a.attnotnull),
     NULL, 'tenant_id is NOT NULL everywhere');
 SELECT is(
     (SELECT array_agg(con.conrelid::regclass::text ORDER BY con.conrelid::regclass::text) FROM pg_constraint con
      JOIN pg_class c ON c.oid = con.conrelid
-     WHERE c.relnamespace = 'tenancy'::regnamespace AND con.contype = 'p' AND NOT c.relispartition
+     WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace) AND con.contype = 'p' AND NOT c.relispartition
        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
        AND (SELECT attname FROM pg_attribute WHERE attrelid = c.oid AND attnum = con.conkey[1]) <> 'tenant_id'),
     NULL, 'every tenant-owned primary key starts with tenant_id');
 SELECT is(
     (SELECT array_agg(con.conname::text ORDER BY con.conname::text) FROM pg_constraint con
      JOIN pg_class c ON c.oid = con.conrelid
-     WHERE c.relnamespace = 'tenancy'::regnamespace AND con.contype = 'u' AND NOT c.relispartition
+     WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace) AND con.contype = 'u' AND NOT c.relispartition
        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
        AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id'
                        AND a.attnum = ANY (con.conkey))),
@@ -69,7 +93,7 @@ SELECT is(
 SELECT is(
     (SELECT array_agg(con.conname::text ORDER BY con.conname::text) FROM pg_constraint con
      JOIN pg_class child ON child.oid = con.conrelid
-     WHERE con.contype = 'f' AND child.relnamespace = 'tenancy'::regnamespace AND NOT child.relispartition
+     WHERE con.contype = 'f' AND child.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace) AND NOT child.relispartition
        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = con.confrelid AND a.attname = 'tenant_id')
        AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = con.conrelid AND a.attname = 'tenant_id'
                        AND a.attnum = ANY (con.conkey))),
@@ -152,7 +176,7 @@ SELECT is((SELECT sum(n) FROM (
 -- pg_dump keeps the rows of every table.
 SELECT is(
     (SELECT array_agg(c.relname::text ORDER BY c.relname::text) FROM pg_class c
-     WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind = 'r'
+     WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace) AND c.relkind = 'r'
        AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'pg_tenancy')::oid[])),
     CASE WHEN current_setting('server_version_num')::int >= 150000 THEN NULL ELSE ARRAY['request_logs_default'] END,
     'every table is registered with pg_extension_config_dump (14: not the default partition, which pg_dump 14 crashes on)');

@@ -68,8 +68,9 @@ SELECT throws_ok(format('SELECT tenancy.set_tenant(%L, %L)', :globex, :frank), '
 UPDATE tenancy.tenants SET status = 'active' WHERE id = :globex;
 
 SELECT is((SELECT array_agg(tgrelid::regclass::text ORDER BY tgrelid::regclass::text) FROM pg_trigger WHERE tgname = 'tenancy_invalidate_caches'),
-          ARRAY['tenancy.actions', 'tenancy.api_keys', 'tenancy.data_keys', 'tenancy.field_mappings', 'tenancy.memberships',
-                'tenancy.peppers', 'tenancy.root_keys', 'tenancy.tenants'],
+          ARRAY['tenancy.actions', 'tenancy.api_keys', 'tenancy.field_mappings', 'tenancy.memberships', 'tenancy.tenants',
+                'tenancy_private.api_key_hashes', 'tenancy_private.data_keys', 'tenancy_private.peppers',
+                'tenancy_private.root_keys'],
           'every cached table carries the invalidation trigger');
 
 -- The membership cache never outlives the rows it came from.  (Destructive: rolled back after.)

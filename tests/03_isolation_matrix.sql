@@ -7,9 +7,11 @@ BEGIN;
 SELECT * FROM no_plan();
 
 -- Fixture rows for the tables the demo leaves empty (the API key hash is a dummy here).
-INSERT INTO tenancy.api_keys (tenant_id, name, prefix, key_hash)
-SELECT t, 'fixture', 'tk_test_fx', sha256(t::text::bytea) FROM unnest(ARRAY[:acme, :globex]::uuid[]) t;
-INSERT INTO tenancy.api_key_usage (tenant_id, key_id, last_used_at) SELECT tenant_id, id, now() FROM tenancy.api_keys;
+INSERT INTO tenancy.api_keys (tenant_id, name, prefix)
+SELECT t, 'fixture', 'tk_test_fx' FROM unnest(ARRAY[:acme, :globex]::uuid[]) t;
+INSERT INTO tenancy_private.api_key_hashes (tenant_id, key_id, key_hash)
+SELECT tenant_id, id, sha256(id::text::bytea) FROM tenancy.api_keys;
+INSERT INTO tenancy_private.api_key_usage (tenant_id, key_id, last_used_at) SELECT tenant_id, id, now() FROM tenancy.api_keys;
 CREATE FUNCTION pg_temp.store_fixture_credentials() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE i record;
 BEGIN
@@ -21,14 +23,19 @@ BEGIN
 END $$;
 SELECT pg_temp.store_fixture_credentials();
 
--- internal: tables no application role may read at all (the vault's keys, API-key usage).
+-- internal: tables no application role may read at all (tenancy_private: the vault's keys and
+-- ciphertexts, API-key hashes and usage).
 CREATE TEMP TABLE tenant_tables AS
 SELECT c.oid::regclass AS tbl, c.relname::text AS name,
        NOT has_any_column_privilege('authenticated', c.oid, 'SELECT') AS internal
 FROM pg_class c
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
-WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace) AND c.relkind IN ('r', 'p')
+  AND NOT c.relispartition
 ORDER BY 2;
+SELECT is((SELECT array_agg(name ORDER BY name) FROM tenant_tables WHERE internal),
+          ARRAY['api_key_hashes', 'api_key_usage', 'credential_secrets', 'data_keys'],
+          'the internal tenant tables are exactly those of tenancy_private');
 
 SELECT cmp_ok((SELECT count(*) FROM tenant_tables), '>=', 15::bigint, 'the matrix covers every tenant-owned table');
 
@@ -133,7 +140,7 @@ BEGIN
         CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS u(ck, pk, i)
         JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = u.ck
         JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = u.pk
-        WHERE con.contype = 'f' AND con.connamespace = 'tenancy'::regnamespace
+        WHERE con.contype = 'f' AND con.connamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace)
           AND NOT EXISTS (SELECT 1 FROM pg_class p WHERE p.oid = con.conrelid AND p.relispartition)
           AND con.conparentid = 0
         GROUP BY con.oid, con.conname, con.conrelid, con.confrelid

@@ -30,19 +30,19 @@ SELECT is((SELECT count(*) FROM creds c WHERE tenancy.read_credential(c.id) -> '
 SELECT is((SELECT count(*) FROM creds c WHERE tenancy.read_credential(c.id) ->> 'refresh_token' = 'refresh-' || c.credential_type), 4::bigint,
           'refresh tokens too');
 SELECT is(tenancy.read_credential((SELECT id FROM creds LIMIT 1)) -> 'scopes', '["chat:write"]'::jsonb, 'metadata comes along');
-SELECT is((SELECT count(*) FROM tenancy.integration_credentials i JOIN creds c USING (id)
+SELECT is((SELECT count(*) FROM tenancy_private.credential_secrets i JOIN creds c ON c.id = i.credential_id
            WHERE position(convert_to('S3cret', 'UTF8') IN i.encrypted_data) > 0
               OR position(convert_to('refresh-', 'UTF8') IN i.encrypted_refresh_token) > 0), 0::bigint,
           'no plaintext in the stored bytes');
-SELECT is((SELECT get_byte(encrypted_data, 0) FROM tenancy.integration_credentials WHERE id = (SELECT id FROM creds LIMIT 1)), 1,
+SELECT is((SELECT get_byte(encrypted_data, 0) FROM tenancy_private.credential_secrets WHERE credential_id = (SELECT id FROM creds LIMIT 1)), 1,
           'ciphertexts are format version 1');
 SELECT is(tenancy.read_credential(tenancy.store_credential(:slack_a, 'bearer', '{"t": "x"}')) ->> 'refresh_token', NULL,
           'no refresh token: NULL');
 CREATE TEMP TABLE odd AS SELECT '{"big": 123456789012345678901234567890.000000000001, "e": "\u00e9\"\\", "nested": [[], {}, [null, true, -0.5e-3]], "": ""}'::jsonb AS v;
 SELECT is(tenancy.read_credential(tenancy.store_credential(:slack_a, 'basic', (SELECT v FROM odd))) -> 'data', (SELECT v FROM odd),
           'data comes back exactly as jsonb holds it (numbers beyond double precision, escapes, empty keys)');
-SELECT is((SELECT count(*) FROM tenancy.data_keys WHERE tenant_id = :acme), 1::bigint, 'one data key for the tenant, created on first use');
-SELECT is((SELECT length(fingerprint) FROM tenancy.root_keys WHERE key_id = 'k1'), 16, 'the root key''s fingerprint is recorded');
+SELECT is((SELECT count(*) FROM tenancy_private.data_keys WHERE tenant_id = :acme), 1::bigint, 'one data key for the tenant, created on first use');
+SELECT is((SELECT length(fingerprint) FROM tenancy_private.root_keys WHERE key_id = 'k1'), 16, 'the root key''s fingerprint is recorded');
 
 -- Access.
 \set cred '(SELECT id FROM creds LIMIT 1)'
@@ -60,23 +60,23 @@ SELECT is(pg_temp.probe('authenticated', :acme, :bob, format('SELECT tenancy.sto
           'value:true', 'an admin can');
 SELECT is(pg_temp.probe('authenticated', :acme, :bob, format('SELECT tenancy.store_credential(%L, ''bearer'', ''{"t": 1}'')', :slack_b)),
           'error:23503', 'not for another tenant''s integration');
-SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SELECT count(*) FROM tenancy.data_keys'), 'error:42501', 'data keys are unreadable');
-SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT count(*) FROM tenancy.root_keys'), 'error:42501', 'even for service_role');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SELECT count(*) FROM tenancy_private.data_keys'), 'error:42501', 'data keys are unreadable');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT count(*) FROM tenancy_private.root_keys'), 'error:42501', 'even for service_role');
 
 -- Tampering: every single-byte change of a stored ciphertext fails (one bit flipped per byte,
 -- a different bit each time), and never yields plaintext.
 CREATE FUNCTION pg_temp.flips(cred uuid) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE original bytea; n int; good int := 0; i int; res text;
 BEGIN
-    SELECT encrypted_data INTO original FROM tenancy.integration_credentials WHERE id = cred;
+    SELECT encrypted_data INTO original FROM tenancy_private.credential_secrets WHERE credential_id = cred;
     n := length(original);
     FOR i IN 0 .. n - 1 LOOP
-        UPDATE tenancy.integration_credentials SET encrypted_data = set_byte(original, i, get_byte(original, i) # (1 << (i % 8)))
-        WHERE id = cred;
+        UPDATE tenancy_private.credential_secrets SET encrypted_data = set_byte(original, i, get_byte(original, i) # (1 << (i % 8)))
+        WHERE credential_id = cred;
         res := pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', cred));
         IF res = 'ok' OR res LIKE '%S3cret%' THEN good := good + 1; END IF;
     END LOOP;
-    UPDATE tenancy.integration_credentials SET encrypted_data = original WHERE id = cred;
+    UPDATE tenancy_private.credential_secrets SET encrypted_data = original WHERE credential_id = cred;
     RETURN n || ' positions, ' || good || ' decrypted';
 END $$;
 SELECT matches(pg_temp.flips(:cred), '^[0-9]+ positions, 0 decrypted$', 'every flipped byte position is rejected');
@@ -84,19 +84,19 @@ SELECT lives_ok(format('SELECT tenancy.read_credential(%L)', :cred), 'and the re
 
 -- Moved ciphertexts fail: to another row, to another field, to another tenant.
 CREATE TEMP TABLE two AS SELECT id FROM creds ORDER BY id LIMIT 2;
-UPDATE tenancy.integration_credentials SET encrypted_data = (SELECT encrypted_data FROM tenancy.integration_credentials WHERE id = (SELECT min(id::text)::uuid FROM two))
-WHERE id = (SELECT max(id::text)::uuid FROM two);
+UPDATE tenancy_private.credential_secrets SET encrypted_data = (SELECT encrypted_data FROM tenancy_private.credential_secrets WHERE credential_id = (SELECT min(id::text)::uuid FROM two))
+WHERE credential_id = (SELECT max(id::text)::uuid FROM two);
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', (SELECT max(id::text)::uuid FROM two))),
                '^XX001: .*belongs to another row', 'a ciphertext copied to another row does not decrypt');
-UPDATE tenancy.integration_credentials SET encrypted_data = encrypted_refresh_token WHERE id = (SELECT min(id::text)::uuid FROM two);
+UPDATE tenancy_private.credential_secrets SET encrypted_data = encrypted_refresh_token WHERE credential_id = (SELECT min(id::text)::uuid FROM two);
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', (SELECT min(id::text)::uuid FROM two))),
                '^XX001: ', 'a ciphertext moved to another field does not decrypt');
 SELECT tenancy.set_tenant(:globex);
 SELECT tenancy.store_credential(:slack_b, 'bearer', '{"t": "globex"}') IS NOT NULL AS globex_has_a_key;
 CREATE TEMP TABLE victim AS
 SELECT i.id FROM tenancy.integration_credentials i WHERE i.tenant_id = :globex LIMIT 1;
-UPDATE tenancy.integration_credentials SET encrypted_data = (SELECT encrypted_data FROM tenancy.integration_credentials WHERE id = (SELECT id FROM creds ORDER BY id DESC LIMIT 1))
-WHERE id = (SELECT id FROM victim);
+UPDATE tenancy_private.credential_secrets SET encrypted_data = (SELECT encrypted_data FROM tenancy_private.credential_secrets WHERE credential_id = (SELECT id FROM creds ORDER BY id DESC LIMIT 1))
+WHERE credential_id = (SELECT id FROM victim);
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', (SELECT id FROM victim))),
                '^XX001: ', 'a ciphertext copied to another tenant does not decrypt');
 SELECT ok(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', (SELECT id FROM victim))) !~ '(S3cret|refresh-|\\x01)',
@@ -121,14 +121,14 @@ SELECT matches(pg_temp.error_text('SELECT tenancy.read_credential(NULL)'), '^220
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.read_credential(%L)', 'ffffffff-0000-4000-8000-000000000000')), '^P0002: ', 'read unknown');
 
 -- update_credential: new secrets re-encrypted in place, other fields kept.
-CREATE TEMP TABLE upd AS SELECT id, (SELECT encrypted_data FROM tenancy.integration_credentials i WHERE i.id = c.id) AS before
+CREATE TEMP TABLE upd AS SELECT id, (SELECT encrypted_data FROM tenancy_private.credential_secrets i WHERE i.credential_id = c.id) AS before
 FROM creds c ORDER BY id DESC LIMIT 1;
 SELECT lives_ok(format($$SELECT tenancy.update_credential(%L, data => '{"secret": "rotated"}', refresh_token => 'new-refresh', status => 'needs_reauth')$$,
                        (SELECT id FROM upd)), 'update_credential');
 SELECT results_eq(format($$SELECT r -> 'data' ->> 'secret', r ->> 'refresh_token', r ->> 'status', r -> 'scopes' FROM tenancy.read_credential(%L) r$$, (SELECT id FROM upd)),
                   $$VALUES ('rotated'::text, 'new-refresh'::text, 'needs_reauth'::text, '["chat:write"]'::jsonb)$$,
                   'the new secrets decrypt, the scopes are kept');
-SELECT isnt((SELECT encrypted_data FROM tenancy.integration_credentials WHERE id = (SELECT id FROM upd)), (SELECT before FROM upd),
+SELECT isnt((SELECT encrypted_data FROM tenancy_private.credential_secrets WHERE credential_id = (SELECT id FROM upd)), (SELECT before FROM upd),
             'the ciphertext changed');
 SELECT lives_ok(format('SELECT tenancy.update_credential(%L, clear_refresh_token => true)', (SELECT id FROM upd)), 'clearing the refresh token');
 SELECT is(tenancy.read_credential((SELECT id FROM upd)) ->> 'refresh_token', NULL, 'is cleared');
@@ -158,8 +158,10 @@ SELECT is(pg_temp.probe('authenticated', :globex, :frank, 'SELECT count(*) FROM 
 SELECT tenancy.set_tenant(:acme);
 SELECT matches(pg_temp.error_text(format('SELECT * FROM tenancy.rotate_tenant_key(%L)', :acme)),
                '^XX001: credential [0-9a-f-]+ cannot be decrypted', 'rotation stops at a corrupted credential (the moved ciphertexts above)');
-SELECT is((SELECT count(*) FROM tenancy.data_keys WHERE tenant_id = :acme), 1::bigint, 'and changes nothing');
+SELECT is((SELECT count(*) FROM tenancy_private.data_keys WHERE tenant_id = :acme), 1::bigint, 'and changes nothing');
 DELETE FROM tenancy.integration_credentials WHERE id IN (SELECT id FROM two);
+SELECT is((SELECT count(*) FROM tenancy_private.credential_secrets WHERE credential_id IN (SELECT id FROM two)), 0::bigint,
+          'a deleted credential''s ciphertexts go with it');
 CREATE TEMP TABLE plain_before AS
 SELECT id, tenancy.read_credential(id) AS r FROM tenancy.integration_credentials WHERE tenant_id = :acme;
 SELECT count(*) AS n FROM plain_before \gset
@@ -168,15 +170,15 @@ SELECT is(pg_temp.probe('authenticated', :acme, :alice, format('SELECT tenancy.r
           'a tenant''s owner may not rotate keys');
 SELECT results_eq(format('SELECT key_version, reencrypted, remaining, retired_versions FROM tenancy.rotate_tenant_key(%L, 2)', :acme),
                   format('VALUES (2, 2::bigint, %s::bigint, 0::bigint)', :n - 2), 'first batch: version 2 created, two credentials re-encrypted');
-SELECT is((SELECT count(*) FROM tenancy.data_keys WHERE tenant_id = :acme), 2::bigint, 'both versions exist while the rotation is unfinished');
+SELECT is((SELECT count(*) FROM tenancy_private.data_keys WHERE tenant_id = :acme), 2::bigint, 'both versions exist while the rotation is unfinished');
 CREATE TEMP TABLE during AS SELECT tenancy.store_credential(:slack_a, 'api_key', '{"key": "S3cret-during"}') AS id;
-SELECT is((SELECT substring(encrypted_data FROM 2 FOR 4) FROM tenancy.integration_credentials WHERE id = (SELECT id FROM during)),
+SELECT is((SELECT substring(encrypted_data FROM 2 FOR 4) FROM tenancy_private.credential_secrets WHERE credential_id = (SELECT id FROM during)),
           '\x00000002'::bytea, 'a credential stored mid-rotation uses the new version');
 SELECT is((SELECT count(*) FROM plain_before WHERE tenancy.read_credential(id) = r), :n::bigint, 'mid-rotation, every credential reads');
 SELECT results_eq(format('SELECT key_version, reencrypted, remaining, retired_versions FROM tenancy.rotate_tenant_key(%L)', :acme),
                   format('VALUES (2, %s::bigint, 0::bigint, 1::bigint)', :n - 2), 'the next call resumes it, finishes, and retires version 1');
-SELECT is((SELECT array_agg(version) FROM tenancy.data_keys WHERE tenant_id = :acme), ARRAY[2], 'only version 2 is left');
-SELECT is((SELECT count(*) FROM tenancy.integration_credentials WHERE tenant_id = :acme
+SELECT is((SELECT array_agg(version) FROM tenancy_private.data_keys WHERE tenant_id = :acme), ARRAY[2], 'only version 2 is left');
+SELECT is((SELECT count(*) FROM tenancy_private.credential_secrets WHERE tenant_id = :acme
            AND (substring(encrypted_data FROM 2 FOR 4) <> '\x00000002' OR substring(encrypted_refresh_token FROM 2 FOR 4) <> '\x00000002')),
           0::bigint, 'every ciphertext, refresh tokens included, is under version 2');
 SELECT is((SELECT count(*) FROM plain_before WHERE tenancy.read_credential(id) = r), :n::bigint, 'every credential reads exactly as before');
@@ -186,7 +188,7 @@ SELECT results_eq(format('SELECT key_version, reencrypted, remaining, retired_ve
 SELECT is((SELECT count(*) FROM plain_before WHERE tenancy.read_credential(id) = r), :n::bigint, 'and everything still reads');
 SELECT is(pg_temp.probe('service_role', NULL, NULL, format('SELECT key_version FROM tenancy.rotate_tenant_key(%L)', :acme)), 'value:4',
           'service_role may rotate a tenant''s key');
-SELECT is((SELECT array_agg(version) FROM tenancy.data_keys WHERE tenant_id = :globex), ARRAY[1], 'the other tenant''s key is untouched');
+SELECT is((SELECT array_agg(version) FROM tenancy_private.data_keys WHERE tenant_id = :globex), ARRAY[1], 'the other tenant''s key is untouched');
 SELECT matches(pg_temp.error_text('SELECT tenancy.rotate_tenant_key(NULL)'), '^22004: ', 'rotate NULL');
 SELECT matches(pg_temp.error_text('SELECT tenancy.rotate_tenant_key(''ffffffff-0000-4000-8000-000000000000'')'), '^P0002: ', 'rotate an unknown tenant');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.rotate_tenant_key(%L, 0)', :acme)), '^22023: ', 'a batch of 0');
@@ -201,7 +203,7 @@ SELECT results_eq('SELECT rewrapped, remaining FROM tenancy.rotate_root_key()', 
 SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT tenancy.rotate_root_key()'), 'error:42501', 'root key rotation is for superusers');
 SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT count(*) FROM tenancy.root_key_usage()'), 'error:42501', 'so is the root key usage');
 SELECT results_eq('SELECT key_id, in_keyring, active, matches_record, wrapped_keys FROM tenancy.root_key_usage()',
-                  $$SELECT 'k1'::text, true, true, true, (SELECT count(*) FROM tenancy.data_keys) + (SELECT count(*) FROM tenancy.peppers)$$, 'root_key_usage: k1 wraps every data key and the pepper');
+                  $$SELECT 'k1'::text, true, true, true, (SELECT count(*) FROM tenancy_private.data_keys) + (SELECT count(*) FROM tenancy_private.peppers)$$, 'root_key_usage: k1 wraps every data key and the pepper');
 
 -- Crypto-shredding: shred_tenant destroys the tenant's data keys; its credentials are unreadable
 -- for good and marked revoked; the other tenant is untouched.  Only service_role may do it.

@@ -45,13 +45,17 @@ SELECT tenancy.clear_context();
 
 SELECT matches((:'acme_key')::text, '^tk_live_[0-9A-Za-z]{93}$', 'a live key: tk_live_ and 93 base62 characters');
 SELECT matches((:'acme_test_key')::text, '^tk_test_[0-9A-Za-z]{93}$', 'a test key: tk_test_');
-SELECT is((SELECT count(*) FROM tenancy.api_keys WHERE key_hash = sha256(convert_to((:'acme_key')::text, 'UTF8'))), 0::bigint,
+SELECT is((SELECT count(*) FROM tenancy_private.api_key_hashes WHERE key_hash = sha256(convert_to((:'acme_key')::text, 'UTF8'))), 0::bigint,
           'the stored hash is not a plain SHA-256 of the key');
-SELECT is((SELECT count(*) FROM tenancy.api_keys WHERE position(convert_to(substr((:'acme_key')::text, 53, 43), 'UTF8') IN key_hash) > 0
-                                                    OR prefix LIKE '%' || substr((:'acme_key')::text, 53, 10) || '%'), 0::bigint,
+SELECT is((SELECT count(*) FROM tenancy.api_keys k JOIN tenancy_private.api_key_hashes h ON (h.tenant_id, h.key_id) = (k.tenant_id, k.id)
+            WHERE position(convert_to(substr((:'acme_key')::text, 53, 43), 'UTF8') IN h.key_hash) > 0
+               OR k.prefix LIKE '%' || substr((:'acme_key')::text, 53, 10) || '%'), 0::bigint,
           'no part of the secret is stored');
 SELECT is((SELECT created_by FROM tenancy.api_keys WHERE tenant_id = :acme AND name = 'ci'), :alice::uuid, 'created_by is the owner');
-SELECT is((SELECT count(*) FROM tenancy.peppers), 1::bigint, 'one pepper, made on first use');
+SELECT is((SELECT count(*) FROM tenancy_private.peppers), 1::bigint, 'one pepper, made on first use');
+SELECT is((SELECT count(*) FROM tenancy.api_keys k
+            WHERE NOT EXISTS (SELECT FROM tenancy_private.api_key_hashes h WHERE (h.tenant_id, h.key_id) = (k.tenant_id, k.id))),
+          0::bigint, 'every key has its hash in tenancy_private');
 
 -- verify_api_key: tenant, key id, scopes.
 SELECT results_eq(format('SELECT tenant_id, scopes FROM tenancy.verify_api_key(%L)', (:'acme_key')::text),
@@ -186,8 +190,9 @@ UPDATE tenancy.tenants SET status = 'active' WHERE id = :globex;
 SELECT lives_ok(format('SELECT tenancy.verify_api_key(%L)', (:'globex_key')::text), 'and works again once the tenant is active');
 
 -- A stored hash moved to another key does not make that key valid.
-UPDATE tenancy.api_keys SET key_hash = (SELECT key_hash FROM tenancy.api_keys WHERE tenant_id = :globex LIMIT 1)
-WHERE tenant_id = :acme AND replaced_by IS NULL AND revoked_at IS NULL;
+UPDATE tenancy_private.api_key_hashes h SET key_hash = (SELECT key_hash FROM tenancy_private.api_key_hashes WHERE tenant_id = :globex LIMIT 1)
+  FROM tenancy.api_keys k
+ WHERE (k.tenant_id, k.id) = (h.tenant_id, h.key_id) AND k.tenant_id = :acme AND k.replaced_by IS NULL AND k.revoked_at IS NULL;
 SELECT is(split_part(pg_temp.error_text(format('SELECT tenancy.verify_api_key(%L)', (:'rotated_twice')::text)), ' / ', 1), '28P01: invalid API key',
           'a copied hash does not verify another key');
 
@@ -212,15 +217,16 @@ SELECT ok(NOT EXISTS (SELECT 1 FROM information_schema.routines r JOIN informati
 SELECT is(pg_temp.probe('authenticated', :acme, :dave, 'SELECT count(*) FROM tenancy.list_api_keys()'), 'error:42501', 'a member may not list keys');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT count(*) FROM tenancy.list_api_keys() WHERE last_used_at IS NOT NULL'), 'value:2',
           'last use is recorded (the two keys verified above)');
-SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT key_hash FROM tenancy.api_keys LIMIT 1'), 'error:42501', 'the owner cannot read hashes');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT key_hash FROM tenancy_private.api_key_hashes LIMIT 1'), 'error:42501', 'the owner cannot read hashes');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT key_hash FROM tenancy_private.api_key_hashes LIMIT 1'), 'error:42501', 'nor can service_role');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'UPDATE tenancy.api_keys SET revoked_at = NULL'), 'error:42501', 'nor un-revoke a key');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'UPDATE tenancy.api_keys SET scopes = ''{*}'''), 'error:42501', 'nor widen its scopes');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'UPDATE tenancy.api_keys SET name = ''renamed'''), 'rows:4', 'but may rename keys');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice,
-          'INSERT INTO tenancy.api_keys (tenant_id, name, prefix, key_hash) VALUES (tenancy.current_tenant_id(), ''x'', ''x'', sha256(''x''))'),
+          'INSERT INTO tenancy.api_keys (tenant_id, name, prefix) VALUES (tenancy.current_tenant_id(), ''x'', ''x'')'),
           'error:42501', 'nor insert keys directly');
-SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT count(*) FROM tenancy.api_key_usage'), 'error:42501', 'usage is internal');
-SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT count(*) FROM tenancy.peppers'), 'error:42501', 'the pepper is unreadable');
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT count(*) FROM tenancy_private.api_key_usage'), 'error:42501', 'usage is internal');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT count(*) FROM tenancy_private.peppers'), 'error:42501', 'the pepper is unreadable');
 
 -- last_used_at across connections and in read-only transactions: pgrx-tests/tests/clients.rs.
 

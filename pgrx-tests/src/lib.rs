@@ -465,8 +465,9 @@ pub fn read_all_credentials(c: &mut Client) -> Result<Vec<(uuid::Uuid, String)>,
     Ok(out)
 }
 
-/// Every ordinary table (partitions included) of the `tenancy` and `public` schemas, with its row
-/// count and a digest of its whole content: (table, rows, md5), ordered by table.
+/// Every ordinary table (partitions included) of the `tenancy`, `tenancy_private` and `public`
+/// schemas, with its row count and a digest of its whole content: (table, rows, md5), ordered by
+/// table.
 pub fn table_digests(c: &mut Client) -> Vec<(String, i64, String)> {
     tenant_digests(c, None)
 }
@@ -479,7 +480,7 @@ pub fn tenant_digests(c: &mut Client, tenant: Option<&str>) -> Vec<(String, i64,
             "SELECT c.oid::regclass::text,
                     EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
                FROM pg_class c
-              WHERE c.relnamespace IN ('tenancy'::regnamespace, 'public'::regnamespace) AND c.relkind = 'r'
+              WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace, 'public'::regnamespace) AND c.relkind = 'r'
               ORDER BY 1",
             &[],
         )
@@ -512,7 +513,7 @@ pub fn table_columns(c: &mut Client) -> Vec<(String, Vec<String>)> {
     c.query(
         "SELECT c.oid::regclass::text, array_agg(quote_ident(a.attname) ORDER BY a.attnum)
            FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-          WHERE c.relnamespace IN ('tenancy'::regnamespace, 'public'::regnamespace) AND c.relkind = 'r'
+          WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace, 'public'::regnamespace) AND c.relkind = 'r'
           GROUP BY 1 ORDER BY 1",
         &[],
     )

@@ -95,7 +95,7 @@ fn no_verification_succeeds_after_the_revocation_commits() {
 
 fn last_used(db: &TestDb) -> Option<std::time::SystemTime> {
     db.connect("postgres")
-        .query_opt("SELECT last_used_at FROM tenancy.api_key_usage", &[])
+        .query_opt("SELECT last_used_at FROM tenancy_private.api_key_usage", &[])
         .unwrap()
         .map(|r| r.get(0))
 }
@@ -140,7 +140,7 @@ fn last_use_is_recorded_at_most_once_a_minute_without_waiting() {
     );
     db.connect("postgres")
         .batch_execute(
-            "UPDATE tenancy.api_key_usage SET last_used_at = last_used_at - interval '2 minutes'",
+            "UPDATE tenancy_private.api_key_usage SET last_used_at = last_used_at - interval '2 minutes'",
         )
         .unwrap();
     assert_eq!(verify(&["BEGIN"]), "ok");
@@ -150,7 +150,7 @@ fn last_use_is_recorded_at_most_once_a_minute_without_waiting() {
     // waits for it nor fails.
     db.connect("postgres")
         .batch_execute(
-            "UPDATE tenancy.api_key_usage SET last_used_at = last_used_at - interval '2 minutes'",
+            "UPDATE tenancy_private.api_key_usage SET last_used_at = last_used_at - interval '2 minutes'",
         )
         .unwrap();
     let mut holder = db.connect("postgres");

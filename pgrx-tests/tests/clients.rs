@@ -231,10 +231,10 @@ fn dump_and_restore_keep_every_row() {
 
     // Policies, forced RLS and triggers are the same after the restore.
     let shape = "SELECT (SELECT count(*) FROM pg_policies WHERE schemaname IN ('tenancy', 'public'))::int,
-                        (SELECT count(*) FROM pg_class WHERE relnamespace IN ('tenancy'::regnamespace, 'public'::regnamespace)
+                        (SELECT count(*) FROM pg_class WHERE relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace, 'public'::regnamespace)
                            AND relkind IN ('r','p') AND relforcerowsecurity)::int,
                         (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-                          WHERE c.relnamespace IN ('tenancy'::regnamespace, 'public'::regnamespace) AND NOT t.tgisinternal)::int";
+                          WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace, 'public'::regnamespace) AND NOT t.tgisinternal)::int";
     let a = s.query_one(shape, &[]).unwrap();
     let b = d.query_one(shape, &[]).unwrap();
     for i in 0..3 {
@@ -431,7 +431,7 @@ fn shredded_keys_are_gone_from_every_backend() {
     }
     writer
         .batch_execute(&format!(
-            "DELETE FROM tenancy.data_keys WHERE tenant_id = '{ACME}'"
+            "DELETE FROM tenancy_private.data_keys WHERE tenant_id = '{ACME}'"
         ))
         .unwrap();
     assert_eq!(

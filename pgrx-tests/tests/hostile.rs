@@ -496,6 +496,8 @@ fn planted_objects_never_run() {
         "users",
         "api_keys",
         "api_key_usage",
+        "api_key_hashes",
+        "credential_secrets",
         "peppers",
         "data_keys",
         "root_keys",
@@ -763,7 +765,7 @@ fn nothing_of_another_tenant_leaks() {
         .query(
             "SELECT c.oid::regclass::text, has_any_column_privilege(c.oid, 'SELECT'),
                     EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
-               FROM pg_class c WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p')
+               FROM pg_class c WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace) AND c.relkind IN ('r', 'p')
               ORDER BY 1",
             &[],
         )
@@ -1250,7 +1252,7 @@ fn writes_and_calls_never_touch_another_tenant() {
     let tables: Vec<String> = admin
         .query(
             "SELECT c.oid::regclass::text FROM pg_class c
-              WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+              WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace) AND c.relkind IN ('r', 'p') AND NOT c.relispartition
                 AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
               ORDER BY 1",
             &[],
@@ -1269,7 +1271,7 @@ fn writes_and_calls_never_touch_another_tenant() {
                     array(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
                             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o)
                FROM pg_constraint con
-              WHERE con.contype = 'f' AND con.connamespace = 'tenancy'::regnamespace
+              WHERE con.contype = 'f' AND con.connamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace)
                 AND array_length(con.conkey, 1) > 1 AND NOT con.conrelid::regclass::text LIKE '%\\_p20%'
               ORDER BY 1, 2",
             &[],

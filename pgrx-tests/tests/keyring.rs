@@ -18,11 +18,11 @@ const DB: &str = "postgres";
 /// A digest of everything the vault has stored: ciphertexts, wrapped keys, root key records.
 fn stored_state(c: &mut Client) -> String {
     c.query_one(
-        "SELECT (SELECT md5(string_agg(id::text || encrypted_data::text || coalesce(encrypted_refresh_token::text, '-'), ',' ORDER BY id))
-                 FROM tenancy.integration_credentials)
+        "SELECT (SELECT md5(string_agg(credential_id::text || encrypted_data::text || coalesce(encrypted_refresh_token::text, '-'), ',' ORDER BY credential_id))
+                 FROM tenancy_private.credential_secrets)
              || (SELECT md5(string_agg(tenant_id::text || version || root_key_id || wrapped_key::text, ',' ORDER BY tenant_id, version))
-                 FROM tenancy.data_keys)
-             || (SELECT md5(string_agg(key_id || fingerprint::text, ',' ORDER BY key_id)) FROM tenancy.root_keys)",
+                 FROM tenancy_private.data_keys)
+             || (SELECT md5(string_agg(key_id || fingerprint::text, ',' ORDER BY key_id)) FROM tenancy_private.root_keys)",
         &[],
     )
     .unwrap()
@@ -254,7 +254,7 @@ fn keyring_faults_and_root_key_rotation() {
     );
     let ciphertexts: String = c
         .query_one(
-            "SELECT md5(string_agg(encrypted_data::text, ',' ORDER BY id)) FROM tenancy.integration_credentials",
+            "SELECT md5(string_agg(encrypted_data::text, ',' ORDER BY credential_id)) FROM tenancy_private.credential_secrets",
             &[],
         )
         .unwrap()
@@ -301,7 +301,7 @@ fn keyring_faults_and_root_key_rotation() {
     );
     let after: String = c
         .query_one(
-            "SELECT md5(string_agg(encrypted_data::text, ',' ORDER BY id)) FROM tenancy.integration_credentials",
+            "SELECT md5(string_agg(encrypted_data::text, ',' ORDER BY credential_id)) FROM tenancy_private.credential_secrets",
             &[],
         )
         .unwrap()

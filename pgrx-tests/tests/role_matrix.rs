@@ -1,7 +1,7 @@
 //! The role matrix of docs/security.md, against what each role can actually do.
 //!
-//! `the_matrix_is_what_the_documentation_says`: every table of schema `tenancy` that the catalog
-//! lists (partitions aside), every role (a user's five roles in acme through PostgREST's exact
+//! `the_matrix_is_what_the_documentation_says`: every table of schemas `tenancy` and
+//! `tenancy_private` that the catalog lists (partitions aside), every role (a user's five roles in acme through PostgREST's exact
 //! sequence, an API key through `tenancy.authenticate`, `service_role` and `anon` through
 //! `SET LOCAL ROLE` from a NOINHERIT authenticator, as PostgREST does), and each of SELECT,
 //! INSERT, UPDATE and DELETE, tried for real in a savepoint that is rolled back:
@@ -161,10 +161,13 @@ fn the_matrix_is_what_the_documentation_says() {
     // Every table of the schema (partitions are reached through their parent), with acme's rows.
     let tables: Vec<(String, Vec<String>)> = admin
         .query(
-            "SELECT c.relname::text, array_agg(a.attname::text ORDER BY a.attnum)
+            "SELECT CASE WHEN c.relnamespace = 'tenancy'::regnamespace THEN c.relname::text
+                         ELSE c.relnamespace::regnamespace::text || '.' || c.relname END,
+                    array_agg(a.attname::text ORDER BY a.attnum)
                FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-              WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-              GROUP BY c.relname ORDER BY 1",
+              WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace)
+                AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+              GROUP BY 1 ORDER BY 1",
             &[],
         )
         .unwrap()
@@ -176,6 +179,12 @@ fn the_matrix_is_what_the_documentation_says() {
     for role in ROLES {
         let user = USERS.iter().find(|(r, _)| *r == role).map(|u| u.1);
         for (table, columns) in &tables {
+            // Tables of `tenancy` by name, those of `tenancy_private` with their schema.
+            let qualified = if table.contains('.') {
+                table.clone()
+            } else {
+                format!("tenancy.{table}")
+            };
             let has = |col: &str| columns.iter().any(|c| c == col);
             // Which of acme's rows the probes aim at.
             let scope = match table.as_str() {
@@ -184,7 +193,7 @@ fn the_matrix_is_what_the_documentation_says() {
                     Some(u) => format!("id = '{u}'"),
                     None => format!("id = '{}'", USERS[0].1),
                 },
-                "root_keys" => "true".into(),
+                "tenancy_private.root_keys" => "true".into(),
                 _ if has("tenant_id") => format!("tenant_id = '{ACME}'"),
                 _ => "true".into(),
             };
@@ -193,7 +202,7 @@ fn the_matrix_is_what_the_documentation_says() {
             let mut row: Option<serde_json::Value> = admin
                 .query_opt(
                     &format!(
-                        "SELECT to_jsonb(r)::text FROM tenancy.{table} r WHERE {scope} LIMIT 1"
+                        "SELECT to_jsonb(r)::text FROM {qualified} r WHERE {scope} LIMIT 1"
                     ),
                     &[],
                 )
@@ -225,7 +234,7 @@ fn the_matrix_is_what_the_documentation_says() {
             let mut cell = Vec::new();
             if attempt(
                 &mut c,
-                &format!("SELECT count(*) FROM tenancy.{table}"),
+                &format!("SELECT count(*) FROM {qualified}"),
                 &[],
             )
             .is_ok_and(|n| n > 0)
@@ -238,7 +247,7 @@ fn the_matrix_is_what_the_documentation_says() {
                 .filter(|col| {
                     c.query_one(
                         &format!(
-                            "SELECT has_column_privilege('tenancy.{table}', '{col}', 'INSERT')"
+                            "SELECT has_column_privilege('{qualified}', '{col}', 'INSERT')"
                         ),
                         &[],
                     )
@@ -251,7 +260,7 @@ fn the_matrix_is_what_the_documentation_says() {
                 let cols = insertable.join(", ");
                 let inserted = attempt(
                     &mut c,
-                    &format!("INSERT INTO tenancy.{table} ({cols}) SELECT {cols} FROM jsonb_populate_record(NULL::tenancy.{table}, $1::text::jsonb)"),
+                    &format!("INSERT INTO {qualified} ({cols}) SELECT {cols} FROM jsonb_populate_record(NULL::{qualified}, $1::text::jsonb)"),
                     &[&row.to_string()],
                 );
                 if inserted.is_ok() || inserted.as_ref().is_err_and(|e| e.starts_with("23")) {
@@ -261,7 +270,7 @@ fn the_matrix_is_what_the_documentation_says() {
             if columns.iter().any(|col| {
                 attempt(
                     &mut c,
-                    &format!("UPDATE tenancy.{table} SET {col} = {col} WHERE {scope}"),
+                    &format!("UPDATE {qualified} SET {col} = {col} WHERE {scope}"),
                     &[],
                 )
                 .is_ok_and(|n| n > 0)
@@ -270,7 +279,7 @@ fn the_matrix_is_what_the_documentation_says() {
             }
             if attempt(
                 &mut c,
-                &format!("DELETE FROM tenancy.{table} WHERE {scope}"),
+                &format!("DELETE FROM {qualified} WHERE {scope}"),
                 &[],
             )
             .is_ok_and(|n| n > 0)

@@ -1,13 +1,16 @@
 //! `tenancy.store_credential` and `tenancy.read_credential`: integration credentials encrypted by
 //! the database.
 //!
-//! The row is written through SPI with the extension's privileges, after the role check RLS would
-//! make (owner/admin of the current tenant, or service_role): no application role has INSERT or
-//! UPDATE on the table, so these functions are the only way a ciphertext gets in.  The composite
-//! foreign key decides that the integration belongs to the tenant.  It is read by primary key `(tenant_id, id)` with the context's tenant,
-//! after the same role check, without SPI: the rows RLS would give, at a fraction of the cost.  Only the data key comes from a table no application role
-//! can read (see [`super::envelope`]).  Every ciphertext's associated data is its tenant, its row
-//! id and its column, so a ciphertext moved anywhere else fails to decrypt.
+//! The rows are written through SPI with the extension's privileges, after the role check RLS
+//! would make (owner/admin of the current tenant, or service_role): no application role has INSERT
+//! or UPDATE on the table, so these functions are the only way a ciphertext gets in.  The
+//! composite foreign key decides that the integration belongs to the tenant.  They are read by
+//! primary key `(tenant_id, id)` with the context's tenant, after the same role check, without
+//! SPI: the rows RLS would give, at a fraction of the cost.  The ciphertexts are in
+//! `tenancy_private.credential_secrets` and the data keys in `tenancy_private.data_keys` (see
+//! [`super::envelope`]), which no application role can reach.  Every ciphertext's associated data
+//! is its tenant, its credential's id and its column, so a ciphertext moved anywhere else fails to
+//! decrypt.
 //!
 //! Arguments are checked before the INSERT: a NOT NULL or CHECK violation would put the whole
 //! failing row, ciphertexts included, into the error's DETAIL.
@@ -23,9 +26,14 @@ use std::cell::OnceCell;
 pub(super) const DATA: &str = "encrypted_data";
 pub(super) const REFRESH: &str = "encrypted_refresh_token";
 
-const INSERT_SQL: &str = "INSERT INTO tenancy.integration_credentials
-        (tenant_id, id, integration_id, credential_type, encrypted_data, encrypted_refresh_token, expires_at, scopes)
-    VALUES ($1, $2, $3, $4::pg_catalog.text::tenancy.credential_type, $5, $6, $7, coalesce($8, '{}'::pg_catalog.text[]))";
+// The credential's row, then its ciphertexts' (tenancy_private), in one statement.
+const INSERT_SQL: &str = "WITH c AS (
+        INSERT INTO tenancy.integration_credentials
+            (tenant_id, id, integration_id, credential_type, expires_at, scopes)
+        VALUES ($1, $2, $3, $4::pg_catalog.text::tenancy.credential_type, $7, coalesce($8, '{}'::pg_catalog.text[]))
+        RETURNING tenant_id, id)
+    INSERT INTO tenancy_private.credential_secrets (tenant_id, credential_id, encrypted_data, encrypted_refresh_token)
+    SELECT c.tenant_id, c.id, $5, $6 FROM c";
 
 thread_local! {
     // Planned once per backend and kept (the plan cache replans them when the caller's role or
@@ -173,15 +181,14 @@ pub fn read_credential(id: Option<pgrx::Uuid>) -> JsonbDatum {
     // RLS policy gives this caller (owner/admin of the tenant, or service_role), which
     // credential_tenant() has established; read without SPI (see crate::lookup).  The metadata
     // goes into the result while the row is at hand.
-    let row = lookup::fetch(
-        c"integration_credentials",
+    let keys = [Key::uuid(1, &tenant), Key::uuid(2, &id)];
+    let found = lookup::fetch(
+        lookup::Rel::public(c"integration_credentials"),
         c"integration_credentials_pkey",
-        &[Key::uuid(1, &tenant), Key::uuid(2, &id)],
+        &keys,
         &[
             c"integration_id",
             c"credential_type",
-            c"encrypted_data",
-            c"encrypted_refresh_token",
             c"expires_at",
             c"scopes",
             c"status",
@@ -201,22 +208,33 @@ pub fn read_credential(id: Option<pgrx::Uuid>) -> JsonbDatum {
                 );
                 out.string(
                     "expires_at",
-                    cols[4].map(crate::datum::timestamptz_json).as_deref(),
+                    cols[2].map(crate::datum::timestamptz_json).as_deref(),
                 );
                 // NULL elements cannot come through our functions; a direct write could add one.
-                let scopes = cols[5]
+                let scopes = cols[3]
                     .and_then(|d| Vec::<Option<String>>::from_datum(d, false))
                     .map(|v| v.into_iter().flatten().collect::<Vec<String>>());
                 out.strings("scopes", scopes.as_deref());
-                out.string("status", cols[6].map(crate::datum::enum_label).as_deref());
+                out.string("status", cols[4].map(crate::datum::enum_label).as_deref());
             }
-            (
-                cols[2].map(crate::datum::bytea),
-                cols[3].map(crate::datum::bytea),
-            )
         },
     );
-    let Some((Some(encrypted_data), encrypted_refresh)) = row else {
+    // Its ciphertexts, from tenancy_private, by the same key.
+    let secrets = found.and_then(|()| {
+        lookup::fetch(
+            lookup::Rel::private(c"credential_secrets"),
+            c"credential_secrets_pkey",
+            &keys,
+            &[c"encrypted_data", c"encrypted_refresh_token"],
+            |cols| {
+                (
+                    cols[0].map(crate::datum::bytea),
+                    cols[1].map(crate::datum::bytea),
+                )
+            },
+        )
+    });
+    let Some((Some(encrypted_data), encrypted_refresh)) = secrets else {
         raise(
             PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
             format!("credential {id} not found"),
@@ -302,14 +320,21 @@ pub fn update_credential(
     let updated = crate::superuser::as_superuser(|| Spi::connect_mut(|client| {
         client
             .update(
-                "UPDATE tenancy.integration_credentials SET
-                     encrypted_data = coalesce($3, encrypted_data),
-                     encrypted_refresh_token = CASE WHEN $8 THEN NULL ELSE coalesce($4, encrypted_refresh_token) END,
-                     expires_at = coalesce($5, expires_at),
-                     scopes = coalesce($6, scopes),
-                     status = coalesce($7::pg_catalog.text::tenancy.credential_status, status)
-                 WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2
-                 RETURNING id",
+                "WITH c AS (
+                     UPDATE tenancy.integration_credentials SET
+                         expires_at = coalesce($5, expires_at),
+                         scopes = coalesce($6, scopes),
+                         status = coalesce($7::pg_catalog.text::tenancy.credential_status, status)
+                     WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2
+                     RETURNING tenant_id, id),
+                 s AS (
+                     UPDATE tenancy_private.credential_secrets s SET
+                         encrypted_data = coalesce($3, s.encrypted_data),
+                         encrypted_refresh_token = CASE WHEN $8 THEN NULL ELSE coalesce($4, s.encrypted_refresh_token) END
+                     FROM c
+                     WHERE s.tenant_id OPERATOR(pg_catalog.=) c.tenant_id AND s.credential_id OPERATOR(pg_catalog.=) c.id
+                     RETURNING s.credential_id)
+                 SELECT c.id FROM c",
                 None,
                 &[
                     tenant.into(),

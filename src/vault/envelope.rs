@@ -1,8 +1,8 @@
 //! Envelope encryption: per-tenant data keys, stored only wrapped by a root key.
 //!
 //! A data key is 256 random bits, created on a tenant's first credential.  It is stored in
-//! `tenancy.data_keys` sealed with AES-256-GCM under the active root key, the associated data
-//! binding it to its tenant and version, with the root key's id.  `tenancy.root_keys` records a
+//! `tenancy_private.data_keys` sealed with AES-256-GCM under the active root key, the associated data
+//! binding it to its tenant and version, with the root key's id.  `tenancy_private.root_keys` records a
 //! keyed fingerprint of every root key used, so a server started with a different key under the
 //! same id gets "wrong root key" rather than an undecryptable mess.
 use super::{aead, keyring};
@@ -26,7 +26,7 @@ const MAX_ROOT_KEYS: usize = 64;
 
 thread_local! {
     /// Data keys this backend unwrapped (zeroized when dropped), and each tenant's newest version.
-    /// Every change to tenancy.data_keys or tenancy.root_keys (a new version, shredding) empties
+    /// Every change to tenancy_private.data_keys or tenancy_private.root_keys (a new version, shredding) empties
     /// them in every backend (crate::lookup::Cache).
     static KEYS: lookup::Cache<(TenantBytes, u32), DataKey> = const { lookup::Cache::new(MAX_DATA_KEYS) };
     static NEWEST: lookup::Cache<TenantBytes, u32> = const { lookup::Cache::new(MAX_DATA_KEYS) };
@@ -48,7 +48,7 @@ fn vault_error(message: String, hint: Option<&str>) -> ! {
 }
 
 thread_local! {
-    /// Root key ids whose recorded fingerprint this backend has checked, until tenancy.root_keys
+    /// Root key ids whose recorded fingerprint this backend has checked, until tenancy_private.root_keys
     /// changes.
     static VERIFIED: lookup::Cache<String, ()> = const { lookup::Cache::new(MAX_ROOT_KEYS) };
 }
@@ -67,7 +67,7 @@ fn root_key(id: &str) -> &'static keyring::RootKey {
     }
     let id_datum = std::ffi::CString::new(id).expect("root key ids are validated: ASCII, no NUL");
     let recorded = lookup::fetch(
-        c"root_keys",
+        lookup::Rel::private(c"root_keys"),
         c"root_keys_pkey",
         &[Key {
             column: 1,
@@ -152,7 +152,7 @@ pub fn data_key(tenant: &pgrx::Uuid, version: u32) -> DataKey {
 
 fn data_key_uncached(tenant: &pgrx::Uuid, version: u32) -> DataKey {
     let stored = lookup::fetch(
-        c"data_keys",
+        lookup::Rel::private(c"data_keys"),
         c"data_keys_pkey",
         &[
             Key::uuid(1, tenant),
@@ -178,7 +178,7 @@ fn data_key_uncached(tenant: &pgrx::Uuid, version: u32) -> DataKey {
 
 fn newest(tenant: &pgrx::Uuid) -> Option<StoredKey> {
     lookup::fetch_last(
-        c"data_keys",
+        lookup::Rel::private(c"data_keys"),
         c"data_keys_pkey",
         &[Key::uuid(1, tenant)],
         &KEY_COLUMNS,
@@ -217,7 +217,7 @@ fn current_data_key_uncached(tenant: &pgrx::Uuid) -> DataKey {
     unwrap(tenant, v, &root_id, &wrapped)
 }
 
-/// The active root key, with its fingerprint recorded in `tenancy.root_keys` (on its first use)
+/// The active root key, with its fingerprint recorded in `tenancy_private.root_keys` (on its first use)
 /// and checked against that record: a key that contradicts the record is refused.
 pub fn active_root() -> &'static keyring::RootKey {
     let root = super::keyring().active();
@@ -229,7 +229,7 @@ pub fn active_root() -> &'static keyring::RootKey {
     let root_id = root.id.clone();
     crate::superuser::as_superuser(|| {
         Spi::run_with_args(
-            "INSERT INTO tenancy.root_keys (key_id, fingerprint) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
+            "INSERT INTO tenancy_private.root_keys (key_id, fingerprint) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
             &[root_id.into(), fingerprint.into()],
         )
         .unwrap_or_else(|e| crate::error::spi_failed("recording the root key", e))
@@ -258,7 +258,7 @@ pub fn create_data_key(tenant: &pgrx::Uuid, version: u32) {
     let root_id = root.id.clone();
     crate::superuser::as_superuser(|| {
         Spi::run_with_args(
-            "INSERT INTO tenancy.data_keys (tenant_id, version, root_key_id, wrapped_key) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO tenancy_private.data_keys (tenant_id, version, root_key_id, wrapped_key) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, version) DO NOTHING",
             &[(*tenant).into(), (version as i32).into(), root_id.into(), wrapped.into()],
         )

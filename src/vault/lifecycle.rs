@@ -26,7 +26,7 @@ fn check_batch(batch_size: Option<i32>) {
 
 fn require_tenant(tenant: &pgrx::Uuid) {
     let exists = lookup::fetch(
-        c"tenants",
+        lookup::Rel::public(c"tenants"),
         c"tenants_pkey",
         &[Key::uuid(1, tenant)],
         &[],
@@ -57,7 +57,7 @@ pub fn rotate_root_key(
     let (rewrapped, remaining) = crate::superuser::as_superuser(|| {
         Spi::connect_mut(|client| {
             let rows = client.update(
-                "SELECT tenant_id, version, root_key_id, wrapped_key FROM tenancy.data_keys
+                "SELECT tenant_id, version, root_key_id, wrapped_key FROM tenancy_private.data_keys
                  WHERE root_key_id <> $1 ORDER BY tenant_id, version LIMIT $2 FOR UPDATE",
                 None,
                 &[root_id.clone().into(), batch_size.into()],
@@ -81,7 +81,7 @@ pub fn rotate_root_key(
                 let key = envelope::unwrap(&tenant, version as u32, &old_root, &wrapped);
                 let wrapped = envelope::wrap(root, &tenant, version as u32, &key.key);
                 client.update(
-                    "UPDATE tenancy.data_keys SET root_key_id = $3, wrapped_key = $4
+                    "UPDATE tenancy_private.data_keys SET root_key_id = $3, wrapped_key = $4
                      WHERE tenant_id = $1 AND version = $2",
                     None,
                     &[
@@ -95,7 +95,7 @@ pub fn rotate_root_key(
             }
             // The API-key pepper (src/api_keys.rs) is wrapped the same way: one small row.
             let peppers = client.update(
-                "SELECT purpose, root_key_id, wrapped_key FROM tenancy.peppers
+                "SELECT purpose, root_key_id, wrapped_key FROM tenancy_private.peppers
                  WHERE root_key_id <> $1 ORDER BY purpose FOR UPDATE",
                 None,
                 &[root_id.clone().into()],
@@ -113,7 +113,7 @@ pub fn rotate_root_key(
                 let key = envelope::open_under(&old_root, &aad, &wrapped, "a pepper");
                 let wrapped = envelope::seal_under(root, &aad, &key);
                 client.update(
-                    "UPDATE tenancy.peppers SET root_key_id = $2, wrapped_key = $3 WHERE purpose = $1",
+                    "UPDATE tenancy_private.peppers SET root_key_id = $2, wrapped_key = $3 WHERE purpose = $1",
                     None,
                     &[purpose.into(), root_id.clone().into(), wrapped.into()],
                 )?;
@@ -121,8 +121,8 @@ pub fn rotate_root_key(
             }
             let remaining = client
                 .update(
-                    "SELECT (SELECT count(*) FROM tenancy.data_keys WHERE root_key_id <> $1)
-                          + (SELECT count(*) FROM tenancy.peppers WHERE root_key_id <> $1)",
+                    "SELECT (SELECT count(*) FROM tenancy_private.data_keys WHERE root_key_id <> $1)
+                          + (SELECT count(*) FROM tenancy_private.peppers WHERE root_key_id <> $1)",
                     None,
                     &[root_id.clone().into()],
                 )?
@@ -168,19 +168,19 @@ pub fn rotate_tenant_key(
     envelope::lock_tenant_keys(&tenant, true);
     let result = crate::superuser::as_superuser(|| {
         let newest = Spi::get_one_with_args::<i32>(
-            "SELECT max(version) FROM tenancy.data_keys WHERE tenant_id = $1",
+            "SELECT max(version) FROM tenancy_private.data_keys WHERE tenant_id = $1",
             &[tenant.into()],
         )
         .unwrap_or_else(|e| spi_failed("reading the tenant's data keys", e));
         let Some(newest) = newest else {
             return (None, 0, 0, 0); // no credential was ever stored, or the keys were shredded
         };
-        let stale_sql = "SELECT id, encrypted_data, encrypted_refresh_token
-            FROM tenancy.integration_credentials
+        let stale_sql = "SELECT credential_id, encrypted_data, encrypted_refresh_token
+            FROM tenancy_private.credential_secrets
             WHERE tenant_id = $1
               AND (substring(encrypted_data FROM 2 FOR 4) <> $2
                    OR substring(encrypted_refresh_token FROM 2 FOR 4) <> $2)
-            ORDER BY id LIMIT $3 FOR UPDATE";
+            ORDER BY credential_id LIMIT $3 FOR UPDATE";
         let newest_bytes = (newest as u32).to_be_bytes().to_vec();
         let unfinished = Spi::get_one_with_args::<bool>(
             &format!("SELECT EXISTS ({stale_sql})"),
@@ -227,9 +227,9 @@ pub fn rotate_tenant_key(
                 let data = reseal(credentials::DATA, &data);
                 let refresh = refresh.map(|r| reseal(credentials::REFRESH, &r));
                 client.update(
-                    "UPDATE tenancy.integration_credentials
+                    "UPDATE tenancy_private.credential_secrets
                      SET encrypted_data = $3, encrypted_refresh_token = $4
-                     WHERE tenant_id = $1 AND id = $2",
+                     WHERE tenant_id = $1 AND credential_id = $2",
                     None,
                     &[tenant.into(), id.into(), data.into(), refresh.into()],
                 )?;
@@ -251,7 +251,7 @@ pub fn rotate_tenant_key(
             let retired = if remaining == 0 {
                 client
                     .update(
-                        "DELETE FROM tenancy.data_keys WHERE tenant_id = $1 AND version < $2",
+                        "DELETE FROM tenancy_private.data_keys WHERE tenant_id = $1 AND version < $2",
                         None,
                         &[tenant.into(), target.into()],
                     )?
@@ -279,7 +279,7 @@ pub fn shred_tenant(tenant: Option<pgrx::Uuid>) -> i32 {
         Spi::connect_mut(|client| {
             let destroyed = client
                 .update(
-                    "DELETE FROM tenancy.data_keys WHERE tenant_id = $1",
+                    "DELETE FROM tenancy_private.data_keys WHERE tenant_id = $1",
                     None,
                     &[tenant.into()],
                 )?
@@ -296,7 +296,7 @@ pub fn shred_tenant(tenant: Option<pgrx::Uuid>) -> i32 {
     .unwrap_or_else(|e| spi_failed("shredding the tenant's keys", e))
 }
 
-/// Every root key this database knows of (recorded in `tenancy.root_keys`) or the keyring holds:
+/// Every root key this database knows of (recorded in `tenancy_private.root_keys`) or the keyring holds:
 /// whether it is in the keyring, whether it is the active one, whether the keyring's key matches
 /// the recorded fingerprint, and how many keys it wraps (tenant data keys and the API-key
 /// pepper).  A key with `wrapped_keys = 0` can be removed from the keyring.  Never key material or fingerprints.  Superuser only.
@@ -317,9 +317,9 @@ pub fn root_key_usage() -> TableIterator<
             let mut out = Vec::new();
             for row in client.select(
                 "SELECT r.key_id, r.fingerprint,
-                        (SELECT count(*) FROM tenancy.data_keys d WHERE d.root_key_id = r.key_id)
-                      + (SELECT count(*) FROM tenancy.peppers p WHERE p.root_key_id = r.key_id)
-                 FROM tenancy.root_keys r ORDER BY r.key_id",
+                        (SELECT count(*) FROM tenancy_private.data_keys d WHERE d.root_key_id = r.key_id)
+                      + (SELECT count(*) FROM tenancy_private.peppers p WHERE p.root_key_id = r.key_id)
+                 FROM tenancy_private.root_keys r ORDER BY r.key_id",
                 None,
                 &[],
             )? {

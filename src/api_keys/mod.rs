@@ -1,211 +1,28 @@
-//! Tenant API keys, verified by the database.
+//! Tenant API keys, verified by the database: `tenancy.create_api_key`, `verify_api_key`,
+//! `authenticate`, `revoke_api_key`, `rotate_api_key`.  What a key looks like and what is stored
+//! of it is in [`format`].
 //!
-//! ```text
-//! tk_live_<tenant id: 22 base62><key id: 22 base62><secret: 43 base62><checksum: 6 base62>
-//!                                                                          (101 characters)
-//! ```
-//!
-//! * `tk_live_` / `tk_test_`: a prefix secret scanners can match, with the environment.
-//! * tenant id and key id: the row's primary key, so verification is one index lookup (and a
-//!   Citus cluster routes it to one shard).
-//! * secret: 256 bits from the OS CSPRNG.
-//! * checksum: the first 4 bytes of SHA-256 over everything before it (domain-separated), so a
-//!   typo or a random string is refused without touching a table, and a scanner can check a
-//!   candidate offline.
-//!
-//! Only `HMAC-SHA256(pepper, domain ‖ environment ‖ tenant id ‖ key id ‖ secret)` is stored.  The pepper is
-//! 256 random bits made by the database and stored only wrapped under the vault's root key
-//! (`tenancy.peppers`), so a dump of `tenancy.api_keys` cannot check guesses offline without the
-//! keyring.  Keys are high-entropy: a slow hash (bcrypt) would only make every request slow.
-//! Comparison is constant-time.
+//! The stored hash is keyed with a pepper: 256 random bits made by the database and stored only
+//! wrapped under the vault's root key (`tenancy_private.peppers`), so a dump of
+//! `tenancy_private.api_key_hashes` cannot check guesses offline without the keyring.  Comparison
+//! is constant-time.
 //!
 //! `tenancy.authenticate(key)` turns a key into the transaction's tenant context (role `api_key`,
 //! the key's id and scopes), so RLS applies from the next statement on; like every context it ends
 //! with the transaction, which is what makes it safe behind PgBouncer's transaction pooling.
+pub mod format;
+
 use crate::context;
 use crate::error::{new_uuid, null_argument, raise, random, spi_failed};
 use crate::lookup::{self, Key};
 use crate::vault::envelope;
-use hmac::{Hmac, Mac};
 use pgrx::prelude::*;
-use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use zeroize::Zeroizing;
 
-// ------------------------------------------------------------------------------------------------
-// The key format (pure Rust, unit-tested)
-// ------------------------------------------------------------------------------------------------
-
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-const ID_CHARS: usize = 22; // 62^22 > 2^128
-const SECRET_CHARS: usize = 43; // 62^43 > 2^256
-const CHECK_CHARS: usize = 6; // 62^6 > 2^32
-const ENV_PREFIX_LEN: usize = 8; // "tk_live_" / "tk_test_"
-pub const KEY_LEN: usize = ENV_PREFIX_LEN + 2 * ID_CHARS + SECRET_CHARS + CHECK_CHARS;
-/// Characters of a key kept as its display prefix: the environment, the tenant and 6 of the key id.
-const DISPLAY_LEN: usize = ENV_PREFIX_LEN + ID_CHARS + 6;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Env {
-    Live,
-    Test,
-}
-
-impl Env {
-    fn prefix(self) -> &'static str {
-        match self {
-            Env::Live => "tk_live_",
-            Env::Test => "tk_test_",
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Env::Live => "live",
-            Env::Test => "test",
-        }
-    }
-    fn parse(name: &str) -> Option<Env> {
-        match name {
-            "live" => Some(Env::Live),
-            "test" => Some(Env::Test),
-            _ => None,
-        }
-    }
-}
-
-/// Big-endian bytes as exactly `width` base62 digits.
-fn base62_encode(bytes: &[u8], width: usize) -> String {
-    let mut n = bytes.to_vec();
-    let mut digits = vec![b'0'; width];
-    for d in digits.iter_mut().rev() {
-        let mut rem = 0u32;
-        for b in n.iter_mut() {
-            let acc = (rem << 8) | u32::from(*b);
-            *b = (acc / 62) as u8;
-            rem = acc % 62;
-        }
-        *d = ALPHABET[rem as usize];
-    }
-    debug_assert!(n.iter().all(|b| *b == 0), "width too small");
-    String::from_utf8(digits).unwrap_or_default()
-}
-
-/// Exactly `N` big-endian bytes from base62 digits; `None` for a bad digit or a value that does
-/// not fit (every value has one encoding).
-fn base62_decode<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
-    let mut out = [0u8; N];
-    for c in digits {
-        let v = match c {
-            b'0'..=b'9' => c - b'0',
-            b'A'..=b'Z' => c - b'A' + 10,
-            b'a'..=b'z' => c - b'a' + 36,
-            _ => return None,
-        };
-        let mut carry = u32::from(v);
-        for b in out.iter_mut().rev() {
-            let acc = u32::from(*b) * 62 + carry;
-            *b = acc as u8;
-            carry = acc >> 8;
-        }
-        if carry != 0 {
-            return None;
-        }
-    }
-    Some(out)
-}
-
-fn checksum(body: &[u8]) -> [u8; 4] {
-    let digest = Sha256::new()
-        .chain_update(b"pg_tenancy/api-key-checksum/v1\0")
-        .chain_update(body)
-        .finalize();
-    [digest[0], digest[1], digest[2], digest[3]]
-}
-
-/// A well-formed key, split.  The secret is zeroized when dropped.
-pub struct ParsedKey {
-    pub env: Env,
-    pub tenant: [u8; 16],
-    pub id: [u8; 16],
-    pub secret: Zeroizing<[u8; 32]>,
-}
-
-pub fn encode(env: Env, tenant: &[u8; 16], id: &[u8; 16], secret: &[u8; 32]) -> Zeroizing<String> {
-    let mut key = Zeroizing::new(String::with_capacity(KEY_LEN));
-    key.push_str(env.prefix());
-    key.push_str(&base62_encode(tenant, ID_CHARS));
-    key.push_str(&base62_encode(id, ID_CHARS));
-    key.push_str(&Zeroizing::new(base62_encode(secret, SECRET_CHARS)));
-    let check = checksum(key.as_bytes());
-    key.push_str(&base62_encode(&check, CHECK_CHARS));
-    key
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum FormatError {
-    Empty,
-    Malformed,
-    Checksum,
-}
-
-/// Parse and check a key without any table: length, prefix, alphabet, checksum.
-pub fn parse(key: &[u8]) -> Result<ParsedKey, FormatError> {
-    if key.is_empty() {
-        return Err(FormatError::Empty);
-    }
-    if key.len() != KEY_LEN {
-        return Err(FormatError::Malformed);
-    }
-    let env = match &key[..ENV_PREFIX_LEN] {
-        b"tk_live_" => Env::Live,
-        b"tk_test_" => Env::Test,
-        _ => return Err(FormatError::Malformed),
-    };
-    let (body, check) = key.split_at(KEY_LEN - CHECK_CHARS);
-    let check = base62_decode::<4>(check).ok_or(FormatError::Malformed)?;
-    let tenant_part = &body[ENV_PREFIX_LEN..ENV_PREFIX_LEN + ID_CHARS];
-    let id_part = &body[ENV_PREFIX_LEN + ID_CHARS..ENV_PREFIX_LEN + 2 * ID_CHARS];
-    let secret_part = &body[ENV_PREFIX_LEN + 2 * ID_CHARS..];
-    let tenant = base62_decode::<16>(tenant_part).ok_or(FormatError::Malformed)?;
-    let id = base62_decode::<16>(id_part).ok_or(FormatError::Malformed)?;
-    let secret = Zeroizing::new(base62_decode::<32>(secret_part).ok_or(FormatError::Malformed)?);
-    if checksum(body) != check {
-        return Err(FormatError::Checksum);
-    }
-    Ok(ParsedKey {
-        env,
-        tenant,
-        id,
-        secret,
-    })
-}
-
-/// The keyed hash stored for a key.
-pub fn key_hash(
-    pepper: &[u8; 32],
-    env: Env,
-    tenant: &[u8; 16],
-    id: &[u8; 16],
-    secret: &[u8; 32],
-) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(pepper)
-        .expect("HMAC-SHA256 takes a key of any length");
-    mac.update(b"pg_tenancy/api-key/v1\0");
-    mac.update(env.name().as_bytes());
-    mac.update(tenant);
-    mac.update(id);
-    mac.update(secret);
-    mac.finalize().into_bytes().into()
-}
-
-/// A scope: 1-100 characters of letters, digits and `_ . : * -` (no space, no comma: scopes
-/// travel in the context setting separated by spaces).
-pub fn valid_scope(s: &str) -> bool {
-    (1..=100).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:*-".contains(&b))
-}
+use format::{encode, key_hash, DISPLAY_LEN};
+use format::{parse, valid_scope, Env, FormatError};
 
 // ------------------------------------------------------------------------------------------------
 // The pepper
@@ -220,14 +37,14 @@ pub fn pepper_aad(purpose: &str) -> Vec<u8> {
 }
 
 thread_local! {
-    /// The unwrapped pepper, until tenancy.peppers or tenancy.root_keys changes.
+    /// The unwrapped pepper, until tenancy_private.peppers or tenancy_private.root_keys changes.
     static PEPPER: lookup::Cache<(), Zeroizing<[u8; 32]>> = const { lookup::Cache::new(1) };
 }
 
 fn stored_pepper() -> Option<(String, Vec<u8>)> {
     let purpose = std::ffi::CString::new(PURPOSE).expect("PURPOSE is a constant without NUL");
     lookup::fetch(
-        c"peppers",
+        lookup::Rel::private(c"peppers"),
         c"peppers_pkey",
         &[Key {
             column: 1,
@@ -253,7 +70,7 @@ fn pepper() -> Zeroizing<[u8; 32]> {
                 let root_id = root.id.clone();
                 crate::superuser::as_superuser(|| {
                     Spi::run_with_args(
-                        "INSERT INTO tenancy.peppers (purpose, root_key_id, wrapped_key) VALUES ($1, $2, $3)
+                        "INSERT INTO tenancy_private.peppers (purpose, root_key_id, wrapped_key) VALUES ($1, $2, $3)
                          ON CONFLICT (purpose) DO NOTHING",
                         &[PURPOSE.into(), root_id.into(), wrapped.into()],
                     )
@@ -339,31 +156,37 @@ pub fn verify(key: Option<&str>) -> Verified {
     );
     let tenant = pgrx::Uuid::from_bytes(parsed.tenant);
     let id = pgrx::Uuid::from_bytes(parsed.id);
-    let row: Option<KeyRow> = lookup::fetch(
-        c"api_keys",
-        c"api_keys_pkey",
-        &[Key::uuid(1, &tenant), Key::uuid(2, &id)],
-        &[
-            c"key_hash",
-            c"scopes",
-            c"expires_at",
-            c"revoked_at",
-            c"environment",
-        ],
-        |cols| {
-            // SAFETY: datums of the columns' types from a live slot; from_datum copies.
-            unsafe {
-                Some((
-                    crate::datum::bytea(cols[0]?),
-                    Vec::<String>::from_datum(cols[1]?, false).unwrap_or_default(),
-                    cols[2].map(|d| d.value() as i64),
-                    cols[3].is_some(),
-                    crate::datum::text(cols[4]?),
-                ))
-            }
-        },
+    let keys = [Key::uuid(1, &tenant), Key::uuid(2, &id)];
+    // The hash (tenancy_private), then the key's row: both by primary key.
+    let stored = lookup::fetch(
+        lookup::Rel::private(c"api_key_hashes"),
+        c"api_key_hashes_pkey",
+        &keys,
+        &[c"key_hash"],
+        |cols| cols[0].map(crate::datum::bytea),
     )
     .flatten();
+    let row: Option<KeyRow> = stored.and_then(|stored| {
+        lookup::fetch(
+            lookup::Rel::public(c"api_keys"),
+            c"api_keys_pkey",
+            &keys,
+            &[c"scopes", c"expires_at", c"revoked_at", c"environment"],
+            |cols| {
+                // SAFETY: datums of the columns' types from a live slot; from_datum copies.
+                unsafe {
+                    Some((
+                        stored,
+                        Vec::<String>::from_datum(cols[0]?, false).unwrap_or_default(),
+                        cols[1].map(|d| d.value() as i64),
+                        cols[2].is_some(),
+                        crate::datum::text(cols[3]?),
+                    ))
+                }
+            },
+        )
+        .flatten()
+    });
     let Some((stored, scopes, expires_at, revoked, env)) = row else {
         // Same work as a wrong secret: hash compared against something.
         let _ = subtle::ConstantTimeEq::ct_eq(&expected[..], &[0u8; 32][..]);
@@ -418,7 +241,7 @@ pub(crate) fn still_valid(tenant: &pgrx::Uuid, id: &pgrx::Uuid) -> bool {
     let state = KEY_STATES.with(|cache| {
         cache.get_or_load(k, || {
             lookup::fetch(
-                c"api_keys",
+                lookup::Rel::public(c"api_keys"),
                 c"api_keys_pkey",
                 &[Key::uuid(1, tenant), Key::uuid(2, id)],
                 &[c"revoked_at", c"expires_at"],
@@ -464,7 +287,7 @@ fn touch(tenant: &pgrx::Uuid, id: &pgrx::Uuid) {
         })
     };
     let last = lookup::fetch(
-        c"api_key_usage",
+        lookup::Rel::private(c"api_key_usage"),
         c"api_key_usage_pkey",
         &[Key::uuid(1, tenant), Key::uuid(2, id)],
         &[c"last_used_at"],
@@ -481,7 +304,7 @@ fn touch(tenant: &pgrx::Uuid, id: &pgrx::Uuid) {
     }
     crate::superuser::as_superuser(|| {
         Spi::run_with_args(
-            "INSERT INTO tenancy.api_key_usage AS u (tenant_id, key_id, last_used_at) VALUES ($1, $2, clock_timestamp())
+            "INSERT INTO tenancy_private.api_key_usage AS u (tenant_id, key_id, last_used_at) VALUES ($1, $2, clock_timestamp())
              ON CONFLICT (tenant_id, key_id) DO UPDATE SET last_used_at = excluded.last_used_at
              WHERE u.last_used_at < excluded.last_used_at - interval '1 minute'",
             &[(*tenant).into(), (*id).into()],
@@ -577,9 +400,12 @@ fn insert_key(
     let created_by = context::current().user;
     crate::superuser::as_superuser(|| {
         Spi::run_with_args(
-            "INSERT INTO tenancy.api_keys (tenant_id, id, name, prefix, environment, key_hash, scopes, expires_at, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-                     (SELECT u.id FROM tenancy.users u WHERE u.id = $9))",
+            "WITH k AS (
+                 INSERT INTO tenancy.api_keys (tenant_id, id, name, prefix, environment, scopes, expires_at, created_by)
+                 VALUES ($1, $2, $3, $4, $5, $7, $8, (SELECT u.id FROM tenancy.users u WHERE u.id = $9))
+                 RETURNING tenant_id, id)
+             INSERT INTO tenancy_private.api_key_hashes (tenant_id, key_id, key_hash)
+             SELECT k.tenant_id, k.id, $6 FROM k",
             &[
                 (*tenant).into(),
                 id.into(),
@@ -771,113 +597,4 @@ pub fn rotate_api_key(
         .unwrap_or_else(|e| spi_failed("retiring the old API key", e))
     });
     key.to_string()
-}
-
-#[cfg(test)]
-mod unit_tests {
-    use super::*;
-
-    #[test]
-    fn base62_round_trips_and_is_canonical() {
-        for bytes in [[0u8; 16], [0xff; 16], *b"0123456789abcdef"] {
-            let s = base62_encode(&bytes, ID_CHARS);
-            assert_eq!(s.len(), ID_CHARS);
-            assert_eq!(base62_decode::<16>(s.as_bytes()), Some(bytes));
-        }
-        assert_eq!(base62_encode(&[0xff; 32], SECRET_CHARS).len(), SECRET_CHARS);
-        // 62^22 - 1 does not fit in 16 bytes: refused, not wrapped.
-        assert_eq!(base62_decode::<16>(&[b'z'; ID_CHARS]), None);
-        assert_eq!(base62_decode::<4>(b"zzzzzz"), None);
-        assert_eq!(base62_decode::<4>(b"00000!"), None);
-    }
-
-    #[test]
-    fn keys_parse_back() {
-        let key = encode(Env::Test, &[5; 16], &[7; 16], &[9; 32]);
-        assert_eq!(key.len(), KEY_LEN);
-        assert!(key.starts_with("tk_test_"));
-        let p = parse(key.as_bytes()).unwrap();
-        assert_eq!(
-            (p.env, p.tenant, p.id, *p.secret),
-            (Env::Test, [5; 16], [7; 16], [9; 32])
-        );
-    }
-
-    #[test]
-    fn typos_are_caught_by_the_checksum() {
-        let key = encode(Env::Live, &[3; 16], &[1; 16], &[2; 32]).to_string();
-        let bytes = key.as_bytes();
-        let mut caught = 0;
-        for i in ENV_PREFIX_LEN..KEY_LEN {
-            for c in [b'0', b'a', b'Z'] {
-                if bytes[i] == c {
-                    continue;
-                }
-                let mut typo = bytes.to_vec();
-                typo[i] = c;
-                assert!(parse(&typo).is_err(), "typo at {i} accepted");
-                caught += 1;
-            }
-        }
-        assert!(caught > 250);
-        let mut swapped = bytes.to_vec();
-        swapped.swap(20, 21);
-        assert!(bytes[20] == bytes[21] || parse(&swapped).is_err());
-    }
-
-    #[test]
-    fn garbage_is_refused() {
-        assert_eq!(parse(b"").err(), Some(FormatError::Empty));
-        for bad in [
-            &b"tk_live_"[..],
-            &[b'x'; KEY_LEN][..],
-            &[0xff; KEY_LEN][..],
-            &vec![b'a'; 10_000][..],
-        ] {
-            assert_eq!(parse(bad).err(), Some(FormatError::Malformed));
-        }
-        let key = encode(Env::Live, &[3; 16], &[1; 16], &[2; 32]).to_string();
-        let wrong_env = key.replacen("tk_live_", "tk_prod_", 1);
-        assert!(parse(wrong_env.as_bytes()).is_err());
-        let other_env = key.replacen("tk_live_", "tk_test_", 1);
-        assert_eq!(
-            parse(other_env.as_bytes()).err(),
-            Some(FormatError::Checksum)
-        );
-    }
-
-    #[test]
-    fn hashes_depend_on_every_input() {
-        let h = key_hash(&[1; 32], Env::Live, &[4; 16], &[2; 16], &[3; 32]);
-        assert_ne!(
-            h,
-            key_hash(&[9; 32], Env::Live, &[4; 16], &[2; 16], &[3; 32])
-        );
-        assert_ne!(
-            h,
-            key_hash(&[1; 32], Env::Test, &[4; 16], &[2; 16], &[3; 32])
-        );
-        assert_ne!(
-            h,
-            key_hash(&[1; 32], Env::Live, &[9; 16], &[2; 16], &[3; 32])
-        );
-        assert_ne!(
-            h,
-            key_hash(&[1; 32], Env::Live, &[4; 16], &[9; 16], &[3; 32])
-        );
-        assert_ne!(
-            h,
-            key_hash(&[1; 32], Env::Live, &[4; 16], &[2; 16], &[9; 32])
-        );
-    }
-
-    #[test]
-    fn scopes() {
-        for ok in ["read", "projects:write", "a.b-c_d", "*"] {
-            assert!(valid_scope(ok));
-        }
-        for bad in ["", "a b", "a,b", "é", &"x".repeat(101)] {
-            assert!(!valid_scope(bad));
-        }
-    }
 }
