@@ -75,6 +75,8 @@ ensure_packages() {
     local wanted=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo unzip
                   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl pgbouncer
                   python3-jwt python3-cryptography)
+    # Node.js and npm for the Drizzle test (pgrx-tests/drizzle): Debian's when the machine has none.
+    command -v node >/dev/null && command -v npm >/dev/null || wanted+=(nodejs npm)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -50,14 +50,14 @@ CREATE POLICY tenancy_update ON tenancy.users FOR UPDATE TO authenticated
 CREATE POLICY tenancy_service ON tenancy.users FOR ALL TO service_role USING (true) WITH CHECK (true);
 
 -- Partitions are read and written through their parent only: RLS forced, no policy, no grant.
-ALTER TABLE tenancy.request_logs_default ENABLE ROW LEVEL SECURITY;
-ALTER TABLE tenancy.request_logs_default FORCE ROW LEVEL SECURITY;
+ALTER TABLE tenancy_private.request_logs_default ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenancy_private.request_logs_default FORCE ROW LEVEL SECURITY;
 
 -- Row types no application role names: a temporary table of such a type would depend on the table
 -- and stop its partitions from being dropped (maintenance) or the table from being changed.
 -- (The other tables' row types stay usable: PostgREST names them, json_populate_recordset.)
 -- (tenancy_private's row types are out of reach anyway: no role has USAGE on the schema.)
-REVOKE USAGE ON TYPE tenancy.request_logs, tenancy.request_logs_default, tenancy_private.root_keys,
+REVOKE USAGE ON TYPE tenancy.request_logs, tenancy_private.request_logs_default, tenancy_private.root_keys,
     tenancy_private.data_keys, tenancy_private.peppers, tenancy_private.api_key_usage,
     tenancy_private.api_key_hashes, tenancy_private.credential_secrets FROM PUBLIC;
 

@@ -30,8 +30,9 @@
 --    output validation, field mappings applied in the database; schemas and mappings are
 --    checked when written (see section 7 for rows written before).
 -- 8. The private schema tenancy_private: internal tables (root keys, data keys, pepper, key usage)
---    and secret material (API-key hashes, credentials' ciphertexts) leave tenancy; slugs are text
---    with a CHECK instead of the domain tenancy.slug.
+--    and secret material (API-key hashes, credentials' ciphertexts) leave tenancy, and so do
+--    request_logs' partitions (read and written through request_logs only); slugs are text with a
+--    CHECK instead of the domain tenancy.slug; the actions' checks are written f(...) IS NOT FALSE.
 --
 -- Privileges are revoked from the application roles on every table and granted again exactly as
 -- a fresh install grants them.  Takes ACCESS EXCLUSIVE locks on every table of the extension for
@@ -196,6 +197,19 @@ ALTER TABLE tenancy.root_keys SET SCHEMA tenancy_private;
 ALTER TABLE tenancy.data_keys SET SCHEMA tenancy_private;
 ALTER TABLE tenancy.peppers SET SCHEMA tenancy_private;
 ALTER TABLE tenancy.api_key_usage SET SCHEMA tenancy_private;
+-- request_logs stays; its partitions (read and written through it only) move: the default one,
+-- a member, and the daily ones maintenance made, which are not.
+ALTER TABLE tenancy.request_logs_default SET SCHEMA tenancy_private;
+DO $parts$
+DECLARE
+    part regclass;
+BEGIN
+    FOR part IN SELECT i.inhrelid::regclass FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = 'tenancy.request_logs'::regclass AND c.relnamespace = 'tenancy'::regnamespace LOOP
+        EXECUTE format('ALTER TABLE %s SET SCHEMA tenancy_private', part);
+    END LOOP;
+END
+$parts$;
 
 CREATE TABLE tenancy_private.api_key_hashes (
     tenant_id uuid  NOT NULL,
@@ -407,7 +421,7 @@ CREATE POLICY tenancy_update ON tenancy.tenants FOR UPDATE TO authenticated
 -- and stop its partitions from being dropped (maintenance) or the table from being changed.
 -- (The other tables' row types stay usable: PostgREST names them, json_populate_recordset.)
 -- (tenancy_private's row types are out of reach anyway: no role has USAGE on the schema.)
-REVOKE USAGE ON TYPE tenancy.request_logs, tenancy.request_logs_default, tenancy_private.root_keys,
+REVOKE USAGE ON TYPE tenancy.request_logs, tenancy_private.request_logs_default, tenancy_private.root_keys,
     tenancy_private.data_keys, tenancy_private.peppers, tenancy_private.api_key_usage,
     tenancy_private.api_key_hashes, tenancy_private.credential_secrets FROM PUBLIC;
 
@@ -416,7 +430,7 @@ DECLARE
     part regclass;
 BEGIN
     FOR part IN SELECT i.inhrelid::regclass FROM pg_catalog.pg_inherits i
-                 WHERE i.inhparent = 'tenancy.request_logs'::regclass AND i.inhrelid <> 'tenancy.request_logs_default'::regclass LOOP
+                 WHERE i.inhparent = 'tenancy.request_logs'::regclass AND i.inhrelid <> 'tenancy_private.request_logs_default'::regclass LOOP
         EXECUTE format('REVOKE USAGE ON TYPE %s FROM PUBLIC', part);
     END LOOP;
 END
@@ -521,25 +535,25 @@ BEGIN
     cutoff := date_trunc('day', (as_of - retain) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
 
     -- 1. Rows in the default partition older than the retention go; the others move to their day.
-    DELETE FROM tenancy.request_logs_default WHERE created_at < cutoff;
+    DELETE FROM tenancy_private.request_logs_default WHERE created_at < cutoff;
     GET DIAGNOSTICS deleted = ROW_COUNT;
     FOR day IN
         SELECT DISTINCT date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-        FROM tenancy.request_logs_default ORDER BY 1
+        FROM tenancy_private.request_logs_default ORDER BY 1
     LOOP
         part := 'request_logs_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
-        IF to_regclass('tenancy.' || part) IS NOT NULL THEN
-            RAISE EXCEPTION 'tenancy.% exists but is not attached for its day', part
+        IF to_regclass('tenancy_private.' || part) IS NOT NULL THEN
+            RAISE EXCEPTION 'tenancy_private.% exists but is not attached for its day', part
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Attach it to tenancy.request_logs or drop it, then run maintenance again.';
         END IF;
         BEGIN
-            EXECUTE format('CREATE TABLE tenancy.%I (LIKE tenancy.request_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
-            EXECUTE format('WITH m AS (DELETE FROM tenancy.request_logs_default WHERE created_at >= $1 AND created_at < $2 RETURNING *)
-                            INSERT INTO tenancy.%I SELECT * FROM m', part)
+            EXECUTE format('CREATE TABLE tenancy_private.%I (LIKE tenancy.request_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
+            EXECUTE format('WITH m AS (DELETE FROM tenancy_private.request_logs_default WHERE created_at >= $1 AND created_at < $2 RETURNING *)
+                            INSERT INTO tenancy_private.%I SELECT * FROM m', part)
                 USING day, day + interval '1 day';
             GET DIAGNOSTICS n = ROW_COUNT;
-            EXECUTE format('ALTER TABLE tenancy.request_logs ATTACH PARTITION tenancy.%I FOR VALUES FROM (%L) TO (%L)',
+            EXECUTE format('ALTER TABLE tenancy.request_logs ATTACH PARTITION tenancy_private.%I FOR VALUES FROM (%L) TO (%L)',
                            part, day, day + interval '1 day');
             PERFORM tenancy._seal_partition(part);
             moved := moved || jsonb_build_object(part, n);
@@ -551,9 +565,9 @@ BEGIN
     -- 2. The partitions of today and the next `premake` days.
     FOR day IN SELECT today + g * interval '1 day' FROM generate_series(0, premake) g LOOP
         part := 'request_logs_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
-        CONTINUE WHEN to_regclass('tenancy.' || part) IS NOT NULL;
+        CONTINUE WHEN to_regclass('tenancy_private.' || part) IS NOT NULL;
         BEGIN
-            EXECUTE format('CREATE TABLE tenancy.%I PARTITION OF tenancy.request_logs FOR VALUES FROM (%L) TO (%L)',
+            EXECUTE format('CREATE TABLE tenancy_private.%I PARTITION OF tenancy.request_logs FOR VALUES FROM (%L) TO (%L)',
                            part, day, day + interval '1 day');
             PERFORM tenancy._seal_partition(part);
             created := created || part;
@@ -564,14 +578,14 @@ BEGIN
 
     -- 3. Partitions entirely older than the retention.
     FOR r IN
-        SELECT c.relname, (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper_bound
+        SELECT c.oid::regclass AS part, c.relname, (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper_bound
         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = 'tenancy.request_logs'::regclass AND c.relname LIKE 'request\_logs\_p%'
         ORDER BY 1
     LOOP
         IF r.upper_bound IS NOT NULL AND r.upper_bound <= cutoff THEN
             BEGIN
-                EXECUTE format('DROP TABLE tenancy.%I', r.relname);
+                EXECUTE format('DROP TABLE %s', r.part);
                 dropped := dropped || r.relname::text;
             EXCEPTION
                 WHEN lock_not_available THEN
@@ -611,14 +625,14 @@ CREATE OR REPLACE FUNCTION tenancy._seal_partition(part text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    EXECUTE format('ALTER TABLE tenancy.%I ADD CONSTRAINT %I PRIMARY KEY (tenant_id, created_at, id)',
+    EXECUTE format('ALTER TABLE tenancy_private.%I ADD CONSTRAINT %I PRIMARY KEY (tenant_id, created_at, id)',
                    part, part || '_pkey');
-    EXECUTE format('CREATE INDEX %I ON tenancy.%I (tenant_id, integration_id, created_at DESC)',
+    EXECUTE format('CREATE INDEX %I ON tenancy_private.%I (tenant_id, integration_id, created_at DESC)',
                    part || '_integration_idx', part);
-    EXECUTE format('ALTER TABLE tenancy.%I ENABLE ROW LEVEL SECURITY', part);
-    EXECUTE format('ALTER TABLE tenancy.%I FORCE ROW LEVEL SECURITY', part);
-    EXECUTE format('REVOKE ALL ON tenancy.%I FROM PUBLIC, anon, authenticated, service_role', part);
-    EXECUTE format('REVOKE USAGE ON TYPE tenancy.%I FROM PUBLIC', part);
+    EXECUTE format('ALTER TABLE tenancy_private.%I ENABLE ROW LEVEL SECURITY', part);
+    EXECUTE format('ALTER TABLE tenancy_private.%I FORCE ROW LEVEL SECURITY', part);
+    EXECUTE format('REVOKE ALL ON tenancy_private.%I FROM PUBLIC, anon, authenticated, service_role', part);
+    EXECUTE format('REVOKE USAGE ON TYPE tenancy_private.%I FROM PUBLIC', part);
 END
 $$;
 

@@ -1,8 +1,9 @@
 -- Request logs: partition maintenance and statistics.  log_request itself is in Rust
 -- (src/request_log/); the partitioned table is in sql/schema.sql.
 --
--- Partitions are daily, in UTC, named request_logs_pYYYYMMDD.  Rows whose day has no partition go
--- to request_logs_default, so log_request never fails for want of one; maintenance moves them into
+-- Partitions are daily, in UTC, named request_logs_pYYYYMMDD, in schema tenancy_private (read and
+-- written through tenancy.request_logs only).  Rows whose day has no partition go to
+-- request_logs_default, so log_request never fails for want of one; maintenance moves them into
 -- their day's partition later.
 
 -- Create the partitions of the next `premake` days, move rows out of the default partition into
@@ -60,25 +61,25 @@ BEGIN
     cutoff := date_trunc('day', (as_of - retain) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
 
     -- 1. Rows in the default partition older than the retention go; the others move to their day.
-    DELETE FROM tenancy.request_logs_default WHERE created_at < cutoff;
+    DELETE FROM tenancy_private.request_logs_default WHERE created_at < cutoff;
     GET DIAGNOSTICS deleted = ROW_COUNT;
     FOR day IN
         SELECT DISTINCT date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-        FROM tenancy.request_logs_default ORDER BY 1
+        FROM tenancy_private.request_logs_default ORDER BY 1
     LOOP
         part := 'request_logs_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
-        IF to_regclass('tenancy.' || part) IS NOT NULL THEN
-            RAISE EXCEPTION 'tenancy.% exists but is not attached for its day', part
+        IF to_regclass('tenancy_private.' || part) IS NOT NULL THEN
+            RAISE EXCEPTION 'tenancy_private.% exists but is not attached for its day', part
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Attach it to tenancy.request_logs or drop it, then run maintenance again.';
         END IF;
         BEGIN
-            EXECUTE format('CREATE TABLE tenancy.%I (LIKE tenancy.request_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
-            EXECUTE format('WITH m AS (DELETE FROM tenancy.request_logs_default WHERE created_at >= $1 AND created_at < $2 RETURNING *)
-                            INSERT INTO tenancy.%I SELECT * FROM m', part)
+            EXECUTE format('CREATE TABLE tenancy_private.%I (LIKE tenancy.request_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
+            EXECUTE format('WITH m AS (DELETE FROM tenancy_private.request_logs_default WHERE created_at >= $1 AND created_at < $2 RETURNING *)
+                            INSERT INTO tenancy_private.%I SELECT * FROM m', part)
                 USING day, day + interval '1 day';
             GET DIAGNOSTICS n = ROW_COUNT;
-            EXECUTE format('ALTER TABLE tenancy.request_logs ATTACH PARTITION tenancy.%I FOR VALUES FROM (%L) TO (%L)',
+            EXECUTE format('ALTER TABLE tenancy.request_logs ATTACH PARTITION tenancy_private.%I FOR VALUES FROM (%L) TO (%L)',
                            part, day, day + interval '1 day');
             PERFORM tenancy._seal_partition(part);
             moved := moved || jsonb_build_object(part, n);
@@ -90,9 +91,9 @@ BEGIN
     -- 2. The partitions of today and the next `premake` days.
     FOR day IN SELECT today + g * interval '1 day' FROM generate_series(0, premake) g LOOP
         part := 'request_logs_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
-        CONTINUE WHEN to_regclass('tenancy.' || part) IS NOT NULL;
+        CONTINUE WHEN to_regclass('tenancy_private.' || part) IS NOT NULL;
         BEGIN
-            EXECUTE format('CREATE TABLE tenancy.%I PARTITION OF tenancy.request_logs FOR VALUES FROM (%L) TO (%L)',
+            EXECUTE format('CREATE TABLE tenancy_private.%I PARTITION OF tenancy.request_logs FOR VALUES FROM (%L) TO (%L)',
                            part, day, day + interval '1 day');
             PERFORM tenancy._seal_partition(part);
             created := created || part;
@@ -103,14 +104,14 @@ BEGIN
 
     -- 3. Partitions entirely older than the retention.
     FOR r IN
-        SELECT c.relname, (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper_bound
+        SELECT c.oid::regclass AS part, c.relname, (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper_bound
         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = 'tenancy.request_logs'::regclass AND c.relname LIKE 'request\_logs\_p%'
         ORDER BY 1
     LOOP
         IF r.upper_bound IS NOT NULL AND r.upper_bound <= cutoff THEN
             BEGIN
-                EXECUTE format('DROP TABLE tenancy.%I', r.relname);
+                EXECUTE format('DROP TABLE %s', r.part);
                 dropped := dropped || r.relname::text;
             EXCEPTION
                 WHEN lock_not_available THEN
@@ -152,14 +153,14 @@ CREATE FUNCTION tenancy._seal_partition(part text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    EXECUTE format('ALTER TABLE tenancy.%I ADD CONSTRAINT %I PRIMARY KEY (tenant_id, created_at, id)',
+    EXECUTE format('ALTER TABLE tenancy_private.%I ADD CONSTRAINT %I PRIMARY KEY (tenant_id, created_at, id)',
                    part, part || '_pkey');
-    EXECUTE format('CREATE INDEX %I ON tenancy.%I (tenant_id, integration_id, created_at DESC)',
+    EXECUTE format('CREATE INDEX %I ON tenancy_private.%I (tenant_id, integration_id, created_at DESC)',
                    part || '_integration_idx', part);
-    EXECUTE format('ALTER TABLE tenancy.%I ENABLE ROW LEVEL SECURITY', part);
-    EXECUTE format('ALTER TABLE tenancy.%I FORCE ROW LEVEL SECURITY', part);
-    EXECUTE format('REVOKE ALL ON tenancy.%I FROM PUBLIC, anon, authenticated, service_role', part);
-    EXECUTE format('REVOKE USAGE ON TYPE tenancy.%I FROM PUBLIC', part);
+    EXECUTE format('ALTER TABLE tenancy_private.%I ENABLE ROW LEVEL SECURITY', part);
+    EXECUTE format('ALTER TABLE tenancy_private.%I FORCE ROW LEVEL SECURITY', part);
+    EXECUTE format('REVOKE ALL ON tenancy_private.%I FROM PUBLIC, anon, authenticated, service_role', part);
+    EXECUTE format('REVOKE USAGE ON TYPE tenancy_private.%I FROM PUBLIC', part);
 END
 $$;
 

@@ -40,7 +40,7 @@ $roles$;
 -- The private schema.  `tenancy` is what applications use, and what PostgREST or Supabase expose
 -- (db-schemas) and code generators read.  What only the extension's functions touch lives in
 -- `tenancy_private`: the vault's root key fingerprints and data keys, the API-key pepper, hashes
--- and usage, and the credentials' ciphertexts.  No role but the extension's owner has USAGE on it,
+-- and usage, the credentials' ciphertexts, and request_logs' partitions.  No role but the extension's owner has USAGE on it,
 -- so no application role can read, lock, name a type of, or even list its tables' columns
 -- through information_schema; every table there also has RLS forced and no policy.
 -- ---------------------------------------------------------------------------------------------
@@ -326,13 +326,14 @@ CREATE TABLE tenancy.request_logs (
     CONSTRAINT request_logs_action_fkey FOREIGN KEY (tenant_id, integration_id, action_id)
         REFERENCES tenancy.actions (tenant_id, integration_id, id) ON DELETE CASCADE
 ) PARTITION BY RANGE (created_at);
-CREATE TABLE tenancy.request_logs_default PARTITION OF tenancy.request_logs DEFAULT;
+-- Partitions are in tenancy_private: only their parent is read and written (sql/grants.sql).
+CREATE TABLE tenancy_private.request_logs_default PARTITION OF tenancy.request_logs DEFAULT;
 -- "latest requests of my tenant" reads the primary key backwards; the second index serves
 -- per-integration views.
-ALTER TABLE tenancy.request_logs_default
+ALTER TABLE tenancy_private.request_logs_default
     ADD CONSTRAINT request_logs_default_pkey PRIMARY KEY (tenant_id, created_at, id);
 CREATE INDEX request_logs_default_integration_idx
-    ON tenancy.request_logs_default (tenant_id, integration_id, created_at DESC);
+    ON tenancy_private.request_logs_default (tenant_id, integration_id, created_at DESC);
 
 -- subscriptions: Phase 04, one subscription per tenant (the seed's one per user, moved to the tenant).
 CREATE TABLE tenancy.subscriptions (
@@ -467,7 +468,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.field_mappings', '');
 -- partition, so on PostgreSQL 14 the default partition is not marked: there, run
 -- tenancy.maintain_request_logs() before a dump (it moves its rows into daily partitions, which
 -- pg_dump always dumps) or dump with pg_dump 15 or later.  docs/upgrading.md says so.
-SELECT pg_catalog.pg_extension_config_dump('tenancy.request_logs_default', '')
+SELECT pg_catalog.pg_extension_config_dump('tenancy_private.request_logs_default', '')
  WHERE current_setting('server_version_num')::int >= 150000;
 SELECT pg_catalog.pg_extension_config_dump('tenancy.subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.subscription_audit', '');

@@ -6,12 +6,13 @@ SELECT * FROM no_plan();
 SELECT has_schema('tenancy');
 SELECT tables_are('tenancy', ARRAY[
     'tenants', 'users', 'memberships', 'api_keys', 'clients', 'client_users', 'projects', 'integrations',
-    'actions', 'integration_credentials', 'field_mappings', 'request_logs', 'request_logs_default',
+    'actions', 'integration_credentials', 'field_mappings', 'request_logs',
     'subscriptions', 'subscription_audit', 'jobs', 'assets'],
     'exactly the tables of the model');
 SELECT has_schema('tenancy_private');
 SELECT tables_are('tenancy_private', ARRAY['root_keys', 'data_keys', 'peppers', 'api_key_usage', 'api_key_hashes',
-    'credential_secrets'], 'the internal tables and the secret material are in the private schema');
+    'credential_secrets', 'request_logs_default'],
+    'the internal tables, the secret material and request_logs'' partitions are in the private schema');
 -- No application role can use the private schema: not read, lock, name a type of, or list it.
 SELECT is((SELECT array_agg(r ORDER BY r) FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'public']) r
             WHERE has_schema_privilege(CASE WHEN r = 'public' THEN 'anon' ELSE r END, 'tenancy_private', 'USAGE')
@@ -105,7 +106,7 @@ SELECT is((SELECT amname::text FROM pg_class i JOIN pg_am am ON am.oid = i.relam
           'gin', 'integrations_tags_idx is a GIN index');
 SELECT ok((SELECT indpred IS NOT NULL FROM pg_index WHERE indexrelid = 'tenancy.integration_credentials_expiring_idx'::regclass),
           'the credentials expiry index is partial (active only)');
-SELECT has_index('tenancy', 'request_logs_default', 'request_logs_default_pkey', ARRAY['tenant_id', 'created_at', 'id'],
+SELECT has_index('tenancy_private', 'request_logs_default', 'request_logs_default_pkey', ARRAY['tenant_id', 'created_at', 'id'],
                  'request logs by tenant and time (each partition has the key; see sql/schema.sql)');
 SELECT is((SELECT count(*) FROM pg_index WHERE indrelid = 'tenancy.request_logs'::regclass), 0::bigint,
           'the partitioned parent has no index of its own, so a dump of its daily partitions restores');

@@ -197,7 +197,7 @@ SELECT is(pg_temp.probe('authenticated', :acme, :dave,
 SELECT is(pg_temp.probe('authenticated', :acme, :dave,
           format($$INSERT INTO tenancy.jobs (tenant_id, user_id, job_type, parameters) VALUES (%L, %L, 'export', '{}')$$, :acme, :dave)),
           'rows:1', 'jobs: a member queues a job of its own');
-SELECT is(pg_temp.probe('anon', NULL, NULL, 'CREATE TEMP TABLE squat (a tenancy.request_logs, b tenancy.request_logs_default)'),
+SELECT is(pg_temp.probe('anon', NULL, NULL, 'CREATE TEMP TABLE squat (a tenancy.request_logs, b tenancy_private.request_logs_default)'),
           'error:42501', 'the row types of request logs are nobody''s to use (a dependent temp table would block maintenance)');
 SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT string_agg(email, '','') FROM tenancy.users'),
           'value:alice@acme.test', 'users: a user sees only their own profile');
@@ -239,7 +239,7 @@ SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'UPDATE tenancy.request_
           'request_logs: append-only, even for the owner');
 SELECT is(pg_temp.probe('service_role', NULL, NULL, 'DELETE FROM tenancy.subscription_audit'), 'error:42501',
           'subscription_audit: append-only, even for service_role');
-SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT count(*) FROM tenancy.request_logs_default'), 'error:42501',
+SELECT is(pg_temp.probe('authenticated', :acme, :alice, 'SELECT count(*) FROM tenancy_private.request_logs_default'), 'error:42501',
           'partitions are not readable directly');
 
 -- The same through the exact PostgREST sequence.

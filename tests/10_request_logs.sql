@@ -228,20 +228,23 @@ INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_
 SELECT :acme, :'integration_a', :'action_a', jsonb_build_object('day', d, 'i', i), CASE WHEN i % 10 = 0 THEN 500 ELSE 200 END, i,
        timestamptz '2026-01-01 00:00:00+00' + d * interval '1 day' + i * interval '7 minutes'
 FROM generate_series(0, 89) d, generate_series(1, 20) i;
-SELECT is((SELECT count(*) FROM tenancy.request_logs_default), 1800::bigint, '90 days x 20 rows, all in the default partition');
+SELECT is((SELECT count(*) FROM tenancy_private.request_logs_default), 1800::bigint, '90 days x 20 rows, all in the default partition');
 CREATE TEMP TABLE per_day AS
 SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n, sum(latency_ms) AS s FROM tenancy.request_logs GROUP BY 1;
 
 SELECT tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-03-31 12:00:00+00') AS report \gset
 SELECT is((:'report'::jsonb ->> 'deleted_from_default')::int, 59 * 20, 'rows older than 30 days are deleted from the default partition');
 SELECT is(jsonb_array_length(:'report'::jsonb -> 'created'), 7, 'the next 7 days are created ahead (today''s came from the default partition)');
-SELECT is((SELECT count(*) FROM tenancy.request_logs_default), 0::bigint, 'the default partition is empty');
+SELECT is((SELECT count(*) FROM tenancy_private.request_logs_default), 0::bigint, 'the default partition is empty');
 SELECT is((SELECT count(*) FROM pg_inherits WHERE inhparent = 'tenancy.request_logs'::regclass), (31 + 7 + 1)::bigint,
           '31 days of data, 7 ahead, and the default partition');
 SELECT is((SELECT count(*) FROM per_day p
            JOIN (SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n, sum(latency_ms) AS s FROM tenancy.request_logs GROUP BY 1) q USING (day)
            WHERE p.n = q.n AND p.s = q.s AND p.day >= date '2026-03-01'), 31::bigint, 'no row of a retained day is lost');
-SELECT is((SELECT count(*) FROM tenancy.request_logs_p20260315), 20::bigint, 'each day''s rows are in its own partition');
+SELECT is((SELECT count(*) FROM tenancy_private.request_logs_p20260315), 20::bigint, 'each day''s rows are in its own partition');
+SELECT is((SELECT array_agg(i.inhrelid::regclass::text) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'tenancy.request_logs'::regclass AND c.relnamespace <> 'tenancy_private'::regnamespace),
+          NULL, 'every partition is in tenancy_private: applications and code generators see request_logs only');
 SELECT is((SELECT count(*) FROM pg_inherits i
             WHERE i.inhparent = 'tenancy.request_logs'::regclass
               AND EXISTS (SELECT FROM pg_index x WHERE x.indrelid = i.inhrelid AND x.indisprimary
@@ -252,7 +255,7 @@ SELECT is((SELECT count(*) FROM pg_inherits i
 -- A partition past the retention that something outside the extension depends on is skipped and
 -- reported, not a failed run.  (In a savepoint: the other old days are dropped meanwhile.)
 SAVEPOINT dependent_partition;
-CREATE VIEW public.keeps_a_partition AS SELECT * FROM tenancy.request_logs_p20260315;
+CREATE VIEW public.keeps_a_partition AS SELECT * FROM tenancy_private.request_logs_p20260315;
 SELECT is(tenancy.maintain_request_logs('10 days', 0, timestamptz '2026-03-31 12:00:00+00') -> 'skipped',
           '["drop request_logs_p20260315 (other objects depend on it)"]'::jsonb,
           'a partition other objects depend on is skipped, and said so');
@@ -268,25 +271,25 @@ SELECT is((SELECT array_agg(x ORDER BY x) FROM jsonb_array_elements_text(:'repor
 SELECT is((SELECT count(*) FROM tenancy.request_logs), (21 * 20)::bigint, 'and every row of the retained days is still there');
 SELECT is((SELECT min(created_at) >= timestamptz '2026-03-11 00:00:00+00' FROM tenancy.request_logs), true, 'none older');
 -- A restored dump recreates the daily partitions with their row types open: maintenance closes them.
-GRANT USAGE ON TYPE tenancy.request_logs_p20260401 TO PUBLIC;
+GRANT USAGE ON TYPE tenancy_private.request_logs_p20260401 TO PUBLIC;
 SELECT lives_ok($$SELECT tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-04-10 12:00:00+00')$$, 'maintenance');
-SELECT ok(NOT has_type_privilege('authenticated', 'tenancy.request_logs_p20260401', 'USAGE'),
+SELECT ok(NOT has_type_privilege('authenticated', 'tenancy_private.request_logs_p20260401', 'USAGE'),
           'every partition''s row type is closed again by maintenance');
 -- A closed row type is left as it is (no catalog write per partition per run), and the caller's
 -- lock_timeout is what it was.
-SELECT ctid AS type_row FROM pg_type WHERE oid = (SELECT reltype FROM pg_class WHERE oid = 'tenancy.request_logs_p20260405'::regclass) \gset
+SELECT ctid AS type_row FROM pg_type WHERE oid = (SELECT reltype FROM pg_class WHERE oid = 'tenancy_private.request_logs_p20260405'::regclass) \gset
 SET LOCAL lock_timeout = '7s';
 SELECT lives_ok($$SELECT tenancy.maintain_request_logs('30 days', 7, timestamptz '2026-04-10 12:00:00+00', lock_wait => '200 ms')$$, 'maintenance again');
-SELECT is((SELECT ctid FROM pg_type WHERE oid = (SELECT reltype FROM pg_class WHERE oid = 'tenancy.request_logs_p20260405'::regclass)),
+SELECT is((SELECT ctid FROM pg_type WHERE oid = (SELECT reltype FROM pg_class WHERE oid = 'tenancy_private.request_logs_p20260405'::regclass)),
           :'type_row'::tid, 'a closed row type is not rewritten');
 SELECT is(current_setting('lock_timeout'), '7s', 'maintenance leaves the caller''s lock_timeout as it was');
 INSERT INTO tenancy.request_logs (tenant_id, integration_id, action_id, request_summary, created_at)
 VALUES (:acme, :'integration_a', :'action_a', '{"late": true}', timestamptz '2027-01-01 00:00:00+00');
-SELECT is((SELECT count(*) FROM tenancy.request_logs_default), 1::bigint, 'a row with no partition yet goes to the default partition');
-SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SELECT count(*) FROM tenancy.request_logs_p20260320'), 'error:42501',
+SELECT is((SELECT count(*) FROM tenancy_private.request_logs_default), 1::bigint, 'a row with no partition yet goes to the default partition');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SELECT count(*) FROM tenancy_private.request_logs_p20260320'), 'error:42501',
           'a partition is not readable directly by application roles');
-SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT count(*) FROM tenancy.request_logs_p20260320'), 'error:42501', 'not even service_role');
-SELECT is((SELECT relforcerowsecurity FROM pg_class WHERE oid = 'tenancy.request_logs_p20260320'::regclass), true, 'and it forces RLS');
+SELECT is(pg_temp.probe('service_role', NULL, NULL, 'SELECT count(*) FROM tenancy_private.request_logs_p20260320'), 'error:42501', 'not even service_role');
+SELECT is((SELECT relforcerowsecurity FROM pg_class WHERE oid = 'tenancy_private.request_logs_p20260320'::regclass), true, 'and it forces RLS');
 SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SELECT count(*) FROM tenancy.request_logs WHERE created_at < ''2026-04-01'''), 'value:420',
           'through the parent, the tenant reads its logs');
 SELECT is(pg_temp.probe('authenticated', :acme, :bob, format('SELECT tenancy.maintain_request_logs(%L)', '1 day')), 'error:42501',

@@ -42,7 +42,7 @@ fn hostile_member_cannot_forge_or_escalate() {
         ("SELECT tenancy.set_tenant('b0000000-0000-4000-8000-000000000002')", "42501"),
         ("SELECT tenancy.set_tenant('b0000000-0000-4000-8000-000000000002', '00000000-0000-4000-8000-0000000000b1')", "42501"),
         ("SELECT tenancy.seed_demo()", "42501"),
-        ("SELECT * FROM tenancy.request_logs_default", "42501"),
+        ("SELECT * FROM tenancy_private.request_logs_default", "42501"),
         ("CREATE TABLE tenancy.planted (id int)", "42501"),
         ("ALTER TABLE tenancy.projects DISABLE ROW LEVEL SECURITY", "42501"),
         ("DROP POLICY tenancy_select ON tenancy.projects", "42501"),
@@ -180,7 +180,7 @@ fn dump_and_restore_keep_every_row() {
             let r = c
                 .query_one(
                     "SELECT (SELECT count(*) FROM pg_inherits WHERE inhparent = 'tenancy.request_logs'::regclass),
-                            (SELECT count(*) FROM tenancy.request_logs_default)",
+                            (SELECT count(*) FROM tenancy_private.request_logs_default)",
                     &[],
                 )
                 .unwrap();
