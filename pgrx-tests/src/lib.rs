@@ -480,7 +480,7 @@ pub fn tenant_digests(c: &mut Client, tenant: Option<&str>) -> Vec<(String, i64,
             "SELECT c.oid::regclass::text,
                     EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
                FROM pg_class c
-              WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace, 'public'::regnamespace) AND c.relkind = 'r'
+              WHERE c.relnamespace::regnamespace::text IN ('tenancy', 'tenancy_private', 'public') AND c.relkind = 'r'
               ORDER BY 1",
             &[],
         )
@@ -513,7 +513,7 @@ pub fn table_columns(c: &mut Client) -> Vec<(String, Vec<String>)> {
     c.query(
         "SELECT c.oid::regclass::text, array_agg(quote_ident(a.attname) ORDER BY a.attnum)
            FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-          WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace, 'public'::regnamespace) AND c.relkind = 'r'
+          WHERE c.relnamespace::regnamespace::text IN ('tenancy', 'tenancy_private', 'public') AND c.relkind = 'r'
           GROUP BY 1 ORDER BY 1",
         &[],
     )

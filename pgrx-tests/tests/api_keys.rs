@@ -95,7 +95,10 @@ fn no_verification_succeeds_after_the_revocation_commits() {
 
 fn last_used(db: &TestDb) -> Option<std::time::SystemTime> {
     db.connect("postgres")
-        .query_opt("SELECT last_used_at FROM tenancy_private.api_key_usage", &[])
+        .query_opt(
+            "SELECT last_used_at FROM tenancy_private.api_key_usage",
+            &[],
+        )
         .unwrap()
         .map(|r| r.get(0))
 }

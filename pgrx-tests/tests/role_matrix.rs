@@ -159,26 +159,26 @@ fn the_matrix_is_what_the_documentation_says() {
     );
 
     // Every table of the schema (partitions are reached through their parent), with acme's rows.
-    let tables: Vec<(String, Vec<String>)> = admin
+    let tables: Vec<(String, Vec<String>, i64)> = admin
         .query(
             "SELECT CASE WHEN c.relnamespace = 'tenancy'::regnamespace THEN c.relname::text
                          ELSE c.relnamespace::regnamespace::text || '.' || c.relname END,
-                    array_agg(a.attname::text ORDER BY a.attnum)
+                    array_agg(a.attname::text ORDER BY a.attnum), c.oid::bigint
                FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
               WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace)
                 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-              GROUP BY 1 ORDER BY 1",
+              GROUP BY 1, c.oid ORDER BY 1",
             &[],
         )
         .unwrap()
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     let mut actual = Matrix::new();
     let mut c = connect(&db.name, "pgt_matrix_authenticator");
     for role in ROLES {
         let user = USERS.iter().find(|(r, _)| *r == role).map(|u| u.1);
-        for (table, columns) in &tables {
+        for (table, columns, oid) in &tables {
             // Tables of `tenancy` by name, those of `tenancy_private` with their schema.
             let qualified = if table.contains('.') {
                 table.clone()
@@ -201,9 +201,7 @@ fn the_matrix_is_what_the_documentation_says() {
             // else must be fresh to be a new row).
             let mut row: Option<serde_json::Value> = admin
                 .query_opt(
-                    &format!(
-                        "SELECT to_jsonb(r)::text FROM {qualified} r WHERE {scope} LIMIT 1"
-                    ),
+                    &format!("SELECT to_jsonb(r)::text FROM {qualified} r WHERE {scope} LIMIT 1"),
                     &[],
                 )
                 .unwrap()
@@ -232,12 +230,8 @@ fn the_matrix_is_what_the_documentation_says() {
             }
             enter(&mut c, role, &key);
             let mut cell = Vec::new();
-            if attempt(
-                &mut c,
-                &format!("SELECT count(*) FROM {qualified}"),
-                &[],
-            )
-            .is_ok_and(|n| n > 0)
+            if attempt(&mut c, &format!("SELECT count(*) FROM {qualified}"), &[])
+                .is_ok_and(|n| n > 0)
             {
                 cell.push("S");
             }
@@ -246,9 +240,7 @@ fn the_matrix_is_what_the_documentation_says() {
                 .iter()
                 .filter(|col| {
                     c.query_one(
-                        &format!(
-                            "SELECT has_column_privilege('{qualified}', '{col}', 'INSERT')"
-                        ),
+                        &format!("SELECT has_column_privilege({oid}::oid, '{col}', 'INSERT')"),
                         &[],
                     )
                     .unwrap()

@@ -64,7 +64,9 @@ lines AS (
            || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
       FROM pg_class c JOIN rels ON rels.oid = c.oid
     UNION ALL
-    SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' #' || a.attnum || ' '
+    -- The column's position among the live ones (a dropped column leaves a gap in attnum).
+    SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' #'
+           || row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum) || ' '
            || format_type(a.atttypid, a.atttypmod) || ' notnull ' || a.attnotnull
            || ' default ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '-')
            || ' identity ' || a.attidentity::text || ' generated ' || a.attgenerated::text
@@ -107,10 +109,15 @@ lines AS (
 SELECT line FROM lines ORDER BY line
 "#;
 
-/// Where 0.3.0 keeps what older versions had in a table of `tenancy`: the table it moved to, or
-/// a query giving the old table's columns back (API-key hashes and credentials' ciphertexts moved
-/// out of their rows into tables of `tenancy_private`).
-fn moved_since_0_3(table: &str) -> Option<&'static str> {
+/// Where 0.3.0 keeps what older versions had in a table of `tenancy`: the table it moved to
+/// (internal tables, request_logs' partitions), or a query giving the old table's columns back
+/// (API-key hashes and credentials' ciphertexts moved out of their rows into tables of
+/// `tenancy_private`).
+fn moved_since_0_3(table: &str) -> Option<String> {
+    // request_logs' partitions, the default one and the daily ones.
+    if let Some(partition) = table.strip_prefix("tenancy.request_logs_") {
+        return Some(format!("tenancy_private.request_logs_{partition}"));
+    }
     Some(match table {
         "tenancy.root_keys" => "tenancy_private.root_keys",
         "tenancy.data_keys" => "tenancy_private.data_keys",
@@ -125,7 +132,8 @@ fn moved_since_0_3(table: &str) -> Option<&'static str> {
                 JOIN tenancy_private.credential_secrets s ON (s.tenant_id, s.credential_id) = (c.tenant_id, c.id)) moved"
         }
         _ => return None,
-    })
+    }
+    .to_string())
 }
 
 fn catalog(c: &mut Client) -> BTreeSet<String> {
@@ -160,35 +168,81 @@ fn field_mappings(c: &mut Client) -> Vec<(String, String, String, String)> {
     .collect()
 }
 
-fn fill(c: &mut Client) -> String {
+/// What the vault and API keys hold, as `(old table, query in the current layout)`: the rows are
+/// made by the current library in a fresh database and copied, bytes and all, into the old
+/// version's tables.  The library of this build works on the current layout only (0.3.0 moved
+/// these rows into tenancy_private), and the stored formats are the same in every version
+/// (ciphertext format 1, the key hash, the wrapping of data keys and pepper: pinned by the vault's
+/// and API keys' unit tests), so these are the bytes the old version would have written.  The
+/// associated data binds tenant, row and column, not the database: copied rows with the same ids
+/// decrypt in the cluster that holds the root keyring.
+const VAULT_ROWS: [(&str, &str); 6] = [
+    ("tenancy.root_keys", "SELECT * FROM tenancy_private.root_keys"),
+    ("tenancy.data_keys", "SELECT * FROM tenancy_private.data_keys"),
+    ("tenancy.peppers", "SELECT * FROM tenancy_private.peppers"),
+    (
+        "tenancy.integration_credentials",
+        "SELECT c.*, s.encrypted_data, s.encrypted_refresh_token FROM tenancy.integration_credentials c
+           JOIN tenancy_private.credential_secrets s ON (s.tenant_id, s.credential_id) = (c.tenant_id, c.id)",
+    ),
+    (
+        "tenancy.api_keys",
+        "SELECT k.*, h.key_hash FROM tenancy.api_keys k
+           JOIN tenancy_private.api_key_hashes h ON (h.tenant_id, h.key_id) = (k.tenant_id, k.id)",
+    ),
+    ("tenancy.api_key_usage", "SELECT * FROM tenancy_private.api_key_usage"),
+];
+
+/// Data of every kind in the old version's database `c`: its own demo data (seed_demo), request
+/// logs in daily partitions, and credentials and an API key made in `source` (see VAULT_ROWS).
+/// Returns the key.
+fn fill(c: &mut Client, source: &TestDb) -> String {
     c.batch_execute("SELECT tenancy.seed_demo()").unwrap();
+    let mut s = source.connect("postgres");
+    s.batch_execute("SELECT tenancy.seed_demo()").unwrap();
     for i in 0..3 {
-        in_tenant(c, |c| {
-            c.execute(
+        in_tenant(&mut s, |s| {
+            s.execute(
                 "SELECT tenancy.store_credential($1::text::uuid, 'oauth2_tokens', jsonb_build_object('access_token', $2::text), $2)",
                 &[&SLACK_A, &format!("upgrade-secret-{i}")],
             )
             .unwrap()
         });
     }
-    let key: String = in_tenant(c, |c| {
-        c.query_one("SELECT tenancy.create_api_key('upgrade')", &[])
+    let key: String = in_tenant(&mut s, |s| {
+        s.query_one("SELECT tenancy.create_api_key('upgrade')", &[])
             .unwrap()
             .get(0)
     });
+    s.batch_execute(&format!(
+        "BEGIN; SELECT tenancy.authenticate('{key}'); COMMIT"
+    ))
+    .unwrap();
+    for (old, current) in VAULT_ROWS {
+        let rows: String = s
+            .query_one(
+                &format!("SELECT coalesce(json_agg(r), '[]')::text FROM ({current}) r"),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        c.execute(
+            &format!("INSERT INTO {old} SELECT * FROM json_populate_recordset(NULL::{old}, $1::text::json)"),
+            &[&rows],
+        )
+        .unwrap_or_else(|e| panic!("copying {old}: {e}"));
+    }
     c.batch_execute("SELECT tenancy.maintain_request_logs()")
         .unwrap();
     for i in 0..5 {
-        c.batch_execute("BEGIN").unwrap();
-        c.execute("SELECT tenancy.authenticate($1)", &[&key])
-            .unwrap();
-        c.execute(
-            "SELECT tenancy.log_request(a.integration_id, a.id, jsonb_build_object('i', $1::int, 'password', 'p'))
-               FROM tenancy.actions a WHERE a.tenant_id = tenancy.current_tenant_id() ORDER BY a.id LIMIT 1",
-            &[&i],
-        )
-        .unwrap();
-        c.batch_execute("COMMIT").unwrap();
+        in_tenant(c, |c| {
+            c.execute(
+                "SELECT tenancy.log_request(a.integration_id, a.id, jsonb_build_object('i', $1::int, 'password', 'p'))
+                   FROM tenancy.actions a WHERE a.tenant_id = tenancy.current_tenant_id() ORDER BY a.id LIMIT 1",
+                &[&i],
+            )
+            .unwrap()
+        });
     }
     key
 }
@@ -229,12 +283,19 @@ fn update_from_every_release_matches_a_fresh_install() {
         let mut c = db.connect("postgres");
         c.batch_execute(&format!("CREATE EXTENSION pg_tenancy VERSION '{version}'"))
             .unwrap_or_else(|e| panic!("install {version}: {e}"));
-        let key = fill(&mut c);
+        let source = TestDb::empty("pgt_upgrade_source");
+        source
+            .connect("postgres")
+            .batch_execute("CREATE EXTENSION pg_tenancy")
+            .unwrap();
+        let key = fill(&mut c, &source);
+        // What the credentials decrypt to, where they were made (the same ids and bytes).
+        let credentials = read_all_credentials(&mut source.connect("postgres")).unwrap();
+        assert!(credentials.len() >= 3);
+        drop(source);
         // Every row, over the columns it had before (an update may add columns).
         let columns = table_columns(&mut c);
         let rows = column_digests(&mut c, &columns);
-        let credentials = read_all_credentials(&mut c).unwrap();
-        assert!(credentials.len() >= 3);
         let mappings = field_mappings(&mut c);
         // An action whose input_schema is no schema, written before schemas were checked: the
         // update keeps the new constraint NOT VALID and says so (removed again below).
@@ -316,7 +377,12 @@ fn update_from_every_release_matches_a_fresh_install() {
         // tenancy_private), with the columns they had, under their old names.
         let now: Vec<_> = columns
             .iter()
-            .map(|(t, cols)| (moved_since_0_3(t).unwrap_or(t).to_string(), cols.clone()))
+            .map(|(t, cols)| {
+                (
+                    moved_since_0_3(t).unwrap_or_else(|| t.clone()),
+                    cols.clone(),
+                )
+            })
             .collect();
         let after: Vec<_> = column_digests(&mut c, &now)
             .into_iter()
