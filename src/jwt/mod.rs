@@ -10,6 +10,8 @@
 //!   ([`verify_signature`]), then the claims as PostgREST checks them ([`check_claims`]): `exp`
 //!   required, `nbf` and `iat` honoured, 60 s of leeway for clock skew, `aud` and `iss` when the
 //!   settings ask.  Pure functions (no server), unit-tested below.
+//! * [`claims`]: who the claims name (user and tenant), from a verified token or from
+//!   `request.jwt.claims`.
 //! * [`cache`]: tokens whose signature was verified, per backend, by digest.
 //! * [`backend`]: the glue `pre_request` calls (settings, the caches, SQLSTATEs) and
 //!   `tenancy.jwt_keys()`.
@@ -19,6 +21,7 @@ use std::borrow::Cow;
 
 pub mod backend;
 pub mod cache;
+pub mod claims;
 pub mod keys;
 
 pub use keys::{Alg, KeySet};
@@ -295,7 +298,7 @@ impl Claims {
 #[derive(Debug)]
 pub struct Verified {
     pub claims: Claims,
-    pub identity: Result<crate::context::ClaimedIdentity, String>,
+    pub identity: Result<claims::ClaimedIdentity, String>,
     /// The payload's length, what the cache counts.
     pub size: usize,
 }
@@ -305,7 +308,7 @@ impl Verified {
     pub fn new(payload: &str, claims: Claims) -> Verified {
         Verified {
             claims,
-            identity: crate::context::claimed(payload),
+            identity: claims::claimed(payload),
             size: payload.len(),
         }
     }
