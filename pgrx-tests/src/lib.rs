@@ -4,6 +4,8 @@
 use postgres::{Client, NoTls};
 use std::process::Command;
 
+pub mod hostile;
+
 /// Connection string for `db` as `user` (no password: the test cluster trusts local connections).
 pub fn conninfo(db: &str, user: &str) -> String {
     let host = std::env::var("PGHOST").unwrap_or_else(|_| "/var/tmp/pg_tenancy/test".into());

@@ -64,7 +64,7 @@ fn dave_in_acme() -> String {
 fn every_token_as_a_hostile_member() {
     let v = signed();
     // The keys in the configuration file, where a JWKS with an oct key (a secret) belongs
-    // (ALTER DATABASE/ROLE ... SET refuses secrets: hostile.rs secrets_stay_out_of_readable_catalogs).
+    // (ALTER DATABASE/ROLE ... SET refuses secrets: hostile_secrets.rs secrets_stay_out_of_readable_catalogs).
     let cluster = Cluster::with_demo(
         "jwt-tokens",
         54353,
