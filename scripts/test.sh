@@ -8,8 +8,11 @@
 #      cluster of their own restarted with broken and rotated keyrings)
 #   and across majors:
 #   5. pg_dump from one major restored into the next (15 -> 16, 17 -> 18), when both are tested
+#   6. the packages of 0.1.0, 0.2.0 and this version through dpkg -i and ALTER EXTENSION UPDATE
+#      under a running server (scripts/package-test.sh), when 15 is tested
 # Everything runs on the tests' own PostgreSQL installations (common.sh: test_pg_config_of), never
-# on the one the demo or a user's server runs from; and a server like the demo's (pg_tenancy
+# on the one the demo or a user's server runs from (but for step 6, which installs there the way a
+# DBA does, with dpkg, because that is what must be safe); and a server like the demo's (pg_tenancy
 # preloaded, on a tested major's own installation) runs beside the whole suite, which fails if
 # that server stops answering or its log shows a crash.
 # Usage: scripts/test.sh [MAJOR...]        (default: 14 15 16 17 18)
@@ -93,6 +96,16 @@ for pair in "15 16" "17 18"; do
         cargo test --no-fail-fast -p pg_tenancy_client_tests --test major_upgrade -- --test-threads=1 2>&1 \
         | tee -a "$OUTDIR/dump-$from-to-$to.log" || STEPS_FAILED+=("dump-$from-to-$to")
 done
+
+# The packages (scripts/package.sh) of 0.1.0, 0.2.0 and this version, installed with dpkg -i into
+# Debian's PostgreSQL 15 under a running server, and updated through: when 15 is tested.  The
+# sentinel runs from that installation too, so it is checked below with the packages installed.
+case " ${MAJORS[*]} " in
+    *" 15 "*)
+        log "packages: 0.1.0 -> 0.2.0 -> this version on PostgreSQL 15 (scripts/package-test.sh)  [${SECONDS}s]"
+        scripts/package-test.sh 2>&1 | tee "$OUTDIR/packages.log" || STEPS_FAILED+=(packages)
+        ;;
+esac
 
 # The server beside the run must still answer, and its log since the run began show no crash.
 use_pg "$SENTINEL"
