@@ -53,6 +53,45 @@ CREATE POLICY tenancy_service ON tenancy.users FOR ALL TO service_role USING (tr
 ALTER TABLE tenancy_private.request_logs_default ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenancy_private.request_logs_default FORCE ROW LEVEL SECURITY;
 
+-- Privileges are exactly those granted below, whatever default privileges (ALTER DEFAULT
+-- PRIVILEGES) the role that runs this script has: every grant to anyone but the owner on the
+-- extension's tables, sequences, functions and schemas goes first (a default grant of TRUNCATE on
+-- tenancy_private.data_keys would let a role destroy every tenant's keys: TRUNCATE ignores RLS),
+-- and on their types every grant but the owner's and PUBLIC's.
+DO $acl$
+DECLARE
+    o record;
+BEGIN
+    FOR o IN
+        WITH members AS (
+            SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+             WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e'
+               AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_tenancy'))
+        SELECT CASE WHEN c.relkind = 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || c.oid::regclass::text AS obj, a.grantee
+          FROM members m JOIN pg_catalog.pg_class c ON m.classid = 'pg_catalog.pg_class'::regclass AND c.oid = m.objid,
+               pg_catalog.aclexplode(c.relacl) a
+         WHERE a.grantee <> c.relowner
+        UNION
+        SELECT 'FUNCTION ' || p.oid::regprocedure::text, a.grantee
+          FROM members m JOIN pg_catalog.pg_proc p ON m.classid = 'pg_catalog.pg_proc'::regclass AND p.oid = m.objid,
+               pg_catalog.aclexplode(p.proacl) a
+         WHERE a.grantee <> p.proowner
+        UNION
+        SELECT 'SCHEMA ' || pg_catalog.quote_ident(n.nspname), a.grantee
+          FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+         WHERE n.nspname IN ('tenancy', 'tenancy_private') AND a.grantee <> n.nspowner
+        UNION
+        SELECT 'TYPE ' || t.oid::regtype::text, a.grantee
+          FROM pg_catalog.pg_type t, pg_catalog.aclexplode(t.typacl) a
+         WHERE t.typnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace)
+           AND a.grantee NOT IN (t.typowner, 0)
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', o.obj,
+            CASE WHEN o.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(o.grantee)) END);
+    END LOOP;
+END
+$acl$;
+
 -- Row types no application role names: a temporary table of such a type would depend on the table
 -- and stop its partitions from being dropped (maintenance) or the table from being changed.
 -- (The other tables' row types stay usable: PostgREST names them, json_populate_recordset.)

@@ -31,8 +31,12 @@
 --    checked when written (see section 7 for rows written before).
 -- 8. The private schema tenancy_private: internal tables (root keys, data keys, pepper, key usage)
 --    and secret material (API-key hashes, credentials' ciphertexts) leave tenancy, and so do
---    request_logs' partitions (read and written through request_logs only); slugs are text with a
---    CHECK instead of the domain tenancy.slug; the actions' checks are written f(...) IS NOT FALSE.
+--    request_logs' partitions (read and written through request_logs only); the extension's slug
+--    columns are text with a CHECK instead of the domain tenancy.slug (which stays, for users'
+--    tables); the actions' checks are written f(...) IS NOT FALSE.
+--
+-- 9. Default privileges: what the role running the update would give by ALTER DEFAULT
+--    PRIVILEGES to the objects this update creates is revoked before they are granted.
 --
 -- Privileges are revoked from the application roles on every table and granted again exactly as
 -- a fresh install grants them.  Takes ACCESS EXCLUSIVE locks on every table of the extension for
@@ -186,13 +190,41 @@ $sso$;
 -- 8. The private schema (sql/schema.sql): internal tables and secret material leave `tenancy`,
 --    the schema applications, PostgREST and code generators read.  Root key fingerprints, data
 --    keys, the pepper and key usage move as they are; API-key hashes and credentials'
---    ciphertexts move out of their rows into tables of their own.  Slugs become text with a
---    CHECK (generators cannot map a domain).
+--    ciphertexts move out of their rows into tables of their own.  Slug columns become text with
+--    a CHECK (generators cannot map a domain).  Views in other sessions' temporary schemas that
+--    read the columns that change are dropped first (any role can make one, and it would block
+--    the update for as long as its session lives); another object that depends on them makes the
+--    update fail, naming it.
 -- ---------------------------------------------------------------------------------------------
 CREATE SCHEMA tenancy_private;
 REVOKE ALL ON SCHEMA tenancy_private FROM PUBLIC;
 COMMENT ON SCHEMA tenancy_private IS
     'pg_tenancy internals and secret material (keys, hashes, ciphertexts): reached only through the extension''s functions';
+DO $temp_views$
+DECLARE
+    v regclass;
+BEGIN
+    FOR v IN
+        SELECT DISTINCT r.ev_class::regclass
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = d.objid
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+          JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+         WHERE d.refclassid = 'pg_catalog.pg_class'::regclass
+           AND (d.refobjid, a.attname) IN (('tenancy.api_keys'::regclass, 'key_hash'),
+                                           ('tenancy.integration_credentials'::regclass, 'encrypted_data'),
+                                           ('tenancy.integration_credentials'::regclass, 'encrypted_refresh_token'),
+                                           ('tenancy.tenants'::regclass, 'slug'),
+                                           ('tenancy.integrations'::regclass, 'slug'),
+                                           ('tenancy.actions'::regclass, 'slug'))
+           AND r.ev_class <> d.refobjid
+           AND (pg_catalog.pg_is_other_temp_schema(c.relnamespace) OR c.relnamespace = pg_catalog.pg_my_temp_schema())
+    LOOP
+        RAISE WARNING 'dropping the temporary view % of another session: it reads a column this update changes', v;
+        EXECUTE pg_catalog.format('DROP VIEW %s CASCADE', v);
+    END LOOP;
+END
+$temp_views$;
 ALTER TABLE tenancy.root_keys SET SCHEMA tenancy_private;
 ALTER TABLE tenancy.data_keys SET SCHEMA tenancy_private;
 ALTER TABLE tenancy.peppers SET SCHEMA tenancy_private;
@@ -238,6 +270,13 @@ CREATE TABLE tenancy_private.credential_secrets (
 INSERT INTO tenancy_private.credential_secrets (tenant_id, credential_id, encrypted_data, encrypted_refresh_token)
     SELECT tenant_id, id, encrypted_data, encrypted_refresh_token FROM tenancy.integration_credentials;
 ALTER TABLE tenancy.integration_credentials DROP COLUMN encrypted_data, DROP COLUMN encrypted_refresh_token;
+-- A dropped column's bytes stay in the table's pages until its rows are written again: both
+-- tables are rewritten now (CLUSTER writes dropped columns as NULL), so no hash or ciphertext
+-- outlives the update in tenancy's files.
+CLUSTER tenancy.api_keys USING api_keys_pkey;
+ALTER TABLE tenancy.api_keys SET WITHOUT CLUSTER;
+CLUSTER tenancy.integration_credentials USING integration_credentials_pkey;
+ALTER TABLE tenancy.integration_credentials SET WITHOUT CLUSTER;
 ALTER TABLE tenancy_private.credential_secrets ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenancy_private.credential_secrets FORCE ROW LEVEL SECURITY;
 SELECT pg_catalog.pg_extension_config_dump('tenancy_private.credential_secrets', '');
@@ -248,7 +287,6 @@ ALTER TABLE tenancy.integrations ALTER COLUMN slug TYPE text,
     ADD CONSTRAINT integrations_slug_check CHECK (slug ~ '^[a-z0-9]([a-z0-9]|-(?=[a-z0-9])){0,62}$');
 ALTER TABLE tenancy.actions ALTER COLUMN slug TYPE text,
     ADD CONSTRAINT actions_slug_check CHECK (slug ~ '^[a-z0-9]([a-z0-9]|-(?=[a-z0-9])){0,62}$');
-DROP DOMAIN tenancy.slug;
 
 -- health() counts and checks the tables of both schemas.
 CREATE OR REPLACE FUNCTION tenancy.health(exact_counts boolean DEFAULT false)
@@ -624,6 +662,8 @@ CREATE OR REPLACE FUNCTION tenancy._seal_partition(part text)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    g oid;
 BEGIN
     EXECUTE format('ALTER TABLE tenancy_private.%I ADD CONSTRAINT %I PRIMARY KEY (tenant_id, created_at, id)',
                    part, part || '_pkey');
@@ -633,6 +673,16 @@ BEGIN
     EXECUTE format('ALTER TABLE tenancy_private.%I FORCE ROW LEVEL SECURITY', part);
     EXECUTE format('REVOKE ALL ON tenancy_private.%I FROM PUBLIC, anon, authenticated, service_role', part);
     EXECUTE format('REVOKE USAGE ON TYPE tenancy_private.%I FROM PUBLIC', part);
+    -- And what default privileges of the role running maintenance gave it, to anyone.
+    FOR g IN SELECT x.grantee FROM pg_class c, aclexplode(c.relacl) x
+              WHERE c.oid = format('tenancy_private.%I', part)::regclass AND x.grantee <> c.relowner LOOP
+        EXECUTE format('REVOKE ALL ON tenancy_private.%I FROM %I', part, pg_get_userbyid(g));
+    END LOOP;
+    FOR g IN SELECT x.grantee FROM pg_class c, pg_type t, aclexplode(t.typacl) x
+              WHERE c.oid = format('tenancy_private.%I', part)::regclass AND t.oid = c.reltype
+                AND x.grantee NOT IN (t.typowner, 0) LOOP
+        EXECUTE format('REVOKE ALL ON TYPE tenancy_private.%I FROM %I', part, pg_get_userbyid(g));
+    END LOOP;
 END
 $$;
 
@@ -720,6 +770,47 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Functions: nothing for PUBLIC; the new ones granted as a fresh install grants them
 -- ---------------------------------------------------------------------------------------------
+-- Made by this update: no grant but the owner's yet, whatever default privileges (ALTER DEFAULT
+-- PRIVILEGES) the role running it has; the grants below are then the only ones (section 9).
+DO $new_objects$
+DECLARE
+    f regprocedure;
+    r regclass;
+    a record;
+BEGIN
+    FOREACH f IN ARRAY ARRAY['tenancy.current_tenant_for(text[])',
+        'tenancy.jwt_keys(text)',
+        'tenancy.add_member(uuid, text)',
+        'tenancy.set_member_role(uuid, text)',
+        'tenancy.remove_member(uuid)',
+        'tenancy._lock_request_log_maintenance()',
+        'tenancy._isolate(regclass, text[], text[], text[], text[], boolean, boolean)',
+        'tenancy.maintain_request_logs(interval, integer, timestamptz, interval)']::regprocedure[] LOOP
+        FOR a IN SELECT x.grantee FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) x
+                  WHERE p.oid = f AND x.grantee NOT IN (p.proowner, 0) LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', f, pg_catalog.pg_get_userbyid(a.grantee));
+        END LOOP;
+    END LOOP;
+    FOREACH r IN ARRAY ARRAY['tenancy_private.api_key_hashes',
+        'tenancy_private.credential_secrets']::regclass[] LOOP
+        FOR a IN SELECT x.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) x
+                  WHERE c.oid = r AND x.grantee <> c.relowner LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM %s', r,
+                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END);
+        END LOOP;
+        FOR a IN SELECT x.grantee FROM pg_catalog.pg_class c, pg_catalog.pg_type t, pg_catalog.aclexplode(t.typacl) x
+                  WHERE c.oid = r AND t.oid = c.reltype AND x.grantee NOT IN (t.typowner, 0) LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON TYPE %s FROM %I', r, pg_catalog.pg_get_userbyid(a.grantee));
+        END LOOP;
+    END LOOP;
+    FOR a IN SELECT n.nspname, x.grantee FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) x
+              WHERE n.nspname IN ('tenancy_private') AND x.grantee <> n.nspowner LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA %I FROM %s', a.nspname,
+            CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END);
+    END LOOP;
+END
+$new_objects$;
+
 REVOKE ALL ON FUNCTION
     tenancy.current_tenant_for(text[]), tenancy.add_member(uuid, text), tenancy.set_member_role(uuid, text),
     tenancy.remove_member(uuid), tenancy._lock_request_log_maintenance(), tenancy._isolate(regclass, text[], text[], text[], text[], boolean, boolean),
@@ -992,6 +1083,48 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Made by this update: no grant but the owner's yet, whatever default privileges (ALTER DEFAULT
+-- PRIVILEGES) the role running it has; the grants below are then the only ones (section 9).
+DO $new_action_functions$
+DECLARE
+    f regprocedure;
+    r regclass;
+    a record;
+BEGIN
+    FOREACH f IN ARRAY ARRAY['tenancy.jsonschema_is_valid(jsonb)',
+        'tenancy.jsonb_matches_schema(jsonb, jsonb)',
+        'tenancy.jsonschema_validation_errors(jsonb, jsonb)',
+        'tenancy._jsonschema_check(jsonb, text)',
+        'tenancy.validate_action_input(uuid, jsonb)',
+        'tenancy.check_action_input(uuid, jsonb)',
+        'tenancy.validate_action_output(uuid, jsonb)',
+        'tenancy.check_action_output(uuid, jsonb)',
+        'tenancy.apply_field_mappings(uuid, tenancy.mapping_direction, jsonb)',
+        'tenancy._field_mapping_check(text, text, jsonb)']::regprocedure[] LOOP
+        FOR a IN SELECT x.grantee FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) x
+                  WHERE p.oid = f AND x.grantee NOT IN (p.proowner, 0) LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', f, pg_catalog.pg_get_userbyid(a.grantee));
+        END LOOP;
+    END LOOP;
+    FOREACH r IN ARRAY ARRAY[]::regclass[] LOOP
+        FOR a IN SELECT x.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) x
+                  WHERE c.oid = r AND x.grantee <> c.relowner LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM %s', r,
+                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END);
+        END LOOP;
+        FOR a IN SELECT x.grantee FROM pg_catalog.pg_class c, pg_catalog.pg_type t, pg_catalog.aclexplode(t.typacl) x
+                  WHERE c.oid = r AND t.oid = c.reltype AND x.grantee NOT IN (t.typowner, 0) LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON TYPE %s FROM %I', r, pg_catalog.pg_get_userbyid(a.grantee));
+        END LOOP;
+    END LOOP;
+    FOR a IN SELECT n.nspname, x.grantee FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) x
+              WHERE n.nspname IN (NULL) AND x.grantee <> n.nspowner LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA %I FROM %s', a.nspname,
+            CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END);
+    END LOOP;
+END
+$new_action_functions$;
 
 REVOKE ALL ON FUNCTION
     tenancy.jsonschema_is_valid(jsonb), tenancy.jsonb_matches_schema(jsonb, jsonb),

@@ -152,6 +152,8 @@ CREATE FUNCTION tenancy._seal_partition(part text)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    g oid;
 BEGIN
     EXECUTE format('ALTER TABLE tenancy_private.%I ADD CONSTRAINT %I PRIMARY KEY (tenant_id, created_at, id)',
                    part, part || '_pkey');
@@ -161,6 +163,16 @@ BEGIN
     EXECUTE format('ALTER TABLE tenancy_private.%I FORCE ROW LEVEL SECURITY', part);
     EXECUTE format('REVOKE ALL ON tenancy_private.%I FROM PUBLIC, anon, authenticated, service_role', part);
     EXECUTE format('REVOKE USAGE ON TYPE tenancy_private.%I FROM PUBLIC', part);
+    -- And what default privileges of the role running maintenance gave it, to anyone.
+    FOR g IN SELECT x.grantee FROM pg_class c, aclexplode(c.relacl) x
+              WHERE c.oid = format('tenancy_private.%I', part)::regclass AND x.grantee <> c.relowner LOOP
+        EXECUTE format('REVOKE ALL ON tenancy_private.%I FROM %I', part, pg_get_userbyid(g));
+    END LOOP;
+    FOR g IN SELECT x.grantee FROM pg_class c, pg_type t, aclexplode(t.typacl) x
+              WHERE c.oid = format('tenancy_private.%I', part)::regclass AND t.oid = c.reltype
+                AND x.grantee NOT IN (t.typowner, 0) LOOP
+        EXECUTE format('REVOKE ALL ON TYPE tenancy_private.%I FROM %I', part, pg_get_userbyid(g));
+    END LOOP;
 END
 $$;
 

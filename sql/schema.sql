@@ -62,10 +62,13 @@ CREATE TYPE tenancy.credential_status AS ENUM ('active', 'expired', 'revoked', '
 CREATE TYPE tenancy.http_method AS ENUM ('GET', 'POST', 'PUT', 'PATCH', 'DELETE');
 CREATE TYPE tenancy.mapping_direction AS ENUM ('input', 'output');
 
--- Slugs (tenants, integrations, actions) are text with a CHECK: lower-case letters, digits and
--- single hyphens, 1-63 characters, no leading/trailing hyphen.  Not a domain: code generators
--- (drizzle-kit pull, among others) cannot map a domain to a type, and the schema `tenancy` is the
--- one applications and their generators read.
+-- A slug: lower-case letters, digits and single hyphens, 1-63 characters, no leading/trailing
+-- hyphen.  The extension's own columns (tenants, integrations, actions) are text with this CHECK
+-- written out, not of the domain: code generators (drizzle-kit pull, among others) cannot map a
+-- domain to a type, and the schema `tenancy` is the one applications and their generators read.
+-- The domain stays, for users' own tables.
+CREATE DOMAIN tenancy.slug AS text
+    CHECK (VALUE ~ '^[a-z0-9]([a-z0-9]|-(?=[a-z0-9])){0,62}$');
 
 -- ---------------------------------------------------------------------------------------------
 -- Global tables

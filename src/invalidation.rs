@@ -197,7 +197,7 @@ unsafe extern "C-unwind" fn on_syscache_invalidation(
 fn table_oids(watch: Watch) -> Option<[pg_sys::Oid; MAX_TABLES]> {
     let mut oids = [pg_sys::InvalidOid; MAX_TABLES];
     for (oid, rel) in oids.iter_mut().zip(watch.tables()) {
-        *oid = rel.oid();
+        *oid = rel.oid_if_ours();
         if *oid == pg_sys::InvalidOid {
             return None;
         }

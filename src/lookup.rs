@@ -56,7 +56,7 @@ impl Rel {
     /// `tenancy_private.<name>`.
     pub const fn private(name: &'static CStr) -> Rel {
         Rel {
-            schema: c"tenancy_private",
+            schema: PRIVATE,
             name,
         }
     }
@@ -69,16 +69,78 @@ impl Rel {
         }
     }
 
-    /// The relation's OID, or InvalidOid when it or its schema does not exist.
+    /// The relation's OID, or InvalidOid when it or its schema does not exist.  A schema named
+    /// `tenancy_private` that is not the extension's raises (see [`private_schema`]).
     pub fn oid(self) -> pg_sys::Oid {
-        // SAFETY: syscache lookups with NUL-terminated names.
-        unsafe {
-            let nsp = pg_sys::get_namespace_oid(self.schema.as_ptr(), true);
-            if nsp == pg_sys::InvalidOid {
+        self.oid_in(private_schema)
+    }
+
+    /// Like [`Rel::oid`], but a schema named `tenancy_private` that is not the extension's counts
+    /// as missing, without an error: for watching relations (crate::invalidation), which reads
+    /// nothing from them.
+    pub fn oid_if_ours(self) -> pg_sys::Oid {
+        self.oid_in(|| private_schema_checked(false))
+    }
+
+    fn oid_in(self, private: impl FnOnce() -> pg_sys::Oid) -> pg_sys::Oid {
+        let nsp = if self.schema == PRIVATE {
+            private()
+        } else {
+            // SAFETY: a syscache lookup with a NUL-terminated name.
+            unsafe { pg_sys::get_namespace_oid(self.schema.as_ptr(), true) }
+        };
+        if nsp == pg_sys::InvalidOid {
+            return pg_sys::InvalidOid;
+        }
+        // SAFETY: a syscache lookup with a NUL-terminated name.
+        unsafe { pg_sys::get_relname_relid(self.name.as_ptr(), nsp) }
+    }
+}
+
+/// The private schema's name.
+const PRIVATE: &CStr = c"tenancy_private";
+
+thread_local! {
+    /// The OID of the schema `tenancy_private` last found to be the extension's own.
+    static PRIVATE_OID: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
+}
+
+/// The OID of the schema `tenancy_private` when it is the extension's (a member of pg_tenancy,
+/// which only a superuser can make it); InvalidOid when no schema has that name (a database
+/// still at 0.2.0 or older: what names it then fails by itself).  A schema of that name that is
+/// not the extension's raises `42501`: everything the library does there runs with the
+/// extension's privileges, and a role that may create schemas could otherwise put tables of its
+/// own there, with triggers, in a database not yet updated.  Checked by every lookup of a private
+/// relation and before every statement the extension runs with its own privileges
+/// (`crate::superuser`); a syscache lookup when the answer is known.
+pub fn private_schema() -> pg_sys::Oid {
+    private_schema_checked(true)
+}
+
+/// [`private_schema`], or InvalidOid for a schema that is not the extension's when `raise` is
+/// false.
+fn private_schema_checked(raise: bool) -> pg_sys::Oid {
+    // SAFETY: syscache and pg_depend lookups with NUL-terminated names.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(PRIVATE.as_ptr(), true);
+        if nsp == pg_sys::InvalidOid || nsp == PRIVATE_OID.with(Cell::get) {
+            return nsp;
+        }
+        let owner = pg_sys::getExtensionOfObject(pg_sys::NamespaceRelationId, nsp);
+        let ours = owner != pg_sys::InvalidOid
+            && owner == pg_sys::get_extension_oid(c"pg_tenancy".as_ptr(), true);
+        if !ours {
+            if !raise {
                 return pg_sys::InvalidOid;
             }
-            pg_sys::get_relname_relid(self.name.as_ptr(), nsp)
+            crate::error::raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "schema tenancy_private is not pg_tenancy's",
+                Some("Another role created it.  Drop it; a database still at pg_tenancy 0.2.0 or older needs ALTER EXTENSION pg_tenancy UPDATE, which creates the real one."),
+            );
         }
+        PRIVATE_OID.with(|o| o.set(nsp));
+        nsp
     }
 }
 

@@ -133,6 +133,15 @@ SELECT isnt((SELECT encrypted_data FROM tenancy_private.credential_secrets WHERE
 SELECT lives_ok(format('SELECT tenancy.update_credential(%L, clear_refresh_token => true)', (SELECT id FROM upd)), 'clearing the refresh token');
 SELECT is(tenancy.read_credential((SELECT id FROM upd)) ->> 'refresh_token', NULL, 'is cleared');
 SELECT is(tenancy.read_credential((SELECT id FROM upd)) -> 'data' ->> 'secret', 'rotated', 'and the data kept');
+-- A credential whose secrets row is missing (only a superuser can make one) is not found, for an
+-- update too: no success reported for a secret that went nowhere, and its metadata unchanged.
+SAVEPOINT no_secrets;
+DELETE FROM tenancy_private.credential_secrets WHERE credential_id = (SELECT id FROM upd);
+SELECT matches(pg_temp.error_text(format($$SELECT tenancy.update_credential(%L, data => '{"secret": "lost"}', status => 'active')$$, (SELECT id FROM upd))),
+               '^P0002: credential [0-9a-f-]+ not found$', 'update_credential: a credential without its secrets row is not found');
+SELECT is((SELECT status::text FROM tenancy.integration_credentials WHERE id = (SELECT id FROM upd)), 'needs_reauth',
+          'and its row is unchanged');
+ROLLBACK TO SAVEPOINT no_secrets;
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.update_credential(%L, refresh_token => ''x'', clear_refresh_token => true)', (SELECT id FROM upd))),
                '^22023: ', 'refresh_token and clear_refresh_token together');
 SELECT matches(pg_temp.error_text(format('SELECT tenancy.update_credential(%L, status => ''lost'')', (SELECT id FROM upd))), '^22P02: ', 'unknown status');

@@ -100,6 +100,14 @@ SELECT tenancy.authenticate((:'acme_key')::text) IS NOT NULL AS authenticated_in
 ROLLBACK TO SAVEPOINT s;
 SELECT is(tenancy.current_tenant_id(), NULL, 'a rolled-back savepoint takes the API key context with it');
 
+-- A key whose hash is gone is gone, also for a context it gave (at the next statement).
+SAVEPOINT s;
+SELECT tenancy.authenticate((:'acme_key')::text) IS NOT NULL AS authenticated_in_savepoint;
+SELECT is(tenancy.current_tenant_id(), :acme::uuid, 'an API key context');
+DELETE FROM tenancy_private.api_key_hashes WHERE key_id = tenancy.current_api_key_id();
+SELECT is(tenancy.current_tenant_id(), NULL, 'its hash deleted: the context is gone at the next statement');
+ROLLBACK TO SAVEPOINT s;
+
 -- Rejections: the SQLSTATE, and never the key (or any of it) in the message.
 CREATE TEMP TABLE rejections (what text, stmt text, code text, message text);
 INSERT INTO rejections VALUES

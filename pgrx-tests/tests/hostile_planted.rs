@@ -283,3 +283,92 @@ fn planted_objects_never_run() {
         "planted objects ran inside pg_tenancy's functions: {hits:?}\n{outcomes:#?}"
     );
 }
+
+/// A database still at 0.2.0, with this version's library loaded (between installing a package
+/// and `ALTER EXTENSION pg_tenancy UPDATE`): a role that may create schemas makes its own
+/// `tenancy_private`, with tables named like the extension's and triggers that record who ran
+/// them.  The library refuses it (`42501`) before it runs anything there with its own privileges:
+/// creating an API key, storing a credential, verifying a key.  No trigger ever runs (on the first
+/// version of the private schema they ran as the bootstrap superuser).
+#[test]
+fn a_private_schema_the_extension_did_not_make_is_refused() {
+    let db = TestDb::empty("pgt_fake_private");
+    let mut admin = db.connect("postgres");
+    admin
+        .batch_execute("CREATE EXTENSION pg_tenancy VERSION '0.2.0'; SELECT tenancy.seed_demo();")
+        .unwrap();
+    login_role("pgt_schema_maker", "", &["authenticated"]);
+    admin
+        .batch_execute(&format!(
+            "GRANT CREATE ON DATABASE {} TO pgt_schema_maker",
+            db.name
+        ))
+        .unwrap();
+    let mut maker = connect(&db.name, "pgt_schema_maker");
+    maker
+        .batch_execute(
+            "CREATE SCHEMA tenancy_private;
+             CREATE TABLE tenancy_private.hits (tbl name, ran_as name);
+             CREATE FUNCTION tenancy_private.hit() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN INSERT INTO tenancy_private.hits VALUES (TG_TABLE_NAME, current_user); RETURN NEW; END $$;
+             CREATE TABLE tenancy_private.root_keys (key_id text CONSTRAINT root_keys_pkey PRIMARY KEY,
+                 fingerprint bytea, first_used_at timestamptz DEFAULT now());
+             CREATE TABLE tenancy_private.peppers (purpose text CONSTRAINT peppers_pkey PRIMARY KEY,
+                 root_key_id text, wrapped_key bytea, created_at timestamptz DEFAULT now());
+             CREATE TABLE tenancy_private.data_keys (tenant_id uuid, version int, root_key_id text,
+                 wrapped_key bytea, created_at timestamptz DEFAULT now(),
+                 CONSTRAINT data_keys_pkey PRIMARY KEY (tenant_id, version));
+             CREATE TRIGGER hit BEFORE INSERT ON tenancy_private.root_keys FOR EACH ROW EXECUTE FUNCTION tenancy_private.hit();
+             CREATE TRIGGER hit BEFORE INSERT ON tenancy_private.peppers FOR EACH ROW EXECUTE FUNCTION tenancy_private.hit();
+             CREATE TRIGGER hit BEFORE INSERT ON tenancy_private.data_keys FOR EACH ROW EXECUTE FUNCTION tenancy_private.hit();
+             GRANT USAGE ON SCHEMA tenancy_private TO PUBLIC;
+             GRANT INSERT ON tenancy_private.hits TO PUBLIC;",
+        )
+        .unwrap();
+    // A well-formed key (made where the extension is current): verification reads the pepper.
+    let minted = TestDb::new("pgt_fake_private_key");
+    let key: String = {
+        let mut c = minted.connect("postgres");
+        c.batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
+            .unwrap();
+        let key = c
+            .query_one("SELECT tenancy.create_api_key('minted')", &[])
+            .unwrap()
+            .get(0);
+        c.batch_execute("COMMIT").unwrap();
+        key
+    };
+    for (what, call) in [
+        (
+            "create_api_key",
+            "SELECT tenancy.create_api_key('planted')".to_string(),
+        ),
+        (
+            "store_credential",
+            format!(
+                "SELECT tenancy.store_credential('{}', 'bearer', '{{\"t\": 1}}')",
+                pg_tenancy_client_tests::demo::SLACK_A
+            ),
+        ),
+        (
+            "verify_api_key",
+            format!("SELECT tenancy.verify_api_key('{key}')"),
+        ),
+    ] {
+        admin.batch_execute("BEGIN").unwrap();
+        admin
+            .execute(&format!("SELECT tenancy.set_tenant('{ACME}')"), &[])
+            .unwrap();
+        let got = pg_tenancy_client_tests::error_text(admin.batch_execute(&call));
+        admin.batch_execute("ROLLBACK").unwrap();
+        assert!(
+            got.starts_with("42501") && got.contains("schema tenancy_private is not pg_tenancy's"),
+            "{what}: {got}"
+        );
+    }
+    let hits: i64 = admin
+        .query_one("SELECT count(*) FROM tenancy_private.hits", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(hits, 0, "a trigger of the planted schema ran");
+}

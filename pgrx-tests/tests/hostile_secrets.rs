@@ -265,3 +265,84 @@ fn errors_carry_no_backtrace_even_under_rust_backtrace() {
         );
     }
 }
+
+/// Every privilege on the extension's tables, functions, schemas and types, and on the partitions
+/// maintenance makes, with default ACLs written out (`acldefault`), one line each.
+const ACLS: &str = "
+    SELECT 'relation ' || c.oid::regclass || ' ' || coalesce(c.relacl, acldefault('r', c.relowner))::text
+      FROM pg_class c
+     WHERE c.relnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace) AND c.relkind IN ('r', 'p', 'S', 'v')
+    UNION ALL
+    SELECT 'function ' || p.oid::regprocedure || ' ' || coalesce(p.proacl, acldefault('f', p.proowner))::text
+      FROM pg_proc p WHERE p.pronamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace)
+    UNION ALL
+    SELECT 'schema ' || n.nspname || ' ' || coalesce(n.nspacl, acldefault('n', n.nspowner))::text
+      FROM pg_namespace n WHERE n.nspname IN ('tenancy', 'tenancy_private')
+    UNION ALL
+    SELECT 'type ' || t.oid::regtype || ' ' || coalesce(t.typacl, acldefault('T', t.typowner))::text
+      FROM pg_type t WHERE t.typnamespace IN ('tenancy'::regnamespace, 'tenancy_private'::regnamespace)
+    ORDER BY 1";
+
+/// The role that creates the extension may have default privileges (`ALTER DEFAULT PRIVILEGES ...
+/// GRANT ALL ... TO authenticated`): they must add nothing.  A grant of TRUNCATE on
+/// `tenancy_private.data_keys` would let any member destroy every tenant's keys (TRUNCATE ignores
+/// RLS).  Every privilege of an install made under such defaults, and of the partitions
+/// maintenance then makes, equals those of an install without them; and a member cannot use the
+/// private schema.
+#[test]
+fn default_privileges_grant_nothing() {
+    let acls = |db: &TestDb| -> Vec<String> {
+        let mut c = db.connect("postgres");
+        c.batch_execute(
+            "CREATE EXTENSION pg_tenancy;
+             SELECT tenancy.maintain_request_logs(premake => 2);",
+        )
+        .unwrap();
+        c.query(ACLS, &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let plain = TestDb::empty("pgt_acl_plain");
+    let expected = acls(&plain);
+    assert!(expected.len() > 100, "{} privilege lines", expected.len());
+
+    let opened = TestDb::empty("pgt_acl_defaults");
+    opened
+        .connect("postgres")
+        .batch_execute(
+            "DO $$ BEGIN
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF;
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN CREATE ROLE anon NOLOGIN; END IF;
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN CREATE ROLE service_role NOLOGIN; END IF;
+             END $$;
+             ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO authenticated, anon, service_role, PUBLIC;
+             ALTER DEFAULT PRIVILEGES GRANT ALL ON SEQUENCES TO authenticated, anon, service_role;
+             ALTER DEFAULT PRIVILEGES GRANT ALL ON FUNCTIONS TO authenticated, anon, service_role;
+             ALTER DEFAULT PRIVILEGES GRANT ALL ON SCHEMAS TO authenticated, anon, service_role;
+             ALTER DEFAULT PRIVILEGES GRANT ALL ON TYPES TO authenticated, anon, service_role;",
+        )
+        .unwrap();
+    let got = acls(&opened);
+    let missing: Vec<_> = expected.iter().filter(|l| !got.contains(l)).collect();
+    let extra: Vec<_> = got.iter().filter(|l| !expected.contains(l)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "default privileges changed the extension's:\nwithout them:\n{missing:#?}\nwith them:\n{extra:#?}"
+    );
+
+    login_role("pgt_acl_member", "", &["authenticated"]);
+    let mut m = pg_tenancy_client_tests::connect(&opened.name, "pgt_acl_member");
+    for sql in [
+        "TRUNCATE tenancy_private.data_keys",
+        "TRUNCATE tenancy.api_keys CASCADE",
+        "SELECT tenancy.rotate_root_key()",
+    ] {
+        assert_eq!(sqlstate(m.batch_execute(sql)), "42501", "{sql}");
+    }
+    println!(
+        "{} privilege lines identical with and without default privileges",
+        got.len()
+    );
+}

@@ -226,8 +226,8 @@ const MAX_KEY_STATES: usize = 4096;
 
 thread_local! {
     /// Revocation and expiry of the keys this backend's contexts came from: (revoked, expires_at),
-    /// or `None` for a key that is gone.  Every write to api_keys empties it in every backend
-    /// (crate::lookup::Cache, sql/caches.sql).
+    /// or `None` for a key that is gone.  Every write to api_keys or api_key_hashes empties it in
+    /// every backend (crate::lookup::Cache, sql/caches.sql).
     static KEY_STATES: lookup::Cache<[u8; 32], Option<(bool, Option<i64>)>> = const { lookup::Cache::new(MAX_KEY_STATES) };
 }
 
@@ -240,10 +240,19 @@ pub(crate) fn still_valid(tenant: &pgrx::Uuid, id: &pgrx::Uuid) -> bool {
     k[16..].copy_from_slice(id.as_bytes());
     let state = KEY_STATES.with(|cache| {
         cache.get_or_load(k, || {
+            let keys = [Key::uuid(1, tenant), Key::uuid(2, id)];
+            // A key whose hash is gone is gone: verification would refuse it too.
+            lookup::fetch(
+                lookup::Rel::private(c"api_key_hashes"),
+                c"api_key_hashes_pkey",
+                &keys,
+                &[],
+                |_| (),
+            )?;
             lookup::fetch(
                 lookup::Rel::public(c"api_keys"),
                 c"api_keys_pkey",
-                &[Key::uuid(1, tenant), Key::uuid(2, id)],
+                &keys,
                 &[c"revoked_at", c"expires_at"],
                 |cols| (cols[0].is_some(), cols[1].map(|d| d.value() as i64)),
             )

@@ -334,7 +334,9 @@ pub fn update_credential(
                      FROM c
                      WHERE s.tenant_id OPERATOR(pg_catalog.=) c.tenant_id AND s.credential_id OPERATOR(pg_catalog.=) c.id
                      RETURNING s.credential_id)
-                 SELECT c.id FROM c",
+                 -- A credential is its row and its secrets: with either missing it is not
+                 -- found, and the raise below undoes the update of the other.
+                 SELECT c.id FROM c JOIN s ON s.credential_id OPERATOR(pg_catalog.=) c.id",
                 None,
                 &[
                     tenant.into(),
