@@ -11,6 +11,10 @@
 #      every upgrade script;
 #   4. the tarball's install.sh installs into another installation of 15 (renaming each file into
 #      place) and refuses an installation of another major.
+# It leaves this version's package installed in Debian's 15, and its server stopped, also when it
+# fails.  A clone without the release commits (a shallow one) fetches them from its origin; when
+# it cannot, 1 and 2 run with this version's package only, from a database made with the released
+# 0.2.0 install script the package carries.
 # Usage: scripts/package-test.sh            (from scripts/test.sh, or on its own)
 # Prints "test result: ok. N passed; M failed" like cargo, for test.sh's summary; exits non-zero
 # when a check failed.
@@ -21,7 +25,6 @@ MAJOR=15
 # the test.
 RELEASES=("0.1.0 1e7e0915a144fdea242f881a00e76276a54cbaf5" "0.2.0 b37e95aca29fc54fe0d284e7b82e5e078d4100b6")
 PORT=54397
-NAME=packages-$MAJOR
 export PGT_PACKAGE_OUT="$PGT_STATE/packages"
 rm -rf "$PGT_PACKAGE_OUT"
 
@@ -43,26 +46,52 @@ finish() {
 use_pg "$MAJOR"
 ensure_all "$MAJOR"
 
-# The packages: each release from its commit, then this checkout.
+# package MAJOR [SOURCE] into TARBALL[version] and DEB[version] (package.sh's exit status kept).
 declare -A DEB TARBALL
+package() {
+    local out version
+    out=$("$PGT_ROOT/scripts/package.sh" "$@") || die "scripts/package.sh $* failed"
+    version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "${2:-$PGT_ROOT}/Cargo.toml" | head -1)
+    TARBALL[$version]=$(sed -n 1p <<< "$out"); DEB[$version]=$(sed -n 2p <<< "$out")
+}
+CURRENT=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$PGT_ROOT/Cargo.toml" | head -1)
+
+# Whatever happens, the installation ends with this version's package and the test's server
+# stopped (the demo and a developer's server run from Debian's 15 too).
+NAME=packages-$MAJOR
+cleanup() {
+    cluster_stop "$NAME" >/dev/null 2>&1 || true
+    if [ -n "${DEB[$CURRENT]:-}" ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive dpkg -i "${DEB[$CURRENT]}" >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+
+# The packages: each release from its commit (a clone without the history, such as a shallow
+# one, fetches them from its origin; failing that, only this version's package is tested, from
+# the released install scripts it carries), then this checkout.
+HISTORY=yes
 for release in "${RELEASES[@]}"; do
     read -r version commit <<< "$release"
-    src="$PGT_STATE/package-src/$version"
     git -C "$PGT_ROOT" cat-file -e "$commit^{commit}" 2>/dev/null \
-        || die "commit $commit ($version) is not in this clone: the package test needs the history"
-    if [ "$(cat "$src/.commit" 2>/dev/null)" != "$commit" ]; then
-        rm -rf "$src"; mkdir -p "$src"
-        # -m: files dated now, not at the commit: an older date would look older than the last
-        # build of another release in the shared target directory, and cargo would not rebuild.
-        git -C "$PGT_ROOT" archive "$commit" | tar -xm -C "$src"
-        echo "$commit" > "$src/.commit"
-    fi
-    mapfile -t built < <(scripts/package.sh "$MAJOR" "$src")
-    TARBALL[$version]=${built[0]}; DEB[$version]=${built[1]}
+        || git -C "$PGT_ROOT" fetch -q --depth=1 origin "$commit" 2>/dev/null \
+        || { HISTORY=no; echo "skipped - the release commits are not in this clone: $version ($commit)"; }
 done
-mapfile -t built < <(scripts/package.sh "$MAJOR")
-CURRENT=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$PGT_ROOT/Cargo.toml" | head -1)
-TARBALL[$CURRENT]=${built[0]}; DEB[$CURRENT]=${built[1]}
+if [ "$HISTORY" = yes ]; then
+    for release in "${RELEASES[@]}"; do
+        read -r version commit <<< "$release"
+        src="$PGT_STATE/package-src/$version"
+        if [ "$(cat "$src/.commit" 2>/dev/null)" != "$commit" ]; then
+            rm -rf "$src"; mkdir -p "$src"
+            # -m: files dated now, not at the commit, so that cargo never takes an older build in
+            # the release's target directory for up to date.
+            git -C "$PGT_ROOT" archive "$commit" | tar -xm -C "$src"
+            echo "$commit" > "$src/.commit"
+        fi
+        package "$MAJOR" "$src"
+    done
+fi
+package "$MAJOR"
 
 # 3. What each package carries.
 for version in "${!DEB[@]}"; do
@@ -97,22 +126,37 @@ install_deb() { as_root env DEBIAN_FRONTEND=noninteractive dpkg -i "$1" > "$PGT_
 
 cluster_stop "$NAME" 2>/dev/null || true
 as_root rm -rf "$PGT_STATE/$NAME"
-check "dpkg -i the 0.1.0 package" install_deb "${DEB[0.1.0]}"
-cluster_start "$NAME" $PORT
-PGHOST="$PGT_STATE/$NAME" PGPORT=$PORT PGUSER=postgres psql_q -d postgres -c "CREATE DATABASE pkgtest"
-same "CREATE EXTENSION installs 0.1.0, the default version of its package" 0.1.0 \
-    "$(q "CREATE EXTENSION pg_tenancy; SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'")"
 ACME=a0000000-0000-4000-8000-000000000001
 SLACK=a1000000-0000-4000-8000-000000000101
+if [ "$HISTORY" = yes ]; then
+    FIRST=0.1.0 CHAIN=(0.2.0 "$CURRENT")
+else
+    # This version's package over itself (dpkg replaces every file the same way), from a database
+    # made with the released 0.2.0 install script it carries.
+    FIRST=$CURRENT CHAIN=("$CURRENT")
+fi
+check "dpkg -i the $FIRST package" install_deb "${DEB[$FIRST]}"
+cluster_start "$NAME" $PORT
+PGHOST="$PGT_STATE/$NAME" PGPORT=$PORT PGUSER=postgres psql_q -d postgres -c "CREATE DATABASE pkgtest"
+if [ "$HISTORY" = yes ]; then
+    same "CREATE EXTENSION installs 0.1.0, the default version of its package" 0.1.0 \
+        "$(q "CREATE EXTENSION pg_tenancy; SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'")"
+else
+    same "CREATE EXTENSION ... VERSION '0.2.0' from the released script the package carries" 0.2.0 \
+        "$(q "CREATE EXTENSION pg_tenancy VERSION '0.2.0'; SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'")"
+fi
 q "SELECT tenancy.seed_demo()" >/dev/null
-CRED=$(q "BEGIN; SELECT tenancy.set_tenant('$ACME'); SELECT tenancy.store_credential('$SLACK', 'oauth2_tokens', '{\"access_token\": \"written-by-0.1.0\"}', 'refresh-0.1.0'); COMMIT" | tail -1)
-KEY=$(q "BEGIN; SELECT tenancy.set_tenant('$ACME'); SELECT tenancy.create_api_key('from 0.1.0'); COMMIT" | tail -1)
+CRED= KEY=
+if [ "$HISTORY" = yes ]; then
+    CRED=$(q "BEGIN; SELECT tenancy.set_tenant('$ACME'); SELECT tenancy.store_credential('$SLACK', 'oauth2_tokens', '{\"access_token\": \"written-by-0.1.0\"}', 'refresh-0.1.0'); COMMIT" | tail -1)
+    KEY=$(q "BEGIN; SELECT tenancy.set_tenant('$ACME'); SELECT tenancy.create_api_key('from 0.1.0'); COMMIT" | tail -1)
+fi
 ROWS="SELECT (SELECT count(*) FROM tenancy.tenants) || '/' || (SELECT count(*) FROM tenancy.memberships) || '/'
           || (SELECT count(*) FROM tenancy.projects) || '/' || (SELECT count(*) FROM tenancy.request_logs) || '/'
           || (SELECT count(*) FROM tenancy.integration_credentials) || '/' || (SELECT count(*) FROM tenancy.api_keys)"
 BEFORE=$(q "$ROWS")
 
-for version in 0.2.0 "$CURRENT"; do
+for version in "${CHAIN[@]}"; do
     from=$(wc -l < "$LOG")
     check "dpkg -i the $version package while the server runs" install_deb "${DEB[$version]}"
     check "$version: the server still answers after the install" answers
@@ -127,18 +171,19 @@ for version in 0.2.0 "$CURRENT"; do
     same "ALTER EXTENSION pg_tenancy UPDATE after the restart: $version" "$version" \
         "$(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'")"
     same "$version: every row is still there" "$BEFORE" "$(q "$ROWS")"
-    same "$version: the credential written by 0.1.0 decrypts" "written-by-0.1.0 refresh-0.1.0" \
-        "$(q "BEGIN; SELECT tenancy.set_tenant('$ACME'); SELECT (r -> 'data' ->> 'access_token') || ' ' || (r ->> 'refresh_token') FROM tenancy.read_credential('$CRED') r; COMMIT" | tail -1)"
-    same "$version: the API key made by 0.1.0 verifies" "$ACME" \
-        "$(q "SELECT (tenancy.verify_api_key('$KEY')).tenant_id")"
+    if [ -n "$CRED" ]; then
+        same "$version: the credential written by 0.1.0 decrypts" "written-by-0.1.0 refresh-0.1.0" \
+            "$(q "BEGIN; SELECT tenancy.set_tenant('$ACME'); SELECT (r -> 'data' ->> 'access_token') || ' ' || (r ->> 'refresh_token') FROM tenancy.read_credential('$CRED') r; COMMIT" | tail -1)"
+        same "$version: the API key made by 0.1.0 verifies" "$ACME" \
+            "$(q "SELECT (tenancy.verify_api_key('$KEY')).tenant_id")"
+    fi
     check "$version: no crash in the server's log since the install" no_crash "$((from + 1))"
 done
 same "$CURRENT: the secrets are in tenancy_private, no application role can use it" "f" \
     "$(q "SELECT has_schema_privilege('authenticated', 'tenancy_private', 'USAGE')")"
 cluster_stop "$NAME"
 
-# 4. The tarball's install.sh, into the tests' own installation of 15 (nothing runs from it
-# between test.sh's steps) and refusing another major.
+# 4. The tarball's install.sh, into a copy of an installation of 15, and refusing another major.
 dir="$PGT_STATE/package-tarball"
 rm -rf "$dir"; mkdir -p "$dir"
 tar -xzf "${TARBALL[$CURRENT]}" -C "$dir"
@@ -148,12 +193,16 @@ if [ -x "$other" ]; then
     check "install.sh refuses an installation of another major" \
         bash -c "! PG_CONFIG='$other' '$inst/install.sh' >/dev/null 2>&1"
 fi
-target=$(test_pg_config_of "$MAJOR")
-if [ -x "$target" ]; then
+# Into a copy of the tests' own installation of 15, thrown away after.
+if [ -x "$(test_pg_config_of "$MAJOR")" ]; then
+    as_root rm -rf "$dir/pg"
+    cp -a "$(dirname "$(dirname "$(test_pg_config_of "$MAJOR")")")" "$dir/pg"
+    target="$dir/pg/bin/pg_config"
     check "install.sh installs into an installation of $MAJOR" as_root env PG_CONFIG="$target" "$inst/install.sh"
     same "install.sh: the library installed is the package's" \
         "$(sha256sum < "$inst/lib/pg_tenancy.so")" "$(sha256sum < "$("$target" --pkglibdir)/pg_tenancy.so")"
     same "install.sh: every script of the package installed" "$(ls "$inst/extension" | wc -l)" \
         "$(cd "$inst/extension" && for f in *; do cmp -s "$f" "$("$target" --sharedir)/extension/$f" && echo "$f"; done | wc -l)"
+    as_root rm -rf "$dir/pg"
 fi
 finish

@@ -92,6 +92,12 @@ BEGIN
 END
 $acl$;
 
+-- The enums, the domain and verify_api_key's result type are for every role, whatever default
+-- privileges the installing role has (ALTER DEFAULT PRIVILEGES ... REVOKE USAGE ON TYPES).
+GRANT USAGE ON TYPE tenancy.tenant_status, tenancy.member_role, tenancy.auth_type, tenancy.integration_status,
+    tenancy.credential_type, tenancy.credential_status, tenancy.http_method, tenancy.mapping_direction,
+    tenancy.slug, tenancy.verified_api_key TO PUBLIC;
+
 -- Row types no application role names: a temporary table of such a type would depend on the table
 -- and stop its partitions from being dropped (maintenance) or the table from being changed.
 -- (The other tables' row types stay usable: PostgREST names them, json_populate_recordset.)

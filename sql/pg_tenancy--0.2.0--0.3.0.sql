@@ -200,31 +200,48 @@ CREATE SCHEMA tenancy_private;
 REVOKE ALL ON SCHEMA tenancy_private FROM PUBLIC;
 COMMENT ON SCHEMA tenancy_private IS
     'pg_tenancy internals and secret material (keys, hashes, ciphertexts): reached only through the extension''s functions';
-DO $temp_views$
+DO $temp_objects$
 DECLARE
-    v regclass;
+    o record;
 BEGIN
-    FOR v IN
-        SELECT DISTINCT r.ev_class::regclass
+    -- Whatever another session (or this one) made in its temporary schema that depends on a
+    -- column this update changes: views (their _RETURN rule), other rules, policies, functions.
+    FOR o IN
+        SELECT DISTINCT d.classid, d.objid, i.type, i.identity,
+               CASE WHEN d.classid = 'pg_catalog.pg_rewrite'::regclass THEN r.ev_class END AS rel,
+               r.rulename
           FROM pg_catalog.pg_depend d
-          JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = d.objid
           JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-          JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+          LEFT JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = d.objid
+          LEFT JOIN pg_catalog.pg_policy p ON d.classid = 'pg_catalog.pg_policy'::regclass AND p.oid = d.objid
+          LEFT JOIN pg_catalog.pg_trigger t ON d.classid = 'pg_catalog.pg_trigger'::regclass AND t.oid = d.objid
+          LEFT JOIN pg_catalog.pg_proc f ON d.classid = 'pg_catalog.pg_proc'::regclass AND f.oid = d.objid
+          LEFT JOIN pg_catalog.pg_class c ON c.oid = coalesce(r.ev_class, p.polrelid, t.tgrelid,
+                                                               CASE WHEN d.classid = 'pg_catalog.pg_class'::regclass THEN d.objid END),
+               LATERAL pg_catalog.pg_identify_object(d.classid, d.objid, 0) i,
+               LATERAL (SELECT coalesce(c.relnamespace, f.pronamespace) AS nsp) n
          WHERE d.refclassid = 'pg_catalog.pg_class'::regclass
+           AND (pg_catalog.pg_is_other_temp_schema(n.nsp) OR n.nsp = pg_catalog.pg_my_temp_schema())
            AND (d.refobjid, a.attname) IN (('tenancy.api_keys'::regclass, 'key_hash'),
                                            ('tenancy.integration_credentials'::regclass, 'encrypted_data'),
                                            ('tenancy.integration_credentials'::regclass, 'encrypted_refresh_token'),
                                            ('tenancy.tenants'::regclass, 'slug'),
                                            ('tenancy.integrations'::regclass, 'slug'),
                                            ('tenancy.actions'::regclass, 'slug'))
-           AND r.ev_class <> d.refobjid
-           AND (pg_catalog.pg_is_other_temp_schema(c.relnamespace) OR c.relnamespace = pg_catalog.pg_my_temp_schema())
     LOOP
-        RAISE WARNING 'dropping the temporary view % of another session: it reads a column this update changes', v;
-        EXECUTE pg_catalog.format('DROP VIEW %s CASCADE', v);
+        RAISE WARNING 'dropping the temporary % % of another session: it depends on a column this update changes',
+            CASE WHEN o.rulename = '_RETURN' THEN 'view' ELSE o.type END,
+            CASE WHEN o.rulename = '_RETURN' THEN o.rel::regclass::text ELSE o.identity END;
+        IF o.rulename = '_RETURN' THEN
+            EXECUTE pg_catalog.format('DROP %s %s CASCADE',
+                CASE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = o.rel) WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'VIEW' END,
+                o.rel::regclass);
+        ELSE
+            EXECUTE pg_catalog.format('DROP %s %s CASCADE', o.type, o.identity);
+        END IF;
     END LOOP;
 END
-$temp_views$;
+$temp_objects$;
 ALTER TABLE tenancy.root_keys SET SCHEMA tenancy_private;
 ALTER TABLE tenancy.data_keys SET SCHEMA tenancy_private;
 ALTER TABLE tenancy.peppers SET SCHEMA tenancy_private;
@@ -770,8 +787,9 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Functions: nothing for PUBLIC; the new ones granted as a fresh install grants them
 -- ---------------------------------------------------------------------------------------------
--- Made by this update: no grant but the owner's yet, whatever default privileges (ALTER DEFAULT
--- PRIVILEGES) the role running it has; the grants below are then the only ones (section 9).
+-- Made by this update, or moved into tenancy_private: no grant but the owner's, whatever default
+-- privileges (ALTER DEFAULT PRIVILEGES) the role running it has; the grants below are then the
+-- only ones (section 9).
 DO $new_objects$
 DECLARE
     f regprocedure;
@@ -791,8 +809,10 @@ BEGIN
             EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', f, pg_catalog.pg_get_userbyid(a.grantee));
         END LOOP;
     END LOOP;
-    FOREACH r IN ARRAY ARRAY['tenancy_private.api_key_hashes',
-        'tenancy_private.credential_secrets']::regclass[] LOOP
+    -- Every relation of tenancy_private: the new ones, and those moved there (no grant on them
+    -- was ever the documented way in).
+    FOREACH r IN ARRAY ARRAY(SELECT c.oid::regclass FROM pg_catalog.pg_class c
+                              WHERE c.relnamespace = 'tenancy_private'::regnamespace AND c.relkind IN ('r', 'p')) LOOP
         FOR a IN SELECT x.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) x
                   WHERE c.oid = r AND x.grantee <> c.relowner LOOP
             EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM %s', r,

@@ -117,6 +117,19 @@ pub fn private_schema() -> pg_sys::Oid {
     private_schema_checked(true)
 }
 
+/// [`private_schema`], raising `42P01` when there is none (a database not yet updated to 0.3.0).
+pub fn require_private_schema() -> pg_sys::Oid {
+    let nsp = private_schema();
+    if nsp == pg_sys::InvalidOid {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            "schema tenancy_private does not exist",
+            Some("The database's pg_tenancy is older than its library: ALTER EXTENSION pg_tenancy UPDATE."),
+        );
+    }
+    nsp
+}
+
 /// [`private_schema`], or InvalidOid for a schema that is not the extension's when `raise` is
 /// false.
 fn private_schema_checked(raise: bool) -> pg_sys::Oid {

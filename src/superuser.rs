@@ -89,6 +89,21 @@ fn as_bootstrap_superuser<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// [`as_superuser`] for SQL that names `tenancy_private`: the extension's own schema of that name
+/// must exist first (`42P01` otherwise: a database not yet updated), so that no schema another role
+/// makes between this check and the statement's parse can be the one the statement finds (the
+/// extension's own cannot be dropped or replaced by such a role).
+pub fn as_superuser_private<R>(f: impl FnOnce() -> R) -> R {
+    crate::lookup::require_private_schema();
+    as_superuser(f)
+}
+
+/// [`as_extension`] for SQL that names `tenancy_private` (see [`as_superuser_private`]).
+pub fn as_extension_private<R>(f: impl FnOnce() -> R) -> R {
+    crate::lookup::require_private_schema();
+    as_extension(f)
+}
+
 /// Run `f` as the bootstrap superuser inside a security-restricted operation, without touching
 /// `search_path`: for a [`crate::spi::KeptStatement`] whose SQL names everything with its schema and takes
 /// only parameters (no function or operator is resolved when it runs; defaults, checks and the

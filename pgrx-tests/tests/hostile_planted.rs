@@ -304,6 +304,21 @@ fn a_private_schema_the_extension_did_not_make_is_refused() {
             db.name
         ))
         .unwrap();
+    // No tenancy_private yet: what would name it is refused before it runs (a schema made between
+    // a check and the statement could otherwise be the one the statement finds).
+    admin.batch_execute("BEGIN").unwrap();
+    admin
+        .execute(&format!("SELECT tenancy.set_tenant('{ACME}')"), &[])
+        .unwrap();
+    let got = pg_tenancy_client_tests::error_text(admin.batch_execute(&format!(
+        "SELECT tenancy.store_credential('{}', 'bearer', '{{\"t\": 1}}')",
+        pg_tenancy_client_tests::demo::SLACK_A
+    )));
+    admin.batch_execute("ROLLBACK").unwrap();
+    assert!(
+        got.starts_with("42P01: ") && got.contains("tenancy_private"),
+        "a database not yet updated: {got}"
+    );
     let mut maker = connect(&db.name, "pgt_schema_maker");
     maker
         .batch_execute(

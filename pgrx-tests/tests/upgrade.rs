@@ -341,7 +341,9 @@ fn update_from_every_release_matches_a_fresh_install() {
             .batch_execute(
                 "CREATE TEMP VIEW hashes AS SELECT key_hash FROM tenancy.api_keys;
                  CREATE TEMP VIEW secrets AS SELECT encrypted_refresh_token FROM tenancy.integration_credentials;
-                 CREATE TEMP VIEW slugs AS SELECT t.slug, a.slug AS action FROM tenancy.tenants t, tenancy.actions a;",
+                 CREATE TEMP VIEW slugs AS SELECT t.slug, a.slug AS action FROM tenancy.tenants t, tenancy.actions a;
+                 CREATE TEMP TABLE t (x int);
+                 CREATE RULE peek AS ON INSERT TO t DO ALSO SELECT key_hash FROM tenancy.api_keys;",
             )
             .unwrap();
         let out = db.tool(
@@ -372,8 +374,14 @@ fn update_from_every_release_matches_a_fresh_install() {
             views, 0,
             "the temporary views over changed columns are gone"
         );
+        let rules: i64 = blocker
+            .query_one("SELECT count(*) FROM pg_rules WHERE rulename = 'peek'", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rules, 0, "and so is the rule that read key_hash");
         assert!(
-            stderr.contains("WARNING:  dropping the temporary view pg_temp_"),
+            stderr.contains("WARNING:  dropping the temporary view pg_temp_")
+                && stderr.contains("WARNING:  dropping the temporary rule peek on pg_temp_"),
             "the update says which temporary views it dropped: {stderr}"
         );
         drop(blocker);

@@ -68,7 +68,7 @@ fn pepper() -> Zeroizing<[u8; 32]> {
                 random(fresh.as_mut());
                 let wrapped = envelope::seal_under(root, &pepper_aad(PURPOSE), &fresh);
                 let root_id = root.id.clone();
-                crate::superuser::as_superuser(|| {
+                crate::superuser::as_superuser_private(|| {
                     Spi::run_with_args(
                         "INSERT INTO tenancy_private.peppers (purpose, root_key_id, wrapped_key) VALUES ($1, $2, $3)
                          ON CONFLICT (purpose) DO NOTHING",
@@ -311,7 +311,7 @@ fn touch(tenant: &pgrx::Uuid, id: &pgrx::Uuid) {
     if !acquired {
         return;
     }
-    crate::superuser::as_superuser(|| {
+    crate::superuser::as_superuser_private(|| {
         Spi::run_with_args(
             "INSERT INTO tenancy_private.api_key_usage AS u (tenant_id, key_id, last_used_at) VALUES ($1, $2, clock_timestamp())
              ON CONFLICT (tenant_id, key_id) DO UPDATE SET last_used_at = excluded.last_used_at
@@ -407,7 +407,7 @@ fn insert_key(
     let prefix = key[..DISPLAY_LEN].to_string();
     let id = pgrx::Uuid::from_bytes(id);
     let created_by = context::current().user;
-    crate::superuser::as_superuser(|| {
+    crate::superuser::as_superuser_private(|| {
         Spi::run_with_args(
             "WITH k AS (
                  INSERT INTO tenancy.api_keys (tenant_id, id, name, prefix, environment, scopes, expires_at, created_by)

@@ -154,7 +154,7 @@ pub fn store_credential(
     // With the extension's privileges: no application role may write ciphertexts (the vault's
     // functions are the one door); credential_tenant() made the check RLS made before, and the
     // composite foreign key still decides that the integration is the tenant's.
-    crate::superuser::as_extension(|| {
+    crate::superuser::as_extension_private(|| {
         INSERT.with(|insert| insert.execute(&args, "storing the credential"))
     });
     id
@@ -317,7 +317,7 @@ pub fn update_credential(
     let encrypted_data = data.map(|d| seal(key(), &tenant, &id, DATA, d.container()));
     let encrypted_refresh = refresh_token.map(|t| seal(key(), &tenant, &id, REFRESH, t.as_bytes()));
     // With the extension's privileges, after credential_tenant()'s check (see store_credential).
-    let updated = crate::superuser::as_superuser(|| Spi::connect_mut(|client| {
+    let updated = crate::superuser::as_superuser_private(|| Spi::connect_mut(|client| {
         client
             .update(
                 "WITH c AS (

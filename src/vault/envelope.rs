@@ -227,7 +227,7 @@ pub fn active_root() -> &'static keyring::RootKey {
     root_key(&root.id); // refuses a key that contradicts the recorded fingerprint
     let fingerprint = root.fingerprint().to_vec();
     let root_id = root.id.clone();
-    crate::superuser::as_superuser(|| {
+    crate::superuser::as_superuser_private(|| {
         Spi::run_with_args(
             "INSERT INTO tenancy_private.root_keys (key_id, fingerprint) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
             &[root_id.into(), fingerprint.into()],
@@ -256,7 +256,7 @@ pub fn create_data_key(tenant: &pgrx::Uuid, version: u32) {
     crate::error::random(key.as_mut());
     let wrapped = wrap(root, tenant, version, &key);
     let root_id = root.id.clone();
-    crate::superuser::as_superuser(|| {
+    crate::superuser::as_superuser_private(|| {
         Spi::run_with_args(
             "INSERT INTO tenancy_private.data_keys (tenant_id, version, root_key_id, wrapped_key) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, version) DO NOTHING",

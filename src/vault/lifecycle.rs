@@ -54,7 +54,7 @@ pub fn rotate_root_key(
     check_batch(batch_size);
     let root = envelope::active_root();
     let root_id = root.id.clone();
-    let (rewrapped, remaining) = crate::superuser::as_superuser(|| {
+    let (rewrapped, remaining) = crate::superuser::as_superuser_private(|| {
         Spi::connect_mut(|client| {
             let rows = client.update(
                 "SELECT tenant_id, version, root_key_id, wrapped_key FROM tenancy_private.data_keys
@@ -166,7 +166,7 @@ pub fn rotate_tenant_key(
     }
     require_tenant(&tenant);
     envelope::lock_tenant_keys(&tenant, true);
-    let result = crate::superuser::as_superuser(|| {
+    let result = crate::superuser::as_superuser_private(|| {
         let newest = Spi::get_one_with_args::<i32>(
             "SELECT max(version) FROM tenancy_private.data_keys WHERE tenant_id = $1",
             &[tenant.into()],
@@ -275,7 +275,7 @@ pub fn shred_tenant(tenant: Option<pgrx::Uuid>) -> i32 {
     let tenant = tenant.unwrap_or_else(|| null_argument("tenant"));
     require_tenant(&tenant);
     envelope::lock_tenant_keys(&tenant, true);
-    crate::superuser::as_superuser(|| {
+    crate::superuser::as_superuser_private(|| {
         Spi::connect_mut(|client| {
             let destroyed = client
                 .update(
@@ -312,7 +312,7 @@ pub fn root_key_usage() -> TableIterator<
     ),
 > {
     let ring = super::keyring();
-    let recorded: Vec<(String, Vec<u8>, i64)> = crate::superuser::as_superuser(|| {
+    let recorded: Vec<(String, Vec<u8>, i64)> = crate::superuser::as_superuser_private(|| {
         Spi::connect(|client| {
             let mut out = Vec::new();
             for row in client.select(
