@@ -19,6 +19,7 @@ use crate::vault::envelope;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use zeroize::Zeroizing;
 
 use format::{encode, key_hash, DISPLAY_LEN};
@@ -121,7 +122,68 @@ pub struct Verified {
     pub scopes: Vec<String>,
 }
 
-type KeyRow = (Vec<u8>, Vec<String>, Option<i64>, bool, String);
+/// What is stored of a key: its hash (tenancy_private.api_key_hashes) and, from its row, the
+/// scopes, expiry (µs), revocation and environment.
+struct KeyRow {
+    hash: Vec<u8>,
+    scopes: Vec<String>,
+    expires_at: Option<i64>,
+    revoked: bool,
+    environment: String,
+}
+
+/// Keys' stored rows kept per backend; all forgotten when full.
+const MAX_KEY_ROWS: usize = 4096;
+
+thread_local! {
+    /// The stored rows of the keys this backend verified or holds a context from, or `None` for a
+    /// key that has none.  Every write to api_keys or api_key_hashes empties it in every backend
+    /// before their next verification (crate::lookup::Cache, sql/caches.sql; verification reads
+    /// pending invalidations first), so a revocation counts at once.  The hashes are keyed with
+    /// the pepper, which this backend holds anyway.
+    static KEY_ROWS: lookup::Cache<[u8; 32], Option<Rc<KeyRow>>> = const { lookup::Cache::new(MAX_KEY_ROWS) };
+}
+
+/// The stored row of key `id` of `tenant`: the hash first (a key whose hash is gone is gone),
+/// then the key's row, both by primary key; kept per backend (KEY_ROWS).
+fn key_row(tenant: &pgrx::Uuid, id: &pgrx::Uuid) -> Option<Rc<KeyRow>> {
+    let mut k = [0u8; 32];
+    k[..16].copy_from_slice(tenant.as_bytes());
+    k[16..].copy_from_slice(id.as_bytes());
+    KEY_ROWS.with(|cache| {
+        cache.get_or_load(k, || {
+            let keys = [Key::uuid(1, tenant), Key::uuid(2, id)];
+            let hash = lookup::fetch(
+                lookup::Rel::private(c"api_key_hashes"),
+                c"api_key_hashes_pkey",
+                &keys,
+                &[c"key_hash"],
+                |cols| cols[0].map(crate::datum::bytea),
+            )
+            .flatten()?;
+            lookup::fetch(
+                lookup::Rel::public(c"api_keys"),
+                c"api_keys_pkey",
+                &keys,
+                &[c"scopes", c"expires_at", c"revoked_at", c"environment"],
+                |cols| {
+                    // SAFETY: datums of the columns' types from a live slot; from_datum copies.
+                    unsafe {
+                        Some(KeyRow {
+                            hash,
+                            scopes: Vec::<String>::from_datum(cols[0]?, false).unwrap_or_default(),
+                            expires_at: cols[1].map(|d| d.value() as i64),
+                            revoked: cols[2].is_some(),
+                            environment: crate::datum::text(cols[3]?),
+                        })
+                    }
+                },
+            )
+            .flatten()
+            .map(Rc::new)
+        })
+    })
+}
 
 /// Verify `key`: format and checksum (no table), then the row by key id, the keyed hash in
 /// constant time, revocation, expiry, and the tenant's status.  Every rejection is an ERROR
@@ -156,53 +218,22 @@ pub fn verify(key: Option<&str>) -> Verified {
     );
     let tenant = pgrx::Uuid::from_bytes(parsed.tenant);
     let id = pgrx::Uuid::from_bytes(parsed.id);
-    let keys = [Key::uuid(1, &tenant), Key::uuid(2, &id)];
-    // The hash (tenancy_private), then the key's row: both by primary key.
-    let stored = lookup::fetch(
-        lookup::Rel::private(c"api_key_hashes"),
-        c"api_key_hashes_pkey",
-        &keys,
-        &[c"key_hash"],
-        |cols| cols[0].map(crate::datum::bytea),
-    )
-    .flatten();
-    let row: Option<KeyRow> = stored.and_then(|stored| {
-        lookup::fetch(
-            lookup::Rel::public(c"api_keys"),
-            c"api_keys_pkey",
-            &keys,
-            &[c"scopes", c"expires_at", c"revoked_at", c"environment"],
-            |cols| {
-                // SAFETY: datums of the columns' types from a live slot; from_datum copies.
-                unsafe {
-                    Some((
-                        stored,
-                        Vec::<String>::from_datum(cols[0]?, false).unwrap_or_default(),
-                        cols[1].map(|d| d.value() as i64),
-                        cols[2].is_some(),
-                        crate::datum::text(cols[3]?),
-                    ))
-                }
-            },
-        )
-        .flatten()
-    });
-    let Some((stored, scopes, expires_at, revoked, env)) = row else {
+    let Some(row) = key_row(&tenant, &id) else {
         // Same work as a wrong secret: hash compared against something.
         let _ = subtle::ConstantTimeEq::ct_eq(&expected[..], &[0u8; 32][..]);
         invalid()
     };
-    let matches: bool = subtle::ConstantTimeEq::ct_eq(&expected[..], stored.as_slice()).into();
-    if !matches || env != parsed.env.name() {
+    let matches: bool = subtle::ConstantTimeEq::ct_eq(&expected[..], row.hash.as_slice()).into();
+    if !matches || row.environment != parsed.env.name() {
         invalid();
     }
-    if revoked {
+    if row.revoked {
         rejected(
             PgSqlErrorCode::ERRCODE_INVALID_PASSWORD,
             "API key has been revoked",
         );
     }
-    if expires_at.is_some_and(|t| t <= now()) {
+    if row.expires_at.is_some_and(|t| t <= now()) {
         rejected(
             PgSqlErrorCode::ERRCODE_INVALID_PASSWORD,
             "API key has expired",
@@ -218,47 +249,18 @@ pub fn verify(key: Option<&str>) -> Verified {
         None => invalid(),
     }
     touch(&tenant, &id);
-    Verified { tenant, id, scopes }
+    Verified {
+        tenant,
+        id,
+        scopes: row.scopes.clone(),
+    }
 }
 
-/// API keys' states (revoked, expiry) kept per backend; all forgotten when full.
-const MAX_KEY_STATES: usize = 4096;
-
-thread_local! {
-    /// Revocation and expiry of the keys this backend's contexts came from: (revoked, expires_at),
-    /// or `None` for a key that is gone.  Every write to api_keys or api_key_hashes empties it in
-    /// every backend (crate::lookup::Cache, sql/caches.sql).
-    static KEY_STATES: lookup::Cache<[u8; 32], Option<(bool, Option<i64>)>> = const { lookup::Cache::new(MAX_KEY_STATES) };
-}
-
-/// Is key `id` of `tenant` still neither revoked nor expired?  For a context that came from it
-/// (`crate::context`: a key revoked while a transaction is open counts at its next statement).
-/// The caller has read pending invalidations (the tenant-status check does).
+/// Is key `id` of `tenant` still neither revoked nor expired, its hash still there?  For a context
+/// that came from it (`crate::context`: a key revoked while a transaction is open counts at its
+/// next statement).  The caller has read pending invalidations (the tenant-status check does).
 pub(crate) fn still_valid(tenant: &pgrx::Uuid, id: &pgrx::Uuid) -> bool {
-    let mut k = [0u8; 32];
-    k[..16].copy_from_slice(tenant.as_bytes());
-    k[16..].copy_from_slice(id.as_bytes());
-    let state = KEY_STATES.with(|cache| {
-        cache.get_or_load(k, || {
-            let keys = [Key::uuid(1, tenant), Key::uuid(2, id)];
-            // A key whose hash is gone is gone: verification would refuse it too.
-            lookup::fetch(
-                lookup::Rel::private(c"api_key_hashes"),
-                c"api_key_hashes_pkey",
-                &keys,
-                &[],
-                |_| (),
-            )?;
-            lookup::fetch(
-                lookup::Rel::public(c"api_keys"),
-                c"api_keys_pkey",
-                &keys,
-                &[c"revoked_at", c"expires_at"],
-                |cols| (cols[0].is_some(), cols[1].map(|d| d.value() as i64)),
-            )
-        })
-    });
-    matches!(state, Some((false, expires)) if expires.is_none_or(|e| e > now()))
+    key_row(tenant, id).is_some_and(|row| !row.revoked && row.expires_at.is_none_or(|e| e > now()))
 }
 
 thread_local! {
