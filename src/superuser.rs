@@ -69,9 +69,6 @@ fn as_superuser_inner<R>(f: impl FnOnce() -> R) -> R {
 /// `f` as the bootstrap superuser in a security-restricted operation (fmgr_security_definer's
 /// user switch); the caller's user and context come back after, or at abort on error.
 fn as_bootstrap_superuser<R>(f: impl FnOnce() -> R) -> R {
-    // What runs here may name tenancy_private: only the extension's own (a schema of that name
-    // that another role made, in a database not yet updated, raises before anything runs).
-    crate::lookup::private_schema();
     // SAFETY: GetUserIdAndSecContext/SetUserIdAndSecContext as fmgr_security_definer calls them.
     unsafe {
         let mut saved_user = pg_sys::InvalidOid;

@@ -6,6 +6,20 @@ use std::process::Command;
 
 pub mod hostile;
 
+/// A new API key of `tenant`, made by the service (the superuser, in the tenant).
+pub fn new_api_key(db: &TestDb, tenant: &str, name: &str) -> String {
+    let mut c = db.connect("postgres");
+    let mut t = c.transaction().unwrap();
+    t.execute(&format!("SELECT tenancy.set_tenant('{tenant}')"), &[])
+        .unwrap();
+    let key: String = t
+        .query_one("SELECT tenancy.create_api_key($1)", &[&name])
+        .unwrap()
+        .get(0);
+    t.commit().unwrap();
+    key
+}
+
 /// Connection string for `db` as `user` (no password: the test cluster trusts local connections).
 pub fn conninfo(db: &str, user: &str) -> String {
     let host = std::env::var("PGHOST").unwrap_or_else(|_| "/var/tmp/pg_tenancy/test".into());

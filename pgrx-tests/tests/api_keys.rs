@@ -2,33 +2,19 @@
 //! a minute and never in a read-only transaction or by waiting, and PgBouncer in transaction
 //! pooling mode with one shared server connection.
 use pg_tenancy_client_tests::demo::{ACME, GLOBEX};
-use pg_tenancy_client_tests::{login_role, simple_value, sqlstate, Bouncer, TestDb};
+use pg_tenancy_client_tests::{login_role, new_api_key, simple_value, sqlstate, Bouncer, TestDb};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// A new key of `tenant`, made by the service.
-fn new_key(db: &TestDb, tenant: &str, name: &str) -> String {
-    let mut c = db.connect("postgres");
-    let mut t = c.transaction().unwrap();
-    t.execute(&format!("SELECT tenancy.set_tenant('{tenant}')"), &[])
-        .unwrap();
-    let key: String = t
-        .query_one("SELECT tenancy.create_api_key($1)", &[&name])
-        .unwrap()
-        .get(0);
-    t.commit().unwrap();
-    key
-}
 
 /// After `revoke_api_key` commits, no verification succeeds: neither in a new transaction nor in
 /// one that was already open (every verification reads pending invalidations first).
 #[test]
 fn no_verification_succeeds_after_the_revocation_commits() {
     let db = TestDb::new("pgt_client_revoke");
-    let key = new_key(&db, ACME, "raced");
+    let key = new_api_key(&db, ACME, "raced");
     for in_open_transaction in [false, true] {
         let key = if in_open_transaction {
-            new_key(&db, ACME, "raced in a transaction")
+            new_api_key(&db, ACME, "raced in a transaction")
         } else {
             key.clone()
         };
@@ -108,7 +94,7 @@ fn last_used(db: &TestDb) -> Option<std::time::SystemTime> {
 #[test]
 fn last_use_is_recorded_at_most_once_a_minute_without_waiting() {
     let db = TestDb::new("pgt_client_last_used");
-    let key = new_key(&db, GLOBEX, "usage");
+    let key = new_api_key(&db, GLOBEX, "usage");
     let verify = |before: &[&str]| {
         let mut c = db.connect("postgres");
         for sql in before {
@@ -181,8 +167,8 @@ fn last_use_is_recorded_at_most_once_a_minute_without_waiting() {
 fn pgbouncer_transaction_pooling_never_leaks_a_context() {
     let db = TestDb::new("pgt_client_bouncer");
     login_role("pgt_bouncer_app", "", &["authenticated"]);
-    let acme_key = new_key(&db, ACME, "bouncer");
-    let globex_key = new_key(&db, GLOBEX, "bouncer");
+    let acme_key = new_api_key(&db, ACME, "bouncer");
+    let globex_key = new_api_key(&db, GLOBEX, "bouncer");
     let bouncer = Bouncer::start(&db.name, 54355);
     let mut clients = [
         (bouncer.connect(&db.name, "pgt_bouncer_app"), ACME, acme_key),

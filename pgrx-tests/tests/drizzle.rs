@@ -7,7 +7,7 @@
 //! does not support, tsc --noEmit, tsx app.ts); this test sets up the database and reads what the
 //! program prints.  Needs Node.js 20+ and npm: without them it fails, it does not skip.
 use pg_tenancy_client_tests::demo::{ACME, GLOBEX};
-use pg_tenancy_client_tests::{login_role, TestDb};
+use pg_tenancy_client_tests::{login_role, new_api_key, TestDb};
 use std::collections::BTreeSet;
 use std::process::Command;
 
@@ -21,20 +21,6 @@ fn url(db: &str, user: &str) -> String {
     } else {
         format!("postgresql://{user}@{host}:{port}/{db}")
     }
-}
-
-/// A new key of `tenant`, made by the service.
-fn new_key(db: &TestDb, tenant: &str, name: &str) -> String {
-    let mut c = db.connect("postgres");
-    let mut t = c.transaction().unwrap();
-    t.execute(&format!("SELECT tenancy.set_tenant('{tenant}')"), &[])
-        .unwrap();
-    let key: String = t
-        .query_one("SELECT tenancy.create_api_key($1)", &[&name])
-        .unwrap()
-        .get(0);
-    t.commit().unwrap();
-    key
 }
 
 /// (id, name) of every project of `tenant`, read as the superuser.
@@ -70,7 +56,7 @@ fn drizzle_pull_type_checks_and_an_api_key_reads_only_its_tenant() {
     let globex = projects_of(&db, GLOBEX);
     assert!(!acme.is_empty(), "the demo data gives acme projects");
     assert!(!globex.is_empty(), "and globex");
-    let key = new_key(&db, ACME, "drizzle");
+    let key = new_api_key(&db, ACME, "drizzle");
 
     let script = format!("{}/drizzle/run.sh", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")

@@ -342,17 +342,7 @@ fn a_private_schema_the_extension_did_not_make_is_refused() {
         .unwrap();
     // A well-formed key (made where the extension is current): verification reads the pepper.
     let minted = TestDb::new("pgt_fake_private_key");
-    let key: String = {
-        let mut c = minted.connect("postgres");
-        c.batch_execute(&format!("BEGIN; SELECT tenancy.set_tenant('{ACME}')"))
-            .unwrap();
-        let key = c
-            .query_one("SELECT tenancy.create_api_key('minted')", &[])
-            .unwrap()
-            .get(0);
-        c.batch_execute("COMMIT").unwrap();
-        key
-    };
+    let key = pg_tenancy_client_tests::new_api_key(&minted, ACME, "minted");
     for (what, call) in [
         (
             "create_api_key",
