@@ -57,6 +57,14 @@ pub static SCHEMA_CACHE_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(256);
 /// `tenancy.redact_keys`: extra key substrings (comma-separated) whose values request logs
 /// redact, on top of the built-in list (src/request_log/redact.rs).  It can only add.
 pub static REDACT_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// `tenancy.redact_disabled_rules`: rule ids (comma-separated) request logs do not apply
+/// (`tenancy.redaction_rules()` lists them).
+pub static REDACT_DISABLED_RULES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+/// `tenancy.redact_enabled_rules`: opt-in rule ids (comma-separated) request logs apply
+/// (personal data: `pii-card-number`).
+pub static REDACT_ENABLED_RULES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 /// `tenancy.log_summary_max_bytes`: the most a logged summary keeps; the rest is cut, and said so.
 pub static LOG_SUMMARY_MAX_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16384);
 
@@ -163,8 +171,24 @@ pub fn init() {
     GucRegistry::define_string_guc(
         c"tenancy.redact_keys",
         c"Extra key names (substrings, comma-separated) whose values tenancy.log_request redacts.",
-        c"Added to the built-in list: authorization, cookie, x-api-key, *token*, *secret*, *password*, *api_key* ...",
+        c"Added to the built-in names (src/request_log/names.rs): any key name containing one of them is redacted.",
         &REDACT_KEYS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.redact_disabled_rules",
+        c"Redaction rules (ids, comma-separated) that tenancy.log_request does not apply.",
+        c"tenancy.redaction_rules() lists the ids; a rule turned off lets its secrets into the logs.",
+        &REDACT_DISABLED_RULES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.redact_enabled_rules",
+        c"Opt-in redaction rules (ids, comma-separated) that tenancy.log_request applies.",
+        c"Personal data rather than secrets: pii-card-number (Luhn-valid payment card numbers).",
+        &REDACT_ENABLED_RULES,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -128,6 +128,29 @@ impl JsonbDatum {
         // SAFETY: the caller's.
         unsafe { JsonbDatum(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(value))) }
     }
+
+    /// The root container of the value (its bytes after the varlena header).
+    pub fn container(&self) -> &[u8] {
+        // SAFETY: a jsonb this type built (JsonbValueToJsonb or jsonb_in): a palloc'd,
+        // non-toasted varlena that lives as long as the current memory context.
+        unsafe {
+            let varlena = self.0.cast_mut_ptr::<pg_sys::varlena>();
+            let len = pgrx::varsize_any(varlena) - pg_sys::VARHDRSZ;
+            std::slice::from_raw_parts(pgrx::vardata_any(varlena) as *const u8, len)
+        }
+    }
+}
+
+/// A jsonb from JSON text (PostgreSQL's own parser, `jsonb_in`): for small values built in Rust,
+/// such as `explain` lists.  The text must be valid JSON (serde_json's output is).
+pub fn from_text(text: &str) -> JsonbDatum {
+    let c =
+        std::ffi::CString::new(text).expect("JSON text has no NUL byte (serde_json escapes it)");
+    // SAFETY: jsonb_in parses a NUL-terminated string and returns a palloc'd jsonb.
+    let datum = unsafe {
+        pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[c.as_c_str().into_datum()])
+    };
+    JsonbDatum(datum.expect("jsonb_in returns a value"))
 }
 
 impl IntoDatum for JsonbDatum {

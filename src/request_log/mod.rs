@@ -10,30 +10,51 @@
 //! who may log (the tenant's writers, API keys, service_role; append-only for everyone), the
 //! composite foreign key (tenant, integration, action) that the action is that integration's and
 //! both are the tenant's: the same check for every writer, not only for this function.
+pub mod names;
 pub mod redact;
+pub mod rules;
+pub mod scan;
 
 use crate::context;
 use crate::error::{new_uuid, null_argument, raise};
 use crate::gucs;
 use crate::jsonb::{JsonbArg, JsonbDatum};
 use crate::spi::KeptStatement;
+use names::Class;
+use scan::Config;
 
 /// The roles that may log a request (the tenant's writers, and the service).
 const LOGGERS: &[&str] = &["owner", "admin", "manager", "member", "api_key", "service"];
 use pgrx::prelude::*;
 
-/// The extra sensitive key substrings of `tenancy.redact_keys` (comma-separated), lowercased.
-fn extra_keys() -> Vec<String> {
-    gucs::REDACT_KEYS
+/// A comma-separated string setting, as trimmed lowercase items.
+fn list_setting(setting: &pgrx::GucSetting<Option<std::ffi::CString>>, dash: bool) -> Vec<String> {
+    setting
         .get()
         .map(|s| {
             s.to_string_lossy()
                 .split(',')
-                .map(|k| k.trim().to_ascii_lowercase().replace('-', "_"))
+                .map(|k| {
+                    let k = k.trim().to_ascii_lowercase();
+                    if dash {
+                        k.replace('-', "_")
+                    } else {
+                        k
+                    }
+                })
                 .filter(|k| !k.is_empty())
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// What the redaction settings say now.
+fn config() -> Config {
+    Config {
+        extra: list_setting(&gucs::REDACT_KEYS, true),
+        disabled: list_setting(&gucs::REDACT_DISABLED_RULES, false),
+        enabled: list_setting(&gucs::REDACT_ENABLED_RULES, false),
+    }
 }
 
 fn jbv_string(s: &str) -> pg_sys::JsonbValue {
@@ -79,16 +100,82 @@ unsafe fn cost(v: &pg_sys::JsonbValue) -> usize {
     }
 }
 
+/// One redaction, as `tenancy.redact(…, explain => true)` shows it.
+pub struct Redaction {
+    /// Where: `$.headers."X-Api-Key"`, `$.items[2].note`.
+    pub path: String,
+    pub rule: &'static str,
+    /// For a secret inside a string: where it started and how long it was, in characters.
+    pub span: Option<(usize, usize)>,
+}
+
 struct Level {
     is_object: bool,
     /// In a `{"name": "<sensitive header>", "value": …}` pair, the value is a secret.
-    name_is_sensitive: bool,
+    name_class: Option<Class>,
+    /// Elements seen so far (arrays).
+    elements: usize,
+    /// In a `["X-Auth-Token", "…"]` pair (an array in an array), the second element is a secret.
+    pair_class: Option<Class>,
+    /// The current key (objects), kept only when explaining.
+    key: Option<String>,
 }
 
-/// `input` with every secret replaced and everything past `budget` bytes cut.
-fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum {
+/// What a name says about the value under it.
+#[derive(Clone, Copy)]
+enum Verdict {
+    /// Scan the value like any other.
+    Ordinary,
+    /// The value is a secret, by its name.
+    Named(Class),
+    /// A field named `key`: a secret, unless its value is a name (`{"key": "page", "value": 2}`).
+    KeyField,
+}
+
+impl Verdict {
+    /// Whether a container under this name is replaced whole.
+    fn hides_container(self) -> bool {
+        matches!(self, Verdict::Named(c) if c != Class::Provider)
+    }
+}
+
+/// `"$"` and the steps to the value at the top of `levels`.
+fn path_of(levels: &[Level]) -> String {
+    let mut p = String::from("$");
+    for l in levels {
+        if l.is_object {
+            if let Some(k) = &l.key {
+                if !k.is_empty()
+                    && k.chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    p.push('.');
+                    p.push_str(k);
+                } else {
+                    p.push('.');
+                    p.push_str(&serde_json::to_string(k).unwrap_or_default());
+                }
+            }
+        } else {
+            p.push_str(&format!("[{}]", l.elements.saturating_sub(1)));
+        }
+    }
+    p
+}
+
+/// `input` with every secret replaced and everything past `budget` bytes cut; when `explain`
+/// is given, every redaction is pushed onto it.
+fn redact_jsonb(
+    input: &JsonbArg,
+    cfg: &Config,
+    budget: usize,
+    mut explain: Option<&mut Vec<Redaction>>,
+) -> JsonbDatum {
     use pg_sys::JsonbIteratorToken::*;
     let container = input.container();
+    let explaining = explain.is_some();
     // SAFETY: iterating a detoasted jsonb that lives for the call; every pushed scalar either
     // points into it or is a palloc'd copy; containers are opened and closed in pairs.
     unsafe {
@@ -98,7 +185,7 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
         let mut levels: Vec<Level> = Vec::new();
         let mut depth = 0usize; // the iterator's nesting
         let mut skip_to: Option<usize> = None; // skipping a redacted or cut container
-        let mut pending: Option<(pg_sys::JsonbValue, bool)> = None; // a key and "its value is secret"
+        let mut pending: Option<(pg_sys::JsonbValue, Verdict)> = None; // a key and its verdict
         let mut used = 0usize;
         let mut cut = false;
         let mut result: *mut pg_sys::JsonbValue = std::ptr::null_mut();
@@ -129,14 +216,40 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
                     if skip_to.is_some() {
                         continue;
                     }
+                    // An element of an array: counted, and maybe the secret of a pair.
+                    let mut verdict = Verdict::Ordinary;
+                    if let Some(parent) = levels.last_mut() {
+                        if !parent.is_object {
+                            parent.elements += 1;
+                            if let (2, Some(c)) = (parent.elements, parent.pair_class) {
+                                verdict = Verdict::Named(c);
+                            }
+                        }
+                    }
                     let key = pending.take();
-                    if let Some((mut k, true)) = key {
+                    if let Some((_, Verdict::Named(c))) = key {
+                        verdict = Verdict::Named(c);
+                    }
+                    if verdict.hides_container() {
                         // A secret's value: the whole container becomes the marker.
-                        let need = k.val.string.len as usize + redact::MARK.len();
+                        let key_len = key.as_ref().map_or(0, |(k, _)| k.val.string.len as usize);
+                        let need = key_len + redact::MARK.len();
                         if !cut && used + need <= budget {
                             used += need;
-                            push(&mut state, WJB_KEY, Some(&mut k));
-                            push(&mut state, WJB_VALUE, Some(&mut jbv_string(redact::MARK)));
+                            if let Some((mut k, _)) = key {
+                                push(&mut state, WJB_KEY, Some(&mut k));
+                                push(&mut state, WJB_VALUE, Some(&mut jbv_string(redact::MARK)));
+                            } else {
+                                push(&mut state, WJB_ELEM, Some(&mut jbv_string(redact::MARK)));
+                            }
+                            if let (Some(ex), Verdict::Named(c)) = (explain.as_deref_mut(), verdict)
+                            {
+                                ex.push(Redaction {
+                                    path: path_of(&levels),
+                                    rule: c.rule(),
+                                    span: None,
+                                });
+                            }
                         } else {
                             cut = true;
                         }
@@ -156,7 +269,10 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
                     push(&mut state, tok, Some(&mut v));
                     levels.push(Level {
                         is_object: tok == WJB_BEGIN_OBJECT,
-                        name_is_sensitive: false,
+                        name_class: None,
+                        elements: 0,
+                        pair_class: None,
+                        key: None,
                     });
                 }
                 WJB_END_ARRAY | WJB_END_OBJECT => {
@@ -175,33 +291,56 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
                         continue;
                     }
                     let name = jbv_str(&v).unwrap_or("");
-                    let in_pair =
-                        levels.last().is_some_and(|l| l.name_is_sensitive) && name == "value";
-                    pending = Some((v, in_pair || redact::sensitive_key(name, extra)));
+                    let level = levels.last_mut();
+                    let in_pair = level
+                        .as_ref()
+                        .and_then(|l| l.name_class)
+                        .filter(|_| name == "value");
+                    if let Some(l) = level {
+                        if explaining {
+                            l.key = Some(name.to_string());
+                        }
+                    }
+                    let class = in_pair.or_else(|| names::classify(name, &cfg.extra));
+                    let verdict = match class {
+                        Some(_) if in_pair.is_none() && name.eq_ignore_ascii_case("key") => {
+                            if cfg.on(Class::Secret.rule()) {
+                                Verdict::KeyField
+                            } else {
+                                Verdict::Ordinary
+                            }
+                        }
+                        Some(c) if cfg.on(c.rule()) => Verdict::Named(c),
+                        _ => Verdict::Ordinary,
+                    };
+                    pending = Some((v, verdict));
                 }
                 WJB_VALUE => {
                     if skip_to.is_some() {
                         continue;
                     }
-                    let Some((mut k, secret)) = pending.take() else {
+                    let Some((mut k, verdict)) = pending.take() else {
                         continue;
                     };
                     let key = jbv_str(&k).unwrap_or("");
-                    if (key == "name" || key == "key")
-                        && jbv_str(&v).is_some_and(|h| redact::sensitive_key(h, extra))
-                    {
-                        if let Some(l) = levels.last_mut() {
-                            l.name_is_sensitive = true;
+                    if key == "name" || key == "key" {
+                        let class = jbv_str(&v).and_then(|h| names::classify(h, &cfg.extra));
+                        if let (Some(l), Some(c)) = (levels.last_mut(), class) {
+                            if cfg.on(c.rule()) && c != Class::Provider {
+                                l.name_class = Some(c);
+                            }
                         }
                     }
                     let Some(mut out) = admit(
                         &v,
-                        secret,
+                        verdict,
                         k.val.string.len as usize,
                         &mut used,
                         budget,
                         &mut cut,
-                        extra,
+                        cfg,
+                        &levels,
+                        explain.as_deref_mut(),
                     ) else {
                         continue;
                     };
@@ -212,10 +351,33 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
                     if skip_to.is_some() {
                         continue;
                     }
+                    let mut verdict = Verdict::Ordinary;
+                    let in_pair_list = levels.len() >= 2 && !levels[levels.len() - 2].is_object;
+                    if let Some(l) = levels.last_mut() {
+                        l.elements += 1;
+                        if l.elements == 1 && in_pair_list {
+                            let class = jbv_str(&v).and_then(|h| names::classify(h, &cfg.extra));
+                            l.pair_class =
+                                class.filter(|c| cfg.on(c.rule()) && *c != Class::Provider);
+                        } else if l.elements == 2 {
+                            if let Some(c) = l.pair_class {
+                                verdict = Verdict::Named(c);
+                            }
+                        }
+                    }
                     // A scalar document (an array of one "raw scalar") is never cut.
                     let limit = if depth > 1 { budget } else { usize::MAX };
-                    let Some(mut out) = admit(&v, false, 0, &mut used, limit, &mut cut, extra)
-                    else {
+                    let Some(mut out) = admit(
+                        &v,
+                        verdict,
+                        0,
+                        &mut used,
+                        limit,
+                        &mut cut,
+                        cfg,
+                        &levels,
+                        explain.as_deref_mut(),
+                    ) else {
                         continue;
                     };
                     push(&mut state, WJB_ELEM, Some(&mut out));
@@ -245,20 +407,49 @@ fn redact_jsonb(input: &JsonbArg, extra: &[String], budget: usize) -> JsonbDatum
     }
 }
 
-/// What goes in for a scalar after `key_len` bytes of key: the marker if `secret`, else the
-/// scalar with the secrets inside its string replaced; counted against the budget (`limit`).
-/// The first value that does not fit ends the document (`cut`); if it is a long string, its start
-/// goes in: cut first, at a word boundary, and only then redacted, so the work done is bounded by
-/// the budget, not by the input.  `None` if nothing of it goes in.
+/// Whether a scalar under a name with this verdict is replaced whole.
+///
+/// # Safety
+/// `v` must be a valid JsonbValue.
+unsafe fn named_secret(v: &pg_sys::JsonbValue, verdict: Verdict) -> bool {
+    let class = match verdict {
+        Verdict::Ordinary => return false,
+        Verdict::Named(class) => class,
+        Verdict::KeyField => {
+            // SAFETY: the caller's.
+            return unsafe { jbv_str(v) }.is_some_and(|s| {
+                !s.bytes()
+                    .all(|c| c.is_ascii_alphabetic() || b"_.-".contains(&c))
+                    || s.len() > 64
+            });
+        }
+    };
+    // SAFETY: the caller's.
+    match (class, v.type_, unsafe { jbv_str(v) }) {
+        // No secret is a boolean or a null.
+        (_, pg_sys::jbvType::jbvBool | pg_sys::jbvType::jbvNull, _) => false,
+        (Class::Provider, _, Some(s)) => s.len() >= 10 && scan::credential_like(s.as_bytes()),
+        (Class::Provider, _, None) => false,
+        _ => true,
+    }
+}
+
+/// What goes in for a scalar after `key_len` bytes of key: the marker if its name says it is a
+/// secret, else the scalar with the secrets inside its string replaced; counted against the
+/// budget (`limit`).  The first value that does not fit ends the document (`cut`); if it is a
+/// long string, its start goes in: cut first, at a word boundary, and only then redacted, so the
+/// work done is bounded by the budget, not by the input.  `None` if nothing of it goes in.
 #[allow(clippy::too_many_arguments)]
 unsafe fn admit(
     v: &pg_sys::JsonbValue,
-    secret: bool,
+    verdict: Verdict,
     key_len: usize,
     used: &mut usize,
     limit: usize,
     cut: &mut bool,
-    extra: &[String],
+    cfg: &Config,
+    levels: &[Level],
+    mut explain: Option<&mut Vec<Redaction>>,
 ) -> Option<pg_sys::JsonbValue> {
     const CUT: &str = "…[cut]";
     if *cut {
@@ -268,10 +459,36 @@ unsafe fn admit(
     let mut tick = || {
         pgrx::check_for_interrupts!();
     };
+    let mut note = |s: &str, found: &[scan::Finding]| {
+        if let Some(ex) = explain.as_deref_mut() {
+            // Character offsets, counted once along the string.
+            let (mut chars, mut at) = (0usize, 0usize);
+            for f in found {
+                chars += s[at..f.start].chars().count();
+                let len = s[f.start..f.end].chars().count();
+                ex.push(Redaction {
+                    path: path_of(levels),
+                    rule: f.rule,
+                    span: Some((chars, len)),
+                });
+                chars += len;
+                at = f.end;
+            }
+        }
+    };
     // SAFETY: `v` is a scalar of the document being walked, alive for this call.
     let out = unsafe {
-        match (secret, jbv_str(v)) {
-            (true, _) => jbv_string(redact::MARK),
+        match (named_secret(v, verdict), jbv_str(v)) {
+            (true, _) => {
+                if let (Some(ex), Verdict::Named(c)) = (explain.as_mut(), verdict) {
+                    ex.push(Redaction {
+                        path: path_of(levels),
+                        rule: c.rule(),
+                        span: None,
+                    });
+                }
+                jbv_string(redact::MARK)
+            }
             (false, Some(s)) if s.len() + 2 > room => {
                 *cut = true;
                 let keep = room.checked_sub(CUT.len() + 2).filter(|k| *k >= 32)?;
@@ -279,8 +496,13 @@ unsafe fn admit(
                 if head.is_empty() {
                     return None;
                 }
-                let mut kept = redact::redact_string(head, extra, &mut tick)
-                    .unwrap_or_else(|| head.to_string());
+                let mut kept = match redact::redact_string(head, cfg, &mut tick) {
+                    Some((r, found)) => {
+                        note(head, &found);
+                        r
+                    }
+                    None => head.to_string(),
+                };
                 // A marker may have made it longer than `keep` again.
                 let mut end = kept.len().min(keep);
                 while !kept.is_char_boundary(end) {
@@ -290,8 +512,11 @@ unsafe fn admit(
                 kept.push_str(CUT);
                 jbv_string(&kept)
             }
-            (false, Some(s)) => match redact::redact_string(s, extra, &mut tick) {
-                Some(redacted) => jbv_string(&redacted),
+            (false, Some(s)) => match redact::redact_string(s, cfg, &mut tick) {
+                Some((redacted, found)) => {
+                    note(s, &found);
+                    jbv_string(&redacted)
+                }
                 None => *v,
             },
             (false, None) => *v,
@@ -381,11 +606,11 @@ pub fn log_request(
     let tenant = context::tenant_of_roles(&ctx, LOGGERS, || {
         "permission denied to log requests: only a tenant's writers (owner, admin, manager, member, an API key) or service_role may".to_string()
     });
-    let extra = extra_keys();
+    let cfg = config();
     let budget = gucs::LOG_SUMMARY_MAX_BYTES.get().max(256) as usize;
-    let request = redact_jsonb(&request, &extra, budget);
-    let response = response.map(|r| redact_jsonb(&r, &extra, budget));
-    let error = error.map(|e| redact_jsonb(&e, &extra, budget));
+    let request = redact_jsonb(&request, &cfg, budget, None);
+    let response = response.map(|r| redact_jsonb(&r, &cfg, budget, None));
+    let error = error.map(|e| redact_jsonb(&e, &cfg, budget, None));
     let id = new_uuid();
     let args = [
         tenant.into(),
@@ -411,7 +636,7 @@ pub fn log_request(
 #[pg_extern(stable, parallel_safe)]
 pub fn redact(value: JsonbArg) -> JsonbDatum {
     let budget = gucs::LOG_SUMMARY_MAX_BYTES.get().max(256) as usize;
-    redact_jsonb(&value, &extra_keys(), budget)
+    redact_jsonb(&value, &config(), budget, None)
 }
 
 /// Lock class of the request-log maintenance lock (`objsubid = 29811` in `pg_locks`).

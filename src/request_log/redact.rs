@@ -1,55 +1,17 @@
-//! What counts as a secret in a request log (pure Rust, unit-tested without a server).
+//! What counts as a secret in a request log string, and how it is cut out (pure Rust,
+//! unit-tested without a server).
 //!
-//! * **Keys** (object keys, and the `name` of a `{"name": …, "value": …}` header pair), compared
-//!   case-insensitively with `-` read as `_`: `authorization`, `proxy_authorization`, `cookie`,
-//!   `set_cookie`, `x_api_key`, and any key containing `token`, `secret`, `password`, `passwd`,
-//!   `api_key`, `apikey`, `private_key`, plus what `tenancy.redact_keys` adds.  Their values,
-//!   whatever they are (strings, numbers, whole objects), become [`MARK`].
-//! * **Inside any string**: the credentials after `Bearer`, `Basic`, `Token`, `Digest` and `Negotiate`;
-//!   pg_tenancy API keys (`tk_live_…`, `tk_test_…`); JSON Web Tokens (`eyJ….….…`); and the values
-//!   of sensitive query parameters in URLs (`?access_token=…&…`).
+//! [`scan::find`](super::scan::find) finds the secrets: the provider formats of `rules.rs`,
+//! names and their values (`names.rs`), and the procedural detectors here: the credentials after
+//! `Bearer`, `Basic`, `Token`, `Digest` and `Negotiate`; pg_tenancy API keys (`tk_live_…`,
+//! `tk_test_…`); JSON Web Tokens (`eyJ….….…`); and, when turned on, payment card numbers.
+//! [`redact_string`] replaces each by [`MARK`].
+use super::scan::{self, Config, Finding};
+
 pub const MARK: &str = "[REDACTED]";
 
-const EXACT: [&str; 5] = [
-    "authorization",
-    "proxy_authorization",
-    "cookie",
-    "set_cookie",
-    "x_api_key",
-];
-const CONTAINS: [&str; 7] = [
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "api_key",
-    "apikey",
-    "private_key",
-];
-const SCHEMES: [&str; 5] = ["bearer", "basic", "token", "digest", "negotiate"];
-
-/// Is a key (or a header name) one whose value is a secret?  `extra`: lowercase substrings from
-/// `tenancy.redact_keys`.
-pub fn sensitive_key(key: &str, extra: &[String]) -> bool {
-    if key.len() > 256 {
-        return false; // not a header name or a field name
-    }
-    let k: String = key
-        .chars()
-        .map(|c| {
-            if c == '-' {
-                '_'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect();
-    EXACT.contains(&k.as_str())
-        || CONTAINS.iter().any(|p| k.contains(p))
-        || extra
-            .iter()
-            .any(|p| !p.is_empty() && k.contains(p.as_str()))
-}
+/// Authorization schemes whose credentials follow them (lowercase).
+pub const SCHEMES: [&str; 5] = ["bearer", "basic", "token", "digest", "negotiate"];
 
 fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)
@@ -70,7 +32,7 @@ pub const TICK_BYTES: usize = 64 * 1024;
 /// exactly two more dot-separated base64url segments, 20 bytes at least.  One pass: the string is
 /// cut into maximal runs of base64url characters and dots, each run into its segments, and every
 /// segment is looked at once, with the two that follow it (a window of three).
-fn jwt_spans(b: &[u8], tick: &mut dyn FnMut()) -> Vec<(usize, usize)> {
+pub fn jwt_spans(b: &[u8], tick: &mut dyn FnMut()) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     // The last (up to) three segments of the current run: (start, end).
     let mut window: [(usize, usize); 3] = [(0, 0); 3];
@@ -121,117 +83,154 @@ fn jwt_spans(b: &[u8], tick: &mut dyn FnMut()) -> Vec<(usize, usize)> {
     spans
 }
 
-/// `s` with every secret found in it replaced by [`MARK`], or `None` if there was none.  Linear
-/// in the length of `s`: every detector looks at each byte a bounded number of times (measured by
-/// pgrx-tests/tests/bounded.rs on adversarial inputs; 0.2.0 was quadratic on `repeat('-eyJ', n)`).  `tick` is called every [`TICK_BYTES`] bytes.
-pub fn redact_string(s: &str, extra: &[String], tick: &mut dyn FnMut()) -> Option<String> {
-    let b = s.as_bytes();
-    // Cheap pre-check: most strings hold none of the markers.
-    let lower_has = |needle: &[u8]| {
-        b.windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
-    };
-    let has_jwt = b.windows(3).any(|w| w == b"eyJ");
-    let maybe = has_jwt
-        || b.contains(&b'=')
-        || b.windows(3).any(|w| w == b"tk_")
-        || b.contains(&b' ') && SCHEMES.iter().any(|sch| lower_has(sch.as_bytes()));
-    if !maybe {
+/// The credential after an authorization scheme whose name (`SCHEMES[k]`) starts at `i`:
+/// `<scheme><blanks><credentials>`, the credentials 8 token characters at least (`Token` and
+/// `Basic` are ordinary words too).
+pub fn scheme_at(b: &[u8], i: usize, k: usize) -> Option<Finding> {
+    let n = SCHEMES[k].len();
+    if i > 0 && b[i - 1].is_ascii_alphanumeric() {
         return None;
     }
-    // The JWT pass only where a JWT can be (most strings with markers are URLs or headers).
-    let jwts = if has_jwt {
-        jwt_spans(b, tick)
-    } else {
-        Vec::new()
-    };
-    let mut next_jwt = 0;
-    let mut out = String::with_capacity(s.len());
+    let mut j = i + n;
+    let blanks = b[j.min(b.len())..]
+        .iter()
+        .take(3)
+        .take_while(|c| **c == b' ' || **c == b'\t')
+        .count();
+    if blanks == 0 {
+        return None;
+    }
+    j += blanks;
+    let start = j;
+    while j < b.len() && is_token_char(b[j]) {
+        j += 1;
+    }
+    (j - start >= 8).then_some(Finding {
+        start,
+        end: j,
+        rule: "auth-scheme",
+    })
+}
+
+/// A pg_tenancy API key whose `tk_` starts at `i`: the part after `tk_live_`/`tk_test_`.
+pub fn api_key_at(b: &[u8], i: usize) -> Option<Finding> {
+    if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+        return None;
+    }
+    if !(b[i..].starts_with(b"tk_live_") || b[i..].starts_with(b"tk_test_")) {
+        return None;
+    }
+    let start = i + 8;
+    if b.len() < start + 20 || !b[start..start + 20].iter().all(|c| is_base62(*c)) {
+        return None;
+    }
+    let mut j = start;
+    while j < b.len() && is_base62(b[j]) {
+        j += 1;
+    }
+    Some(Finding {
+        start,
+        end: j,
+        rule: "pg-tenancy-api-key",
+    })
+}
+
+/// Payment card numbers (opt-in): 13 to 19 digits, in groups separated by single spaces or
+/// dashes, not inside a longer run of digits or letters, that pass the Luhn check.
+pub fn card_numbers(b: &[u8], tick: &mut dyn FnMut(), found: &mut Vec<Finding>) {
     let mut i = 0;
-    let mut changed = false;
     let mut next_tick = TICK_BYTES;
     while i < b.len() {
         if i >= next_tick {
             tick();
             next_tick = i + TICK_BYTES;
         }
-        while next_jwt < jwts.len() && jwts[next_jwt].0 < i {
-            next_jwt += 1;
-        }
-        let at_word_start = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-        if at_word_start {
-            // Authorization schemes: "<scheme> <credentials>".
-            if let Some(sch) = SCHEMES.iter().find(|sch| {
-                let n = sch.len();
-                b.len() > i + n + 1
-                    && b[i..i + n].eq_ignore_ascii_case(sch.as_bytes())
-                    && b[i + n] == b' '
-                    && is_token_char(b[i + n + 1])
-            }) {
-                let n = sch.len();
-                let mut j = i + n + 1;
-                while j < b.len() && is_token_char(b[j]) {
-                    j += 1;
-                }
-                // "Token" and "Basic" are ordinary words too: only a credential-like run counts.
-                if j - (i + n + 1) >= 8 {
-                    out.push_str(&s[i..i + n + 1]);
-                    out.push_str(MARK);
-                    i = j;
-                    changed = true;
-                    continue;
-                }
-            }
-            // pg_tenancy API keys.
-            if b.len() >= i + 8 + 20
-                && (b[i..].starts_with(b"tk_live_") || b[i..].starts_with(b"tk_test_"))
-                && b[i + 8..i + 28].iter().all(|c| is_base62(*c))
-            {
-                let mut j = i + 8;
-                while j < b.len() && is_base62(b[j]) {
-                    j += 1;
-                }
-                out.push_str(&s[i..i + 8]);
-                out.push_str(MARK);
-                i = j;
-                changed = true;
-                continue;
-            }
-        }
-        // JSON Web Tokens (found beforehand, see jwt_spans).
-        if next_jwt < jwts.len() && jwts[next_jwt].0 == i {
-            out.push_str(MARK);
-            i = jwts[next_jwt].1;
-            changed = true;
+        if !b[i].is_ascii_digit() || (i > 0 && b[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
             continue;
         }
-        // Query parameters: [?&;]name=value, the value read only when the name is a secret's.
-        if (b[i] == b'?' || b[i] == b'&' || b[i] == b';') && i + 1 < b.len() {
-            let start = i + 1;
-            let mut j = start;
-            while j < b.len() && (b[j].is_ascii_alphanumeric() || b"_-.[]".contains(&b[j])) {
+        // A run of digits and single separators.
+        let start = i;
+        let mut j = i;
+        let mut digits = 0;
+        let mut end = i;
+        while j < b.len() && digits <= 19 {
+            if b[j].is_ascii_digit() {
+                digits += 1;
                 j += 1;
-            }
-            if j > start && j + 1 < b.len() && b[j] == b'=' && sensitive_key(&s[start..j], extra) {
-                let mut k = j + 1;
-                while k < b.len() && !b"&#; \t\r\n\"'<>".contains(&b[k]) {
-                    k += 1;
-                }
-                if k > j + 1 {
-                    out.push_str(&s[i..=j]);
-                    out.push_str(MARK);
-                    i = k;
-                    changed = true;
-                    continue;
-                }
+                end = j;
+            } else if (b[j] == b' ' || b[j] == b'-')
+                && j + 1 < b.len()
+                && b[j + 1].is_ascii_digit()
+                && end == j
+            {
+                j += 1;
+            } else {
+                break;
             }
         }
-        // Copy one character (keeping UTF-8 whole).
-        let ch_len = s[i..].chars().next().map_or(1, char::len_utf8);
-        out.push_str(&s[i..i + ch_len]);
-        i += ch_len;
+        let bounded = end >= b.len() || !b[end].is_ascii_alphanumeric();
+        if (13..=19).contains(&digits) && bounded && luhn(&b[start..end]) {
+            found.push(Finding {
+                start,
+                end,
+                rule: "pii-card-number",
+            });
+        }
+        i = end.max(i + 1);
     }
-    changed.then_some(out)
+}
+
+/// The Luhn checksum of the digits of `s` (separators skipped).
+fn luhn(s: &[u8]) -> bool {
+    let mut sum = 0;
+    for (k, d) in s
+        .iter()
+        .rev()
+        .filter(|c| c.is_ascii_digit())
+        .map(|c| u32::from(c - b'0'))
+        .enumerate()
+    {
+        sum += if k % 2 == 1 {
+            let x = d * 2;
+            if x > 9 {
+                x - 9
+            } else {
+                x
+            }
+        } else {
+            d
+        };
+    }
+    sum % 10 == 0
+}
+
+/// `s` with `found` (sorted, disjoint, on character boundaries) replaced by [`MARK`].
+pub fn apply(s: &str, found: &[Finding]) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut at = 0;
+    for f in found {
+        out.push_str(&s[at..f.start]);
+        out.push_str(MARK);
+        at = f.end;
+    }
+    out.push_str(&s[at..]);
+    out
+}
+
+/// `s` with every secret found in it replaced by [`MARK`], and what was found, or `None` if
+/// there was nothing.  Linear in the length of `s` (see `scan.rs`; measured by
+/// pgrx-tests/tests/bounded.rs on adversarial inputs).  `tick` is called every [`TICK_BYTES`].
+pub fn redact_string(
+    s: &str,
+    cfg: &Config,
+    tick: &mut dyn FnMut(),
+) -> Option<(String, Vec<Finding>)> {
+    let found = scan::find(s, cfg, tick);
+    if found.is_empty() {
+        return None;
+    }
+    Some((apply(s, &found), found))
 }
 
 /// The longest start of `s` that fits in `room` bytes and ends between words (before whitespace
@@ -260,42 +259,6 @@ fn separates(c: u8) -> bool {
 #[cfg(test)]
 mod unit_tests {
     use super::*;
-
-    #[test]
-    fn keys() {
-        let extra = vec!["ssn".to_string()];
-        for k in [
-            "Authorization",
-            "PROXY-AUTHORIZATION",
-            "cookie",
-            "Set-Cookie",
-            "X-Api-Key",
-            "access_token",
-            "refreshToken",
-            "client_secret",
-            "Password",
-            "db_passwd",
-            "stripe-api-key",
-            "APIKEY",
-            "private_key_pem",
-            "x-csrf-token",
-            "customer_ssn",
-        ] {
-            assert!(sensitive_key(k, &extra), "{k}");
-        }
-        for k in [
-            "content-type",
-            "user",
-            "id",
-            "tokenizer_name_is_ok_no",
-            "status",
-        ] {
-            if k == "tokenizer_name_is_ok_no" {
-                continue; // contains "token": redacted, by design (over-redaction is safe)
-            }
-            assert!(!sensitive_key(k, &extra), "{k}");
-        }
-    }
 
     /// The definition, written the obvious (quadratic) way: from every word start with "eyJ",
     /// the longest run of base64url with at most two dots, if it has two and 20 bytes.
@@ -350,7 +313,7 @@ mod unit_tests {
 
     #[test]
     fn strings() {
-        let none: Vec<String> = vec![];
+        let cfg = Config::default();
         let cases = [
             ("Bearer abcdefghijkl.mnop", Some("Bearer [REDACTED]")),
             (
@@ -386,10 +349,24 @@ mod unit_tests {
         ];
         for (input, want) in cases {
             assert_eq!(
-                redact_string(input, &none, &mut || ()).as_deref(),
+                redact_string(input, &cfg, &mut || ())
+                    .map(|r| r.0)
+                    .as_deref(),
                 want,
                 "{input}"
             );
         }
+    }
+
+    #[test]
+    fn card_numbers_opt_in() {
+        let mut cfg = Config::default();
+        let s = "paid with 4242 4242 4242 4242 on 2024-05-01, order 1234567890123";
+        assert_eq!(redact_string(s, &cfg, &mut || ()), None);
+        cfg.enabled = vec!["pii-card-number".into()];
+        assert_eq!(
+            redact_string(s, &cfg, &mut || ()).map(|r| r.0).as_deref(),
+            Some("paid with [REDACTED] on 2024-05-01, order 1234567890123")
+        );
     }
 }

@@ -1,0 +1,513 @@
+//! Finding secrets in a string: one pass of an Aho–Corasick automaton over the literals of every
+//! rule (`rules.rs`, and the triggers of the procedural detectors in `redact.rs`), then each rule
+//! whose literal was seen runs once over the string; one pass over the assignment operators
+//! (`=`, `:`) reads the name before each and, when the name is a secret's (`names.rs`), the
+//! value after it.  Everything is linear in the string's length: the automaton and each rule's
+//! expression (the `regex` crate's guarantee) are, a name is read back at most
+//! [`names::MAX_NAME`] bytes, and values after `=` end at the next `=` (after `:`, at the next
+//! `:`), so no byte is read by more than a bounded number of values.  `tick` (the server's
+//! CHECK_FOR_INTERRUPTS) is called every [`TICK_BYTES`] of progress and between rules.
+//!
+//! The automaton and the expressions are built once per backend, each expression when a string
+//! first holds one of its literals (most backends never compile most rules).
+use super::names::{self, Class};
+use super::redact::{self, TICK_BYTES};
+use super::rules::{Rule, RULES};
+use regex::bytes::{Regex, RegexBuilder};
+use std::sync::OnceLock;
+
+/// One secret: bytes `start..end` of the string, replaced by [`redact::MARK`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub start: usize,
+    pub end: usize,
+    pub rule: &'static str,
+}
+
+/// What the settings say: extra key names, rules turned off, opt-in rules turned on.
+#[derive(Default)]
+pub struct Config {
+    /// `tenancy.redact_keys`, lowercase.
+    pub extra: Vec<String>,
+    /// `tenancy.redact_disabled_rules`.
+    pub disabled: Vec<String>,
+    /// `tenancy.redact_enabled_rules`.
+    pub enabled: Vec<String>,
+}
+
+impl Config {
+    /// Whether a rule runs.
+    pub fn on(&self, id: &str) -> bool {
+        !self.disabled.iter().any(|d| d == id)
+    }
+
+    /// Whether an opt-in rule runs.
+    pub fn opted_in(&self, id: &str) -> bool {
+        self.enabled.iter().any(|d| d == id) && self.on(id)
+    }
+}
+
+/// What a literal of the automaton starts.
+#[derive(Clone, Copy)]
+enum Trigger {
+    Rule(usize),
+    Scheme(usize),
+    ApiKey,
+    Jwt,
+}
+
+struct Compiled {
+    automaton: aho_corasick::AhoCorasick,
+    triggers: Vec<Trigger>,
+    regexes: Vec<OnceLock<Regex>>,
+}
+
+fn compiled() -> &'static Compiled {
+    static COMPILED: OnceLock<Compiled> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        let mut literals: Vec<String> = Vec::new();
+        let mut triggers = Vec::new();
+        for (i, rule) in RULES.iter().enumerate() {
+            for lit in rule.literals {
+                literals.push(lit.to_string());
+                triggers.push(Trigger::Rule(i));
+            }
+        }
+        for (i, scheme) in redact::SCHEMES.iter().enumerate() {
+            literals.push(scheme.to_string());
+            triggers.push(Trigger::Scheme(i));
+        }
+        literals.push("tk_".to_string());
+        triggers.push(Trigger::ApiKey);
+        literals.push("eyj".to_string());
+        triggers.push(Trigger::Jwt);
+        let automaton = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(&literals)
+            .expect("the rules' literals are plain strings");
+        Compiled {
+            automaton,
+            triggers,
+            regexes: RULES.iter().map(|_| OnceLock::new()).collect(),
+        }
+    })
+}
+
+/// The compiled expression of a rule.
+fn regex(i: usize) -> &'static Regex {
+    compiled().regexes[i].get_or_init(|| compile(&RULES[i]))
+}
+
+/// A rule's expression, as every rule is compiled (unit tests compile them all).
+pub fn compile(rule: &Rule) -> Regex {
+    RegexBuilder::new(rule.pattern)
+        .unicode(false)
+        .size_limit(4 << 20)
+        .build()
+        .unwrap_or_else(|e| panic!("rule {}: {e}", rule.id))
+}
+
+/// Every secret of `s`, sorted, overlapping ones merged (the first one's rule is kept).
+pub fn find(s: &str, cfg: &Config, tick: &mut dyn FnMut()) -> Vec<Finding> {
+    let b = s.as_bytes();
+    let mut found: Vec<Finding> = Vec::new();
+    let c = compiled();
+    // 1. The literals: which rules may match, and from where.
+    let mut first_hit: Vec<(usize, usize)> = Vec::new(); // (rule, first position)
+    let mut seen_rule = vec![false; RULES.len()];
+    let mut jwt = false;
+    let mut next_tick = TICK_BYTES;
+    for m in c.automaton.find_overlapping_iter(b) {
+        if m.start() >= next_tick {
+            tick();
+            next_tick = m.start() + TICK_BYTES;
+        }
+        match c.triggers[m.pattern().as_usize()] {
+            Trigger::Rule(r) => {
+                if !seen_rule[r] {
+                    seen_rule[r] = true;
+                    first_hit.push((r, m.start()));
+                }
+            }
+            Trigger::Scheme(k) => {
+                if let Some(f) = redact::scheme_at(b, m.start(), k) {
+                    found.push(f);
+                }
+            }
+            Trigger::ApiKey => {
+                if let Some(f) = redact::api_key_at(b, m.start()) {
+                    found.push(f);
+                }
+            }
+            Trigger::Jwt => jwt = true,
+        }
+    }
+    if jwt {
+        found.extend(
+            redact::jwt_spans(b, tick)
+                .into_iter()
+                .map(|(start, end)| Finding {
+                    start,
+                    end,
+                    rule: "jwt",
+                }),
+        );
+    }
+    // 2. The rules whose literal is there, each once over the rest of the string.
+    for (r, at) in first_hit {
+        let rule = &RULES[r];
+        if rule.opt_in && !cfg.opted_in(rule.id) || !cfg.on(rule.id) {
+            continue;
+        }
+        tick();
+        let re = regex(r);
+        let mut pos = at.saturating_sub(rule.back);
+        while pos <= b.len() {
+            let Some(caps) = re.captures_at(b, pos) else {
+                break;
+            };
+            let whole = caps.get(0).expect("group 0 is the match");
+            let part = caps.name("s").or_else(|| caps.name("l")).unwrap_or(whole);
+            if !part.is_empty() && part.as_bytes() != redact::MARK.as_bytes() {
+                found.push(Finding {
+                    start: part.start(),
+                    end: part.end(),
+                    rule: rule.id,
+                });
+            }
+            pos = if whole.end() > whole.start() {
+                whole.end()
+            } else {
+                whole.end() + 1
+            };
+        }
+    }
+    // 3. Names and their values.
+    context(b, cfg, tick, &mut found);
+    // 4. Opt-in personal data.
+    if cfg.opted_in("pii-card-number") {
+        redact::card_numbers(b, tick, &mut found);
+    }
+    merge(s, found)
+}
+
+/// Sorted, overlapping or touching findings joined, every bound on a character boundary.
+fn merge(s: &str, mut found: Vec<Finding>) -> Vec<Finding> {
+    for f in &mut found {
+        while !s.is_char_boundary(f.start) {
+            f.start -= 1;
+        }
+        while !s.is_char_boundary(f.end) {
+            f.end += 1;
+        }
+    }
+    found.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+    let mut out: Vec<Finding> = Vec::with_capacity(found.len());
+    for f in found {
+        match out.last_mut() {
+            Some(last) if f.start < last.end => last.end = last.end.max(f.end),
+            _ => out.push(f),
+        }
+    }
+    out
+}
+
+/// The bytes a name may hold (non-ASCII letters included: `contraseña`, `hasło`).
+fn name_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"_.-%[]$@".contains(&c) || c >= 0x80
+}
+
+/// Where values end: after `=`, everything but `:`; after `:`, `:` too.
+fn value_end(c: u8, colon: bool) -> bool {
+    c.is_ascii_whitespace() || b"\"'`;,&#<>(){}[]\\|=".contains(&c) || (colon && c == b':')
+}
+
+/// The longest value read (quoted, or unquoted); a header line, [`LINE_MAX`].
+const VALUE_MAX: usize = 512;
+const LINE_MAX: usize = 4096;
+
+/// Values that stand in for a secret rather than being one.
+fn placeholder(v: &[u8]) -> bool {
+    if v.is_empty() || v.iter().all(|c| b"*#.-_ ".contains(c)) {
+        return true;
+    }
+    if v.len() >= 4 && v.iter().all(|c| b"*xX".contains(c)) {
+        return true; // a mask: xxxx, ****
+    }
+    if v[0] == b'<' || v.starts_with(b"${") || v.starts_with(b"{{") || v.starts_with(b"%") {
+        return true;
+    }
+    const WORDS: &[&[u8]] = &[
+        b"[redacted]",
+        b"redacted",
+        b"[filtered]",
+        b"filtered",
+        b"null",
+        b"none",
+        b"nil",
+        b"undefined",
+        b"true",
+        b"false",
+        b"hidden",
+        b"masked",
+        b"required",
+        b"missing",
+        b"invalid",
+        b"expired",
+        b"empty",
+    ];
+    WORDS.iter().any(|w| v.eq_ignore_ascii_case(w))
+}
+
+/// Shannon entropy of `v`, in bits per byte.
+fn entropy(v: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for &c in v {
+        counts[c as usize] += 1;
+    }
+    let n = v.len() as f64;
+    counts
+        .iter()
+        .filter(|&&k| k > 0)
+        .map(|&k| {
+            let p = f64::from(k) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Whether a value under a secret's name looks like a credential rather than a word, a number,
+/// a date or a URL.
+pub fn credential_like(v: &[u8]) -> bool {
+    if v.len() < 8 || placeholder(v) || v.windows(3).any(|w| w == b"://") {
+        return false;
+    }
+    if v.iter().all(|c| b"0123456789:TZ.+-/ ".contains(c)) {
+        return false; // numbers, dates, times
+    }
+    let letters = v.iter().any(u8::is_ascii_alphabetic);
+    let digits = v.iter().any(u8::is_ascii_digit);
+    (letters && digits) || (v.len() >= 12 && entropy(v) >= 3.0)
+}
+
+/// Names before `=`, `=>`, `:=`, `:` and the secrets after them.
+fn context(b: &[u8], cfg: &Config, tick: &mut dyn FnMut(), found: &mut Vec<Finding>) {
+    let mut resume = 0; // the end of the last value taken
+    let mut next_tick = TICK_BYTES;
+    for i in memchr::memchr2_iter(b'=', b':', b) {
+        if i >= next_tick {
+            tick();
+            next_tick = i + TICK_BYTES;
+        }
+        if i < resume {
+            continue;
+        }
+        if let Some(f) = assignment(b, i, cfg) {
+            resume = f.end;
+            found.push(f);
+        }
+    }
+}
+
+/// The secret assigned at operator byte `i`, if the name before it is a secret's.
+fn assignment(b: &[u8], i: usize, cfg: &Config) -> Option<Finding> {
+    let at = |k: usize| b.get(k).copied().unwrap_or(0);
+    let colon = b[i] == b':';
+    let mut op_end = i + 1;
+    if colon {
+        if at(i + 1) == b'/' && at(i + 2) == b'/' {
+            return None; // a URL's scheme
+        }
+        if at(i + 1) == b'=' || at(i + 1) == b':' {
+            op_end = i + 2;
+        }
+    } else {
+        if i > 0 && b":=!<>".contains(&b[i - 1]) {
+            return None; // part of `:=`, `==`, `!=`, `<=`, `>=`
+        }
+        match at(i + 1) {
+            b'>' => op_end = i + 2,
+            b'=' => return None,
+            _ => {}
+        }
+    }
+    // The name: back over a closing quote and blanks, then over the name (words and blanks).
+    let mut j = i;
+    let mut skipped = 0;
+    while j > 0 && skipped < 3 && b" \t'\"`\\".contains(&b[j - 1]) {
+        j -= 1;
+        skipped += 1;
+    }
+    let name_end = j;
+    while j > 0
+        && name_end - j < names::MAX_NAME
+        && (name_byte(b[j - 1]) || b[j - 1] == b' ' || b[j - 1] == b'\t')
+    {
+        j -= 1;
+    }
+    while j < name_end && (b[j] == b' ' || b[j] == b'\t' || b[j] >= 0x80 && b[j] < 0xC0) {
+        j += 1; // leading blanks, or the middle of a character cut by the bound
+    }
+    if j == name_end {
+        return None;
+    }
+    let name = std::str::from_utf8(&b[j..name_end]).ok()?;
+    let class = names::classify(name, &cfg.extra)?;
+    if !cfg.on(class.rule()) {
+        return None;
+    }
+    // The value: after blanks and an opening quote.
+    let mut k = op_end;
+    let mut quote = None;
+    let mut skipped = 0;
+    while k < b.len() && skipped < 5 && b" \t'\"`=\\".contains(&b[k]) {
+        if b"'\"`".contains(&b[k]) {
+            quote = Some(b[k]);
+        }
+        k += 1;
+        skipped += 1;
+    }
+    let start = k;
+    let header_line = class == Class::Header && colon && quote.is_none();
+    let end = if header_line {
+        while k < b.len()
+            && k - start < LINE_MAX
+            && b[k] != b'\r'
+            && b[k] != b'\n'
+            && !(b[k] == b'\\' && matches!(at(k + 1), b'r' | b'n' | b'"'))
+        {
+            k += 1;
+        }
+        k
+    } else if let Some(q) = quote {
+        while k < b.len() && k - start < VALUE_MAX && b[k] != q && b[k] != b'\n' {
+            k += 1;
+        }
+        if k > start && b[k - 1] == b'\\' {
+            k - 1 // an escaped quote ends it: {\"password\": \"…\"}
+        } else {
+            k
+        }
+    } else {
+        while k < b.len() && k - start < VALUE_MAX && !value_end(b[k], colon) {
+            k += 1;
+        }
+        // Base64 padding.
+        while k < b.len() && b[k] == b'=' && k - start < VALUE_MAX {
+            k += 1;
+        }
+        k
+    };
+    let v = &b[start..end];
+    if placeholder(v) {
+        return None;
+    }
+    // "Password: must be 8 characters": after an unquoted value, more words mean prose.
+    let mut after = end;
+    while after < b.len() && (b[after] == b' ' || b[after] == b'\t') {
+        after += 1;
+    }
+    let prose = colon
+        && quote.is_none()
+        && !header_line
+        && after > end
+        && at(after).is_ascii_alphanumeric();
+    let take = match class {
+        Class::Header => true,
+        Class::Password | Class::Card => !prose || credential_like(v),
+        // After `=` (query strings, form bodies, assignments) any value; in text, one that looks
+        // like a credential.
+        Class::Secret => !colon || credential_like(v),
+        Class::Provider => v.len() >= 10 && credential_like(v),
+    };
+    take.then_some(Finding {
+        start,
+        end,
+        rule: class.rule(),
+    })
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_compiles() {
+        for rule in RULES {
+            compile(rule);
+            assert!(!rule.literals.is_empty(), "{}", rule.id);
+            for lit in rule.literals {
+                assert_eq!(
+                    *lit,
+                    lit.to_ascii_lowercase(),
+                    "{}: literals are lowercase",
+                    rule.id
+                );
+            }
+        }
+        let mut ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "rule ids are unique");
+        assert!(n >= 120, "{n} rules");
+    }
+
+    fn redact(s: &str) -> String {
+        let cfg = Config::default();
+        let f = find(s, &cfg, &mut || ());
+        redact::apply(s, &f)
+    }
+
+    #[test]
+    fn strings() {
+        let cases = [
+            (
+                "upstream said: invalid key sk_live_51H8abcdefghijklmnop",
+                "upstream said: invalid key sk_live_[REDACTED]",
+            ),
+            ("api_key=sk_live_51H8abcdefghijklmnop", "api_key=[REDACTED]"),
+            (
+                "postgres://app:S3cret@db/prod",
+                "postgres://app:[REDACTED]@db/prod",
+            ),
+            ("https://user:pa55@host/", "https://user:[REDACTED]@host/"),
+            (
+                "client_secret=abc123xyz789&grant_type=client_credentials",
+                "client_secret=[REDACTED]&grant_type=client_credentials",
+            ),
+            (
+                "https://app.test/cb#access_token=ya29a0AfH6SMBx&state=1",
+                "https://app.test/cb#access_token=[REDACTED]&state=1",
+            ),
+            ("api%5Fkey=abcdef123456", "api%5Fkey=[REDACTED]"),
+            (
+                "X-Api-Key: abcdef123456\r\nCookie: a=b; c=d\r\nAccept: */*",
+                "X-Api-Key: [REDACTED]\r\nCookie: [REDACTED]\r\nAccept: */*",
+            ),
+            (
+                "{\"password\": \"hunter2\", \"user\": \"bob\"}",
+                "{\"password\": \"[REDACTED]\", \"user\": \"bob\"}",
+            ),
+            ("Bearer\tabcdefghijklmnop", "Bearer\t[REDACTED]"),
+            (
+                "Password: must be at least 8 characters",
+                "Password: must be at least 8 characters",
+            ),
+            ("password=[REDACTED]", "password=[REDACTED]"),
+            ("key AKIAIOSFODNN7EXAMPLE in use", "key [REDACTED] in use"),
+            (
+                "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+            (
+                "at 2024-05-01T12:30:00Z id=cus_NffrFeUfNV2Hib",
+                "at 2024-05-01T12:30:00Z id=cus_NffrFeUfNV2Hib",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact(input), want, "{input}");
+        }
+    }
+}
