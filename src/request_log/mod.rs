@@ -187,6 +187,9 @@ fn redact_jsonb(
         let mut skip_to: Option<usize> = None; // skipping a redacted or cut container
         let mut pending: Option<(pg_sys::JsonbValue, Verdict)> = None; // a key and its verdict
         let mut used = 0usize;
+        // What the string scanners read: a redacted string is charged its stored size, so the
+        // input read is bounded apart (4 times the budget, 1 MB at least), and cut past it.
+        let mut scanned = (0usize, budget.saturating_mul(4).max(1 << 20));
         let mut cut = false;
         let mut result: *mut pg_sys::JsonbValue = std::ptr::null_mut();
         let push = |state: &mut *mut pg_sys::JsonbParseState,
@@ -295,7 +298,7 @@ fn redact_jsonb(
                     let in_pair = level
                         .as_ref()
                         .and_then(|l| l.name_class)
-                        .filter(|_| name == "value");
+                        .filter(|_| name.eq_ignore_ascii_case("value"));
                     if let Some(l) = level {
                         if explaining {
                             l.key = Some(name.to_string());
@@ -323,7 +326,7 @@ fn redact_jsonb(
                         continue;
                     };
                     let key = jbv_str(&k).unwrap_or("");
-                    if key == "name" || key == "key" {
+                    if key.eq_ignore_ascii_case("name") || key.eq_ignore_ascii_case("key") {
                         let class = jbv_str(&v).and_then(|h| names::classify(h, &cfg.extra));
                         if let (Some(l), Some(c)) = (levels.last_mut(), class) {
                             if cfg.on(c.rule()) && c != Class::Provider {
@@ -338,6 +341,7 @@ fn redact_jsonb(
                         &mut used,
                         budget,
                         &mut cut,
+                        &mut scanned,
                         cfg,
                         &levels,
                         explain.as_deref_mut(),
@@ -374,6 +378,7 @@ fn redact_jsonb(
                         &mut used,
                         limit,
                         &mut cut,
+                        &mut scanned,
                         cfg,
                         &levels,
                         explain.as_deref_mut(),
@@ -447,6 +452,7 @@ unsafe fn admit(
     used: &mut usize,
     limit: usize,
     cut: &mut bool,
+    scanned: &mut (usize, usize),
     cfg: &Config,
     levels: &[Level],
     mut explain: Option<&mut Vec<Redaction>>,
@@ -456,6 +462,14 @@ unsafe fn admit(
         return None;
     }
     let room = limit.saturating_sub(used.saturating_add(key_len));
+    // SAFETY: `v` is a scalar of the document being walked.
+    if let Some(s) = unsafe { jbv_str(v) } {
+        scanned.0 += s.len().min(room);
+        if scanned.0 > scanned.1 {
+            *cut = true;
+            return None;
+        }
+    }
     let mut tick = || {
         pgrx::check_for_interrupts!();
     };

@@ -15,7 +15,7 @@
 pub enum Class {
     /// A password, PIN, one-time code or card code: any value is a secret.
     Password,
-    /// A token, secret, key or credential: string values are secrets (a number is a count).
+    /// A token, secret, key or credential.
     Secret,
     /// A header whose whole value is a credential (`Authorization`, `Cookie`, …): in text, the
     /// rest of the line.
@@ -55,6 +55,9 @@ const HEADERS: &[&str] = &[
     "cookie",
     "setcookie",
     "wwwauthenticate",
+    "xauthorization",
+    "authentication",
+    "cookies",
 ];
 
 /// Whole names (words joined) that are a secret's whatever their last word.

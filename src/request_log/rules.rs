@@ -56,7 +56,7 @@ pub const RULES: &[Rule] = &[
         "connection-string-password",
         "generic",
         ["password=", "pwd="],
-        r"(?i:\b(?:password|pwd))=(?P<s>[^;\s\x22']{1,512})"
+        r"(?i:\b(?:password|pwd))=(?P<s>[^;&\s\x22']{1,512})"
     ),
     rule!(
         "azure-storage-account-key",

@@ -235,7 +235,7 @@ fn placeholder(v: &[u8]) -> bool {
     if v.len() >= 4 && v.iter().all(|c| b"*xX".contains(c)) {
         return true; // a mask: xxxx, ****
     }
-    if v[0] == b'<' || v.starts_with(b"${") || v.starts_with(b"{{") || v.starts_with(b"%") {
+    if v[0] == b'<' || v.starts_with(b"${") || v.starts_with(b"{{") || v == b"%s" {
         return true;
     }
     const WORDS: &[&[u8]] = &[
@@ -303,15 +303,25 @@ fn context(b: &[u8], cfg: &Config, tick: &mut dyn FnMut(), found: &mut Vec<Findi
         if i < resume {
             continue;
         }
-        if let Some(f) = assignment(b, i, cfg) {
-            resume = f.end;
+        // A value read, taken or not, is not read again by the operators inside it.
+        let (f, read_to) = assignment(b, i, cfg);
+        resume = read_to;
+        if let Some(f) = f {
             found.push(f);
         }
     }
 }
 
-/// The secret assigned at operator byte `i`, if the name before it is a secret's.
-fn assignment(b: &[u8], i: usize, cfg: &Config) -> Option<Finding> {
+/// The secret assigned at operator byte `i`, if the name before it is a secret's, and where the
+/// value read ended (`i` when none was read).
+fn assignment(b: &[u8], i: usize, cfg: &Config) -> (Option<Finding>, usize) {
+    match read_assignment(b, i, cfg) {
+        Some((f, read_to)) => (f, read_to),
+        None => (None, i),
+    }
+}
+
+fn read_assignment(b: &[u8], i: usize, cfg: &Config) -> Option<(Option<Finding>, usize)> {
     let at = |k: usize| b.get(k).copied().unwrap_or(0);
     let colon = b[i] == b':';
     let mut op_end = i + 1;
@@ -369,6 +379,9 @@ fn assignment(b: &[u8], i: usize, cfg: &Config) -> Option<Finding> {
         skipped += 1;
     }
     let start = k;
+    if b[start..].starts_with(redact::MARK.as_bytes()) {
+        return Some((None, start + redact::MARK.len()));
+    }
     let header_line = class == Class::Header && colon && quote.is_none();
     let end = if header_line {
         while k < b.len()
@@ -390,6 +403,10 @@ fn assignment(b: &[u8], i: usize, cfg: &Config) -> Option<Finding> {
             k
         }
     } else {
+        // The first byte may be anything but a blank or a separator (`%23…`, `#…`, `(…)`).
+        if k < b.len() && !b[k].is_ascii_whitespace() && !b"\"'`;,&\\".contains(&b[k]) {
+            k += 1;
+        }
         while k < b.len() && k - start < VALUE_MAX && !value_end(b[k], colon) {
             k += 1;
         }
@@ -401,7 +418,7 @@ fn assignment(b: &[u8], i: usize, cfg: &Config) -> Option<Finding> {
     };
     let v = &b[start..end];
     if placeholder(v) {
-        return None;
+        return Some((None, end));
     }
     // "Password: must be 8 characters": after an unquoted value, more words mean prose.
     let mut after = end;
@@ -421,11 +438,12 @@ fn assignment(b: &[u8], i: usize, cfg: &Config) -> Option<Finding> {
         Class::Secret => !colon || credential_like(v),
         Class::Provider => v.len() >= 10 && credential_like(v),
     };
-    take.then_some(Finding {
+    let f = take.then_some(Finding {
         start,
         end,
         rule: class.rule(),
-    })
+    });
+    Some((f, end))
 }
 
 #[cfg(test)]
@@ -458,6 +476,28 @@ mod unit_tests {
         let cfg = Config::default();
         let f = find(s, &cfg, &mut || ());
         redact::apply(s, &f)
+    }
+
+    /// Every operator inside a value that was read and refused reads nothing again: the bytes
+    /// read grow with the input, not with the number of operators in a value.
+    #[test]
+    fn a_refused_value_is_read_once() {
+        let cfg = Config::default();
+        let mut found = Vec::new();
+        let s = "Cookie: <".repeat(2000);
+        let b = s.as_bytes();
+        let mut reads = 0usize;
+        let mut resume = 0;
+        for i in memchr::memchr2_iter(b'=', b':', b) {
+            if i < resume {
+                continue;
+            }
+            let (f, read_to) = assignment(b, i, &cfg);
+            reads += read_to.saturating_sub(i);
+            resume = read_to;
+            found.extend(f);
+        }
+        assert!(reads <= 2 * b.len(), "{reads} bytes read for {}", b.len());
     }
 
     #[test]
