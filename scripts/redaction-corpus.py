@@ -41,11 +41,6 @@ def rust_to_python(pattern):
     return p
 
 
-def xeger(gen, pattern, limit=40):
-    """A string the expression matches, repetitions bounded (unbounded ones up to `limit`)."""
-    return gen.xeger(pattern)
-
-
 def our_rules():
     """(id, pattern) of every rule in src/request_log/rules.rs."""
     text = open(os.path.join(ROOT, "src", "request_log", "rules.rs")).read()
