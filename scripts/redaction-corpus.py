@@ -4,7 +4,8 @@
     python3 -m venv /tmp/rv && /tmp/rv/bin/pip install rstr faker
     /tmp/rv/bin/python scripts/redaction-corpus.py [--gitleaks PATH/TO/gitleaks/config/gitleaks.toml]
 
-Writes, with a fixed seed (the same inputs give the same files):
+Writes (seeded, but not byte-for-byte reproducible: rstr's choices also depend on Python's
+hash order, so a rerun gives other samples of the same rules):
 
 * tests/redaction/rules.json: for every provider rule of src/request_log/rules.rs, samples
   generated from its own expression (rstr), and near misses (the same sample with its secret cut
