@@ -10,6 +10,7 @@
 //! who may log (the tenant's writers, API keys, service_role; append-only for everyone), the
 //! composite foreign key (tenant, integration, action) that the action is that integration's and
 //! both are the tenant's: the same check for every writer, not only for this function.
+pub mod keywords;
 pub mod names;
 pub mod redact;
 pub mod rules;
@@ -135,7 +136,7 @@ enum Verdict {
 impl Verdict {
     /// Whether a container under this name is replaced whole.
     fn hides_container(self) -> bool {
-        matches!(self, Verdict::Named(c) if c != Class::Provider)
+        matches!(self, Verdict::Named(c) if !c.by_value())
     }
 }
 
@@ -329,7 +330,7 @@ fn redact_jsonb(
                     if key.eq_ignore_ascii_case("name") || key.eq_ignore_ascii_case("key") {
                         let class = jbv_str(&v).and_then(|h| names::classify(h, &cfg.extra));
                         if let (Some(l), Some(c)) = (levels.last_mut(), class) {
-                            if cfg.on(c.rule()) && c != Class::Provider {
+                            if cfg.on(c.rule()) && !c.by_value() {
                                 l.name_class = Some(c);
                             }
                         }
@@ -361,8 +362,7 @@ fn redact_jsonb(
                         l.elements += 1;
                         if l.elements == 1 && in_pair_list {
                             let class = jbv_str(&v).and_then(|h| names::classify(h, &cfg.extra));
-                            l.pair_class =
-                                class.filter(|c| cfg.on(c.rule()) && *c != Class::Provider);
+                            l.pair_class = class.filter(|c| cfg.on(c.rule()) && !c.by_value());
                         } else if l.elements == 2 {
                             if let Some(c) = l.pair_class {
                                 verdict = Verdict::Named(c);
@@ -433,8 +433,8 @@ unsafe fn named_secret(v: &pg_sys::JsonbValue, verdict: Verdict) -> bool {
     match (class, v.type_, unsafe { jbv_str(v) }) {
         // No secret is a boolean or a null.
         (_, pg_sys::jbvType::jbvBool | pg_sys::jbvType::jbvNull, _) => false,
-        (Class::Provider, _, Some(s)) => s.len() >= 10 && scan::credential_like(s.as_bytes()),
-        (Class::Provider, _, None) => false,
+        (c, _, Some(s)) if c.by_value() => scan::provider_value(c, s.as_bytes()),
+        (c, _, None) if c.by_value() => false,
         _ => true,
     }
 }

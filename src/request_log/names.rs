@@ -24,6 +24,9 @@ pub enum Class {
     Card,
     /// A provider's name (`heroku`, `datadog`): the value is a secret when it looks like one.
     Provider,
+    /// A provider's name of four to six letters inside a word (`xkrakenv4`): weaker evidence,
+    /// so the value must look more strongly like a credential.
+    ProviderInWord,
 }
 
 impl Class {
@@ -34,8 +37,13 @@ impl Class {
             Class::Secret => "name-secret",
             Class::Header => "name-credential-header",
             Class::Card => "name-card",
-            Class::Provider => "name-provider",
+            Class::Provider | Class::ProviderInWord => "name-provider",
         }
+    }
+
+    /// Whether the value decides (a provider's name alone does not make a secret).
+    pub fn by_value(self) -> bool {
+        matches!(self, Class::Provider | Class::ProviderInWord)
     }
 
     /// Every name rule id (for `tenancy.redaction_rules()` and the disabling setting).
@@ -202,7 +210,26 @@ const DESCRIPTIVE: &[&str] = &[
     "header",
     "field",
     "param",
+    "file",
+    "filename",
+    "variable",
+    "var",
+    "source",
+    "hash",
+    "digest",
+    "checksum",
+    "md5",
+    "sha1",
+    "sha256",
+    "sha512",
+    "fingerprint",
+    "etag",
 ];
+
+/// Whether a word of a name describes a secret rather than holding it (`type`, `id`, `url`).
+pub fn describes(word: &str) -> bool {
+    DESCRIPTIVE.contains(&word)
+}
 
 /// First words that make `… key` an ordinary key: `public_key`, `idempotency_key`.
 const ORDINARY_KEYS: &[&str] = &[
@@ -247,6 +274,8 @@ const ORDINARY_KEYS: &[&str] = &[
     "storage",
     "bucket",
     "file",
+    "schema",
+    "sequence",
 ];
 
 /// Words that, beside the plural `tokens`, make a usage count (`prompt_tokens`, `max_tokens`).
@@ -329,6 +358,7 @@ pub const PROVIDERS: &[&str] = &[
     "netlify",
     "newrelic",
     "nytimes",
+    "newyorktimes",
     "okta",
     "plaid",
     "privateai",
@@ -563,8 +593,35 @@ fn classify_words(words: &[String]) -> Option<Class> {
             return Some(Class::Secret);
         }
     }
-    if providers().is_match(joined.as_str()) {
-        return Some(Class::Provider);
+    // A provider's name of seven letters or more counts anywhere in a name (`xDatadogKey`); one
+    // of four to six letters where a word starts or ends (`herokuKey`, `myheroku`), and inside
+    // a word (`camerakit` holds `meraki`) only as weaker evidence; a shorter one (`aws`, `lob`)
+    // only where a word starts.
+    let mut bounds = Vec::with_capacity(words.len() + 1);
+    let mut at = 0;
+    for w in words {
+        bounds.push(at);
+        at += w.len();
+    }
+    bounds.push(at);
+    let starts = &bounds[..bounds.len() - 1];
+    let mut inside = false;
+    for m in providers().find_overlapping_iter(joined.as_str()) {
+        // Across words only to a word's end (`new_relic`, `xnew_relic`), not `sumOfX`.
+        let across = bounds.iter().any(|&b| m.start() < b && b < m.end());
+        if across && !bounds.contains(&m.end()) {
+            continue;
+        }
+        if m.len() >= 7
+            || starts.contains(&m.start())
+            || (m.len() >= 4 && bounds[1..].contains(&m.end()))
+        {
+            return Some(Class::Provider);
+        }
+        inside |= m.len() >= 4;
+    }
+    if inside {
+        return Some(Class::ProviderInWord);
     }
     None
 }

@@ -460,7 +460,7 @@ pub const RULES: &[Rule] = &[
         "square-token",
         "payments",
         ["sq0atp-", "sq0csp-", "eaaa"],
-        r"\b(?:sq0atp-(?P<s>[\w-]{22,})|sq0csp-[\w-]{40,}|EAAA[\w-]{50,})"
+        r"\b(?:sq0atp-(?P<s>[\w-]{22,})|sq0csp-[\w-]{40,}|EAAA[\w-]{22,})"
     ),
     rule!(
         "braintree-access-token",
@@ -500,7 +500,8 @@ pub const RULES: &[Rule] = &[
         "easypost-key",
         "payments",
         ["ezak", "eztk"],
-        r"\bEZ[AT]K(?P<s>[A-Za-z0-9]{54})"
+        back 1,
+        r"(?:^|[^A-Za-z0-9+])EZ[AT]K(?P<s>[A-Za-z0-9]{54})"
     ),
     rule!(
         "shippo-token",
@@ -530,8 +531,8 @@ pub const RULES: &[Rule] = &[
     rule!(
         "slack-user-token",
         "messaging",
-        ["xoxp-"],
-        r"\bxoxp-(?P<s>[0-9A-Za-z-]{20,})"
+        ["xoxp-", "xoxe-"],
+        r"\bxox[pe]-(?P<s>[0-9]{10,13}-[0-9A-Za-z-]{20,}|[0-9A-Za-z-]{20,})"
     ),
     rule!(
         "slack-app-token",
@@ -683,7 +684,7 @@ pub const RULES: &[Rule] = &[
         "dynatrace-token",
         "observability",
         ["dt0c01."],
-        r"(?i:\bdt0c01\.)(?P<s>[A-Z0-9]{24}\.[A-Z0-9]{64})"
+        r"(?i:\bdt0c01\.)(?P<s>[A-Za-z0-9]{24}\.[A-Za-z0-9]{64})"
     ),
     rule!(
         "grafana-api-key",
@@ -722,7 +723,7 @@ pub const RULES: &[Rule] = &[
     rule!("honeycomb-key", "observability", ["honeycomb"], back 60,
         r"(?i:honeycomb)[\w .-]{0,30}[:=]\s*[\x22']?(?P<s>[A-Za-z0-9]{22,64})\b"),
     rule!("sumologic-access-id", "observability", ["sumo"], back 60,
-        r"(?i:sumo)[\w .-]{0,30}[:=]\s*[\x22']?(?P<s>su[A-Za-z0-9]{12}|[A-Za-z0-9]{64})\b"),
+        r"(?:sumo|Sumo|SUMO)[\w .-]{0,30}[:=]\s*[\x22']?(?P<s>su[A-Za-z0-9]{12}|[A-Za-z0-9]{64})\b"),
     // ---- SaaS --------------------------------------------------------------------------------
     rule!(
         "linear-api-key",
@@ -783,7 +784,8 @@ pub const RULES: &[Rule] = &[
         "infracost-api-key",
         "saas",
         ["ico-"],
-        r"\bico-(?P<s>[A-Za-z0-9]{32})"
+        back 1,
+        r"(?:^|[^.\w-])ico-(?P<s>[A-Za-z0-9]{32})"
     ),
     rule!(
         "frameio-token",
@@ -815,7 +817,7 @@ pub const RULES: &[Rule] = &[
         ["eaam", "eaac"],
         r"\bEAA[MC][A-Za-z0-9]{100,}"
     ),
-    rule!("facebook-access-token", "saas", ["|", "%7c"], back 17, r"\b\d{15,16}(?:\||%7[cC])(?P<s>[0-9A-Za-z_-]{27,40})"),
+    rule!("facebook-access-token", "saas", ["|", "%"], back 17, r"\b\d{15,16}(?:\||%7[cC]|%)(?P<s>[0-9A-Za-z_-]{27,40})"),
     rule!(
         "twitter-bearer-token",
         "saas",
@@ -844,7 +846,7 @@ pub const RULES: &[Rule] = &[
         r"\bs-s4t2(?:ud|af)-(?P<s>[a-f0-9]{64})"
     ),
     rule!("okta-token", "saas", ["okta"], back 60,
-        r"(?i:okta)[\w .-]{0,30}[:=]\s*[\x22']?(?P<s>00[\w=-]{40})"),
+        r"(?:okta|Okta|OKTA)[\w .-]{0,30}[:=]\s*[\x22']?(?P<s>00[\w=-]{40})"),
     rule!("heroku-api-key", "cloud", ["heroku"], back 60,
         r"(?i:heroku)[\w .-]{0,30}[:=]\s*[\x22']?(?P<s>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"),
     rule!(
@@ -858,6 +860,13 @@ pub const RULES: &[Rule] = &[
         "registry",
         ["contribsys"],
         r"(?i:https?://)(?P<s>[a-f0-9]{8}:[a-f0-9]{8})@(?:gems|enterprise)\.contribsys\.com"
+    ),
+    rule!(
+        "sidekiq-env-secret",
+        "registry",
+        ["contribsys__com"],
+        back 20,
+        r"(?i:BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM)[^\n]{0,40}?(?P<s>[a-fA-F0-9]{8}:[a-fA-F0-9]{8})"
     ),
     rule!("snyk-token", "ci", ["snyk"], back 60,
         r"(?i:snyk)[\w .-]{0,30}[:=]\s*[\x22']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"),

@@ -10,6 +10,7 @@
 //!
 //! The automaton and the expressions are built once per backend, each expression when a string
 //! first holds one of its literals (most backends never compile most rules).
+use super::keywords;
 use super::names::{self, Class};
 use super::redact::{self, TICK_BYTES};
 use super::rules::{Rule, RULES};
@@ -54,6 +55,7 @@ enum Trigger {
     Scheme(usize),
     ApiKey,
     Jwt,
+    Keyword,
 }
 
 struct Compiled {
@@ -81,6 +83,10 @@ fn compiled() -> &'static Compiled {
         triggers.push(Trigger::ApiKey);
         literals.push("eyj".to_string());
         triggers.push(Trigger::Jwt);
+        for lit in keywords::literals() {
+            literals.push(lit.to_string());
+            triggers.push(Trigger::Keyword);
+        }
         let automaton = aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(aho_corasick::MatchKind::Standard)
@@ -117,6 +123,7 @@ pub fn find(s: &str, cfg: &Config, tick: &mut dyn FnMut()) -> Vec<Finding> {
     let mut first_hit: Vec<(usize, usize)> = Vec::new(); // (rule, first position)
     let mut seen_rule = vec![false; RULES.len()];
     let mut jwt = false;
+    let mut keyword_read_to = 0; // the end of the last value read after a keyword
     let mut next_tick = TICK_BYTES;
     for m in c.automaton.find_overlapping_iter(b) {
         if m.start() >= next_tick {
@@ -141,6 +148,13 @@ pub fn find(s: &str, cfg: &Config, tick: &mut dyn FnMut()) -> Vec<Finding> {
                 }
             }
             Trigger::Jwt => jwt = true,
+            Trigger::Keyword => {
+                if m.start() >= keyword_read_to {
+                    let (f, read_to) = keywords::after(b, m.start(), m.end(), cfg);
+                    keyword_read_to = read_to.unwrap_or(keyword_read_to);
+                    found.extend(f);
+                }
+            }
         }
     }
     if jwt {
@@ -235,7 +249,15 @@ fn placeholder(v: &[u8]) -> bool {
     if v.len() >= 4 && v.iter().all(|c| b"*xX".contains(c)) {
         return true; // a mask: xxxx, ****
     }
-    if v[0] == b'<' || v.starts_with(b"${") || v.starts_with(b"{{") || v == b"%s" {
+    // <placeholder>, ${VAR}, {{template}}, {name}, $(command), $VAR, %s
+    if v[0] == b'<' || v[0] == b'{' || v.starts_with(b"$(") || v == b"%s" {
+        return true;
+    }
+    if v[0] == b'$'
+        && v[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'{' || *c == b'}')
+    {
         return true;
     }
     const WORDS: &[&[u8]] = &[
@@ -261,7 +283,7 @@ fn placeholder(v: &[u8]) -> bool {
 }
 
 /// Shannon entropy of `v`, in bits per byte.
-fn entropy(v: &[u8]) -> f64 {
+pub fn entropy(v: &[u8]) -> f64 {
     let mut counts = [0u32; 256];
     for &c in v {
         counts[c as usize] += 1;
@@ -289,6 +311,17 @@ pub fn credential_like(v: &[u8]) -> bool {
     let letters = v.iter().any(u8::is_ascii_alphabetic);
     let digits = v.iter().any(u8::is_ascii_digit);
     (letters && digits) || (v.len() >= 12 && entropy(v) >= 3.0)
+}
+
+/// Whether a value under a provider's name is a credential: one that looks like it, and, when
+/// the provider's name was inside a word, one of 14 bytes or more and 3.3 bits of entropy per
+/// byte (the weaker the name, the stronger the value must be).
+pub fn provider_value(class: Class, v: &[u8]) -> bool {
+    match class {
+        Class::Provider => v.len() >= 10 && credential_like(v),
+        Class::ProviderInWord => v.len() >= 14 && credential_like(v) && entropy(v) >= 3.3,
+        _ => credential_like(v),
+    }
 }
 
 /// Names before `=`, `=>`, `:=`, `:` and the secrets after them.
@@ -436,7 +469,7 @@ fn read_assignment(b: &[u8], i: usize, cfg: &Config) -> Option<(Option<Finding>,
         // After `=` (query strings, form bodies, assignments) any value; in text, one that looks
         // like a credential.
         Class::Secret => !colon || credential_like(v),
-        Class::Provider => v.len() >= 10 && credential_like(v),
+        Class::Provider | Class::ProviderInWord => provider_value(class, v),
     };
     let f = take.then_some(Finding {
         start,
@@ -548,6 +581,82 @@ mod unit_tests {
         ];
         for (input, want) in cases {
             assert_eq!(redact(input), want, "{input}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod corpus_dev {
+    use super::*;
+
+    /// Dev harness: `cargo test --lib ... -- --ignored corpus_dev --nocapture`.
+    #[test]
+    #[ignore]
+    fn gitleaks_misses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/redaction/gitleaks.json");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cfg = Config::default();
+        let (mut n, mut ok) = (0, 0);
+        for r in v.as_array().unwrap() {
+            for p in r["positives"].as_array().unwrap() {
+                let s = format!("upstream said: {}", p["sample"].as_str().unwrap());
+                let secret = p["secret"].as_str().unwrap();
+                let f = find(&s, &cfg, &mut || ());
+                let out = redact::apply(&s, &f);
+                n += 1;
+                if out.contains(secret) {
+                    println!("MISS {} {:?}", r["rule"], s);
+                } else {
+                    ok += 1;
+                }
+            }
+        }
+        println!("{ok}/{n}");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/redaction/ordinary.json");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let (mut n, mut ok) = (0, 0);
+        for o in v.as_array().unwrap() {
+            let value = o["value"].as_str().unwrap();
+            for s in [
+                format!("upstream said: {value}"),
+                value.to_string(),
+                format!("id={value}"),
+                format!("received: {value}"),
+                format!("https://api.example.com/v1/items?ref={value}&page=2"),
+            ] {
+                n += 1;
+                let f = find(&s, &cfg, &mut || ());
+                if f.is_empty() {
+                    ok += 1;
+                } else {
+                    println!("OVER {} {:?} -> {:?}", o["kind"], s, redact::apply(&s, &f));
+                }
+            }
+        }
+        println!("ordinary {ok}/{n}");
+        if let Ok(t) = std::fs::read_to_string("/tmp/fps.json") {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            let (mut n, mut ok) = (0, 0);
+            for o in v.as_array().unwrap() {
+                let s = o["text"].as_str().unwrap();
+                n += 1;
+                let f = find(s, &cfg, &mut || ());
+                if f.is_empty() {
+                    ok += 1;
+                } else {
+                    let rules: Vec<&str> = f.iter().map(|f| f.rule).collect();
+                    println!(
+                        "FP {} {:?} -> {:?} {:?}",
+                        o["rule"],
+                        s,
+                        redact::apply(s, &f),
+                        rules
+                    );
+                }
+            }
+            println!("fps {ok}/{n}");
         }
     }
 }
