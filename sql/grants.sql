@@ -186,6 +186,8 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     tenancy.log_request(uuid, uuid, jsonb, jsonb, integer, integer, integer, jsonb),
     tenancy.redact(jsonb),
+    tenancy.redact(jsonb, boolean),
+    tenancy.redaction_rules(),
     tenancy.request_stats(timestamptz, timestamptz)
     TO authenticated, service_role;
 -- JSON Schema (src/actions/): the pure functions for every role; the actions' checks for the

@@ -98,6 +98,26 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', '_lock_request_log_maintenance_wrapper';
 
+-- Redaction explained: each value cut out, with the rule that cut it; and the rules
+-- (src/request_log/mod.rs, docs/request-logs.md).
+CREATE FUNCTION tenancy."redact"(
+	"value" jsonb,
+	"explain" bool
+) RETURNS jsonb
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'redact_explain_wrapper';
+
+CREATE FUNCTION tenancy."redaction_rules"() RETURNS TABLE (
+	"rule" TEXT,
+	"kind" TEXT,
+	"category" TEXT,
+	"enabled" bool
+)
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'redaction_rules_wrapper';
+
 -- ---------------------------------------------------------------------------------------------
 -- Users: single sign-on accounts may share an address (sql/schema.sql, users_email_key)
 -- ---------------------------------------------------------------------------------------------
@@ -802,6 +822,8 @@ BEGIN
         'tenancy.set_member_role(uuid, text)',
         'tenancy.remove_member(uuid)',
         'tenancy._lock_request_log_maintenance()',
+        'tenancy.redact(jsonb, boolean)',
+        'tenancy.redaction_rules()',
         'tenancy._isolate(regclass, text[], text[], text[], text[], boolean, boolean)',
         'tenancy.maintain_request_logs(interval, integer, timestamptz, interval)']::regprocedure[] LOOP
         FOR a IN SELECT x.grantee FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) x
@@ -834,11 +856,14 @@ $new_objects$;
 REVOKE ALL ON FUNCTION
     tenancy.current_tenant_for(text[]), tenancy.add_member(uuid, text), tenancy.set_member_role(uuid, text),
     tenancy.remove_member(uuid), tenancy._lock_request_log_maintenance(), tenancy._isolate(regclass, text[], text[], text[], text[], boolean, boolean),
-    tenancy.maintain_request_logs(interval, integer, timestamptz, interval), tenancy.jwt_keys(text)
+    tenancy.maintain_request_logs(interval, integer, timestamptz, interval), tenancy.jwt_keys(text),
+    tenancy.redact(jsonb, boolean), tenancy.redaction_rules()
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenancy.current_tenant_for(text[]) TO anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION
     tenancy.add_member(uuid, text), tenancy.set_member_role(uuid, text), tenancy.remove_member(uuid)
+    TO authenticated, service_role;
+GRANT EXECUTE ON FUNCTION tenancy.redact(jsonb, boolean), tenancy.redaction_rules()
     TO authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------

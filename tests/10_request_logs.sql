@@ -163,6 +163,41 @@ SELECT is(tenancy.redact('{"user_ssn": "1", "customer_id": 7, "id": 8}'), '{"use
           'tenancy.redact_keys adds keys (case and - vs _ do not matter)');
 RESET tenancy.redact_keys;
 
+-- Explained: each value cut out, where, and by which rule.
+SELECT is(tenancy.redact('{"headers": {"X-Api-Key": "abc"}, "error": "upstream said: invalid key sk_live_51H8abcdefghijklmnop", "ok": 1}', true),
+          '{"redacted": {"ok": 1, "error": "upstream said: invalid key sk_live_[REDACTED]", "headers": {"X-Api-Key": "[REDACTED]"}},
+            "redactions": [{"path": "$.error", "rule": "stripe-secret-key", "at": 35, "length": 20},
+                           {"path": "$.headers.\"X-Api-Key\"", "rule": "name-secret"}]}'::jsonb,
+          'redact(doc, explain => true): the path, the rule and, inside a string, where and how long (in characters)');
+SELECT is(tenancy.redact('{"a": "nothing here"}', explain => true), '{"redacted": {"a": "nothing here"}, "redactions": []}',
+          'nothing cut, nothing listed');
+SELECT is(tenancy.redact('{"a": "DATADOG_APP ||= ab12cd34ef56gh78ij90"}', false), tenancy.redact('{"a": "DATADOG_APP ||= ab12cd34ef56gh78ij90"}'),
+          'explain => false is redact(doc)');
+SELECT is(tenancy.redact('{"a": "DATADOG_APP ||= ab12cd34ef56gh78ij90"}', true) -> 'redactions' -> 0 ->> 'rule', 'name-provider',
+          'a provider''s name before a looser assignment is name-provider');
+SELECT ok((SELECT count(*) FROM tenancy.redaction_rules()) >= 160, 'redaction_rules() lists every rule');
+SELECT is((SELECT count(*) FROM (SELECT rule FROM tenancy.redaction_rules() GROUP BY rule HAVING count(*) > 1) d), 0::bigint, 'rule ids are unique');
+SELECT results_eq($$SELECT kind, count(*) > 0 FROM tenancy.redaction_rules() GROUP BY kind ORDER BY kind$$,
+                  $$VALUES ('built-in', true), ('name', true), ('opt-in', true), ('provider', true)$$, 'four kinds of rule');
+SELECT is((SELECT enabled FROM tenancy.redaction_rules() WHERE rule = 'pii-card-number'), false, 'card numbers are opt-in');
+SET LOCAL tenancy.redact_disabled_rules = 'stripe-secret-key, name-provider';
+SET LOCAL tenancy.redact_enabled_rules = 'pii-card-number';
+SELECT results_eq($$SELECT rule, enabled FROM tenancy.redaction_rules() WHERE rule IN ('stripe-secret-key', 'name-provider', 'pii-card-number', 'github-pat') ORDER BY rule$$,
+                  $$VALUES ('github-pat', true), ('name-provider', false), ('pii-card-number', true), ('stripe-secret-key', false)$$,
+                  'the settings turn rules off and opt-in rules on, and redaction_rules() says so');
+SELECT is(tenancy.redact('{"a": "key sk_live_51H8abcdefghijklmnop", "b": "DATADOG_APP ||= ab12cd34ef56gh78ij90", "c": "card 4242 4242 4242 4242"}'),
+          '{"a": "key sk_live_51H8abcdefghijklmnop", "b": "DATADOG_APP ||= ab12cd34ef56gh78ij90", "c": "card [REDACTED]"}',
+          'a rule turned off cuts nothing; an opt-in rule turned on does');
+RESET tenancy.redact_disabled_rules;
+RESET tenancy.redact_enabled_rules;
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SET LOCAL tenancy.redact_disabled_rules = ''jwt'''), 'error:42501',
+          'an application role cannot turn a rule off');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, $$SELECT tenancy.redact('{"password": "x"}', true) -> 'redactions' -> 0 ->> 'rule'$$), 'value:name-password',
+          'authenticated may ask why');
+SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SELECT count(*) > 100 FROM tenancy.redaction_rules()'), 'value:true',
+          'and list the rules');
+SELECT is(pg_temp.probe('anon', NULL, NULL, 'SELECT count(*) FROM tenancy.redaction_rules()'), 'error:42501', 'anon may not');
+
 -- Deep nesting: 1,000 levels are no problem (no recursion); a 10 MB payload is capped.
 SELECT is(tenancy.redact((repeat('{"a":', 1000) || '{"password": 1}' || repeat('}', 1000))::jsonb) #>> (ARRAY(SELECT 'a' FROM generate_series(1, 1000)) || 'password'::text),
           '[REDACTED]', 'a secret 1,000 levels deep is redacted');

@@ -653,6 +653,88 @@ pub fn redact(value: JsonbArg) -> JsonbDatum {
     redact_jsonb(&value, &config(), budget, None)
 }
 
+/// `tenancy.redact(value, explain => true)`: `{"redacted": <what would be stored>,
+/// "redactions": [{"path", "rule", "at", "length"}…]}`, one entry per value cut out (`at` and
+/// `length` in characters, for a secret inside a string), so an operator can see why.  With
+/// `explain => false`, what `redact(value)` returns.
+#[pg_extern(stable, parallel_safe, name = "redact")]
+pub fn redact_explain(value: JsonbArg, explain: bool) -> JsonbDatum {
+    let budget = gucs::LOG_SUMMARY_MAX_BYTES.get().max(256) as usize;
+    let cfg = config();
+    if !explain {
+        return redact_jsonb(&value, &cfg, budget, None);
+    }
+    let mut found = Vec::new();
+    let redacted = redact_jsonb(&value, &cfg, budget, Some(&mut found));
+    let list: Vec<serde_json::Value> = found
+        .into_iter()
+        .map(|r| {
+            let mut o = serde_json::json!({"path": r.path, "rule": r.rule});
+            if let Some((at, len)) = r.span {
+                o["at"] = at.into();
+                o["length"] = len.into();
+            }
+            o
+        })
+        .collect();
+    let list = crate::jsonb::from_text(&serde_json::Value::Array(list).to_string());
+    let mut out = crate::jsonb::ObjectBuilder::new();
+    out.container("redacted", redacted.container());
+    out.container("redactions", list.container());
+    out.finish()
+}
+
+/// Every redaction rule: its id (what `explain` reports and `tenancy.redact_disabled_rules`
+/// names), its kind (`name`: a key or parameter name; `provider`: a token format;
+/// `built-in`: schemes, API keys, JSON Web Tokens; `opt-in`: personal data, off unless
+/// `tenancy.redact_enabled_rules` names it), its category, and whether it is applied now.
+#[pg_extern(stable, parallel_safe)]
+pub fn redaction_rules() -> TableIterator<
+    'static,
+    (
+        name!(rule, String),
+        name!(kind, String),
+        name!(category, String),
+        name!(enabled, bool),
+    ),
+> {
+    let cfg = config();
+    let mut rows = Vec::new();
+    for c in Class::RULES {
+        rows.push((
+            c.rule().to_string(),
+            "name".to_string(),
+            "generic".to_string(),
+            cfg.on(c.rule()),
+        ));
+    }
+    for (id, cat) in rules::BUILT_IN {
+        rows.push((
+            id.to_string(),
+            "built-in".to_string(),
+            cat.to_string(),
+            cfg.on(id),
+        ));
+    }
+    for r in rules::RULES {
+        rows.push((
+            r.id.to_string(),
+            "provider".to_string(),
+            r.category.to_string(),
+            cfg.on(r.id),
+        ));
+    }
+    for (id, _) in rules::OPT_IN {
+        rows.push((
+            id.to_string(),
+            "opt-in".to_string(),
+            "pii".to_string(),
+            cfg.opted_in(id),
+        ));
+    }
+    TableIterator::new(rows)
+}
+
 /// Lock class of the request-log maintenance lock (`objsubid = 29811` in `pg_locks`).
 const MAINTENANCE_LOCK_CLASS: u16 = 0x7473;
 

@@ -138,16 +138,16 @@ pub fn find(s: &str, cfg: &Config, tick: &mut dyn FnMut()) -> Vec<Finding> {
                 }
             }
             Trigger::Scheme(k) => {
-                if let Some(f) = redact::scheme_at(b, m.start(), k) {
+                if let Some(f) = redact::scheme_at(b, m.start(), k).filter(|f| cfg.on(f.rule)) {
                     found.push(f);
                 }
             }
             Trigger::ApiKey => {
-                if let Some(f) = redact::api_key_at(b, m.start()) {
+                if let Some(f) = redact::api_key_at(b, m.start()).filter(|f| cfg.on(f.rule)) {
                     found.push(f);
                 }
             }
-            Trigger::Jwt => jwt = true,
+            Trigger::Jwt => jwt = cfg.on("jwt"),
             Trigger::Keyword => {
                 if m.start() >= keyword_read_to {
                     let (f, read_to) = keywords::after(b, m.start(), m.end(), cfg);
