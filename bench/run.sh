@@ -123,6 +123,8 @@ PY
         vault/floor_md5.sql vault/store_pg_tenancy.sql vault/store_pgp_sym.sql vault/store_raw_aes.sql
     run_group "request logs: one ~300-byte request summary per call" 0 \
         request_logs/plain_insert.sql request_logs/log_request.sql
+    run_group "request logs: redact() of a ~16 kB summary, without and with secrets" 0 \
+        request_logs/redact_floor.sql request_logs/redact_clean.sql request_logs/redact_secrets.sql
     copy_ceiling
     run_group "API keys: check a key sent by the client, 1000 keys (bcrypt: 100, picked 1/50 as often)" 0 \
         api_keys/pk_lookup.sql@50 api_keys/verify_api_key.sql@50 api_keys/verify_api_key_from.sql@50 api_keys/authenticate.sql@50 \

@@ -103,3 +103,36 @@ CREATE TABLE bench.tokens (t int PRIMARY KEY, claims text NOT NULL, hs256_header
 
 \ir actions/setup.sql
 VACUUM ANALYZE;
+
+-- Redaction throughput: one ~16 kB summary (under tenancy.log_summary_max_bytes, so nothing is
+-- cut) of 36 order items, without secrets, and the same with one secret of a different kind in
+-- every other item (18 in all: provider tokens in messages, key=value in URLs and bodies, header text, a
+-- password in a connection string, a JWT).
+CREATE TABLE bench.redact_docs (name text PRIMARY KEY, doc jsonb NOT NULL);
+INSERT INTO bench.redact_docs
+SELECT kind, jsonb_build_object(
+    'method', 'POST', 'url', 'https://api.example.com/v1/orders/batch?page=2&per_page=36',
+    'headers', jsonb_build_object('Content-Type', 'application/json', 'User-Agent', 'waygate/1.0',
+                                  'traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),
+    'items', jsonb_agg(jsonb_build_object(
+        'id', 'ord_' || lpad(g::text, 8, '0'),
+        'customer', 'cus_NffrFeUfNV2H' || g,
+        'created_at', '2026-11-' || lpad((1 + g % 28)::text, 2, '0') || 'T12:30:00Z',
+        'amount', 1000 + g * 37, 'currency', 'EUR',
+        'url', 'https://shop.example.com/orders/' || g || '?ref=newsletter&utm_source=mail',
+        'etag', md5(g::text),
+        'note', 'Customer asked to ship before Friday; parcel ' || g || ' leaves the Lyon warehouse, tracking sent by email to jane.doe@example.com.',
+        'status', CASE WHEN kind = 'secrets' AND g % 2 = 0 THEN
+            CASE g % 14
+                WHEN 0 THEN 'upstream said: invalid key sk_live_51H8' || md5('a' || g)
+                WHEN 2 THEN 'retry with https://hooks.example.com/cb?api_key=' || md5('b' || g) || '&x=1'
+                WHEN 4 THEN 'X-Api-Key: ' || md5('c' || g) || E'\r\nAccept: */*'
+                WHEN 6 THEN 'db postgres://app:S3cret' || g || '@db.internal/prod unreachable'
+                WHEN 8 THEN 'token ghp_' || substr(md5('d' || g) || md5('e' || g), 1, 36) || ' expired'
+                WHEN 10 THEN 'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI' || g || 'In0.' || md5('f' || g)
+                ELSE 'AWS key AKIA' || translate(upper(substr(md5('g' || g), 1, 16)), '0189', 'WXYZ') || ' denied'
+            END
+            ELSE 'shipped, 2 parcels, signature not required for order ' || g END)
+        ORDER BY g))
+FROM unnest(ARRAY['clean', 'secrets']) kind, generate_series(1, 36) g
+GROUP BY kind;

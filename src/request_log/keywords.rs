@@ -179,16 +179,9 @@ pub fn after(
     while p < b.len() && p - end < TAIL && tail_byte(b[p]) {
         p += 1;
     }
-    let Ok(name) = std::str::from_utf8(&b[from..p]) else {
-        return (None, None);
-    };
-    let Some(class) = names::classify(name.trim(), &cfg.extra) else {
-        return (None, None);
-    };
-    if !cfg.on(class.rule()) {
-        return (None, None);
-    }
-    // Blanks and quotes, the operator, quotes and blanks.
+    let name_end = p;
+    // Blanks and quotes, the operator, quotes and blanks: looked at before the name is judged,
+    // since most keywords are followed by none.
     let mut n = 0;
     while p < b.len() && n < 3 && (blank(b[p]) || b[p] == b'\'' || b[p] == b'"') {
         p += 1;
@@ -209,6 +202,15 @@ pub fn after(
         p += 1;
     }
     let v = &b[v0..p];
+    if v.len() < MIN_VALUE {
+        return (None, Some(p));
+    }
+    let Ok(name) = std::str::from_utf8(&b[from..name_end]) else {
+        return (None, Some(p));
+    };
+    let Some(class) = names::classify(name.trim(), &cfg.extra).filter(|c| cfg.on(c.rule())) else {
+        return (None, Some(p));
+    };
     // In a list (`a_key, b_key`) a value that is itself a secret's name is a name.
     let listed = op == 1 && b[p_op] == b',';
     if !credential(v, class)

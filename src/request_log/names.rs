@@ -88,6 +88,14 @@ const SECRET_NAMES: &[&str] = &[
     "masterkey",
     "encryptionkey",
     "webhooksecret",
+    // Session cookies: whoever holds one is logged in.
+    "sessionid",
+    "phpsessid",
+    "jsessionid",
+    "aspnetsessionid",
+    "connectsid",
+    "laravelsession",
+    "sessiontoken",
 ];
 
 /// Strong words: a secret's also in a compound that ends with them (`accesstoken`).
@@ -684,6 +692,11 @@ mod unit_tests {
             "signing_secret",
             "AWS_SECRET_ACCESS_KEY",
             "HEROKU_API",
+            "sessionid",
+            "PHPSESSID",
+            "JSESSIONID",
+            "connect.sid",
+            "session_id",
         ] {
             assert!(classify(k, &extra).is_some(), "{k}");
         }
@@ -711,9 +724,23 @@ mod unit_tests {
             "email",
             "traceparent",
             "etag",
+            "sumOfExposures",
+            "rookTable",
+            "ReactNativeCamera",
+            "TokenFile",
+            "passwordVariable",
+            "auth_source",
+            "image_sha256",
+            "schemaKey",
+            "global_ref",
         ] {
             assert_eq!(classify(k, &extra), None, "{k}");
         }
+        // A provider's name inside a word is weaker evidence; across words only to a word end.
+        assert_eq!(classify("camerakit", &[]), Some(Class::ProviderInWord));
+        assert_eq!(classify("x_new_relic", &[]), Some(Class::Provider));
+        assert_eq!(classify("myHerokuKey", &[]), Some(Class::Secret));
+        assert_eq!(classify("myHeroku", &[]), Some(Class::Provider));
         assert_eq!(classify("Cookie", &[]), Some(Class::Header));
         assert_eq!(classify("otp", &[]), Some(Class::Password));
         assert_eq!(classify("cvv", &[]), Some(Class::Card));
