@@ -197,6 +197,13 @@ SELECT is(pg_temp.probe('authenticated', :acme, :bob, $$SELECT tenancy.redact('{
 SELECT is(pg_temp.probe('authenticated', :acme, :bob, 'SELECT count(*) > 100 FROM tenancy.redaction_rules()'), 'value:true',
           'and list the rules');
 SELECT is(pg_temp.probe('anon', NULL, NULL, 'SELECT count(*) FROM tenancy.redaction_rules()'), 'error:42501', 'anon may not');
+SELECT is(tenancy.redact('{"grants": {"ghp_0123456789abcdefghijABCDEFGHIJ012345": {"scopes": ["repo"]}, "page": 1}}'),
+          '{"grants": {"ghp_[REDACTED]": {"scopes": ["repo"]}, "page": 1}}', 'a key that is a token is cut too');
+SELECT is(tenancy.redact('{"grants": {"ghp_0123456789abcdefghijABCDEFGHIJ012345": 1}}', true) -> 'redactions',
+          '[{"path": "$.grants.\"ghp_[REDACTED]\" (the key)", "rule": "github-pat", "at": 4, "length": 36}]', 'and explained as a key');
+SELECT is(tenancy.redact('{"url": "https://a.test/login?next=https%3A%2F%2Fapp.test%2Fcb%3Faccess_token%3Dabc123xyz789%26state%3D1"}'),
+          '{"url": "https://a.test/login?next=https%3A%2F%2Fapp.test%2Fcb%3Faccess_token%3D[REDACTED]%26state%3D1"}',
+          'a secret in a percent-encoded URL is cut, the URL stays encoded');
 
 -- Deep nesting: 1,000 levels are no problem (no recursion); a 10 MB payload is capped.
 SELECT is(tenancy.redact((repeat('{"a":', 1000) || '{"password": 1}' || repeat('}', 1000))::jsonb) #>> (ARRAY(SELECT 'a' FROM generate_series(1, 1000)) || 'password'::text),

@@ -317,7 +317,38 @@ fn redact_jsonb(
                         Some(c) if cfg.on(c.rule()) => Verdict::Named(c),
                         _ => Verdict::Ordinary,
                     };
-                    pending = Some((v, verdict));
+                    // A key may itself be a secret (a token used as a map key): a key that could
+                    // hold one (16 bytes or more, or with `=`, `:` or a blank) is scanned like a
+                    // string, and charged to what the scanners may read.
+                    let mut key = v;
+                    if name.len() >= 16 || name.bytes().any(|c| matches!(c, b'=' | b':' | b' ')) {
+                        scanned.0 += name.len();
+                        if scanned.0 > scanned.1 {
+                            cut = true;
+                        } else if let Some((r, found)) =
+                            redact::redact_string(name, cfg, &mut || {
+                                pgrx::check_for_interrupts!();
+                            })
+                        {
+                            if let Some(l) = levels.last_mut().filter(|_| explaining) {
+                                l.key = Some(r.clone()); // the path shows the key as stored
+                            }
+                            if let Some(ex) = explain.as_deref_mut() {
+                                for f in &found {
+                                    ex.push(Redaction {
+                                        path: format!("{} (the key)", path_of(&levels)),
+                                        rule: f.rule,
+                                        span: Some((
+                                            name[..f.start].chars().count(),
+                                            name[f.start..f.end].chars().count(),
+                                        )),
+                                    });
+                                }
+                            }
+                            key = jbv_string(&r);
+                        }
+                    }
+                    pending = Some((key, verdict));
                 }
                 WJB_VALUE => {
                     if skip_to.is_some() {
