@@ -10,18 +10,21 @@
 //!
 //! The keywords are the provider names of [`names::PROVIDERS`] (the finding's rule is
 //! `name-provider`) and the generic words `token`, `secret`, `password`, `credential`, `key`,
-//! `api`, `auth`, `access`, … (`name-secret`, `name-password`).  What keeps ordinary text intact:
+//! `api`, `auth`, `access`, …  The name the keyword is in (the identifier around it) is judged by
+//! [`names::classify`], as every name is, and the finding's rule is the name's (`name-secret`,
+//! `name-password`, `name-provider`).  What keeps ordinary text intact:
+//! * the name must be a secret's by the rules of `names.rs` (`token_type`, `public_key`,
+//!   `keyword`, `sumOfX` are not);
 //! * a value counts only if it has letters and digits and at least [`MIN_VALUE`] bytes (after a
-//!   provider's name, also a number of 16 digits or more: client ids);
-//! * a keyword of four letters or fewer (`api`, `key`, `okta`, `lob`) starts a word: `monkey`,
-//!   `rapid` and `global` hold none;
-//! * a keyword is written lowercase, uppercase or capitalised (`Okta`, `OKTA`, `okta`);
-//! * the name's words after the keyword do not describe the secret (`token_type`, `api_version`,
-//!   `stripe_customer_id`: [`names::describes`]).
+//!   provider's name, also a random number of 16 digits or more: client ids);
+//! * a keyword of four letters or fewer (`api`, `key`, `okta`) starts a word: `monkey` and `rapid`
+//!   hold none; and it is written lowercase, uppercase or capitalised (`Okta`, `OKTA`, `okta`);
+//! * `>=` and `->` are not assignments; in a list (`a_key, b_key`) a value that is itself a
+//!   secret's name is a name.
 //!
-//! Each keyword occurrence reads at most [`TAIL`] + 8 bytes before its value and the value at
-//! most `VALUE_MAX` bytes, and no value is read twice (occurrences inside a value read are
-//! skipped), so the pass is linear in the string.
+//! Each keyword occurrence reads at most [`HEAD`] + [`TAIL`] + 8 bytes around its name, and no
+//! value is read twice (occurrences inside a value read are skipped), so the pass is linear in
+//! the string.
 use super::names::{self, Class};
 use super::scan::Finding;
 
@@ -31,8 +34,6 @@ const TAIL: usize = 20;
 const HEAD: usize = 50;
 /// The shortest value taken.
 pub const MIN_VALUE: usize = 10;
-/// The longest value read.
-const VALUE_MAX: usize = 512;
 
 /// Generic keywords (lowercase): words that start a secret's name.
 pub const GENERIC: &[&str] = &[
@@ -198,7 +199,7 @@ pub fn after(
         n += 1;
     }
     let v0 = p;
-    while p < b.len() && p - v0 < VALUE_MAX && value_byte(b[p]) {
+    while p < b.len() && value_byte(b[p]) {
         p += 1;
     }
     let v = &b[v0..p];

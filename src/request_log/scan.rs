@@ -4,8 +4,9 @@
 //! (`=`, `:`) reads the name before each and, when the name is a secret's (`names.rs`), the
 //! value after it.  Everything is linear in the string's length: the automaton and each rule's
 //! expression (the `regex` crate's guarantee) are, a name is read back at most
-//! [`names::MAX_NAME`] bytes, and values after `=` end at the next `=` (after `:`, at the next
-//! `:`), so no byte is read by more than a bounded number of values.  `tick` (the server's
+//! [`names::MAX_NAME`] bytes, and a value, read to its end (the next blank or separator; for a
+//! credential header, the end of the line), is never read again: the operators inside it are
+//! skipped.  A string with an encoded `=` (`%3D`) is read a second time, decoded.  `tick` (the server's
 //! CHECK_FOR_INTERRUPTS) is called every [`TICK_BYTES`] of progress and between rules.
 //!
 //! The automaton and the expressions are built once per backend, each expression when a string
@@ -277,10 +278,6 @@ fn value_end(c: u8, colon: bool) -> bool {
     c.is_ascii_whitespace() || b"\"'`;,&#<>(){}[]\\|=".contains(&c) || (colon && c == b':')
 }
 
-/// The longest value read (quoted, or unquoted); a header line, [`LINE_MAX`].
-const VALUE_MAX: usize = 512;
-const LINE_MAX: usize = 4096;
-
 /// Values that stand in for a secret rather than being one.
 fn placeholder(v: &[u8]) -> bool {
     if v.is_empty() || v.iter().all(|c| b"*#.-_ ".contains(c)) {
@@ -458,7 +455,6 @@ fn read_assignment(b: &[u8], i: usize, cfg: &Config) -> Option<(Option<Finding>,
     let header_line = class == Class::Header && colon && quote.is_none();
     let end = if header_line {
         while k < b.len()
-            && k - start < LINE_MAX
             && b[k] != b'\r'
             && b[k] != b'\n'
             && !(b[k] == b'\\' && matches!(at(k + 1), b'r' | b'n' | b'"'))
@@ -467,7 +463,7 @@ fn read_assignment(b: &[u8], i: usize, cfg: &Config) -> Option<(Option<Finding>,
         }
         k
     } else if let Some(q) = quote {
-        while k < b.len() && k - start < VALUE_MAX && b[k] != q && b[k] != b'\n' {
+        while k < b.len() && b[k] != q && b[k] != b'\n' {
             k += 1;
         }
         if k > start && b[k - 1] == b'\\' {
@@ -480,11 +476,23 @@ fn read_assignment(b: &[u8], i: usize, cfg: &Config) -> Option<(Option<Finding>,
         if k < b.len() && !b[k].is_ascii_whitespace() && !b"\"'`;,&\\".contains(&b[k]) {
             k += 1;
         }
-        while k < b.len() && k - start < VALUE_MAX && !value_end(b[k], colon) {
+        while k < b.len() && !value_end(b[k], colon) {
             k += 1;
         }
+        // `user:password` after a secret's name and `:` (`credentials: alice:s3cr3t`).
+        if colon
+            && matches!(class, Class::Secret | Class::Password)
+            && at(k) == b':'
+            && !value_end(at(k + 1), true)
+            && at(k + 1) != b'/'
+        {
+            k += 1;
+            while k < b.len() && !value_end(b[k], true) {
+                k += 1;
+            }
+        }
         // Base64 padding.
-        while k < b.len() && b[k] == b'=' && k - start < VALUE_MAX {
+        while k < b.len() && b[k] == b'=' {
             k += 1;
         }
         k
@@ -630,6 +638,15 @@ mod unit_tests {
         for (input, want) in cases {
             assert_eq!(redact(input), want, "{input}");
         }
+        assert_eq!(redact("credentials: alice:s3cr3t"), "credentials: [REDACTED]");
+        assert_eq!(redact("token: 12:30 today"), "token: 12:30 today");
+        // A value is cut whole, however long: no tail is left past a bound.
+        let long = "a1".repeat(400);
+        assert_eq!(redact(&format!("password={long} ok")), "password=[REDACTED] ok");
+        assert_eq!(
+            redact(&format!("Cookie: {}\r\nAccept: */*", "s=1; ".repeat(1200))),
+            "Cookie: [REDACTED]\r\nAccept: */*"
+        );
     }
 }
 
