@@ -103,13 +103,18 @@ fn time_grows_linearly_with_every_input() {
     let enter = format!(
         "BEGIN; SELECT set_config('request.jwt.claims', '{{\"sub\": \"{ALICE}\", \"tenant_id\": \"{ACME}\"}}', true); SELECT tenancy.pre_request();"
     );
-    let adversarial: [(&'static str, &'static str); 6] = [
+    let adversarial: [(&'static str, &'static str); 11] = [
         ("redact: -eyJ (0.2.0 was quadratic)", "-eyJ"),
         ("redact: eyJ segments", "eyJa."),
         ("redact: query names", "?a=&b=;c"),
         ("redact: query secrets", "?token=x?"),
         ("redact: schemes", "Bearer Basic token "),
         ("redact: API-key prefixes", "tk_live_0123456789ABCDEFGHI "),
+        ("redact: keywords read forward", "apikeytokenaccess ||= "),
+        ("redact: keywords in a value", "x_token=key1keyapi2"),
+        ("redact: provider names in words", "xherokuxdatadogx:"),
+        ("redact: encoded =", "a%3Dtoken%3Dx%26"),
+        ("redact: user:password", "credentials: a:"),
     ];
     let mut cases: Vec<Case> = adversarial
         .iter()

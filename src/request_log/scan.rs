@@ -638,11 +638,17 @@ mod unit_tests {
         for (input, want) in cases {
             assert_eq!(redact(input), want, "{input}");
         }
-        assert_eq!(redact("credentials: alice:s3cr3t"), "credentials: [REDACTED]");
+        assert_eq!(
+            redact("credentials: alice:s3cr3t"),
+            "credentials: [REDACTED]"
+        );
         assert_eq!(redact("token: 12:30 today"), "token: 12:30 today");
         // A value is cut whole, however long: no tail is left past a bound.
         let long = "a1".repeat(400);
-        assert_eq!(redact(&format!("password={long} ok")), "password=[REDACTED] ok");
+        assert_eq!(
+            redact(&format!("password={long} ok")),
+            "password=[REDACTED] ok"
+        );
         assert_eq!(
             redact(&format!("Cookie: {}\r\nAccept: */*", "s=1; ".repeat(1200))),
             "Cookie: [REDACTED]\r\nAccept: */*"
