@@ -204,6 +204,13 @@ SELECT is(tenancy.redact('{"grants": {"ghp_0123456789abcdefghijABCDEFGHIJ012345"
 SELECT is(tenancy.redact('{"url": "https://a.test/login?next=https%3A%2F%2Fapp.test%2Fcb%3Faccess_token%3Dabc123xyz789%26state%3D1"}'),
           '{"url": "https://a.test/login?next=https%3A%2F%2Fapp.test%2Fcb%3Faccess_token%3D[REDACTED]%26state%3D1"}',
           'a secret in a percent-encoded URL is cut, the URL stays encoded');
+SELECT is(tenancy.redact('{"ghp_0123456789abcdefghijABCDEFGHIJ012345": "u1", "ghp_9876543210abcdefghijABCDEFGHIJ012345": "u2"}'),
+          '{"ghp_[REDACTED]": "u1", "ghp_[REDACTED]#2": "u2"}', 'two keys cut alike stay two keys: no value is lost');
+SET LOCAL tenancy.log_summary_max_bytes = '1MB';
+SELECT is((SELECT jsonb_array_length(r -> 'redactions') || ' ' || (r ->> 'redactions_cut')
+           FROM (SELECT tenancy.redact((SELECT jsonb_object_agg('password' || g, 'x') FROM generate_series(1, 1500) g), true) AS r) s),
+          '1000 only the first 1000 are listed', 'explain lists at most 1,000 redactions, and says so');
+RESET tenancy.log_summary_max_bytes;
 
 -- Deep nesting: 1,000 levels are no problem (no recursion); a 10 MB payload is capped.
 SELECT is(tenancy.redact((repeat('{"a":', 1000) || '{"password": 1}' || repeat('}', 1000))::jsonb) #>> (ARRAY(SELECT 'a' FROM generate_series(1, 1000)) || 'password'::text),

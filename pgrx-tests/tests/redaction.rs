@@ -4,7 +4,7 @@
 //!   text, under a neutral key, in a URL and in JSON inside a string, are cut out (per-rule
 //!   recall printed); their near misses (the secret cut to three characters) are kept.
 //! * `a_public_scanners_samples_are_caught`: samples generated from the rules of a scanner we
-//!   did not write (gitleaks), each in a logged error message: the issue asks 90%; 92.5% is
+//!   did not write (gitleaks), each in a logged error message: the issue asks 90%; 92.1% is
 //!   measured, and 92% asserted so that it cannot fall back.
 //! * `ordinary_values_are_kept`: Faker's values and common ids, in messages, under neutral keys
 //!   and in URLs: at least 97% kept intact.
@@ -198,7 +198,7 @@ fn a_public_scanners_samples_are_caught() {
     );
     let changed = not_idempotent(&mut c, &out);
     assert!(changed.is_empty(), "redacted twice, changed: {changed:#?}");
-    // The issue asks 90%; 92.5% is measured (784/848; what is missed is listed above: mostly
+    // The issue asks 90%; 92.1% is measured (781/848; what is missed is listed above: mostly
     // samples of expressions that no real token matches, such as `ey…` JWTs that are not JSON or
     // `hooks.slack.com` with any byte for each dot).  The bound keeps it from regressing.
     assert!(pct >= 92.0, "recall {pct:.1}% fell below the 92% reached");

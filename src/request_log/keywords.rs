@@ -1,6 +1,6 @@
 //! A secret's keyword followed, within a few characters, by an assignment and a value that looks
 //! like a credential, read forward from the keyword: `HEROKU_API_KEY ||= 4f3c…`,
-//! `datadog.app >  "…"`, `<token>ab12…</token>`, `secret_key' => 'sk_…'`.
+//! `datadog.app =>  "…"`, `<token>ab12…</token>`, `secret_key' => 'sk_…'`.
 //!
 //! `scan.rs` reads names backward from `=` and `:`; this reads the looser shapes that secret
 //! scanners describe (gitleaks' keyword rules are the measure: `tests/redaction/gitleaks.json`):
@@ -159,6 +159,17 @@ fn credential(v: &[u8], class: Class) -> bool {
     letters && digits > 0 && super::scan::provider_value(class, v)
 }
 
+fn uuid_shaped(v: &[u8]) -> bool {
+    v.len() == 36
+        && v.iter().enumerate().all(|(i, &c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
 /// The secret assigned after the keyword at `b[start..end]`, and the end of the value read, if
 /// one was.
 pub fn after(
@@ -172,9 +183,23 @@ pub fn after(
     }
     // The name the keyword is in: the identifier before it and the name characters after it,
     // read as `names.rs` reads every name.
+    // Back over the identifier, and over up to two more words before it (`Idempotency key`,
+    // `public key`: the words that make a name ordinary come first).
     let mut from = start;
-    while from > 0 && start - from < HEAD && ident_byte(b[from - 1]) {
-        from -= 1;
+    for word in 0..3 {
+        if word > 0 {
+            let mut f = from;
+            while f > 0 && from - f < 2 && matches!(b[f - 1], b' ' | b'\t') {
+                f -= 1;
+            }
+            if f == from || f == 0 || !ident_byte(b[f - 1]) {
+                break;
+            }
+            from = f;
+        }
+        while from > 0 && start - from < HEAD && ident_byte(b[from - 1]) {
+            from -= 1;
+        }
     }
     let mut p = end;
     while p < b.len() && p - end < TAIL && tail_byte(b[p]) {
@@ -191,6 +216,20 @@ pub fn after(
     let Some(op) = operator(b, p) else {
         return (None, None);
     };
+    // `>` after a tag's name (`<Password>…</Password>`) needs the closing tag after the value, and
+    // a bare `<Key>` is an object's key (S3), not a secret; `>` closing an attribute's value
+    // (`class="key">`) assigns nothing.
+    let tag = b[p] == b'>' && from > 0 && b[from - 1] == b'<';
+    if tag && (name_end != p || b[from..name_end].eq_ignore_ascii_case(b"key")) {
+        return (None, None);
+    }
+    if b[p] == b'>' && from >= 2 && matches!(b[from - 1], b'"' | b'\'') && b[from - 2] == b'=' {
+        return (None, None);
+    }
+    // ` > ` between spaces compares (`commit key > a94a…`).
+    if b[p] == b'>' && b[p - 1] == b' ' && b.get(p + 1) == Some(&b' ') {
+        return (None, None);
+    }
     let p_op = p;
     p += op;
     let mut n = 0;
@@ -199,10 +238,21 @@ pub fn after(
         n += 1;
     }
     let v0 = p;
+    let listed = op == 1 && b[p_op] == b',';
     while p < b.len() && value_byte(b[p]) {
+        // After `,` a value ends at an `=` that is not padding (`token, request_id=…`).
+        if listed && b[p] == b'=' && b.get(p + 1).is_some_and(|&c| c != b'=' && value_byte(c)) {
+            break;
+        }
         p += 1;
     }
+    if b[p..].starts_with(super::redact::MARK.as_bytes()) {
+        return (None, Some(p)); // the start of a token already cut: left as it is
+    }
     let v = &b[v0..p];
+    if tag && !b[p..].starts_with(b"</") {
+        return (None, Some(p));
+    }
     if v.len() < MIN_VALUE {
         return (None, Some(p));
     }
@@ -212,10 +262,12 @@ pub fn after(
     let Some(class) = names::classify(name.trim(), &cfg.extra).filter(|c| cfg.on(c.rule())) else {
         return (None, Some(p));
     };
-    // In a list (`a_key, b_key`) a value that is itself a secret's name is a name.
-    let listed = op == 1 && b[p_op] == b',';
+    // In a list (`a_key, b_key`) a value that is itself a secret's name is a name, and a UUID
+    // an id (`Invalid token, 7f3a…`).
     if !credential(v, class)
-        || listed && names::classify(std::str::from_utf8(v).unwrap_or(""), &cfg.extra).is_some()
+        || listed
+            && (uuid_shaped(v)
+                || names::classify(std::str::from_utf8(v).unwrap_or(""), &cfg.extra).is_some())
     {
         return (None, Some(p));
     }
@@ -246,8 +298,8 @@ mod unit_tests {
                 "HEROKU_API_KEY ||= [REDACTED]",
             ),
             (
-                "datadog.app >  \"ab12cd34ef56gh78\"",
-                "datadog.app >  \"[REDACTED]\"",
+                "datadog.app =>  \"ab12cd34ef56gh78\"",
+                "datadog.app =>  \"[REDACTED]\"",
             ),
             (
                 "<token>ab12cd34ef56gh78</token>",
@@ -258,6 +310,14 @@ mod unit_tests {
                 "x_OKTA_live ?= [REDACTED]",
             ),
             ("discord ::= 463275285955099421", "discord ::= [REDACTED]"),
+            (
+                "<Password>hunter2abc123</Password>",
+                "<Password>[REDACTED]</Password>",
+            ),
+            (
+                "slack_token > xoxe.xoxp-1-[REDACTED]",
+                "slack_token > xoxe.xoxp-1-[REDACTED]",
+            ),
         ] {
             assert_eq!(redact(input), want, "{input}");
         }
@@ -292,6 +352,16 @@ mod unit_tests {
             "SUMO_ACCESS_KEY={SumoAccessKey}",
             "JFROG_SECRET = $(cat /run/secrets/jfrog_secret)",
             "discord=000000000000000000",
+            // The hostile review of the change.
+            "Idempotency key: 7f3a9c2b-1e4d-4a5b-8c6d-0e1f2a3b4c5d",
+            "public key: MIIBIjANBgkq1234",
+            "<Error><Key>uploads/2024/05/invoice_12345.pdf</Key></Error>",
+            "<span class=\"key\">ORD-2024-000123</span>",
+            "<td class=\"auth\">user42-session</td>",
+            "commit key > a94a8fe5ccb19ba61c4c0873d391e987982fbbd3",
+            "Invalid token, request_id=req_8f7e6d5c4b3a2910",
+            "unknown key, 7f3a9c2b-1e4d-4a5b-8c6d-0e1f2a3b4c5d",
+            "aws-cli@sha256:eaaa7b11777babe28e6133a8b19ff71cea687e0d7f05158dee95a71f76ce3d00",
         ] {
             assert_eq!(redact(input), input);
         }

@@ -120,6 +120,9 @@ struct Level {
     pair_class: Option<Class>,
     /// The current key (objects), kept only when explaining.
     key: Option<String>,
+    /// Keys of this object that were cut (`{"Bearer …": 1, "Bearer …": 2}`): the second and
+    /// later get `#2`, `#3`, so that no two become one key and lose a value.
+    cut_keys: usize,
 }
 
 /// What a name says about the value under it.
@@ -140,8 +143,32 @@ impl Verdict {
     }
 }
 
-/// `"$"` and the steps to the value at the top of `levels`.
+/// The most redactions `explain` lists (one more is kept to say the list was cut), and the
+/// longest path it shows, in bytes: what explain returns stays bounded whatever the document.
+const EXPLAIN_MAX: usize = 1000;
+const PATH_MAX: usize = 256;
+
+/// Whether explain has room for one more redaction.
+fn explain_room(ex: &[Redaction]) -> bool {
+    ex.len() <= EXPLAIN_MAX
+}
+
+/// `"$"` and the steps to the value at the top of `levels`, at most [`PATH_MAX`] bytes (a
+/// longer one ends with `…`).
 fn path_of(levels: &[Level]) -> String {
+    let mut p = path_in_full(levels);
+    if p.len() > PATH_MAX {
+        let mut end = PATH_MAX;
+        while !p.is_char_boundary(end) {
+            end -= 1;
+        }
+        p.truncate(end);
+        p.push('…');
+    }
+    p
+}
+
+fn path_in_full(levels: &[Level]) -> String {
     let mut p = String::from("$");
     for l in levels {
         if l.is_object {
@@ -246,8 +273,10 @@ fn redact_jsonb(
                             } else {
                                 push(&mut state, WJB_ELEM, Some(&mut jbv_string(redact::MARK)));
                             }
-                            if let (Some(ex), Verdict::Named(c)) = (explain.as_deref_mut(), verdict)
-                            {
+                            if let (Some(ex), Verdict::Named(c)) = (
+                                explain.as_deref_mut().filter(|ex| explain_room(ex)),
+                                verdict,
+                            ) {
                                 ex.push(Redaction {
                                     path: path_of(&levels),
                                     rule: c.rule(),
@@ -277,6 +306,7 @@ fn redact_jsonb(
                         elements: 0,
                         pair_class: None,
                         key: None,
+                        cut_keys: 0,
                     });
                 }
                 WJB_END_ARRAY | WJB_END_OBJECT => {
@@ -330,11 +360,21 @@ fn redact_jsonb(
                                 pgrx::check_for_interrupts!();
                             })
                         {
-                            if let Some(l) = levels.last_mut().filter(|_| explaining) {
-                                l.key = Some(r.clone()); // the path shows the key as stored
+                            let mut r = r;
+                            if let Some(l) = levels.last_mut() {
+                                l.cut_keys += 1;
+                                if l.cut_keys > 1 {
+                                    r = format!("{r}#{}", l.cut_keys);
+                                }
+                                if explaining {
+                                    l.key = Some(r.clone()); // the path shows the key as stored
+                                }
                             }
                             if let Some(ex) = explain.as_deref_mut() {
                                 for f in &found {
+                                    if !explain_room(ex) {
+                                        break;
+                                    }
                                     ex.push(Redaction {
                                         path: format!("{} (the key)", path_of(&levels)),
                                         rule: f.rule,
@@ -509,6 +549,9 @@ unsafe fn admit(
             // Character offsets, counted once along the string.
             let (mut chars, mut at) = (0usize, 0usize);
             for f in found {
+                if !explain_room(ex) {
+                    break;
+                }
                 chars += s[at..f.start].chars().count();
                 let len = s[f.start..f.end].chars().count();
                 ex.push(Redaction {
@@ -525,7 +568,9 @@ unsafe fn admit(
     let out = unsafe {
         match (named_secret(v, verdict), jbv_str(v)) {
             (true, _) => {
-                if let (Some(ex), Verdict::Named(c)) = (explain.as_mut(), verdict) {
+                if let (Some(ex), Verdict::Named(c)) =
+                    (explain.as_mut().filter(|ex| explain_room(ex)), verdict)
+                {
                     ex.push(Redaction {
                         path: path_of(levels),
                         rule: c.rule(),
@@ -697,6 +742,8 @@ pub fn redact_explain(value: JsonbArg, explain: bool) -> JsonbDatum {
     }
     let mut found = Vec::new();
     let redacted = redact_jsonb(&value, &cfg, budget, Some(&mut found));
+    let more = found.len() > EXPLAIN_MAX;
+    found.truncate(EXPLAIN_MAX);
     let list: Vec<serde_json::Value> = found
         .into_iter()
         .map(|r| {
@@ -712,6 +759,13 @@ pub fn redact_explain(value: JsonbArg, explain: bool) -> JsonbDatum {
     let mut out = crate::jsonb::ObjectBuilder::new();
     out.container("redacted", redacted.container());
     out.container("redactions", list.container());
+    if more {
+        out.container(
+            "redactions_cut",
+            crate::jsonb::from_text(&format!("\"only the first {EXPLAIN_MAX} are listed\""))
+                .container(),
+        );
+    }
     out.finish()
 }
 

@@ -223,6 +223,12 @@ const DESCRIPTIVE: &[&str] = &[
     "variable",
     "var",
     "source",
+];
+
+/// Last words that make a provider's name ordinary (`aws-cli@sha256`, `stripe_event_hash`): a
+/// hash of a provider's object.  Not for secret words: `token_hash` (Supabase's e-mail link
+/// credential), `password_digest`, `pin_sha256` are a secret's, or as good as one.
+const HASHES: &[&str] = &[
     "hash",
     "digest",
     "checksum",
@@ -233,11 +239,6 @@ const DESCRIPTIVE: &[&str] = &[
     "fingerprint",
     "etag",
 ];
-
-/// Whether a word of a name describes a secret rather than holding it (`type`, `id`, `url`).
-pub fn describes(word: &str) -> bool {
-    DESCRIPTIVE.contains(&word)
-}
 
 /// First words that make `… key` an ordinary key: `public_key`, `idempotency_key`.
 const ORDINARY_KEYS: &[&str] = &[
@@ -526,7 +527,12 @@ pub fn classify(name: &str, extra: &[String]) -> Option<Class> {
             return Some(Class::Secret);
         }
     }
-    // The same few key names come back in every summary: each backend keeps what it decided.
+    // The same few key names come back in every summary: each backend keeps what it decided,
+    // for names without digits of 64 bytes at most (a name with digits may be a token used as
+    // a key, and no secret is kept for the life of a backend).
+    if name.len() > 64 || name.bytes().any(|c| c.is_ascii_digit()) {
+        return classify_words(&words(name));
+    }
     thread_local! {
         static SEEN: std::cell::RefCell<std::collections::HashMap<Box<str>, Option<Class>>> =
             std::cell::RefCell::new(std::collections::HashMap::new());
@@ -600,6 +606,9 @@ fn classify_words(words: &[String]) -> Option<Class> {
         if !ordinary {
             return Some(Class::Secret);
         }
+    }
+    if HASHES.contains(&last.as_str()) {
+        return None;
     }
     // A provider's name of seven letters or more counts anywhere in a name (`xDatadogKey`); one
     // of four to six letters where a word starts or ends (`herokuKey`, `myheroku`), and inside

@@ -500,8 +500,7 @@ pub const RULES: &[Rule] = &[
         "easypost-key",
         "payments",
         ["ezak", "eztk"],
-        back 1,
-        r"(?:^|[^A-Za-z0-9+])EZ[AT]K(?P<s>[A-Za-z0-9]{54})"
+        r"\bEZ[AT]K(?P<s>[A-Za-z0-9]{54})"
     ),
     rule!(
         "shippo-token",
@@ -785,7 +784,7 @@ pub const RULES: &[Rule] = &[
         "saas",
         ["ico-"],
         back 1,
-        r"(?:^|[^.\w-])ico-(?P<s>[A-Za-z0-9]{32})"
+        r"(?:^|[^.\w])ico-(?P<s>[A-Za-z0-9]{32})"
     ),
     rule!(
         "frameio-token",

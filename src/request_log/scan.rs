@@ -286,14 +286,39 @@ fn placeholder(v: &[u8]) -> bool {
     if v.len() >= 4 && v.iter().all(|c| b"*xX".contains(c)) {
         return true; // a mask: xxxx, ****
     }
-    // <placeholder>, ${VAR}, {{template}}, {name}, $(command), $VAR, %s
-    if v[0] == b'<' || v[0] == b'{' || v.starts_with(b"$(") || v == b"%s" {
+    // <placeholder>, ${VAR}, {{template}}, $(command), %s
+    if v[0] == b'<'
+        || v.starts_with(b"${")
+        || v.starts_with(b"{{")
+        || v.starts_with(b"$(")
+        || v == b"%s"
+    {
         return true;
     }
-    if v[0] == b'$'
-        && v[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'{' || *c == b'}')
+    // {name} (no digits: `{Xk9pL2qR7}` is a secret in braces) and $NAME (upper case: a
+    // variable, not `$ecretPassw0rd`), whole; a lone `$` (before `(command)`).
+    if v == b"$" {
+        return true;
+    }
+    let ident = |w: &[u8], upper: bool| {
+        !w.is_empty()
+            && (w[0].is_ascii_alphabetic() || w[0] == b'_')
+            && w.iter().all(|&c| {
+                (if upper {
+                    c.is_ascii_uppercase() || c.is_ascii_digit()
+                } else {
+                    c.is_ascii_alphabetic()
+                }) || b"_.-".contains(&c)
+            })
+    };
+    if v.len() >= 3 && v[0] == b'{' && v[v.len() - 1] == b'}' && ident(&v[1..v.len() - 1], false) {
+        return true;
+    }
+    if v.len() >= 2
+        && v[0] == b'$'
+        && ident(&v[1..], true)
+        && !v.contains(&b'.')
+        && !v.contains(&b'-')
     {
         return true;
     }
@@ -491,6 +516,10 @@ fn read_assignment(b: &[u8], i: usize, cfg: &Config) -> Option<(Option<Finding>,
                 k += 1;
             }
         }
+        // A `{name}` placeholder's closing brace.
+        if at(start) == b'{' && at(k) == b'}' {
+            k += 1;
+        }
         // Base64 padding.
         while k < b.len() && b[k] == b'=' {
             k += 1;
@@ -642,7 +671,43 @@ mod unit_tests {
             redact("credentials: alice:s3cr3t"),
             "credentials: [REDACTED]"
         );
+        // Placeholders are whole ${VAR}, {name}, $NAME; a secret starting with $ or { is cut.
+        for (input, want) in [
+            ("DB_PASSWORD=$ecretPassw0rd", "DB_PASSWORD=[REDACTED]"),
+            ("client_secret=$3cr3tV4lu3", "client_secret=[REDACTED]"),
+            ("passwd={Xk9pL2qR7} ok", "passwd=[REDACTED] ok"),
+            ("client_secret=${DB_SECRET}", "client_secret=${DB_SECRET}"),
+            ("client_secret=$DB_SECRET", "client_secret=$DB_SECRET"),
+            (
+                "client_secret={client_secret}",
+                "client_secret={client_secret}",
+            ),
+            (
+                "Sending credentials: '{\"username\":\"bob\",\"password\":\"hunter2\"}'",
+                "Sending credentials: '[REDACTED]'",
+            ),
+            (
+                "GET /verify?token_hash=pkce_7f3a9c2b&type=email",
+                "GET /verify?token_hash=[REDACTED]&type=email",
+            ),
+            (
+                "password_digest: \"$2a$12$R9h/cIPz0gi.URNNX3kh2O\"",
+                "password_digest: \"[REDACTED]\"",
+            ),
+        ] {
+            assert_eq!(redact(input), want, "{input}");
+        }
         assert_eq!(redact("token: 12:30 today"), "token: 12:30 today");
+        // Values that end the string (a panic once: an index at the end).
+        for s in [
+            "password=",
+            "client_secret={",
+            "token: {",
+            "x_api_key=$",
+            "secret: '",
+        ] {
+            redact(s);
+        }
         // A value is cut whole, however long: no tail is left past a bound.
         let long = "a1".repeat(400);
         assert_eq!(
