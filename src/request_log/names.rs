@@ -527,27 +527,39 @@ pub fn classify(name: &str, extra: &[String]) -> Option<Class> {
             return Some(Class::Secret);
         }
     }
-    // The same few key names come back in every summary: each backend keeps what it decided,
-    // for names without digits of 64 bytes at most (a name with digits may be a token used as
-    // a key, and no secret is kept for the life of a backend).
-    if name.len() > 64 || name.bytes().any(|c| c.is_ascii_digit()) {
-        return classify_words(&words(name));
+    // No word of any list is shorter than two letters: `2026-11-05T12` (before a time's `:`)
+    // holds none.
+    if !name
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0].is_ascii_alphabetic() && w[1].is_ascii_alphabetic())
+        && name.is_ascii()
+        && !name.contains('%')
+    {
+        return None;
     }
+    // The same few key names come back in every summary: each backend keeps what it decided,
+    // under a keyed hash of the name (SipHash with this process's random key), so that no name,
+    // which may be a token used as a key, is kept for the life of a backend.
     thread_local! {
-        static SEEN: std::cell::RefCell<std::collections::HashMap<Box<str>, Option<Class>>> =
-            std::cell::RefCell::new(std::collections::HashMap::new());
+        static SEEN: std::cell::RefCell<(std::collections::hash_map::RandomState, std::collections::HashMap<u64, Option<Class>>)> =
+            std::cell::RefCell::new(Default::default());
     }
     const SEEN_MAX: usize = 1024;
-    if let Some(known) = SEEN.with(|s| s.borrow().get(name).copied()) {
+    let key = SEEN.with(|s| {
+        use std::hash::BuildHasher;
+        s.borrow().0.hash_one(name)
+    });
+    if let Some(known) = SEEN.with(|s| s.borrow().1.get(&key).copied()) {
         return known;
     }
     let class = classify_words(&words(name));
     SEEN.with(|s| {
         let mut s = s.borrow_mut();
-        if s.len() >= SEEN_MAX {
-            s.clear();
+        if s.1.len() >= SEEN_MAX {
+            s.1.clear();
         }
-        s.insert(name.into(), class);
+        s.1.insert(key, class);
     });
     class
 }
