@@ -473,26 +473,9 @@ fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains('%') {
         return std::borrow::Cow::Borrowed(s);
     }
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                let v = (h * 16 + l) as u8;
-                if v.is_ascii() {
-                    out.push(v as char);
-                    i += 3;
-                    continue;
-                }
-            }
-        }
-        let len = s[i..].chars().next().map_or(1, char::len_utf8);
-        out.push_str(&s[i..i + len]);
-        i += len;
-    }
-    std::borrow::Cow::Owned(out)
+    // Decoding ASCII escapes of valid UTF-8 leaves it valid.
+    let (bytes, _) = super::scan::percent_decoded(s.as_bytes());
+    std::borrow::Cow::Owned(String::from_utf8(bytes).unwrap_or_else(|_| s.to_string()))
 }
 
 /// Whether `word` is `strong`, its plural, or a compound ending with it (`accesstoken`).

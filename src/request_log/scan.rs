@@ -222,7 +222,7 @@ pub fn find(s: &str, cfg: &Config, tick: &mut dyn FnMut()) -> Vec<Finding> {
 
 /// `b` with its `%XX` escapes of ASCII bytes decoded, and for every byte of the copy (and its
 /// end) the offset in `b` it came from.
-fn percent_decoded(b: &[u8]) -> (Vec<u8>, Vec<usize>) {
+pub fn percent_decoded(b: &[u8]) -> (Vec<u8>, Vec<usize>) {
     let hex = |c: u8| (c as char).to_digit(16);
     let mut out = Vec::with_capacity(b.len());
     let mut map = Vec::with_capacity(b.len() + 1);
