@@ -8,7 +8,9 @@
 #      cluster of their own restarted with broken and rotated keyrings)
 #   and across majors:
 #   5. pg_dump from one major restored into the next (15 -> 16, 17 -> 18), when both are tested
-#   6. the packages of 0.1.0, 0.2.0 and this version through dpkg -i and ALTER EXTENSION UPDATE
+#   6. the Citus suites (pgrx-tests/tests/citus*.rs) on a coordinator and two workers, for each
+#      tested major that Citus is built for (scripts/citus.sh); said plainly when skipped
+#   7. the packages of 0.1.0, 0.2.0 and this version through dpkg -i and ALTER EXTENSION UPDATE
 #      under a running server (scripts/package-test.sh), when 15 is tested
 # Everything runs on the tests' own PostgreSQL installations (common.sh: test_pg_config_of), never
 # on the one the demo or a user's server runs from (but for step 6, which installs there the way a
@@ -48,12 +50,12 @@ for m in "${MAJORS[@]}"; do
         || STEPS_FAILED+=("clippy-pg$m")
 done
 
-# Every client-side test file but the dump/restore one (run per pair of majors below): a new
-# file is run without being listed here.
+# Every client-side test file but the dump/restore one (run per pair of majors below) and the
+# Citus suites (below): a new file is run without being listed here.
 CLIENT_TESTS=()
 for f in pgrx-tests/tests/*.rs; do
     t="$(basename "$f" .rs)"
-    [ "$t" = major_upgrade ] || CLIENT_TESTS+=(--test "$t")
+    case "$t" in major_upgrade|citus*) ;; *) CLIENT_TESTS+=(--test "$t");; esac
 done
 
 for m in "${MAJORS[@]}"; do
@@ -95,6 +97,20 @@ for pair in "15 16" "17 18"; do
         PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
         cargo test --no-fail-fast -p pg_tenancy_client_tests --test major_upgrade -- --test-threads=1 2>&1 \
         | tee -a "$OUTDIR/dump-$from-to-$to.log" || STEPS_FAILED+=("dump-$from-to-$to")
+done
+
+# The Citus suites, on a coordinator and two workers (scripts/citus.sh), for each tested major
+# that Citus is built for (scripts/citus.sh build SRC MAJOR: Citus is in no package registry this
+# machine reaches, so the suite never builds it by itself).
+for m in "${MAJORS[@]}"; do
+    if "$PGT_ROOT/scripts/citus.sh" installed "$m"; then
+        log "PostgreSQL $m with Citus: scripts/citus.sh up, test, down  [${SECONDS}s]"
+        { "$PGT_ROOT/scripts/citus.sh" up "$m" && "$PGT_ROOT/scripts/citus.sh" test "$m"; } 2>&1 \
+            | tee "$OUTDIR/citus-pg$m.log" || STEPS_FAILED+=("citus-pg$m")
+        "$PGT_ROOT/scripts/citus.sh" down "$m"
+    else
+        log "Citus suites SKIPPED for PostgreSQL $m: Citus is not built for it (scripts/citus.sh build SRC $m)"
+    fi
 done
 
 # The packages (scripts/package.sh) of 0.1.0, 0.2.0 and this version, installed with dpkg -i into

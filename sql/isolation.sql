@@ -34,6 +34,12 @@ DECLARE
     read_using text;
     pol        text;
     cmd        record;
+    -- Each check is an InitPlan, (SELECT tenancy.f(...)), evaluated once per statement; but Citus
+    -- refuses subqueries in policies, so with Citus in the database it is tenancy.f(...) (STABLE;
+    -- still one context per statement: src/context/statements.rs).  tenancy.distribute() turns
+    -- existing policies the same way (tenancy._citus_policies).
+    o          text := CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN '' ELSE '(SELECT ' END;
+    c          text := CASE WHEN o = '' THEN '' ELSE ')' END;
 BEGIN
     IF EXISTS (SELECT FROM unnest(readers || inserters || updaters || deleters) r WHERE r IS NULL OR NOT r = ANY (every_role)) THEN
         RAISE EXCEPTION 'tenancy._isolate(): roles are owner, admin, manager, member, client, api_key'
@@ -61,17 +67,17 @@ BEGIN
                WHERE cardinality(c.roles) > 0 LOOP
         -- Every role of a tenant: the tenant alone (also a service context under authenticated).
         read_using := CASE WHEN every_role <@ cmd.roles
-                           THEN 'tenant_id = (SELECT tenancy.current_tenant_id())'
-                           ELSE format('tenant_id = (SELECT tenancy.current_tenant_for(VARIADIC %L::text[]))', cmd.roles) END;
+                           THEN format('tenant_id = %stenancy.current_tenant_id()%s', o, c)
+                           ELSE format('tenant_id = %stenancy.current_tenant_for(VARIADIC %L::text[])%s', o, cmd.roles, c) END;
         CASE cmd.name
         WHEN 'select' THEN
             IF own_reads THEN
-                read_using := '(' || read_using || ') OR user_id = (SELECT tenancy.current_user_id())';
+                read_using := format('(%s) OR user_id = %stenancy.current_user_id()%s', read_using, o, c);
             END IF;
             EXECUTE format('CREATE POLICY tenancy_select ON %s FOR SELECT TO authenticated USING (%s)', tbl, read_using);
         WHEN 'insert' THEN
             IF own_inserts THEN
-                read_using := read_using || ' AND user_id IS NOT DISTINCT FROM (SELECT tenancy.current_user_id())';
+                read_using := format('%s AND user_id IS NOT DISTINCT FROM %stenancy.current_user_id()%s', read_using, o, c);
             END IF;
             EXECUTE format('CREATE POLICY tenancy_insert ON %s FOR INSERT TO authenticated WITH CHECK (%s)', tbl, read_using);
         WHEN 'update' THEN

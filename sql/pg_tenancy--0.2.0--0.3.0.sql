@@ -380,6 +380,12 @@ DECLARE
     read_using text;
     pol        text;
     cmd        record;
+    -- Each check is an InitPlan, (SELECT tenancy.f(...)), evaluated once per statement; but Citus
+    -- refuses subqueries in policies, so with Citus in the database it is tenancy.f(...) (STABLE;
+    -- still one context per statement: src/context/statements.rs).  tenancy.distribute() turns
+    -- existing policies the same way (tenancy._citus_policies).
+    o          text := CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN '' ELSE '(SELECT ' END;
+    c          text := CASE WHEN o = '' THEN '' ELSE ')' END;
 BEGIN
     IF EXISTS (SELECT FROM unnest(readers || inserters || updaters || deleters) r WHERE r IS NULL OR NOT r = ANY (every_role)) THEN
         RAISE EXCEPTION 'tenancy._isolate(): roles are owner, admin, manager, member, client, api_key'
@@ -407,17 +413,17 @@ BEGIN
                WHERE cardinality(c.roles) > 0 LOOP
         -- Every role of a tenant: the tenant alone (also a service context under authenticated).
         read_using := CASE WHEN every_role <@ cmd.roles
-                           THEN 'tenant_id = (SELECT tenancy.current_tenant_id())'
-                           ELSE format('tenant_id = (SELECT tenancy.current_tenant_for(VARIADIC %L::text[]))', cmd.roles) END;
+                           THEN format('tenant_id = %stenancy.current_tenant_id()%s', o, c)
+                           ELSE format('tenant_id = %stenancy.current_tenant_for(VARIADIC %L::text[])%s', o, cmd.roles, c) END;
         CASE cmd.name
         WHEN 'select' THEN
             IF own_reads THEN
-                read_using := '(' || read_using || ') OR user_id = (SELECT tenancy.current_user_id())';
+                read_using := format('(%s) OR user_id = %stenancy.current_user_id()%s', read_using, o, c);
             END IF;
             EXECUTE format('CREATE POLICY tenancy_select ON %s FOR SELECT TO authenticated USING (%s)', tbl, read_using);
         WHEN 'insert' THEN
             IF own_inserts THEN
-                read_using := read_using || ' AND user_id IS NOT DISTINCT FROM (SELECT tenancy.current_user_id())';
+                read_using := format('%s AND user_id IS NOT DISTINCT FROM %stenancy.current_user_id()%s', read_using, o, c);
             END IF;
             EXECUTE format('CREATE POLICY tenancy_insert ON %s FOR INSERT TO authenticated WITH CHECK (%s)', tbl, read_using);
         WHEN 'update' THEN
@@ -805,6 +811,172 @@ END
 $$;
 
 -- ---------------------------------------------------------------------------------------------
+-- Citus: tenancy.distribute() (sql/citus.sql), and the audit trail's detach trigger function for
+-- every major (PostgreSQL 14 had it; Citus needs it too)
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION tenancy._detach_subscription_audit() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    -- When the tenant itself is being deleted, its audit rows go by their own cascade.
+    IF EXISTS (SELECT FROM tenancy.tenants WHERE id = OLD.tenant_id) THEN
+        UPDATE tenancy.subscription_audit SET subscription_id = NULL
+         WHERE tenant_id = OLD.tenant_id AND subscription_id = OLD.id;
+    END IF;
+    RETURN OLD;
+END
+$fn$;
+-- Citus (docs/citus.md): tenancy.distribute() makes a database that has Citus a distributed one.
+--
+-- Where each table goes:
+--   * reference tables, a copy on every node: what a node reads to check a context's authority
+--     (tenants, memberships, API keys and their hashes), users, and the key material each node
+--     derives its keys from (root key checks, the pepper, the tenants' wrapped data keys).  Every
+--     node checks authority on its own copy, with no network round trip, and the cache triggers
+--     on each copy empty that node's caches when a row changes (a write to a reference table
+--     commits on every node).
+--   * distributed by tenant_id, all colocated: everything else a tenant owns, request_logs with
+--     its partitions.  A tenant's rows of every table live on one node, so its joins and
+--     foreign keys stay on that node.
+
+-- Citus refuses subqueries in the policies of its tables: each (SELECT tenancy.f(...)) (an
+-- InitPlan, once per statement) becomes tenancy.f(...) (STABLE, evaluated per row; what it reads is
+-- still one context per statement: src/context/statements.rs).  Raises when a policy of tbl still
+-- has a subquery after that (a user's own policy that reads a table).
+CREATE FUNCTION tenancy._citus_policies(tbl regclass)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+    pattern constant text := '\( SELECT (tenancy\.[a-z_]+\((?:[^()]|\([^()]*\))*\)) AS [a-z_]+\)';
+    q text;
+    c text;
+BEGIN
+    FOR p IN SELECT polname, pg_get_expr(polqual, polrelid) AS qual, pg_get_expr(polwithcheck, polrelid) AS chk
+               FROM pg_policy WHERE polrelid = tbl LOOP
+        q := regexp_replace(p.qual, pattern, '\1', 'g');
+        c := regexp_replace(p.chk, pattern, '\1', 'g');
+        IF q IS DISTINCT FROM p.qual OR c IS DISTINCT FROM p.chk THEN
+            EXECUTE format('ALTER POLICY %I ON %s', p.polname, tbl)
+                 || coalesce(' USING (' || q || ')', '') || coalesce(' WITH CHECK (' || c || ')', '');
+        END IF;
+    END LOOP;
+    IF EXISTS (SELECT FROM pg_policy WHERE polrelid = tbl
+                AND (pg_get_expr(polqual, polrelid) ~ '\(\s*SELECT\M' OR pg_get_expr(polwithcheck, polrelid) ~ '\(\s*SELECT\M')) THEN
+        RAISE EXCEPTION 'a policy of % has a subquery, which Citus does not allow', tbl
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tenancy._citus_policies(regclass) IS
+    'Rewrite a table''s pg_tenancy policies without subqueries, as Citus requires';
+
+CREATE FUNCTION tenancy.distribute()
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- Replicated to every node: what each node reads to check a context's authority (tenants,
+    -- memberships, API keys) and the key material it derives keys from.  Writes to them commit
+    -- on every node at once; every node's per-backend caches see them through the triggers on
+    -- its own copy.
+    reference_tables constant text[] := ARRAY[
+        'tenancy.users', 'tenancy.tenants', 'tenancy.memberships', 'tenancy.api_keys',
+        'tenancy_private.root_keys', 'tenancy_private.peppers', 'tenancy_private.data_keys',
+        'tenancy_private.api_key_hashes'];
+    -- Distributed by tenant_id, all colocated with the first: a tenant's rows of every table on
+    -- one node.  In the order of their foreign keys.
+    distributed_tables constant text[] := ARRAY[
+        'tenancy.clients', 'tenancy.client_users', 'tenancy.projects', 'tenancy.integrations',
+        'tenancy.actions', 'tenancy.integration_credentials', 'tenancy_private.credential_secrets',
+        'tenancy.field_mappings', 'tenancy.request_logs', 'tenancy.subscriptions',
+        'tenancy.subscription_audit', 'tenancy.jobs', 'tenancy.assets', 'tenancy_private.api_key_usage'];
+    t text;
+    made_reference text[] := '{}';
+    made_distributed text[] := '{}';
+    already text[] := '{}';
+    colocate text := 'default';
+    worker_logins text[] := '{}';
+    w record;
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE oid = current_user::regrole) THEN
+        RAISE EXCEPTION 'tenancy.distribute() must be run by a superuser' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'Citus is not installed in this database'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'shared_preload_libraries = ''citus,pg_tenancy'', then CREATE EXTENSION citus before CREATE EXTENSION pg_tenancy.';
+    END IF;
+    IF NOT citus_is_coordinator() THEN
+        RAISE EXCEPTION 'tenancy.distribute() runs on the coordinator' USING ERRCODE = 'feature_not_supported';
+    END IF;
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    -- Citus refuses subqueries in the policies of its tables: each (SELECT tenancy.f(...)) (an
+    -- InitPlan, once per statement) becomes tenancy.f(...) (STABLE, once per row; what it reads
+    -- is still one context per statement: src/context/statements.rs).
+    FOREACH t IN ARRAY reference_tables || distributed_tables LOOP
+        PERFORM tenancy._citus_policies(t::regclass);
+    END LOOP;
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    PERFORM set_config('citus.enable_local_reference_table_foreign_keys', 'off', true);
+    -- Citus refuses ON DELETE SET NULL (column) on a key that holds the distribution column: the
+    -- audit trail's key to its subscription becomes NO ACTION, and the BEFORE DELETE trigger that
+    -- PostgreSQL 14 uses detaches the audit rows first (same outcome: only subscription_id is
+    -- cleared).
+    IF EXISTS (SELECT FROM pg_constraint WHERE conname = 'subscription_audit_subscription_fkey'
+                AND conrelid = 'tenancy.subscription_audit'::regclass AND confdeltype = 'n') THEN
+        ALTER TABLE tenancy.subscription_audit DROP CONSTRAINT subscription_audit_subscription_fkey;
+        ALTER TABLE tenancy.subscription_audit ADD CONSTRAINT subscription_audit_subscription_fkey
+            FOREIGN KEY (tenant_id, subscription_id) REFERENCES tenancy.subscriptions (tenant_id, id);
+        CREATE TRIGGER subscription_audit_detach BEFORE DELETE ON tenancy.subscriptions
+            FOR EACH ROW EXECUTE FUNCTION tenancy._detach_subscription_audit();
+    END IF;
+    FOREACH t IN ARRAY reference_tables LOOP
+        IF EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass) THEN
+            already := already || t;
+        ELSE
+            PERFORM create_reference_table(t::regclass);
+            made_reference := made_reference || t;
+        END IF;
+    END LOOP;
+    FOREACH t IN ARRAY distributed_tables LOOP
+        IF EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass) THEN
+            already := already || t;
+        ELSE
+            PERFORM create_distributed_table(t::regclass, 'tenant_id', colocate_with => colocate);
+            made_distributed := made_distributed || t;
+        END IF;
+        colocate := distributed_tables[1];
+    END LOOP;
+    -- Citus runs a query's shard tasks on the workers over connections it opens as the role
+    -- running the query: the application roles must be able to log in there (their own
+    -- NOLOGIN holds on the coordinator).  pg_hba.conf on the workers decides from where; no
+    -- role gains anything on a shard without a context the workers accept.
+    FOREACH t IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = t) THEN
+            -- Not propagated back from the worker (it would wait on this transaction).
+            FOR w IN SELECT * FROM run_command_on_workers(
+                         format('SET citus.enable_ddl_propagation = off; ALTER ROLE %I LOGIN', t)) LOOP
+                IF NOT w.success THEN
+                    RAISE EXCEPTION 'could not let role % log in on worker %:%', t, w.nodename, w.nodeport
+                        USING DETAIL = w.result, ERRCODE = 'connection_failure';
+                END IF;
+            END LOOP;
+            worker_logins := worker_logins || t;
+        END IF;
+    END LOOP;
+    RETURN jsonb_build_object('reference_tables', to_jsonb(made_reference),
+                              'distributed_tables', to_jsonb(made_distributed),
+                              'already_distributed', to_jsonb(already),
+                              'roles_that_log_in_to_workers', to_jsonb(worker_logins));
+END
+$$;
+COMMENT ON FUNCTION tenancy.distribute() IS
+    'Citus: make pg_tenancy''s tables reference tables or distributed by tenant_id (superuser, on the coordinator; idempotent)';
+
+-- ---------------------------------------------------------------------------------------------
 -- Functions: nothing for PUBLIC; the new ones granted as a fresh install grants them
 -- ---------------------------------------------------------------------------------------------
 -- Made by this update, or moved into tenancy_private: no grant but the owner's, whatever default
@@ -825,7 +997,10 @@ BEGIN
         'tenancy.redact(jsonb, boolean)',
         'tenancy.redaction_rules()',
         'tenancy._isolate(regclass, text[], text[], text[], text[], boolean, boolean)',
-        'tenancy.maintain_request_logs(interval, integer, timestamptz, interval)']::regprocedure[] LOOP
+        'tenancy.maintain_request_logs(interval, integer, timestamptz, interval)',
+        'tenancy._detach_subscription_audit()',
+        'tenancy._citus_policies(regclass)',
+        'tenancy.distribute()']::regprocedure[] LOOP
         FOR a IN SELECT x.grantee FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) x
                   WHERE p.oid = f AND x.grantee NOT IN (p.proowner, 0) LOOP
             EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', f, pg_catalog.pg_get_userbyid(a.grantee));
@@ -857,7 +1032,8 @@ REVOKE ALL ON FUNCTION
     tenancy.current_tenant_for(text[]), tenancy.add_member(uuid, text), tenancy.set_member_role(uuid, text),
     tenancy.remove_member(uuid), tenancy._lock_request_log_maintenance(), tenancy._isolate(regclass, text[], text[], text[], text[], boolean, boolean),
     tenancy.maintain_request_logs(interval, integer, timestamptz, interval), tenancy.jwt_keys(text),
-    tenancy.redact(jsonb, boolean), tenancy.redaction_rules()
+    tenancy.redact(jsonb, boolean), tenancy.redaction_rules(), tenancy._detach_subscription_audit(),
+    tenancy._citus_policies(regclass), tenancy.distribute()
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenancy.current_tenant_for(text[]) TO anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION

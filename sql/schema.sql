@@ -377,6 +377,21 @@ CREATE TABLE tenancy.subscription_audit (
     created_at      timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT subscription_audit_pkey PRIMARY KEY (tenant_id, id)
 );
+-- Detaches a subscription's audit rows before it is deleted, where the key cannot do it by itself:
+-- PostgreSQL 14 (no column list for SET NULL) and Citus (tenancy.distribute(): Citus refuses SET
+-- NULL on a key that holds the distribution column).  SECURITY DEFINER: the audit trail is
+-- append-only to its callers.
+CREATE FUNCTION tenancy._detach_subscription_audit() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    -- When the tenant itself is being deleted, its audit rows go by their own cascade.
+    IF EXISTS (SELECT FROM tenancy.tenants WHERE id = OLD.tenant_id) THEN
+        UPDATE tenancy.subscription_audit SET subscription_id = NULL
+         WHERE tenant_id = OLD.tenant_id AND subscription_id = OLD.id;
+    END IF;
+    RETURN OLD;
+END
+$fn$;
 DO $pg14$
 BEGIN
     IF current_setting('server_version_num')::int >= 150000 THEN
@@ -386,20 +401,9 @@ BEGIN
     ELSE
         -- PostgreSQL 14 has no column list for SET NULL.  The key stays NO ACTION (checked at the
         -- end of the statement), and a BEFORE DELETE trigger on subscriptions detaches the audit
-        -- rows first.  SECURITY DEFINER: the audit trail is append-only to its callers.
+        -- rows first.
         ALTER TABLE tenancy.subscription_audit ADD CONSTRAINT subscription_audit_subscription_fkey
             FOREIGN KEY (tenant_id, subscription_id) REFERENCES tenancy.subscriptions (tenant_id, id);
-        CREATE FUNCTION tenancy._detach_subscription_audit() RETURNS trigger
-            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-        BEGIN
-            -- When the tenant itself is being deleted, its audit rows go by their own cascade.
-            IF EXISTS (SELECT FROM tenancy.tenants WHERE id = OLD.tenant_id) THEN
-                UPDATE tenancy.subscription_audit SET subscription_id = NULL
-                 WHERE tenant_id = OLD.tenant_id AND subscription_id = OLD.id;
-            END IF;
-            RETURN OLD;
-        END
-        $fn$;
         CREATE TRIGGER subscription_audit_detach BEFORE DELETE ON tenancy.subscriptions
             FOR EACH ROW EXECUTE FUNCTION tenancy._detach_subscription_audit();
     END IF;

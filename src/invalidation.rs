@@ -197,7 +197,8 @@ unsafe extern "C-unwind" fn on_syscache_invalidation(
 fn table_oids(watch: Watch) -> Option<[pg_sys::Oid; MAX_TABLES]> {
     let mut oids = [pg_sys::InvalidOid; MAX_TABLES];
     for (oid, rel) in oids.iter_mut().zip(watch.tables()) {
-        *oid = rel.oid_if_ours();
+        // On Citus, the node's copy of a reference table: its triggers invalidate that relation.
+        *oid = crate::lookup::local_oid_if_ours(*rel);
         if *oid == pg_sys::InvalidOid {
             return None;
         }

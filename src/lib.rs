@@ -35,6 +35,7 @@ pub mod actions;
 pub mod advisory;
 pub mod alloc;
 pub mod api_keys;
+pub mod citus;
 pub mod context;
 pub mod datum;
 pub mod error;
@@ -103,6 +104,11 @@ extension_sql_file!(
         actions::_jsonschema_check,
         actions::mappings::_field_mapping_check
     ]
+);
+extension_sql_file!(
+    "../sql/citus.sql",
+    name = "citus",
+    requires = ["schema", "isolation"]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 

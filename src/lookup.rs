@@ -161,13 +161,60 @@ fn private_schema_checked(raise: bool) -> pg_sys::Oid {
 const MAX_RELIDS: usize = 64;
 
 thread_local! {
-    /// OIDs of the relations looked up here, by name; forgotten at every invalidation (a
+    /// OIDs of the tables and indexes read here, by name; forgotten at every invalidation (a
     /// DROP/CREATE EXTENSION gives them new OIDs).
-    static RELIDS: Cache<Rel, pg_sys::Oid> = const { Cache::new(MAX_RELIDS) };
+    static RELIDS: Cache<(Rel, &'static CStr), (pg_sys::Oid, pg_sys::Oid)> = const { Cache::new(MAX_RELIDS) };
 }
 
-fn relid(rel: Rel) -> pg_sys::Oid {
-    RELIDS.with(|c| c.get_or_load(rel, || relid_uncached(rel)))
+/// The OIDs of `table` and its index `index` where their rows are on this node: the relations
+/// themselves, or on Citus this node's copy of a reference table (`crate::citus`).
+fn relids(table: Rel, index: &'static CStr) -> (pg_sys::Oid, pg_sys::Oid) {
+    RELIDS.with(|c| {
+        c.get_or_load((table, index), || {
+            let shell = relid_uncached(table);
+            local_relids(shell, table, index)
+        })
+    })
+}
+
+/// `table`'s (OID `shell`) and its index's copies on this node.
+fn local_relids(
+    shell: pg_sys::Oid,
+    table: Rel,
+    index: &'static CStr,
+) -> (pg_sys::Oid, pg_sys::Oid) {
+    let placement = crate::citus::placement(shell);
+    // SAFETY: a syscache lookup of a relation that exists.
+    let nsp = unsafe { pg_sys::get_rel_namespace(shell) };
+    let t = crate::citus::local_relid(nsp, table.name, placement);
+    let i = crate::citus::local_relid(nsp, index, placement);
+    if t == pg_sys::InvalidOid || i == pg_sys::InvalidOid {
+        relid_uncached(table.sibling(index)); // raises for a missing index
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!(
+                "this node has no copy of {}.{}",
+                table.schema.to_string_lossy(),
+                table.name.to_string_lossy()
+            ),
+            Some("Citus's metadata names a copy on this node that is not here: citus_check_cluster_node_health()."),
+        );
+    }
+    (t, i)
+}
+
+/// The OID of this node's copy of `rel` (a table: `crate::citus`), or InvalidOid when it does not
+/// exist (for watching it: `crate::invalidation`).
+pub fn local_oid_if_ours(rel: Rel) -> pg_sys::Oid {
+    let shell = rel.oid_if_ours();
+    match crate::citus::placement(shell) {
+        crate::citus::Placement::Reference(_) => {
+            // SAFETY: a syscache lookup of a relation that exists.
+            let nsp = unsafe { pg_sys::get_rel_namespace(shell) };
+            crate::citus::local_relid(nsp, rel.name, crate::citus::placement(shell))
+        }
+        _ => shell,
+    }
 }
 
 fn relid_uncached(rel: Rel) -> pg_sys::Oid {
@@ -234,8 +281,7 @@ fn fetch_in<R>(
     direction: pg_sys::ScanDirection::Type,
     read: impl FnOnce(&[Option<pg_sys::Datum>]) -> R,
 ) -> Option<R> {
-    let table_oid = relid(table);
-    let index_oid = relid(table.sibling(index));
+    let (table_oid, index_oid) = relids(table, index);
     let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
     // SAFETY: the same sequence as systable_beginscan/systable_getnext; every resource is released
     // below, or by transaction abort if an ERROR escapes.

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# pg_tenancy on Citus: a coordinator and two workers on this machine.
+#
+# Usage: scripts/citus.sh build SRC [MAJOR]   build Citus from the source tree SRC (a checkout or
+#                                             `git archive` of github.com/citusdata/citus) into
+#                                             this project's Citus installation of MAJOR
+#        scripts/citus.sh up [MAJOR]          coordinator 127.0.0.1:54400, workers 54401 and 54402,
+#                                             database tenancy_citus, Citus and pg_tenancy installed,
+#                                             tenancy.distribute() run, the demo data seeded
+#        scripts/citus.sh test [MAJOR]        the Citus suites (pgrx-tests/tests/citus*.rs) on it
+#        scripts/citus.sh down [MAJOR]        stop the three servers
+#        scripts/citus.sh installed MAJOR     exit 0 when Citus is built for MAJOR (scripts/test.sh)
+# MAJOR defaults to 17.  Citus 14.0 supports PostgreSQL 16-18, 13.2 supports 15-17.
+#
+# Where it installs: $PGT_PG_CACHE/citus/<major>, a copy of PyPI's PostgreSQL of that major made
+# for Citus alone.  Never the demo's, the benchmarks' or the tests' installation: building Citus
+# and installing pg_tenancy there cannot touch a file a running server of theirs has mapped.  Real
+# users install Citus from Citus's own packages; this script is for this repository's tests and
+# benchmarks, and never copies Citus's source into the repository.
+source "$(dirname "$0")/common.sh"
+
+CITUS_PORTS=(54400 54401 54402)
+CITUS_NODES=(coordinator worker1 worker2)
+CITUS_DB=tenancy_citus
+
+citus_pg_config_of() { echo "$PGT_PG_CACHE/citus/$1/bin/pg_config"; }
+
+# use_citus_pg MAJOR: the Citus installation of MAJOR for pg_bin, psql_q, install_extension.
+use_citus_pg() {
+    use_pg "$1"
+    PGT_PG_CONFIG=$(citus_pg_config_of "$PGT_PG_MAJOR")
+}
+
+citus_installed() {
+    local pgc
+    pgc=$(citus_pg_config_of "$1")
+    [ -x "$pgc" ] && [ -f "$("$pgc" --pkglibdir)/citus.so" ]
+}
+
+# The Debian packages Citus's build needs (headers of the compression and Kerberos libraries).
+ensure_citus_build_packages() {
+    local p missing=()
+    for p in build-essential liblz4-dev libzstd-dev libkrb5-dev libcurl4-openssl-dev autoconf flex bison; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing Debian packages for Citus's build: ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+cmd_build() {
+    local src=${1:?usage: scripts/citus.sh build SRC [MAJOR]} major=${2:-17}
+    src=$(cd "$src" && pwd) || die "no such source tree: $1"
+    [ -x "$src/configure" ] && grep -q 'AC_INIT(\[Citus\]' "$src/configure.ac" 2>/dev/null \
+        || die "$src is not a Citus source tree (no configure with AC_INIT([Citus]))"
+    local version
+    version=$(sed -n 's/^AC_INIT(\[Citus\], \[\([^]]*\)\]).*/\1/p' "$src/configure.ac")
+    use_pg "$major"
+    ensure_packages
+    ensure_citus_build_packages
+    local pypi=$major; [ "$major" = 15 ] && pypi=15-pypi
+    ensure_postgres "$pypi"
+    local dest="$PGT_PG_CACHE/citus/$major"
+    if [ ! -x "$dest/bin/pg_config" ]; then
+        log "making the Citus installation of PostgreSQL $major ($dest)"
+        as_root rm -rf "$dest.partial"
+        as_root mkdir -p "$PGT_PG_CACHE/citus"
+        as_root cp -a "$PGT_PG_CACHE/$pypi" "$dest.partial"
+        as_root mv "$dest.partial" "$dest"
+    fi
+    # Build in a copy: the given tree stays as it was (a configure run writes into its tree).
+    local work="$PGT_STATE/citus-build-$major"
+    log "building Citus $version for PostgreSQL $major from $src (about 5 minutes)"
+    as_root rm -rf "$work"
+    as_root mkdir -p "$work"
+    (cd "$src" && tar cf - --exclude=.git .) | (cd "$work" && tar xf -)
+    (cd "$work" && make distclean >/dev/null 2>&1 || true
+     ./configure -q PG_CONFIG="$dest/bin/pg_config" --without-libcurl >"$work/configure.log" 2>&1 \
+        || { tail -30 "$work/configure.log" >&2; exit 1; }
+     make -s -j"$(nproc)" >"$work/make.log" 2>&1 || { tail -40 "$work/make.log" >&2; exit 1; }
+     as_root make -s install >"$work/install.log" 2>&1 || { tail -20 "$work/install.log" >&2; exit 1; }) \
+        || die "building Citus failed (logs in $work)"
+    citus_installed "$major" || die "Citus did not install into $dest"
+    log "Citus $version installed for PostgreSQL $major in $dest"
+}
+
+# The three servers share one root keyring (written once, beside the coordinator): every node derives
+# the same keys from it (the vault's data keys, the API-key pepper, the signed context's key).
+citus_keyring() { echo "$PGT_STATE/citus-$1-keyring"; }
+
+cmd_up() {
+    local major=${1:-17} i name port
+    citus_installed "$major" || die "Citus is not built for PostgreSQL $major: scripts/citus.sh build SRC $major"
+    use_citus_pg "$major"
+    ensure_all "$major"
+    use_citus_pg "$major"
+    install_extension debug
+    local keyring
+    keyring=$(citus_keyring "$major")
+    if [ ! -s "$keyring" ]; then
+        printf '# pg_tenancy root keyring of the Citus test cluster (throwaway), shared by its nodes\nk1 %s active\n' \
+            "$(head -c 32 /dev/urandom | base64)" | as_pg tee "$keyring" >/dev/null
+        as_pg chmod 600 "$keyring"
+    fi
+    for i in 0 1 2; do
+        name="citus$major-${CITUS_NODES[$i]}"; port=${CITUS_PORTS[$i]}
+        log "starting $name on 127.0.0.1:$port"
+        # Citus first in shared_preload_libraries, as it requires.
+        cluster_start "$name" "$port" "shared_preload_libraries = 'citus,pg_tenancy'" \
+            "tenancy.keyring_file = '$keyring'" "max_connections = 200" "max_prepared_transactions = 200" \
+            "citus.propagate_set_commands = 'local'" "citus.enable_unsafe_triggers = on" \
+            "wal_level = logical" "citus.shard_count = 32" >/dev/null
+    done
+    # A new database every time: what a DBA starts from, with this build of pg_tenancy.
+    for i in 0 1 2; do
+        port=${CITUS_PORTS[$i]}
+        psql_q -h 127.0.0.1 -p "$port" -d postgres -c "DROP DATABASE IF EXISTS $CITUS_DB WITH (FORCE)" -c "CREATE DATABASE $CITUS_DB"
+        psql_q -h 127.0.0.1 -p "$port" -d "$CITUS_DB" -c "CREATE EXTENSION citus"
+    done
+    local c=(-h 127.0.0.1 -p "${CITUS_PORTS[0]}" -d "$CITUS_DB")
+    psql_q "${c[@]}" -c "SELECT citus_set_coordinator_host('127.0.0.1', ${CITUS_PORTS[0]})" >/dev/null
+    for i in 1 2; do
+        psql_q "${c[@]}" -Atc "SELECT 1 FROM pg_dist_node WHERE nodeport = ${CITUS_PORTS[$i]}" | grep -q 1 \
+            || psql_q "${c[@]}" -c "SELECT citus_add_node('127.0.0.1', ${CITUS_PORTS[$i]})" >/dev/null
+    done
+    psql_q "${c[@]}" -c "CREATE EXTENSION pg_tenancy"
+    log "distributing pg_tenancy"
+    psql_q "${c[@]}" -Atc "SELECT jsonb_pretty(tenancy.distribute())"
+    log "seeding the demo data (tenancy.seed_demo())"
+    psql_q "${c[@]}" -Atc "SELECT tenancy.seed_demo() IS NOT NULL" >/dev/null
+    log "Citus cluster up: psql -h 127.0.0.1 -p ${CITUS_PORTS[0]} -U postgres $CITUS_DB   (stop: scripts/citus.sh down $major)"
+}
+
+# The Citus suites (pgrx-tests/tests/citus*.rs) against the cluster `up` started.
+cmd_test() {
+    local major=${1:-17} t args=()
+    use_citus_pg "$major"
+    for t in "$PGT_ROOT"/pgrx-tests/tests/citus*.rs; do args+=(--test "$(basename "$t" .rs)"); done
+    (cd "$PGT_ROOT" && PGT_CITUS_PORT=${CITUS_PORTS[0]} PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" \
+        cargo test --no-fail-fast -p pg_tenancy_client_tests "${args[@]}" -- --test-threads=1 --nocapture)
+}
+
+cmd_down() {
+    local major=${1:-17} i
+    use_citus_pg "$major"
+    for i in 0 1 2; do cluster_stop "citus$major-${CITUS_NODES[$i]}"; done
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+    build) cmd_build "$@" ;;
+    up) cmd_up "$@" ;;
+    test) cmd_test "$@" ;;
+    down) cmd_down "$@" ;;
+    installed) citus_installed "${1:?usage: scripts/citus.sh installed MAJOR}" ;;
+    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac

@@ -1,0 +1,150 @@
+-- Citus (docs/citus.md): tenancy.distribute() makes a database that has Citus a distributed one.
+--
+-- Where each table goes:
+--   * reference tables, a copy on every node: what a node reads to check a context's authority
+--     (tenants, memberships, API keys and their hashes), users, and the key material each node
+--     derives its keys from (root key checks, the pepper, the tenants' wrapped data keys).  Every
+--     node checks authority on its own copy, with no network round trip, and the cache triggers
+--     on each copy empty that node's caches when a row changes (a write to a reference table
+--     commits on every node).
+--   * distributed by tenant_id, all colocated: everything else a tenant owns, request_logs with
+--     its partitions.  A tenant's rows of every table live on one node, so its joins and
+--     foreign keys stay on that node.
+
+-- Citus refuses subqueries in the policies of its tables: each (SELECT tenancy.f(...)) (an
+-- InitPlan, once per statement) becomes tenancy.f(...) (STABLE, evaluated per row; what it reads is
+-- still one context per statement: src/context/statements.rs).  Raises when a policy of tbl still
+-- has a subquery after that (a user's own policy that reads a table).
+CREATE FUNCTION tenancy._citus_policies(tbl regclass)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+    pattern constant text := '\( SELECT (tenancy\.[a-z_]+\((?:[^()]|\([^()]*\))*\)) AS [a-z_]+\)';
+    q text;
+    c text;
+BEGIN
+    FOR p IN SELECT polname, pg_get_expr(polqual, polrelid) AS qual, pg_get_expr(polwithcheck, polrelid) AS chk
+               FROM pg_policy WHERE polrelid = tbl LOOP
+        q := regexp_replace(p.qual, pattern, '\1', 'g');
+        c := regexp_replace(p.chk, pattern, '\1', 'g');
+        IF q IS DISTINCT FROM p.qual OR c IS DISTINCT FROM p.chk THEN
+            EXECUTE format('ALTER POLICY %I ON %s', p.polname, tbl)
+                 || coalesce(' USING (' || q || ')', '') || coalesce(' WITH CHECK (' || c || ')', '');
+        END IF;
+    END LOOP;
+    IF EXISTS (SELECT FROM pg_policy WHERE polrelid = tbl
+                AND (pg_get_expr(polqual, polrelid) ~ '\(\s*SELECT\M' OR pg_get_expr(polwithcheck, polrelid) ~ '\(\s*SELECT\M')) THEN
+        RAISE EXCEPTION 'a policy of % has a subquery, which Citus does not allow', tbl
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tenancy._citus_policies(regclass) IS
+    'Rewrite a table''s pg_tenancy policies without subqueries, as Citus requires';
+
+CREATE FUNCTION tenancy.distribute()
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- Replicated to every node: what each node reads to check a context's authority (tenants,
+    -- memberships, API keys) and the key material it derives keys from.  Writes to them commit
+    -- on every node at once; every node's per-backend caches see them through the triggers on
+    -- its own copy.
+    reference_tables constant text[] := ARRAY[
+        'tenancy.users', 'tenancy.tenants', 'tenancy.memberships', 'tenancy.api_keys',
+        'tenancy_private.root_keys', 'tenancy_private.peppers', 'tenancy_private.data_keys',
+        'tenancy_private.api_key_hashes'];
+    -- Distributed by tenant_id, all colocated with the first: a tenant's rows of every table on
+    -- one node.  In the order of their foreign keys.
+    distributed_tables constant text[] := ARRAY[
+        'tenancy.clients', 'tenancy.client_users', 'tenancy.projects', 'tenancy.integrations',
+        'tenancy.actions', 'tenancy.integration_credentials', 'tenancy_private.credential_secrets',
+        'tenancy.field_mappings', 'tenancy.request_logs', 'tenancy.subscriptions',
+        'tenancy.subscription_audit', 'tenancy.jobs', 'tenancy.assets', 'tenancy_private.api_key_usage'];
+    t text;
+    made_reference text[] := '{}';
+    made_distributed text[] := '{}';
+    already text[] := '{}';
+    colocate text := 'default';
+    worker_logins text[] := '{}';
+    w record;
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE oid = current_user::regrole) THEN
+        RAISE EXCEPTION 'tenancy.distribute() must be run by a superuser' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'Citus is not installed in this database'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'shared_preload_libraries = ''citus,pg_tenancy'', then CREATE EXTENSION citus before CREATE EXTENSION pg_tenancy.';
+    END IF;
+    IF NOT citus_is_coordinator() THEN
+        RAISE EXCEPTION 'tenancy.distribute() runs on the coordinator' USING ERRCODE = 'feature_not_supported';
+    END IF;
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    -- Citus refuses subqueries in the policies of its tables: each (SELECT tenancy.f(...)) (an
+    -- InitPlan, once per statement) becomes tenancy.f(...) (STABLE, once per row; what it reads
+    -- is still one context per statement: src/context/statements.rs).
+    FOREACH t IN ARRAY reference_tables || distributed_tables LOOP
+        PERFORM tenancy._citus_policies(t::regclass);
+    END LOOP;
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    PERFORM set_config('citus.enable_local_reference_table_foreign_keys', 'off', true);
+    -- Citus refuses ON DELETE SET NULL (column) on a key that holds the distribution column: the
+    -- audit trail's key to its subscription becomes NO ACTION, and the BEFORE DELETE trigger that
+    -- PostgreSQL 14 uses detaches the audit rows first (same outcome: only subscription_id is
+    -- cleared).
+    IF EXISTS (SELECT FROM pg_constraint WHERE conname = 'subscription_audit_subscription_fkey'
+                AND conrelid = 'tenancy.subscription_audit'::regclass AND confdeltype = 'n') THEN
+        ALTER TABLE tenancy.subscription_audit DROP CONSTRAINT subscription_audit_subscription_fkey;
+        ALTER TABLE tenancy.subscription_audit ADD CONSTRAINT subscription_audit_subscription_fkey
+            FOREIGN KEY (tenant_id, subscription_id) REFERENCES tenancy.subscriptions (tenant_id, id);
+        CREATE TRIGGER subscription_audit_detach BEFORE DELETE ON tenancy.subscriptions
+            FOR EACH ROW EXECUTE FUNCTION tenancy._detach_subscription_audit();
+    END IF;
+    FOREACH t IN ARRAY reference_tables LOOP
+        IF EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass) THEN
+            already := already || t;
+        ELSE
+            PERFORM create_reference_table(t::regclass);
+            made_reference := made_reference || t;
+        END IF;
+    END LOOP;
+    FOREACH t IN ARRAY distributed_tables LOOP
+        IF EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass) THEN
+            already := already || t;
+        ELSE
+            PERFORM create_distributed_table(t::regclass, 'tenant_id', colocate_with => colocate);
+            made_distributed := made_distributed || t;
+        END IF;
+        colocate := distributed_tables[1];
+    END LOOP;
+    -- Citus runs a query's shard tasks on the workers over connections it opens as the role
+    -- running the query: the application roles must be able to log in there (their own
+    -- NOLOGIN holds on the coordinator).  pg_hba.conf on the workers decides from where; no
+    -- role gains anything on a shard without a context the workers accept.
+    FOREACH t IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = t) THEN
+            -- Not propagated back from the worker (it would wait on this transaction).
+            FOR w IN SELECT * FROM run_command_on_workers(
+                         format('SET citus.enable_ddl_propagation = off; ALTER ROLE %I LOGIN', t)) LOOP
+                IF NOT w.success THEN
+                    RAISE EXCEPTION 'could not let role % log in on worker %:%', t, w.nodename, w.nodeport
+                        USING DETAIL = w.result, ERRCODE = 'connection_failure';
+                END IF;
+            END LOOP;
+            worker_logins := worker_logins || t;
+        END IF;
+    END LOOP;
+    RETURN jsonb_build_object('reference_tables', to_jsonb(made_reference),
+                              'distributed_tables', to_jsonb(made_distributed),
+                              'already_distributed', to_jsonb(already),
+                              'roles_that_log_in_to_workers', to_jsonb(worker_logins));
+END
+$$;
+COMMENT ON FUNCTION tenancy.distribute() IS
+    'Citus: make pg_tenancy''s tables reference tables or distributed by tenant_id (superuser, on the coordinator; idempotent)';
