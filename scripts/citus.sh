@@ -112,6 +112,15 @@ cmd_up() {
             "tenancy.keyring_file = '$keyring'" "max_connections = 200" "max_prepared_transactions = 200" \
             "citus.propagate_set_commands = 'local'" "citus.enable_unsafe_triggers = on" \
             "wal_level = logical" "citus.shard_count = 32" >/dev/null
+        if [ "$i" != 0 ]; then
+            # A worker admits the application roles with a password only, which only Citus has
+            # (tenancy.distribute() sets it): no one logs in to a worker as them but Citus.
+            printf '%s\n' "# written by scripts/citus.sh" \
+                "local all postgres trust" "host all postgres 127.0.0.1/32 trust" \
+                "local all all scram-sha-256" "host all all 127.0.0.1/32 scram-sha-256" \
+                | as_pg tee "$PGT_STATE/$name/data/pg_hba.conf" >/dev/null
+            psql_q -h 127.0.0.1 -p "$port" -d postgres -Atc "SELECT pg_reload_conf()" >/dev/null
+        fi
     done
     # A new database every time: what a DBA starts from, with this build of pg_tenancy.
     for i in 0 1 2; do

@@ -72,6 +72,8 @@ DECLARE
     already text[] := '{}';
     colocate text := 'default';
     worker_logins text[] := '{}';
+    revoked text[] := '{}';
+    password text;
     w record;
 BEGIN
     IF NOT (SELECT rolsuper FROM pg_roles WHERE oid = current_user::regrole) THEN
@@ -124,26 +126,57 @@ BEGIN
         colocate := distributed_tables[1];
     END LOOP;
     -- Citus runs a query's shard tasks on the workers over connections it opens as the role
-    -- running the query: the application roles must be able to log in there (their own
-    -- NOLOGIN holds on the coordinator).  pg_hba.conf on the workers decides from where; no
-    -- role gains anything on a shard without a context the workers accept.
+    -- running the query, so the application roles log in to the workers (their NOLOGIN holds on
+    -- the coordinator).  With a password only Citus has (pg_dist_authinfo, which only superusers
+    -- read): a worker's pg_hba.conf that asks these roles for a password then admits no one else
+    -- as them, and a backend logged in as one of them is one Citus opened, where the signed
+    -- context is read (src/citus.rs).  Each call sets the same password again on every worker (a
+    -- node added since gets it).
     FOREACH t IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
-        IF EXISTS (SELECT FROM pg_roles WHERE rolname = t) THEN
-            -- Not propagated back from the worker (it would wait on this transaction).
-            FOR w IN SELECT * FROM run_command_on_workers(
-                         format('SET citus.enable_ddl_propagation = off; ALTER ROLE %I LOGIN', t)) LOOP
-                IF NOT w.success THEN
-                    RAISE EXCEPTION 'could not let role % log in on worker %:%', t, w.nodename, w.nodeport
-                        USING DETAIL = w.result, ERRCODE = 'connection_failure';
-                END IF;
-            END LOOP;
-            worker_logins := worker_logins || t;
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = t) THEN
+            CONTINUE;
+        END IF;
+        SELECT substring(a.authinfo FROM 'password=([0-9a-f]+)') INTO password
+          FROM pg_dist_authinfo a WHERE a.nodeid = 0 AND a.rolename = t;
+        IF password IS NULL THEN
+            -- 244 bits from the server's strong random source.
+            password := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+            DELETE FROM pg_dist_authinfo WHERE nodeid = 0 AND rolename = t;
+            INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, t, 'password=' || password);
+        END IF;
+        -- Not logged there, and not propagated back from the worker (it would wait on this
+        -- transaction).
+        -- The workers have it too, for the connections they open to each other.
+        FOR w IN SELECT * FROM run_command_on_workers(
+                     format('SET log_statement = none; SET citus.enable_ddl_propagation = off; ALTER ROLE %I LOGIN PASSWORD %L; '
+                            'DELETE FROM pg_dist_authinfo WHERE nodeid = 0 AND rolename = %L; '
+                            'INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, %L, %L)',
+                            t, password, t, t, 'password=' || password)) LOOP
+            IF NOT w.success THEN
+                RAISE EXCEPTION 'could not let role % log in on worker %:%', t, w.nodename, w.nodeport
+                    USING ERRCODE = 'connection_failure';
+            END IF;
+        END LOOP;
+        worker_logins := worker_logins || t;
+    END LOOP;
+    -- Citus's functions that run any SQL on the workers as their caller: a second door to the
+    -- shards, past the coordinator (which refuses a context pg_tenancy did not set).  Superusers
+    -- keep them; grant them back to a role that needs them.
+    FOREACH t IN ARRAY ARRAY['run_command_on_workers(text, boolean)', 'run_command_on_all_nodes(text, boolean, boolean)',
+                             'run_command_on_coordinator(text, boolean)', 'run_command_on_shards(regclass, text, boolean)',
+                             'run_command_on_placements(regclass, text, boolean)',
+                             'run_command_on_colocated_placements(regclass, regclass, text, boolean)',
+                             'master_run_on_worker(text[], integer[], text[], boolean)'] LOOP
+        IF to_regprocedure(t) IS NOT NULL AND has_function_privilege('public', t, 'EXECUTE') THEN
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', t);
+            revoked := revoked || t;
         END IF;
     END LOOP;
     RETURN jsonb_build_object('reference_tables', to_jsonb(made_reference),
                               'distributed_tables', to_jsonb(made_distributed),
                               'already_distributed', to_jsonb(already),
-                              'roles_that_log_in_to_workers', to_jsonb(worker_logins));
+                              'roles_that_log_in_to_workers', to_jsonb(worker_logins),
+                              'revoked_from_public', to_jsonb(revoked));
 END
 $$;
 COMMENT ON FUNCTION tenancy.distribute() IS

@@ -19,6 +19,8 @@ use std::ffi::{CStr, CString};
 thread_local! {
     /// Is Citus in `shared_preload_libraries` (read once: it cannot change while a backend runs)?
     static PRELOADED: Cell<Option<bool>> = const { Cell::new(None) };
+    /// Citus's extension was found installed in this database.
+    static INSTALLED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Where a relation's rows are on this node.
@@ -50,12 +52,21 @@ pub fn active() -> bool {
             p
         }
     });
+    if !preloaded {
+        return false;
+    }
+    if INSTALLED.with(Cell::get) {
+        return true;
+    }
     // SAFETY: a catalog lookup by name, in a transaction.
-    preloaded
-        && unsafe {
-            pg_sys::IsTransactionState()
-                && pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid
-        }
+    let installed = unsafe {
+        pg_sys::IsTransactionState()
+            && pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid
+    };
+    // Kept once true: a backend serves one database, and Citus is not dropped from under a
+    // running cluster.
+    INSTALLED.with(|c| c.set(installed));
+    installed
 }
 
 /// Where the rows of the relation `relid` are on this node (one query of Citus's metadata; the
@@ -114,4 +125,246 @@ pub fn local_relid(nsp: pg_sys::Oid, name: &CStr, placement: Placement) -> pg_sy
             Some("This function does not run on a distributed pg_tenancy yet (docs/citus.md lists what does)."),
         ),
     }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The signed context
+// ------------------------------------------------------------------------------------------------
+//
+// Policies run on the workers, in connections Citus opens as the role of the query, where the
+// coordinator's `tenancy.context` (a superuser-only setting) never arrives.  What arrives is what
+// Citus propagates: a `SET LOCAL` the transaction ran (`citus.propagate_set_commands = 'local'`).
+// So every time pg_tenancy sets the context on the coordinator it also runs
+//
+//     SET LOCAL tenancy.citus_context = 'v1:<root key id>:<context>:<nonce>:<mac>'
+//
+// where mac = HMAC-SHA256 under a key derived from the root key, over the context, a random
+// nonce, the database, the role and the coordinator backend's global pid.  A worker uses the
+// value only in a backend Citus opened (application_name `citus_internal gpid=<gpid>`, logged in
+// as the role itself), and recomputes the mac with its own database, current role and that gpid:
+// a value made for another role, database or coordinator backend does not verify.  Its authority
+// (membership, tenant status, API key) is then checked again, like any context, on the worker's
+// own copy of the reference tables, at every statement.
+//
+// Transaction-bound: the value is SET LOCAL, so it ends with the transaction on every node, and
+// on the coordinator (every backend that is not Citus's) no SQL `SET` of it is accepted but
+// pg_tenancy's own (`refuse_foreign_set`): a value captured in one transaction cannot be set in
+// another.  Citus's own distributed transaction number is not in the mac: it is assigned at the
+// first distributed statement, after the context is set, and `assign_distributed_transaction_id`
+// (which any role may call) would let a caller choose it anyway.
+
+/// The key values are signed with: HMAC-SHA256 of a fixed label under the root key (a PRF, as
+/// HKDF-Expand is), so the root key itself signs nothing.
+fn context_key(root: &crate::vault::keyring::RootKey) -> zeroize::Zeroizing<[u8; 32]> {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&root.key)
+        .expect("HMAC-SHA256 takes a key of any length");
+    mac.update(b"pg_tenancy citus context key v1");
+    zeroize::Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+/// The mac of `context` and `nonce` for `database`, `role` and the coordinator backend `gpid`.
+fn context_mac(
+    root: &crate::vault::keyring::RootKey,
+    context: &[u8],
+    nonce: &[u8],
+    database: &[u8],
+    role: &[u8],
+    gpid: i64,
+) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let key = context_key(root);
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_slice())
+        .expect("HMAC-SHA256 takes a key of any length");
+    // Each field with its length: no two different field lists give the same bytes.
+    for field in [context, nonce, database, role] {
+        mac.update(&(field.len() as u32).to_be_bytes());
+        mac.update(field);
+    }
+    mac.update(&gpid.to_be_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+}
+
+/// The current database's and role's names.
+fn database_and_role() -> (Vec<u8>, Vec<u8>) {
+    // SAFETY: catalog lookups of this backend's database and current user, which exist.
+    unsafe {
+        let db = pg_sys::get_database_name(pg_sys::MyDatabaseId);
+        let role = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
+        let out = (
+            CStr::from_ptr(db).to_bytes().to_vec(),
+            CStr::from_ptr(role).to_bytes().to_vec(),
+        );
+        pg_sys::pfree(db.cast());
+        out
+    }
+}
+
+thread_local! {
+    /// This backend's global pid on the coordinator (Citus's `citus_backend_gpid()`), once asked.
+    static GPID: Cell<Option<i64>> = const { Cell::new(None) };
+    /// Set while pg_tenancy runs its own `SET LOCAL tenancy.citus_context`.
+    static ISSUING: Cell<bool> = const { Cell::new(false) };
+    /// The last value verified here and the context it holds (a policy reads it for every row).
+    static VERIFIED: std::cell::RefCell<Option<(Vec<u8>, Vec<u8>)>> = const { std::cell::RefCell::new(None) };
+}
+
+fn own_gpid() -> i64 {
+    if let Some(g) = GPID.with(Cell::get) {
+        return g;
+    }
+    let g = Spi::get_one::<i64>("SELECT pg_catalog.citus_backend_gpid()")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            crate::error::raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "could not read this backend's Citus global pid",
+                None,
+            )
+        });
+    GPID.with(|c| c.set(Some(g)));
+    g
+}
+
+/// On the coordinator: after the context changed to `context` (the bytes of `tenancy.context`),
+/// sign it and `SET LOCAL tenancy.citus_context`, which Citus sends to every worker the
+/// transaction uses.  Nothing without Citus.
+pub fn issue(context: &[u8]) {
+    if !active() || consumer_gpid().is_some() {
+        return;
+    }
+    let value = if context.is_empty() {
+        String::new()
+    } else {
+        let root = crate::vault::keyring().active();
+        let mut nonce = [0u8; 16];
+        crate::error::random(&mut nonce);
+        let (database, role) = database_and_role();
+        let mac = context_mac(root, context, &nonce, &database, &role, own_gpid());
+        use base64::Engine;
+        format!(
+            "v1:{}:{}:{}:{}",
+            root.id,
+            b64().encode(context),
+            b64().encode(nonce),
+            b64().encode(mac)
+        )
+    };
+    // Characters of key ids ([A-Za-z0-9_.-]), base64url and ':' only: nothing to quote.
+    let sql = format!("SET LOCAL tenancy.citus_context = '{value}'");
+    // Cleared also when an ERROR unwinds through.
+    struct Issuing;
+    impl Drop for Issuing {
+        fn drop(&mut self) {
+            ISSUING.with(|i| i.set(false));
+        }
+    }
+    ISSUING.with(|i| i.set(true));
+    let _issuing = Issuing;
+    if let Err(e) = Spi::run(&sql) {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("could not set tenancy.citus_context: {e}"),
+            None,
+        );
+    }
+}
+
+/// The coordinator backend's global pid when this backend is a connection Citus opened (its
+/// application_name, which Citus sets, and logged in as the role it runs as: no client session
+/// that switched roles), else `None`.
+pub fn consumer_gpid() -> Option<i64> {
+    // SAFETY: reads a GUC's current value and this backend's user ids.
+    unsafe {
+        if pg_sys::GetSessionUserId() != pg_sys::GetUserId() {
+            return None;
+        }
+        let v = pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false);
+        if v.is_null() {
+            return None;
+        }
+        let name = CStr::from_ptr(v).to_bytes();
+        let gpid = name.strip_prefix(b"citus_internal gpid=")?;
+        std::str::from_utf8(gpid).ok()?.parse::<i64>().ok()
+    }
+}
+
+/// On a worker (a backend Citus opened): the context in `tenancy.citus_context` when it verifies
+/// for this database, role and coordinator backend, else `None`.  `f` gets its bytes.
+pub fn with_verified<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    let gpid = match consumer_gpid() {
+        Some(g) if active() => g,
+        _ => return f(None),
+    };
+    let value: Vec<u8> = crate::gucs::with_value(&crate::gucs::CITUS_CONTEXT, |v| v.to_vec());
+    if value.is_empty() {
+        return f(None);
+    }
+    let cached = VERIFIED.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(v, _)| *v == value)
+            .map(|(_, ctx)| ctx.clone())
+    });
+    let context = cached.or_else(|| {
+        let ctx = verify(&value, gpid)?;
+        VERIFIED.with(|c| *c.borrow_mut() = Some((value.clone(), ctx.clone())));
+        Some(ctx)
+    });
+    f(context.as_deref())
+}
+
+/// Verify a `tenancy.citus_context` value (see the section's header); the context it carries.
+fn verify(value: &[u8], gpid: i64) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let text = std::str::from_utf8(value).ok()?;
+    let mut parts = text.split(':');
+    let (v, id, ctx, nonce, mac) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if v != "v1" || parts.next().is_some() {
+        return None;
+    }
+    let root = crate::vault::keyring().get(id)?;
+    let ctx = b64().decode(ctx).ok()?;
+    let nonce = b64().decode(nonce).ok()?;
+    let mac = b64().decode(mac).ok()?;
+    let (database, role) = database_and_role();
+    let want = context_mac(root, &ctx, &nonce, &database, &role, gpid);
+    use subtle::ConstantTimeEq;
+    (mac.len() == 32 && bool::from(want.ct_eq(&mac))).then_some(ctx)
+}
+
+/// From the utility hook: a `SET` (or `RESET`) of `tenancy.citus_context` by anyone but
+/// pg_tenancy, in a backend that is not Citus's, is refused (42501).  (`RESET ALL` clears it with
+/// the rest, which only takes the context away.)
+pub fn refuse_foreign_set(stmt: *mut pg_sys::Node) {
+    // SAFETY: a valid utility statement node.
+    let ours = unsafe {
+        if stmt.is_null() || (*stmt).type_ != pg_sys::NodeTag::T_VariableSetStmt {
+            return;
+        }
+        let name = (*(stmt as *mut pg_sys::VariableSetStmt)).name;
+        !name.is_null()
+            && CStr::from_ptr(name)
+                .to_bytes()
+                .eq_ignore_ascii_case(crate::gucs::CITUS_CONTEXT_NAME.to_bytes())
+    };
+    if !ours || ISSUING.with(Cell::get) || consumer_gpid().is_some() {
+        return;
+    }
+    crate::error::raise(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        "tenancy.citus_context is set by pg_tenancy only",
+        Some("Enter a tenant with tenancy.set_tenant(), pre_request() or authenticate(); it signs the context for the workers."),
+    )
 }

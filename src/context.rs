@@ -29,9 +29,24 @@ pub mod statements;
 // Readers
 // ------------------------------------------------------------------------------------------------
 
-/// The bytes of `tenancy.context` (empty when unset), borrowed while `f` runs.
+/// The bytes of `tenancy.context` (empty when unset), borrowed while `f` runs.  On a Citus
+/// worker, where that setting never arrives, the context the coordinator signed for this role and
+/// transaction (`crate::citus`), when it verifies.
 fn with_raw<R>(f: impl FnOnce(&[u8]) -> R) -> R {
-    gucs::with_value(&gucs::CONTEXT, f)
+    let local: Option<R> = None;
+    let mut f = Some(f);
+    let local = gucs::with_value(&gucs::CONTEXT, |raw| {
+        if raw.is_empty() {
+            local
+        } else {
+            f.take().map(|f| f(raw))
+        }
+    });
+    match (local, f) {
+        (Some(r), _) => r,
+        (None, Some(f)) => crate::citus::with_verified(|signed| f(signed.unwrap_or_default())),
+        (None, None) => unreachable!("f runs at most once"),
+    }
 }
 
 /// Field `n` (0 tenant, 1 user, 2 role, 3 API key, 4 scopes) of a context, `None` when empty.
@@ -300,6 +315,8 @@ pub(crate) fn set_context_with_key(
         pg_sys::GucContext::PGC_SUSET,
         pg_sys::GucAction::GUC_ACTION_LOCAL,
     );
+    // On Citus, the same context signed for the workers.
+    crate::citus::issue(value.to_bytes());
 }
 
 fn require_preloaded() {

@@ -16,6 +16,15 @@ pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>:
 
 pub const CONTEXT_NAME: &std::ffi::CStr = c"tenancy.context";
 
+/// `tenancy.citus_context`: on Citus, the signed copy of the context that the coordinator sends
+/// to the workers (`crate::citus`).  Any role may set it (Citus replays a `SET LOCAL` on the
+/// workers as the role that ran it), but a worker accepts only a value pg_tenancy signed for
+/// this role, database and coordinator backend, and the coordinator refuses every `SET` of it
+/// but pg_tenancy's own.
+pub static CITUS_CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub const CITUS_CONTEXT_NAME: &std::ffi::CStr = c"tenancy.citus_context";
+
 /// `tenancy.keyring_file`: path of the root keyring (mode 0600, outside the data directory).
 pub static KEYRING_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// `tenancy.keyring_command`: a command whose output is the root keyring.
@@ -89,6 +98,14 @@ pub fn init() {
         &CONTEXT,
         GucContext::Suset,
         context_flags,
+    );
+    GucRegistry::define_string_guc(
+        CITUS_CONTEXT_NAME,
+        c"Citus: the signed tenant context the coordinator sends to the workers.",
+        c"Set only by pg_tenancy (SET LOCAL, which Citus propagates); a worker reads it only when it verifies.",
+        &CITUS_CONTEXT,
+        GucContext::Userset,
+        context_flags | GucFlags::NO_SHOW_ALL,
     );
     // Where the root keys come from: read at server start only, by superusers only, and not
     // listed by SHOW ALL (they name a path or a command, never a key, but they are nobody's business).

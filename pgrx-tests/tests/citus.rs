@@ -10,9 +10,15 @@
 //! * every shard on every worker has FORCE ROW LEVEL SECURITY, the policies and the triggers;
 //! * the context is checked on the coordinator against its own copy of the reference tables
 //!   (memberships, tenants), and a removal counts at the next statement;
-//! * on the workers, a query as an application role with no context the workers accept reads
-//!   nothing: no row of any tenant, whatever it sets.
-use pg_tenancy_client_tests::demo::{ACME, ALICE, DAVE, GLOBEX};
+//! * the context reaches the workers signed (`tenancy.citus_context`): a member reads its
+//!   tenant's rows of the distributed tables through the workers, and nothing else;
+//! * a value pg_tenancy did not set in this transaction, for this role and coordinator backend,
+//!   yields nothing: forged, tampered, replayed, or presented by another role or backend;
+//! * no one logs in to a worker as an application role but Citus, and Citus's run-anything
+//!   functions are the superuser's;
+//! * a member removed or demoted in another session loses the context on the workers at the next
+//!   statement.
+use pg_tenancy_client_tests::demo::{ACME, ALICE, BOB, CAROL, DAVE, ERIN, GLOBEX};
 use pg_tenancy_client_tests::sqlstate;
 use postgres::{Client, NoTls};
 
@@ -260,76 +266,363 @@ fn the_coordinator_checks_the_context_on_its_copy_of_the_reference_tables() {
     assert_eq!(after, None, "a demoted member kept the context");
 }
 
-/// What an application role reads of the distributed tables, on the coordinator and on each
-/// worker directly, with every value it can set.
+/// Enter `tenant` as `user` the way PostgREST does (SET LOCAL ROLE authenticated, the claims,
+/// pre_request), on the coordinator.
+fn enter(c: &mut Client, user: &str, tenant: &str) {
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    c.execute(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+        &[&format!(r#"{{"sub": "{user}", "tenant_id": "{tenant}"}}"#)],
+    )
+    .unwrap();
+    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+}
+
+/// The distributed tables authenticated may read, with tenant_id.
+fn readable_distributed(c: &mut Client) -> Vec<String> {
+    strings(
+        c,
+        "SELECT logicalrelid::regclass::text FROM pg_dist_partition d
+          WHERE partmethod = 'h' AND logicalrelid::regclass::text ~ '^tenancy\\.'
+            AND has_table_privilege('authenticated', logicalrelid, 'SELECT')
+            AND NOT EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = d.logicalrelid)
+          ORDER BY 1",
+    )
+}
+
+fn tenants_read(c: &mut Client, table: &str) -> Vec<(String, i64)> {
+    c.query(
+        &format!("SELECT tenant_id::text, count(*) FROM {table} GROUP BY 1 ORDER BY 1"),
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
 #[test]
-fn without_a_context_the_workers_accept_no_row_is_read() {
+fn members_read_their_tenant_through_the_workers_and_nothing_else() {
     let Some(port) = port() else { return };
     let mut su = node(port, 0, "postgres");
-    let total: i64 = su
-        .query_one("SELECT count(*) FROM tenancy.projects", &[])
-        .unwrap()
-        .get(0);
-    assert!(total >= 2, "the demo data has projects in both tenants");
-    for role in ["authenticated", "anon", "service_role"] {
-        // Through the coordinator, in a context set there.
+    let tables = readable_distributed(&mut su);
+    assert!(tables.len() >= 10, "{tables:?}");
+    let mut acme_rows = 0;
+    for (user, role) in [
+        (ALICE, "owner"),
+        (BOB, "admin"),
+        (CAROL, "manager"),
+        (DAVE, "member"),
+        (ERIN, "client"),
+    ] {
         let mut c = node(port, 0, "postgres");
-        c.batch_execute("BEGIN; SET LOCAL ROLE service_role")
-            .unwrap();
-        c.execute(
-            "SELECT tenancy.set_tenant($1::uuid, $2::uuid)",
-            &[
-                &ACME.parse::<uuid::Uuid>().unwrap(),
-                &ALICE.parse::<uuid::Uuid>().unwrap(),
-            ],
-        )
-        .unwrap();
-        c.batch_execute(&format!("SET LOCAL ROLE {role}")).unwrap();
-        let globex: Result<Vec<postgres::Row>, _> = c.query(
-            "SELECT id FROM tenancy.projects WHERE tenant_id = $1::uuid",
-            &[&GLOBEX.parse::<uuid::Uuid>().unwrap()],
-        );
-        if role == "service_role" {
-            // service_role reads every tenant's rows by design (tenancy_service policy).
-            assert!(globex.is_ok());
-        } else {
-            match globex {
-                Ok(rows) => assert!(rows.is_empty(), "{role} read globex's projects"),
-                Err(e) => assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{role}: {e}"),
+        enter(&mut c, user, ACME);
+        let r: String = c
+            .query_one("SELECT tenancy.current_role()", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(r, role);
+        for table in &tables {
+            match c.query(
+                &format!("SELECT tenant_id::text, count(*) FROM {table} GROUP BY 1"),
+                &[],
+            ) {
+                Ok(rows) => {
+                    for row in rows {
+                        assert_eq!(
+                            row.get::<_, String>(0),
+                            ACME,
+                            "{role} read another tenant's {table}"
+                        );
+                        acme_rows += row.get::<_, i64>(1);
+                    }
+                }
+                Err(e) => assert_eq!(
+                    e.code().map(|c| c.code()),
+                    Some("42501"),
+                    "{role} {table}: {e}"
+                ),
             }
         }
         c.batch_execute("ROLLBACK").unwrap();
     }
-    // Directly on a worker: the context settings are the superuser's alone, and the shards'
-    // policies find no context there.
-    for w in 1..=2 {
-        let mut wk = node(port, w, "authenticated");
-        assert_eq!(
-            sqlstate(wk.batch_execute(&format!(
-                "BEGIN; SET LOCAL tenancy.context = '{ACME},{ALICE},owner'"
-            ))),
-            "42501"
-        );
-        wk.batch_execute("ROLLBACK").unwrap();
-        let mut wk = node(port, w, "authenticated");
-        wk.batch_execute("SET citus.override_table_visibility = off")
-            .unwrap();
-        let shards = strings(
-            &mut wk,
-            "SELECT c.oid::regclass::text FROM pg_class c
-              WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relname ~ '^projects_[0-9]+$'",
-        );
-        assert!(!shards.is_empty());
-        for shard in shards {
-            // Nothing read: no row, or no privilege on the shard itself.
-            match wk.query_one(&format!("SELECT count(*) FROM {shard}"), &[]) {
-                Ok(r) => assert_eq!(
-                    r.get::<_, i64>(0),
-                    0,
-                    "authenticated read {shard} on worker {w}"
+    // Not vacuous: the members read acme's rows, which live on the workers.
+    assert!(acme_rows > 10, "{acme_rows} rows of acme read");
+    // The owner reads what the superuser sees of acme, table by table.
+    let mut c = node(port, 0, "postgres");
+    enter(&mut c, ALICE, ACME);
+    for table in [
+        "tenancy.projects",
+        "tenancy.clients",
+        "tenancy.integrations",
+        "tenancy.actions",
+        "tenancy.jobs",
+    ] {
+        let mine = tenants_read(&mut c, table);
+        let all: Vec<(String, i64)> = tenants_read(&mut su, table)
+            .into_iter()
+            .filter(|(t, _)| t == ACME)
+            .collect();
+        assert_eq!(mine, all, "{table}");
+        assert!(!all.is_empty(), "{table} has acme rows");
+    }
+    // A query that names globex's rows reads none of them; the shards are all asked.
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM tenancy.projects WHERE tenant_id = $1::uuid",
+            &[&GLOBEX.parse::<uuid::Uuid>().unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    c.batch_execute("ROLLBACK").unwrap();
+}
+
+/// The value pg_tenancy set on the coordinator for `user` in `tenant`, and that backend's gpid.
+fn signed_value(c: &mut Client, user: &str, tenant: &str) -> (String, i64) {
+    enter(c, user, tenant);
+    let v: String = c
+        .query_one("SELECT current_setting('tenancy.citus_context')", &[])
+        .unwrap()
+        .get(0);
+    let g: i64 = c
+        .query_one("SELECT citus_backend_gpid()", &[])
+        .unwrap()
+        .get(0);
+    assert!(v.starts_with("v1:"), "{v}");
+    (v, g)
+}
+
+/// A connection to worker `w` as `role` with Citus's password for it (as Citus connects), under
+/// `application_name`.
+fn as_citus(port: u16, w: u16, role: &str, application_name: &str) -> Client {
+    let mut su = node(port, 0, "postgres");
+    let auth: String = su
+        .query_one(
+            "SELECT authinfo FROM pg_dist_authinfo WHERE nodeid = 0 AND rolename = $1",
+            &[&role],
+        )
+        .unwrap()
+        .get(0);
+    let password = auth.trim_start_matches("password=");
+    Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user={role} dbname=tenancy_citus password={password} application_name='{application_name}'",
+            port + w
+        ),
+        NoTls,
+    )
+    .unwrap_or_else(|e| panic!("connect to worker {w} as {role}: {e}"))
+}
+
+/// What `tenancy.current_tenant_id()` says on worker 1, in a backend like Citus's (application
+/// name of coordinator backend `gpid`, logged in as `role`), with `tenancy.citus_context = value`.
+fn worker_reads(port: u16, role: &str, gpid: i64, value: &str) -> Option<uuid::Uuid> {
+    let mut w = as_citus(port, 1, role, &format!("citus_internal gpid={gpid}"));
+    w.batch_execute("BEGIN").unwrap();
+    w.execute(
+        "SELECT set_config('tenancy.citus_context', $1, true)",
+        &[&value],
+    )
+    .unwrap();
+    let t: Option<uuid::Uuid> = w
+        .query_one("SELECT tenancy.current_tenant_id()", &[])
+        .unwrap()
+        .get(0);
+    w.batch_execute("ROLLBACK").unwrap();
+    t
+}
+
+#[test]
+fn the_workers_accept_only_a_value_signed_for_this_role_and_coordinator_backend() {
+    let Some(port) = port() else { return };
+    let mut c = node(port, 0, "postgres");
+    let (value, gpid) = signed_value(&mut c, ALICE, ACME);
+    // The genuine value, where Citus would present it: the worker reads acme.  (The control:
+    // without it every refusal below would prove nothing.)
+    assert_eq!(
+        worker_reads(port, "authenticated", gpid, &value),
+        Some(ACME.parse().unwrap())
+    );
+    // From another coordinator backend: nothing.
+    assert_eq!(worker_reads(port, "authenticated", gpid + 1, &value), None);
+    // As another role: nothing.
+    assert_eq!(worker_reads(port, "service_role", gpid, &value), None);
+    // Tampered: globex in place of acme, the mac kept.
+    let parts: Vec<&str> = value.split(':').collect();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let ctx = String::from_utf8(b64.decode(parts[2]).unwrap()).unwrap();
+    let forged_ctx = b64.encode(ctx.replace(ACME, GLOBEX));
+    let tampered = format!(
+        "{}:{}:{}:{}:{}",
+        parts[0], parts[1], forged_ctx, parts[3], parts[4]
+    );
+    assert_eq!(worker_reads(port, "authenticated", gpid, &tampered), None);
+    // Made up, and under a key id the keyring does not have.
+    assert_eq!(
+        worker_reads(
+            port,
+            "authenticated",
+            gpid,
+            &format!("v1:k1:{forged_ctx}:AAAA:AAAA")
+        ),
+        None
+    );
+    assert_eq!(
+        worker_reads(
+            port,
+            "authenticated",
+            gpid,
+            &value.replacen("v1:k1:", "v1:nokey:", 1)
+        ),
+        None
+    );
+    // In a session that switched roles (a client, not Citus's connection): nothing, even with the
+    // genuine value and application name.
+    let mut w = Client::connect(
+        &format!("host=127.0.0.1 port={} user=postgres dbname=tenancy_citus application_name='citus_internal gpid={gpid}'", port + 1),
+        NoTls,
+    )
+    .unwrap();
+    w.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    w.execute(
+        "SELECT set_config('tenancy.citus_context', $1, true)",
+        &[&value],
+    )
+    .unwrap();
+    let t: Option<uuid::Uuid> = w
+        .query_one("SELECT tenancy.current_tenant_id()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(t, None);
+    w.batch_execute("ROLLBACK").unwrap();
+    c.batch_execute("ROLLBACK").unwrap();
+}
+
+#[test]
+fn a_value_cannot_be_set_but_by_pg_tenancy_nor_replayed() {
+    let Some(port) = port() else { return };
+    let mut c = node(port, 0, "postgres");
+    let (value, _) = signed_value(&mut c, ALICE, ACME);
+    c.batch_execute("ROLLBACK").unwrap();
+    let globex = GLOBEX.parse::<uuid::Uuid>().unwrap();
+    let acme = ACME.parse::<uuid::Uuid>().unwrap();
+    // Replayed in a later transaction, as the same role: SET is refused on the coordinator.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    assert_eq!(
+        sqlstate(c.batch_execute(&format!("SET LOCAL tenancy.citus_context = '{value}'"))),
+        "42501"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    // Also in a function, and as RESET.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    assert_eq!(
+        sqlstate(c.batch_execute(&format!(
+            "DO $$ BEGIN SET LOCAL tenancy.citus_context = '{value}'; END $$"
+        ))),
+        "42501"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    // set_config() is not a SET statement: Citus does not send it, the coordinator does not read
+    // it, and the workers see no context.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    c.execute(
+        "SELECT set_config('tenancy.citus_context', $1, true)",
+        &[&value],
+    )
+    .unwrap();
+    for t in [acme, globex] {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM tenancy.projects WHERE tenant_id = $1",
+                &[&t],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "replayed value read {t}");
+    }
+    c.batch_execute("ROLLBACK").unwrap();
+    // In a transaction with a context of its own (dave), alice's value replayed: refused.
+    enter(&mut c, DAVE, ACME);
+    assert_eq!(
+        sqlstate(c.batch_execute(&format!("SET LOCAL tenancy.citus_context = '{value}'"))),
+        "42501"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+}
+
+#[test]
+fn only_citus_reaches_the_workers_as_an_application_role() {
+    let Some(port) = port() else { return };
+    for role in ["authenticated", "anon", "service_role"] {
+        for w in 1..=2 {
+            let r = Client::connect(
+                &format!(
+                    "host=127.0.0.1 port={} user={role} dbname=tenancy_citus password=guess",
+                    port + w
                 ),
-                Err(e) => assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{shard}: {e}"),
-            }
+                NoTls,
+            );
+            assert_eq!(sqlstate(r), "28P01", "{role} logged in to worker {w}");
         }
+    }
+    // Citus's functions that run any SQL on the workers: not for application roles.
+    let mut c = node(port, 0, "postgres");
+    for role in ["authenticated", "service_role", "anon"] {
+        c.batch_execute(&format!("SET ROLE {role}")).unwrap();
+        for sql in [
+            "SELECT * FROM run_command_on_workers('SELECT 1')",
+            "SELECT * FROM run_command_on_all_nodes('SELECT 1')",
+            "SELECT * FROM run_command_on_shards('tenancy.projects', 'SELECT 1')",
+            "SELECT * FROM run_command_on_placements('tenancy.projects', 'SELECT 1')",
+        ] {
+            assert_eq!(sqlstate(c.query(sql, &[])), "42501", "{role}: {sql}");
+        }
+        c.batch_execute("RESET ROLE").unwrap();
+    }
+}
+
+#[test]
+fn a_demoted_member_loses_the_context_on_the_workers_at_the_next_statement() {
+    let Some(port) = port() else { return };
+    let acme = ACME.parse::<uuid::Uuid>().unwrap();
+    let dave = DAVE.parse::<uuid::Uuid>().unwrap();
+    let mut c = node(port, 0, "postgres");
+    enter(&mut c, DAVE, ACME);
+    // Integrations: members read them, clients do not.
+    let before: i64 = c
+        .query_one("SELECT count(*) FROM tenancy.integrations", &[])
+        .unwrap()
+        .get(0);
+    assert!(before >= 1);
+    let mut admin = node(port, 0, "postgres");
+    admin
+        .execute(
+            "UPDATE tenancy.memberships SET role = 'client' WHERE tenant_id = $1 AND user_id = $2",
+            &[&acme, &dave],
+        )
+        .unwrap();
+    let after = c
+        .query_one("SELECT count(*) FROM tenancy.integrations", &[])
+        .map(|r| r.get::<_, i64>(0));
+    let _ = c.batch_execute("ROLLBACK");
+    admin
+        .execute(
+            "UPDATE tenancy.memberships SET role = 'member' WHERE tenant_id = $1 AND user_id = $2",
+            &[&acme, &dave],
+        )
+        .unwrap();
+    match after {
+        Ok(n) => assert_eq!(
+            n, 0,
+            "a demoted member still read integrations on the workers"
+        ),
+        Err(e) => assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{e}"),
     }
 }
