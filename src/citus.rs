@@ -14,6 +14,8 @@
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
+
+pub mod routing;
 use std::ffi::{CStr, CString};
 
 thread_local! {
@@ -359,7 +361,23 @@ pub fn refuse_foreign_set(stmt: *mut pg_sys::Node) {
                 .to_bytes()
                 .eq_ignore_ascii_case(crate::gucs::CITUS_CONTEXT_NAME.to_bytes())
     };
-    if !ours || ISSUING.with(Cell::get) || consumer_gpid().is_some() {
+    if !ours {
+        // A SET of tenancy.context itself (a superuser's): plans with a tenant in them are
+        // planned again.
+        // SAFETY: as above.
+        let context = unsafe {
+            let name = (*(stmt as *mut pg_sys::VariableSetStmt)).name;
+            name.is_null()
+                || CStr::from_ptr(name)
+                    .to_bytes()
+                    .eq_ignore_ascii_case(crate::gucs::CONTEXT_NAME.to_bytes())
+        };
+        if context {
+            routing::context_changed();
+        }
+        return;
+    }
+    if ISSUING.with(Cell::get) || consumer_gpid().is_some() {
         return;
     }
     crate::error::raise(

@@ -305,6 +305,8 @@ pub(crate) fn set_context_with_key(
     }
     // One context per statement: not while a statement that read the old one is open.
     statements::ensure_no_reader();
+    // On Citus, no plan made for the old tenant runs for the new one.
+    crate::citus::routing::context_changed();
     // ok: uuids and role names contain no NUL
     let value = CString::new(value).unwrap_or_default();
     // PGC_SUSET: the privilege this function exercises for its ordinary caller, after its checks;

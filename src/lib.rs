@@ -155,6 +155,8 @@ pub extern "C-unwind" fn _PG_init() {
         context::statements::init();
         // Privilege checks before the locks of utility statements (src/lock_guard.rs).
         lock_guard::init();
+        // Citus: a tenant's queries to its shard (src/citus/routing.rs).
+        citus::routing::init();
         // The key of the extension's advisory lock tags (src/advisory.rs).
         crate::advisory::init_lock_tags();
     }

@@ -601,6 +601,19 @@ fn a_demoted_member_loses_the_context_on_the_workers_at_the_next_statement() {
         .unwrap()
         .get(0);
     assert!(before >= 1);
+    // Dave is a member again afterwards, however this test ends.
+    struct Restore(u16);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            node(self.0, 0, "postgres")
+                .execute(
+                    "UPDATE tenancy.memberships SET role = 'member' WHERE tenant_id = $1::uuid AND user_id = $2::uuid",
+                    &[&ACME.parse::<uuid::Uuid>().unwrap(), &DAVE.parse::<uuid::Uuid>().unwrap()],
+                )
+                .unwrap();
+        }
+    }
+    let restore = Restore(port);
     let mut admin = node(port, 0, "postgres");
     admin
         .execute(
@@ -612,12 +625,7 @@ fn a_demoted_member_loses_the_context_on_the_workers_at_the_next_statement() {
         .query_one("SELECT count(*) FROM tenancy.integrations", &[])
         .map(|r| r.get::<_, i64>(0));
     let _ = c.batch_execute("ROLLBACK");
-    admin
-        .execute(
-            "UPDATE tenancy.memberships SET role = 'member' WHERE tenant_id = $1 AND user_id = $2",
-            &[&acme, &dave],
-        )
-        .unwrap();
+    drop(restore);
     match after {
         Ok(n) => assert_eq!(
             n, 0,
@@ -625,4 +633,117 @@ fn a_demoted_member_loses_the_context_on_the_workers_at_the_next_statement() {
         ),
         Err(e) => assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{e}"),
     }
+}
+
+fn task_count(c: &mut Client, sql: &str) -> i64 {
+    let plan = strings(c, &format!("EXPLAIN (COSTS OFF) {sql}"));
+    let line = plan
+        .iter()
+        .find(|l| l.trim_start().starts_with("Task Count:"))
+        .unwrap_or_else(|| panic!("no Task Count in the plan of {sql}: {plan:#?}"));
+    line.trim_start()["Task Count:".len()..]
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_tenants_query_reaches_only_its_shard() {
+    let Some(port) = port() else { return };
+    let mut c = node(port, 0, "postgres");
+    enter(&mut c, ALICE, ACME);
+    for sql in [
+        "SELECT * FROM tenancy.projects ORDER BY created_at DESC LIMIT 20",
+        "SELECT * FROM tenancy.request_logs ORDER BY created_at DESC LIMIT 50",
+        "SELECT p.name, c.name FROM tenancy.projects p LEFT JOIN tenancy.clients c ON c.tenant_id = p.tenant_id AND c.id = p.client_id",
+        "SELECT * FROM tenancy.integrations i WHERE EXISTS (SELECT FROM tenancy.actions a WHERE a.tenant_id = i.tenant_id AND a.integration_id = i.id)",
+        "WITH p AS (SELECT * FROM tenancy.projects) SELECT count(*) FROM p",
+        "UPDATE tenancy.projects SET name = name WHERE status = 'archived'",
+        "DELETE FROM tenancy.projects WHERE name = 'none of them'",
+    ] {
+        assert_eq!(task_count(&mut c, sql), 1, "{sql}");
+    }
+    c.batch_execute("ROLLBACK").unwrap();
+    // service_role sees every tenant (its policy): never routed, even with a tenant in context.
+    c.batch_execute("BEGIN; SET LOCAL ROLE service_role")
+        .unwrap();
+    c.execute(
+        "SELECT tenancy.set_tenant($1::uuid)",
+        &[&ACME.parse::<uuid::Uuid>().unwrap()],
+    )
+    .unwrap();
+    assert!(task_count(&mut c, "SELECT * FROM tenancy.projects") > 1);
+    let tenants = strings(
+        &mut c,
+        "SELECT DISTINCT tenant_id::text FROM tenancy.projects ORDER BY 1",
+    );
+    assert_eq!(tenants, vec![ACME.to_string(), GLOBEX.to_string()]);
+    c.batch_execute("ROLLBACK").unwrap();
+    // Without a context nothing is routed (and nothing is read).
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    assert!(task_count(&mut c, "SELECT * FROM tenancy.projects") > 1);
+    c.batch_execute("ROLLBACK").unwrap();
+}
+
+fn tenants_of(c: &mut Client, sql: &str) -> Vec<String> {
+    strings(c, sql)
+}
+
+#[test]
+fn a_plan_made_for_one_tenant_never_runs_for_another() {
+    let Some(port) = port() else { return };
+    let frank = "00000000-0000-4000-8000-0000000000b1";
+    let mut su = node(port, 0, "postgres");
+    su.batch_execute(
+        "CREATE OR REPLACE FUNCTION public.citus_test_project_tenants() RETURNS SETOF text
+         LANGUAGE plpgsql STABLE AS $$ BEGIN
+             RETURN QUERY SELECT DISTINCT tenant_id::text FROM tenancy.projects;
+         END $$;
+         GRANT EXECUTE ON FUNCTION public.citus_test_project_tenants() TO authenticated;",
+    )
+    .unwrap();
+    let mut c = node(port, 0, "postgres");
+    // A statement without parameters: always its one generic plan.  And one with a parameter,
+    // forced generic.
+    c.batch_execute(
+        "PREPARE tenants AS SELECT DISTINCT tenant_id::text FROM tenancy.projects;
+         SET plan_cache_mode = force_generic_plan;
+         PREPARE tenants_limit(int) AS SELECT DISTINCT tenant_id::text FROM tenancy.projects LIMIT $1;",
+    )
+    .unwrap();
+    let check = |c: &mut Client, want: &str| {
+        for sql in [
+            "EXECUTE tenants",
+            "EXECUTE tenants_limit(10)",
+            "SELECT * FROM public.citus_test_project_tenants()",
+        ] {
+            assert_eq!(tenants_of(c, sql), vec![want.to_string()], "{sql}");
+        }
+    };
+    for _ in 0..2 {
+        enter(&mut c, ALICE, ACME);
+        check(&mut c, ACME);
+        c.batch_execute("COMMIT").unwrap();
+        enter(&mut c, frank, GLOBEX);
+        check(&mut c, GLOBEX);
+        c.batch_execute("COMMIT").unwrap();
+    }
+    // Within one transaction: alice in acme, then in globex (she is a member of both), then
+    // back to acme by rolling back to a savepoint.
+    enter(&mut c, ALICE, ACME);
+    check(&mut c, ACME);
+    c.batch_execute("SAVEPOINT s").unwrap();
+    c.execute(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+        &[&format!(r#"{{"sub": "{ALICE}", "tenant_id": "{GLOBEX}"}}"#)],
+    )
+    .unwrap();
+    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+    check(&mut c, GLOBEX);
+    c.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
+    check(&mut c, ACME);
+    c.batch_execute("ROLLBACK").unwrap();
+    su.batch_execute("DROP FUNCTION public.citus_test_project_tenants()")
+        .unwrap();
 }
