@@ -349,7 +349,10 @@ fn verify(value: &[u8], gpid: i64) -> Option<Vec<u8>> {
 /// From the utility hook: a `SET` (or `RESET`) of `tenancy.citus_context` by anyone but
 /// pg_tenancy, in a backend that is not Citus's, is refused (42501).  (`RESET ALL` clears it with
 /// the rest, which only takes the context away.)
-pub fn refuse_foreign_set(stmt: *mut pg_sys::Node) {
+///
+/// # Safety
+/// `stmt` is a valid utility statement node, or NULL.
+pub unsafe fn refuse_foreign_set(stmt: *mut pg_sys::Node) {
     // SAFETY: a valid utility statement node.
     let ours = unsafe {
         if stmt.is_null() || (*stmt).type_ != pg_sys::NodeTag::T_VariableSetStmt {

@@ -59,9 +59,11 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
-    // SAFETY: a valid PlannedStmt, or NULL.
-    if !pstmt.is_null() {
-        crate::citus::refuse_foreign_set(unsafe { (*pstmt).utilityStmt });
+    // SAFETY: the utility statement of a valid PlannedStmt, or NULL.
+    unsafe {
+        if !pstmt.is_null() {
+            crate::citus::refuse_foreign_set((*pstmt).utilityStmt);
+        }
     }
     let (mut pstmt, mut read_only_tree) = (pstmt, read_only_tree);
     // SAFETY: the utility statement of a valid PlannedStmt.  `check` qualifies the names it

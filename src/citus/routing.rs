@@ -201,9 +201,12 @@ unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, context: *mut std::ffi
             let rtable = pgrx::list::PgList::<pg_sys::RangeTblEntry>::from_pg((*query).rtable);
             for (i, rte) in rtable.iter_ptr().enumerate() {
                 let index = i as i32 + 1;
-                let scanned = !((*query).commandType == pg_sys::CmdType::CMD_INSERT
-                    && (*query).resultRelation == index)
-                    && (*query).commandType != pg_sys::CmdType::CMD_MERGE;
+                // The target of an INSERT or MERGE is not scanned by this query's plan.
+                let scanned = (*query).resultRelation != index
+                    || matches!(
+                        (*query).commandType,
+                        pg_sys::CmdType::CMD_UPDATE | pg_sys::CmdType::CMD_DELETE
+                    );
                 if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION && scanned {
                     if let Some(attnum) = routable((*rte).relid) {
                         add_condition(rte, index, attnum, &state.tenant);
@@ -240,7 +243,14 @@ unsafe fn add_condition(
             false,
             false,
         );
-        let column = pg_sys::makeVar(index, attnum, pg_sys::UUIDOID, -1, pg_sys::InvalidOid, 0);
+        let column = pg_sys::makeVar(
+            index as _,
+            attnum,
+            pg_sys::UUIDOID,
+            -1,
+            pg_sys::InvalidOid,
+            0,
+        );
         let condition = pg_sys::make_opclause(
             UUID_EQ_OP,
             pg_sys::BOOLOID,
