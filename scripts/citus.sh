@@ -110,7 +110,7 @@ cmd_up() {
         # Citus first in shared_preload_libraries, as it requires.
         cluster_start "$name" "$port" "shared_preload_libraries = 'citus,pg_tenancy'" \
             "tenancy.keyring_file = '$keyring'" "max_connections = 200" "max_prepared_transactions = 200" \
-            "citus.propagate_set_commands = 'local'" "citus.enable_unsafe_triggers = on" \
+            "citus.enable_unsafe_triggers = on" \
             "wal_level = logical" "citus.shard_count = 32" >/dev/null
         if [ "$i" != 0 ]; then
             # A worker admits the application roles with a password only, which only Citus has

@@ -268,7 +268,14 @@ pub fn issue(context: &[u8]) {
     }
     ISSUING.with(|i| i.set(true));
     let _issuing = Issuing;
-    if let Err(e) = Spi::run(&sql) {
+    // Citus sends a SET LOCAL to the workers only under citus.propagate_set_commands = 'local',
+    // and then every later one too (a SET LOCAL ROLE would follow the connections Citus opens
+    // as a superuser for pg_tenancy's own writes): on for this statement only.
+    let previous = propagate_set_commands();
+    set_propagate_set_commands(c"local");
+    let result = Spi::run(&sql);
+    set_propagate_set_commands(&previous);
+    if let Err(e) = result {
         crate::error::raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             format!("could not set tenancy.citus_context: {e}"),
@@ -277,13 +284,35 @@ pub fn issue(context: &[u8]) {
     }
 }
 
+fn propagate_set_commands() -> CString {
+    // SAFETY: reads a GUC's current value (a string owned by the GUC machinery), copied at once.
+    unsafe {
+        let v = pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false);
+        if v.is_null() {
+            c"none".into()
+        } else {
+            CStr::from_ptr(v).into()
+        }
+    }
+}
+
+fn set_propagate_set_commands(value: &CStr) {
+    crate::gucs::set(
+        c"citus.propagate_set_commands",
+        value,
+        pg_sys::GucContext::PGC_USERSET,
+        pg_sys::GucAction::GUC_ACTION_LOCAL,
+    );
+}
+
 /// The coordinator backend's global pid when this backend is a connection Citus opened (its
-/// application_name, which Citus sets, and logged in as the role it runs as: no client session
-/// that switched roles), else `None`.
+/// application_name, which Citus sets, and logged in as the role it runs as, or as a superuser:
+/// no client session that switched roles), else `None`.
 pub fn consumer_gpid() -> Option<i64> {
     // SAFETY: reads a GUC's current value and this backend's user ids.
     unsafe {
-        if pg_sys::GetSessionUserId() != pg_sys::GetUserId() {
+        let session = pg_sys::GetSessionUserId();
+        if session != pg_sys::GetUserId() && !pg_sys::superuser_arg(session) {
             return None;
         }
         let v = pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false);

@@ -481,8 +481,17 @@ fn the_workers_accept_only_a_value_signed_for_this_role_and_coordinator_backend(
     );
     // In a session that switched roles (a client, not Citus's connection): nothing, even with the
     // genuine value and application name.
+    let mut su = node(port, 0, "postgres");
+    su.batch_execute(
+        "DROP ROLE IF EXISTS citus_test_switcher;
+         CREATE ROLE citus_test_switcher LOGIN PASSWORD 'switcher-pw' IN ROLE authenticated;",
+    )
+    .unwrap();
     let mut w = Client::connect(
-        &format!("host=127.0.0.1 port={} user=postgres dbname=tenancy_citus application_name='citus_internal gpid={gpid}'", port + 1),
+        &format!(
+            "host=127.0.0.1 port={} user=citus_test_switcher password=switcher-pw dbname=tenancy_citus application_name='citus_internal gpid={gpid}'",
+            port + 1
+        ),
         NoTls,
     )
     .unwrap();
@@ -499,6 +508,8 @@ fn the_workers_accept_only_a_value_signed_for_this_role_and_coordinator_backend(
         .get(0);
     assert_eq!(t, None);
     w.batch_execute("ROLLBACK").unwrap();
+    drop(w);
+    su.batch_execute("DROP ROLE citus_test_switcher").unwrap();
     c.batch_execute("ROLLBACK").unwrap();
 }
 

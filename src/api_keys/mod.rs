@@ -410,24 +410,34 @@ fn insert_key(
     let id = pgrx::Uuid::from_bytes(id);
     let created_by = context::current().user;
     crate::superuser::as_superuser_private(|| {
+        // Two plain INSERTs (no CTE, no subquery: what Citus accepts of a write to a reference
+        // table); the creator only if the user row exists.
+        let created_by = created_by.filter(|u| {
+            Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT FROM tenancy.users u WHERE u.id OPERATOR(pg_catalog.=) $1)",
+                &[(*u).into()],
+            )
+            .unwrap_or_else(|e| spi_failed("storing the API key", e))
+            .unwrap_or(false)
+        });
         Spi::run_with_args(
-            "WITH k AS (
-                 INSERT INTO tenancy.api_keys (tenant_id, id, name, prefix, environment, scopes, expires_at, created_by)
-                 VALUES ($1, $2, $3, $4, $5, $7, $8, (SELECT u.id FROM tenancy.users u WHERE u.id = $9))
-                 RETURNING tenant_id, id)
-             INSERT INTO tenancy_private.api_key_hashes (tenant_id, key_id, key_hash)
-             SELECT k.tenant_id, k.id, $6 FROM k",
+            "INSERT INTO tenancy.api_keys (tenant_id, id, name, prefix, environment, scopes, expires_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 (*tenant).into(),
                 id.into(),
                 name.into(),
                 prefix.into(),
                 env.name().into(),
-                hash.to_vec().into(),
                 scopes.to_vec().into(),
                 expires_at.into(),
                 created_by.into(),
             ],
+        )
+        .unwrap_or_else(|e| spi_failed("storing the API key", e));
+        Spi::run_with_args(
+            "INSERT INTO tenancy_private.api_key_hashes (tenant_id, key_id, key_hash) VALUES ($1, $2, $3)",
+            &[(*tenant).into(), id.into(), hash.to_vec().into()],
         )
         .unwrap_or_else(|e| spi_failed("storing the API key", e))
     });
