@@ -8,6 +8,7 @@
 #                                             database tenancy_citus, Citus and pg_tenancy installed,
 #                                             tenancy.distribute() run, the demo data seeded
 #        scripts/citus.sh test [MAJOR]        the Citus suites (pgrx-tests/tests/citus*.rs) on it
+#        scripts/citus.sh bench [MAJOR]       bench/ scripts on one node and on the cluster at once
 #        scripts/citus.sh down [MAJOR]        stop the three servers
 #        scripts/citus.sh installed MAJOR     exit 0 when Citus is built for MAJOR (scripts/test.sh)
 # MAJOR defaults to 17.  Citus 14.0 supports PostgreSQL 16-18, 13.2 supports 15-17.
@@ -151,6 +152,51 @@ cmd_test() {
         cargo test --no-fail-fast -p pg_tenancy_client_tests "${args[@]}" -- --test-threads=1 --nocapture)
 }
 
+# The benchmark: the same scripts of bench/ on one node and on the cluster `up` started, as two
+# pgbench processes at the same time (a pgbench process talks to one server), three runs.  One
+# node: a server of the same installation on port 54403, pg_tenancy without Citus.
+cmd_bench() {
+    local major=${1:-17} run seconds=${PGT_BENCH_SECONDS:-20} runs=${PGT_BENCH_RUNS:-3} clients=${PGT_BENCH_CLIENTS:-2}
+    use_citus_pg "$major"
+    local out="$PGT_STATE/citus-bench" single="citus$major-single" scripts=(
+        api_keys/verify_api_key.sql context/pre_request_user_tenant.sql rls/rls_postgrest.sql request_logs/log_request.sql)
+    as_root rm -rf "$out" && mkdir -p "$out"
+    cluster_start "$single" 54403 >/dev/null
+    local s=(-h 127.0.0.1 -p 54403) c=(-h 127.0.0.1 -p "${CITUS_PORTS[0]}")
+    psql_q "${s[@]}" -d postgres -c "DROP DATABASE IF EXISTS tenancy_single WITH (FORCE)" -c "CREATE DATABASE tenancy_single"
+    psql_q "${s[@]}" -d tenancy_single -c "CREATE EXTENSION pg_tenancy" -c "SELECT tenancy.seed_demo() IS NOT NULL" >/dev/null
+    log "loading the benchmark data on one node and on the cluster"
+    psql_q "${s[@]}" -d tenancy_single -f "$PGT_ROOT/bench/citus/setup.sql" >/dev/null
+    psql_q "${c[@]}" -d "$CITUS_DB" -f "$PGT_ROOT/bench/citus/setup.sql" >/dev/null
+    local args=() names=() pairs=()
+    for f in "${scripts[@]}"; do args+=(-f "$PGT_ROOT/bench/$f"); names+=("$(basename "$f" .sql)"); done
+    for run in $(seq 1 "$runs"); do
+        log "run $run/$runs: ${seconds}s, $clients clients on each side, scripts: ${names[*]}"
+        mkdir -p "$out/run$run/single" "$out/run$run/citus"
+        (cd "$out/run$run/single" && "$(pg_bin pgbench)" "${s[@]}" -U postgres -n -M prepared -c "$clients" -j "$clients" \
+            -T "$seconds" -l --log-prefix="$out/run$run/single/log" "${args[@]}" tenancy_single > pgbench.out 2>&1) &
+        (cd "$out/run$run/citus" && "$(pg_bin pgbench)" "${c[@]}" -U postgres -n -M prepared -c "$clients" -j "$clients" \
+            -T "$seconds" -l --log-prefix="$out/run$run/citus/log" "${args[@]}" "$CITUS_DB" > pgbench.out 2>&1) &
+        wait
+        pairs+=("$out/run$run/single,$out/run$run/citus")
+    done
+    {
+        echo "Citus $(psql_q "${c[@]}" -d "$CITUS_DB" -Atc "SELECT extversion FROM pg_extension WHERE extname = 'citus'"), PostgreSQL $major: one node against a coordinator and two workers (loopback), ${runs} runs of ${seconds}s, ${clients} clients each side, both at once."
+        echo
+        python3 "$PGT_ROOT/bench/citus/report.py" "$(IFS=,; echo "${names[*]}")" "${pairs[@]}"
+        echo
+        echo "Shards a member's query reaches (EXPLAIN, Task Count):"
+        echo
+        for q in "SELECT id, created_at, payload FROM bench.items ORDER BY created_at DESC LIMIT 20" \
+                 "SELECT * FROM tenancy.request_logs ORDER BY created_at DESC LIMIT 50"; do
+            echo "- \`$q\`: $(psql_q "${c[@]}" -d "$CITUS_DB" -At \
+                -c "BEGIN" -c "SELECT set_config('request.jwt.claims', '{\"sub\":\"d0000000-0000-4000-8000-000000000001\",\"tenant_id\":\"c0000000-0000-4000-8000-000000000001\"}', true), set_config('role', 'authenticated', true), tenancy.pre_request()" \
+                -c "EXPLAIN (COSTS OFF) $q" -c "ROLLBACK" | sed -n 's/^ *Task Count: //p') of $(psql_q "${c[@]}" -d "$CITUS_DB" -Atc "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'bench.items'::regclass")"
+        done
+    } | tee "$out/report.md"
+    cluster_stop "$single"
+}
+
 cmd_down() {
     local major=${1:-17} i
     use_citus_pg "$major"
@@ -162,7 +208,8 @@ case "$cmd" in
     build) cmd_build "$@" ;;
     up) cmd_up "$@" ;;
     test) cmd_test "$@" ;;
+    bench) cmd_bench "$@" ;;
     down) cmd_down "$@" ;;
     installed) citus_installed "${1:?usage: scripts/citus.sh installed MAJOR}" ;;
-    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
