@@ -148,7 +148,8 @@ cmd_test() {
     local major=${1:-17} t args=()
     use_citus_pg "$major"
     for t in "$PGT_ROOT"/pgrx-tests/tests/citus*.rs; do args+=(--test "$(basename "$t" .rs)"); done
-    (cd "$PGT_ROOT" && PGT_CITUS_PORT=${CITUS_PORTS[0]} PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" \
+    (cd "$PGT_ROOT" && PGT_CITUS_PORT=${CITUS_PORTS[0]} PGT_CITUS_MAJOR="$major" PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" \
+        PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
         cargo test --no-fail-fast -p pg_tenancy_client_tests "${args[@]}" -- --test-threads=1 --nocapture)
 }
 

@@ -73,6 +73,7 @@ DECLARE
     colocate text := 'default';
     worker_logins text[] := '{}';
     revoked text[] := '{}';
+    on_workers text[] := '{}';
     password text;
     w record;
 BEGIN
@@ -120,7 +121,12 @@ BEGIN
         IF EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass) THEN
             already := already || t;
         ELSE
-            PERFORM create_distributed_table(t::regclass, 'tenant_id', colocate_with => colocate);
+            -- API keys' last use is written by pg_tenancy as the superuser, inside the caller's
+            -- transaction: in a colocation group of its own, so that Citus does not refuse the
+            -- caller's own reads of the tenant's shards afterwards ("placements that were
+            -- modified in this transaction by a different user").
+            PERFORM create_distributed_table(t::regclass, 'tenant_id',
+                colocate_with => CASE WHEN t = 'tenancy_private.api_key_usage' THEN 'none' ELSE colocate END);
             made_distributed := made_distributed || t;
         END IF;
         colocate := distributed_tables[1];
@@ -167,16 +173,36 @@ BEGIN
                              'run_command_on_placements(regclass, text, boolean)',
                              'run_command_on_colocated_placements(regclass, regclass, text, boolean)',
                              'master_run_on_worker(text[], integer[], text[], boolean)'] LOOP
-        IF to_regprocedure(t) IS NOT NULL AND has_function_privilege('public', t, 'EXECUTE') THEN
-            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', t);
-            revoked := revoked || t;
+        IF to_regprocedure(t) IS NOT NULL THEN
+            IF has_function_privilege('public', t, 'EXECUTE') THEN
+                EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', t);
+                revoked := revoked || t;
+            END IF;
+            on_workers := on_workers || format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', t);
+        END IF;
+    END LOOP;
+    -- The same on every worker (GRANT and REVOKE on Citus's own functions are not propagated);
+    -- and there, no application role reads another backend's query text (pg_stat_activity):
+    -- every member's worker connections log in as the same role, and the text Citus sends holds
+    -- the query's values and the signed context.
+    on_workers := on_workers || ARRAY[
+        'REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC',
+        'REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), pg_catalog.pg_stat_get_backend_activity(integer) FROM PUBLIC',
+        'GRANT SELECT ON pg_catalog.pg_stat_activity TO pg_read_all_stats',
+        'GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), pg_catalog.pg_stat_get_backend_activity(integer) TO pg_read_all_stats'];
+    FOR w IN SELECT * FROM run_command_on_workers(
+                 'SET citus.enable_ddl_propagation = off; ' || array_to_string(on_workers, '; ')) LOOP
+        IF NOT w.success THEN
+            RAISE EXCEPTION 'could not revoke Citus''s functions on worker %:%', w.nodename, w.nodeport
+                USING DETAIL = w.result, ERRCODE = 'connection_failure';
         END IF;
     END LOOP;
     RETURN jsonb_build_object('reference_tables', to_jsonb(made_reference),
                               'distributed_tables', to_jsonb(made_distributed),
                               'already_distributed', to_jsonb(already),
                               'roles_that_log_in_to_workers', to_jsonb(worker_logins),
-                              'revoked_from_public', to_jsonb(revoked));
+                              'revoked_from_public', to_jsonb(revoked),
+                              'revoked_on_workers', to_jsonb(on_workers));
 END
 $$;
 COMMENT ON FUNCTION tenancy.distribute() IS

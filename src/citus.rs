@@ -6,8 +6,8 @@
 //! ([`crate::lookup`]) open relations directly, without the planner, so on Citus they open this
 //! node's copy of a reference table (every node has one: tenants, memberships, API keys and the
 //! key material are reference tables), and the cache triggers' invalidations arrive from that copy
-//! ([`crate::invalidation`]).  A distributed table has no copy here that holds every tenant:
-//! reading it directly is refused (`0A000`) rather than answered from the empty shell.
+//! ([`crate::invalidation`]).  A distributed table has no copy here that holds every tenant: it is
+//! read with SQL, which Citus sends to the key's shard (`lookup::fetch_distributed`).
 //!
 //! Citus is noticed without linking to it (it exports none of its C functions): preloaded, and
 //! its extension installed in the database.  Its metadata is read with SQL.
@@ -305,17 +305,18 @@ fn set_propagate_set_commands(value: &CStr) {
     );
 }
 
-/// The coordinator backend's global pid when this backend is a connection Citus opened (its
-/// application_name, which Citus sets, and logged in as the role it runs as, or as a superuser:
-/// no client session that switched roles), else `None`.
+/// The coordinator backend's global pid when this backend is a connection Citus opened, else
+/// `None`: its application name *as the connection sent it* (`citus_internal gpid=<gpid>`, the
+/// setting's reset value, which no `SET` or `set_config()` changes), and logged in as the role it
+/// runs as, or as a superuser (no client session that switched roles).
 pub fn consumer_gpid() -> Option<i64> {
-    // SAFETY: reads a GUC's current value and this backend's user ids.
+    // SAFETY: reads a GUC's reset value and this backend's user ids.
     unsafe {
         let session = pg_sys::GetSessionUserId();
         if session != pg_sys::GetUserId() && !pg_sys::superuser_arg(session) {
             return None;
         }
-        let v = pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false);
+        let v = pg_sys::GetConfigOptionResetString(c"application_name".as_ptr());
         if v.is_null() {
             return None;
         }
@@ -325,14 +326,102 @@ pub fn consumer_gpid() -> Option<i64> {
     }
 }
 
-/// On a worker (a backend Citus opened): the context in `tenancy.citus_context` when it verifies
-/// for this database, role and coordinator backend, else `None`.  `f` gets its bytes.
+thread_local! {
+    /// On a worker: the values of `tenancy.citus_context` that Citus sent in this transaction, as
+    /// top-level `SET LOCAL` statements, with the (sub)transaction nesting level each was set at.
+    /// The setting itself is not read there: a query's expressions run on the worker, and
+    /// `set_config()` in one would set it.
+    static RECEIVED: std::cell::RefCell<Vec<(i32, Vec<u8>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// From the utility hook, in a backend Citus opened: a top-level `SET LOCAL` (or `RESET`) of
+/// `tenancy.citus_context` is what the worker will read, until the (sub)transaction ends.  Any
+/// other `SET` of it there (session-level, or from inside a function) is refused.
+///
+/// # Safety
+/// `stmt` is a valid utility statement node, or NULL.
+pub unsafe fn receive(stmt: *mut pg_sys::Node, context: pg_sys::ProcessUtilityContext::Type) {
+    // SAFETY: a valid utility statement node.
+    let set = unsafe {
+        if stmt.is_null() || (*stmt).type_ != pg_sys::NodeTag::T_VariableSetStmt {
+            return;
+        }
+        stmt as *mut pg_sys::VariableSetStmt
+    };
+    // SAFETY: as above.
+    let (kind, local, ours) = unsafe {
+        let name = (*set).name;
+        (
+            (*set).kind,
+            (*set).is_local,
+            !name.is_null()
+                && CStr::from_ptr(name)
+                    .to_bytes()
+                    .eq_ignore_ascii_case(crate::gucs::CITUS_CONTEXT_NAME.to_bytes()),
+        )
+    };
+    if kind == pg_sys::VariableSetKind::VAR_RESET_ALL {
+        RECEIVED.with(|r| r.borrow_mut().clear());
+        return;
+    }
+    if !ours {
+        return;
+    }
+    if context != pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
+        || !local && kind == pg_sys::VariableSetKind::VAR_SET_VALUE
+    {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "tenancy.citus_context is received from the coordinator only",
+            None,
+        );
+    }
+    let value = if kind == pg_sys::VariableSetKind::VAR_SET_VALUE {
+        // SAFETY: the statement's value, flattened as SET would store it (palloc'd), copied.
+        unsafe {
+            let v = pg_sys::ExtractSetVariableArgs(set);
+            if v.is_null() {
+                Vec::new()
+            } else {
+                CStr::from_ptr(v).to_bytes().to_vec()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    // SAFETY: reads backend-local transaction state.
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    RECEIVED.with(|r| r.borrow_mut().push((level, value)));
+}
+
+/// A (sub)transaction ended: what it received ends with it (or, committed, passes to its
+/// parent).
+pub fn received_ends(level: i32, committed_sub: bool) {
+    RECEIVED.with(|r| {
+        let mut r = r.borrow_mut();
+        if committed_sub {
+            for entry in r.iter_mut().filter(|(l, _)| *l >= level) {
+                entry.0 = level - 1;
+            }
+        } else {
+            r.retain(|(l, _)| *l < level);
+        }
+    });
+}
+
+/// On a worker (a backend Citus opened): the context Citus sent in this transaction when it
+/// verifies for this database, role and coordinator backend, else `None`.  `f` gets its bytes.
 pub fn with_verified<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     let gpid = match consumer_gpid() {
         Some(g) if active() => g,
         _ => return f(None),
     };
-    let value: Vec<u8> = crate::gucs::with_value(&crate::gucs::CITUS_CONTEXT, |v| v.to_vec());
+    let value: Vec<u8> = RECEIVED.with(|r| {
+        r.borrow()
+            .last()
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    });
     if value.is_empty() {
         return f(None);
     }
@@ -348,6 +437,19 @@ pub fn with_verified<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
         Some(ctx)
     });
     f(context.as_deref())
+}
+
+/// On a Citus worker, in a backend Citus opened, the context is the coordinator's: refused here
+/// (42501), where a query's expressions (`pre_request()` with claims of the caller's choosing)
+/// would otherwise set one.
+pub fn refuse_local_context() {
+    if consumer_gpid().is_some() && active() {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "the tenant context is set on the Citus coordinator, not on a worker",
+            Some("Enter the tenant on the coordinator: the workers receive its signed context."),
+        );
+    }
 }
 
 /// Verify a `tenancy.citus_context` value (see the section's header); the context it carries.

@@ -303,6 +303,8 @@ pub(crate) fn set_context_with_key(
     if unchanged {
         return;
     }
+    // On a Citus worker the context is the coordinator's.
+    crate::citus::refuse_local_context();
     // One context per statement: not while a statement that read the old one is open.
     statements::ensure_no_reader();
     // On Citus, no plan made for the old tenant runs for the new one.

@@ -161,18 +161,32 @@ fn private_schema_checked(raise: bool) -> pg_sys::Oid {
 const MAX_RELIDS: usize = 64;
 
 thread_local! {
-    /// OIDs of the tables and indexes read here, by name; forgotten at every invalidation (a
+    /// Where the tables and indexes read here are, by name; forgotten at every invalidation (a
     /// DROP/CREATE EXTENSION gives them new OIDs).
-    static RELIDS: Cache<(Rel, &'static CStr), (pg_sys::Oid, pg_sys::Oid)> = const { Cache::new(MAX_RELIDS) };
+    static RELIDS: Cache<(Rel, &'static CStr), Target> = const { Cache::new(MAX_RELIDS) };
 }
 
-/// The OIDs of `table` and its index `index` where their rows are on this node: the relations
-/// themselves, or on Citus this node's copy of a reference table (`crate::citus`).
-fn relids(table: Rel, index: &'static CStr) -> (pg_sys::Oid, pg_sys::Oid) {
+/// Where a table's rows are read.
+#[derive(Clone, Copy)]
+enum Target {
+    /// This node has them: the table (or on Citus its copy of a reference table) and the index.
+    Local(pg_sys::Oid, pg_sys::Oid),
+    /// On Citus, a distributed table: another node may hold the tenant's shard.  Read with SQL,
+    /// which Citus routes (the shell table and its index, for the index's columns).
+    Distributed(pg_sys::Oid, pg_sys::Oid),
+}
+
+/// Where `table` and its index `index` are read from on this node (`crate::citus`).
+fn target(table: Rel, index: &'static CStr) -> Target {
     RELIDS.with(|c| {
         c.get_or_load((table, index), || {
             let shell = relid_uncached(table);
-            local_relids(shell, table, index)
+            let placement = crate::citus::placement(shell);
+            if placement == crate::citus::Placement::Elsewhere {
+                return Target::Distributed(shell, relid_uncached(table.sibling(index)));
+            }
+            let (t, i) = local_relids(shell, table, index, placement);
+            Target::Local(t, i)
         })
     })
 }
@@ -182,8 +196,8 @@ fn local_relids(
     shell: pg_sys::Oid,
     table: Rel,
     index: &'static CStr,
+    placement: crate::citus::Placement,
 ) -> (pg_sys::Oid, pg_sys::Oid) {
-    let placement = crate::citus::placement(shell);
     // SAFETY: a syscache lookup of a relation that exists.
     let nsp = unsafe { pg_sys::get_rel_namespace(shell) };
     let t = crate::citus::local_relid(nsp, table.name, placement);
@@ -281,7 +295,12 @@ fn fetch_in<R>(
     direction: pg_sys::ScanDirection::Type,
     read: impl FnOnce(&[Option<pg_sys::Datum>]) -> R,
 ) -> Option<R> {
-    let (table_oid, index_oid) = relids(table, index);
+    let (table_oid, index_oid) = match target(table, index) {
+        Target::Local(t, i) => (t, i),
+        Target::Distributed(t, i) => {
+            return fetch_distributed(t, i, keys, columns, direction, read)
+        }
+    };
     let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
     // SAFETY: the same sequence as systable_beginscan/systable_getnext; every resource is released
     // below, or by transaction abort if an ERROR escapes.
@@ -422,4 +441,119 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
         }
         map.insert(key, value);
     }
+}
+
+/// [`fetch_in`] for a table Citus distributes: the same row, read with one SQL query on the
+/// shell table (Citus sends it to the shard of the key's tenant), as the superuser (no RLS, as
+/// the index scan), with a new snapshot (this transaction's earlier writes included).  The index's
+/// columns name the keys and the order.
+fn fetch_distributed<R>(
+    table: pg_sys::Oid,
+    index: pg_sys::Oid,
+    keys: &[Key],
+    columns: &[&CStr],
+    direction: pg_sys::ScanDirection::Type,
+    read: impl FnOnce(&[Option<pg_sys::Datum>]) -> R,
+) -> Option<R> {
+    let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+    // SAFETY: catalog reads of relations that exist (the index opened and closed at once); the
+    // names are copied into Rust strings.
+    let (relation, index_columns) = unsafe {
+        let idx = pg_sys::index_open(index, lock);
+        let form = (*idx).rd_index;
+        let n = (*form).indnkeyatts as usize;
+        let attnums: Vec<i16> = (*form).indkey.values.as_slice(n).to_vec();
+        pg_sys::index_close(idx, lock);
+        let name = |attnum: i16| {
+            let p = pg_sys::get_attname(table, attnum, false);
+            let quoted = CStr::from_ptr(pg_sys::quote_identifier(p))
+                .to_string_lossy()
+                .into_owned();
+            (quoted, pg_sys::get_atttype(table, attnum))
+        };
+        let schema = CStr::from_ptr(pg_sys::quote_identifier(pg_sys::get_namespace_name(
+            pg_sys::get_rel_namespace(table),
+        )))
+        .to_string_lossy()
+        .into_owned();
+        let rel = CStr::from_ptr(pg_sys::quote_identifier(pg_sys::get_rel_name(table)))
+            .to_string_lossy()
+            .into_owned();
+        (
+            format!("{schema}.{rel}"),
+            attnums.into_iter().map(name).collect::<Vec<_>>(),
+        )
+    };
+    let wanted: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            // SAFETY: quotes a NUL-terminated name.
+            unsafe { CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr())) }
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let mut sql = format!("SELECT {} FROM {relation} WHERE ", wanted.join(", "));
+    let mut types = Vec::with_capacity(keys.len());
+    for (n, k) in keys.iter().enumerate() {
+        let (name, ty) = &index_columns[k.column as usize - 1];
+        if n > 0 {
+            sql.push_str(" AND ");
+        }
+        sql.push_str(&format!("{name} OPERATOR(pg_catalog.=) ${}", n + 1));
+        types.push(*ty);
+    }
+    let order = if direction == pg_sys::ScanDirection::BackwardScanDirection {
+        " DESC"
+    } else {
+        ""
+    };
+    let by: Vec<String> = index_columns
+        .iter()
+        .map(|(name, _)| format!("{name}{order}"))
+        .collect();
+    sql.push_str(&format!(" ORDER BY {} LIMIT 1", by.join(", ")));
+    let sql = std::ffi::CString::new(sql).expect("names are quoted, without NUL");
+    let mut values: Vec<pg_sys::Datum> = keys.iter().map(|k| k.value).collect();
+    let nulls = vec![b' ' as std::ffi::c_char; keys.len()];
+    crate::superuser::as_superuser(|| {
+        // SAFETY: a balanced SPI connection (an ERROR in between is cleaned up by the abort); the
+        // values read are handed to `read`, which copies what it keeps, before SPI_finish frees
+        // them.
+        unsafe {
+            pg_sys::SPI_connect();
+            let ret = pg_sys::SPI_execute_with_args(
+                sql.as_ptr(),
+                keys.len() as i32,
+                types.as_mut_ptr(),
+                values.as_mut_ptr(),
+                nulls.as_ptr(),
+                false,
+                1,
+            );
+            if ret != pg_sys::SPI_OK_SELECT as i32 {
+                crate::error::raise(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    format!("a read of {relation} failed (SPI code {ret})"),
+                    None,
+                );
+            }
+            let result = if pg_sys::SPI_processed == 1 {
+                let tuptable = pg_sys::SPI_tuptable;
+                let tuple = *(*tuptable).vals;
+                let values: Vec<Option<pg_sys::Datum>> = (1..=columns.len() as i32)
+                    .map(|i| {
+                        let mut is_null = false;
+                        let d = pg_sys::SPI_getbinval(tuple, (*tuptable).tupdesc, i, &mut is_null);
+                        (!is_null).then_some(d)
+                    })
+                    .collect();
+                Some(read(&values))
+            } else {
+                None
+            };
+            pg_sys::SPI_finish();
+            result
+        }
+    })
 }

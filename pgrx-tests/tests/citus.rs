@@ -19,7 +19,7 @@
 //! * a member removed or demoted in another session loses the context on the workers at the next
 //!   statement.
 use pg_tenancy_client_tests::demo::{ACME, ALICE, BOB, CAROL, DAVE, ERIN, GLOBEX};
-use pg_tenancy_client_tests::sqlstate;
+use pg_tenancy_client_tests::{error_text, sqlstate};
 use postgres::{Client, NoTls};
 
 fn port() -> Option<u16> {
@@ -98,7 +98,12 @@ fn distribute_places_every_table_and_is_idempotent() {
         "{} distributed tables",
         distributed.len()
     );
-    let groups: std::collections::BTreeSet<i32> = distributed.iter().map(|r| r.get(2)).collect();
+    // One colocation group, but API keys' last use (written by pg_tenancy as the superuser).
+    let groups: std::collections::BTreeSet<i32> = distributed
+        .iter()
+        .filter(|r| r.get::<_, String>(0) != "tenancy_private.api_key_usage")
+        .map(|r| r.get(2))
+        .collect();
     assert_eq!(groups.len(), 1, "one colocation group");
     for r in &distributed {
         assert_eq!(
@@ -420,11 +425,11 @@ fn as_citus(port: u16, w: u16, role: &str, application_name: &str) -> Client {
 /// name of coordinator backend `gpid`, logged in as `role`), with `tenancy.citus_context = value`.
 fn worker_reads(port: u16, role: &str, gpid: i64, value: &str) -> Option<uuid::Uuid> {
     let mut w = as_citus(port, 1, role, &format!("citus_internal gpid={gpid}"));
-    w.batch_execute("BEGIN").unwrap();
-    w.execute(
-        "SELECT set_config('tenancy.citus_context', $1, true)",
-        &[&value],
-    )
+    // As Citus sends it: a top-level SET LOCAL in the transaction (values hold no quote).
+    assert!(!value.contains('\''));
+    w.batch_execute(&format!(
+        "BEGIN; SET LOCAL tenancy.citus_context = '{value}'"
+    ))
     .unwrap();
     let t: Option<uuid::Uuid> = w
         .query_one("SELECT tenancy.current_tenant_id()", &[])
@@ -445,6 +450,34 @@ fn the_workers_accept_only_a_value_signed_for_this_role_and_coordinator_backend(
         worker_reads(port, "authenticated", gpid, &value),
         Some(ACME.parse().unwrap())
     );
+    // The same value set any other way on that worker backend: nothing.  (A query's expressions
+    // run on the worker, so set_config() there is the caller's.)
+    for set in [
+        format!("SELECT set_config('tenancy.citus_context', '{value}', true)"),
+        format!("SELECT set_config('tenancy.citus_context', '{value}', false)"),
+        format!("DO $$ BEGIN EXECUTE 'SET LOCAL tenancy.citus_context = ' || quote_literal('{value}'); END $$"),
+    ] {
+        let mut w = as_citus(port, 1, "authenticated", &format!("citus_internal gpid={gpid}"));
+        w.batch_execute("BEGIN").unwrap();
+        let _ = w.batch_execute(&set);
+        let t = w
+            .query_one("SELECT tenancy.current_tenant_id()", &[])
+            .map(|r| r.get::<_, Option<uuid::Uuid>>(0));
+        assert!(!matches!(t, Ok(Some(_))), "{set}: {t:?}");
+    }
+    // The application name changed after the connection started: not Citus's gpid.
+    {
+        let mut w = as_citus(port, 1, "authenticated", "citus_internal gpid=1");
+        w.batch_execute(&format!(
+            "SET application_name = 'citus_internal gpid={gpid}'; BEGIN; SET LOCAL tenancy.citus_context = '{value}'"
+        ))
+        .unwrap();
+        let t: Option<uuid::Uuid> = w
+            .query_one("SELECT tenancy.current_tenant_id()", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(t, None);
+    }
     // From another coordinator backend: nothing.
     assert_eq!(worker_reads(port, "authenticated", gpid + 1, &value), None);
     // As another role: nothing.
@@ -495,6 +528,14 @@ fn the_workers_accept_only_a_value_signed_for_this_role_and_coordinator_backend(
         NoTls,
     )
     .unwrap();
+    // Its SET is refused (it is no backend of Citus's), and set_config() is not read.
+    assert_eq!(
+        sqlstate(w.batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE authenticated; SET LOCAL tenancy.citus_context = '{value}'"
+        ))),
+        "42501"
+    );
+    w.batch_execute("ROLLBACK").unwrap();
     w.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
         .unwrap();
     w.execute(
@@ -757,4 +798,478 @@ fn a_plan_made_for_one_tenant_never_runs_for_another() {
     c.batch_execute("ROLLBACK").unwrap();
     su.batch_execute("DROP FUNCTION public.citus_test_project_tenants()")
         .unwrap();
+}
+
+#[test]
+fn api_keys_work_through_the_coordinator() {
+    let Some(port) = port() else { return };
+    let mut c = node(port, 0, "postgres");
+    enter(&mut c, ALICE, ACME);
+    let key: String = c
+        .query_one(
+            "SELECT tenancy.create_api_key('citus suite', ARRAY['projects:read'])",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    c.batch_execute("COMMIT").unwrap();
+    // A backend authenticates with the key: the key's tenant, role api_key, on the workers too.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    let tenant: uuid::Uuid = c
+        .query_one("SELECT tenancy.authenticate($1)", &[&key])
+        .unwrap()
+        .get(0);
+    assert_eq!(tenant, ACME.parse::<uuid::Uuid>().unwrap());
+    let tenants = strings(
+        &mut c,
+        "SELECT DISTINCT tenant_id::text FROM tenancy.projects",
+    );
+    assert_eq!(tenants, vec![ACME.to_string()]);
+    assert_eq!(task_count(&mut c, "SELECT * FROM tenancy.projects"), 1);
+    c.batch_execute("COMMIT").unwrap();
+    // Last use is recorded (api_key_usage, distributed).
+    let mut su = node(port, 0, "postgres");
+    let used: i64 = su
+        .query_one(
+            "SELECT count(*) FROM tenancy_private.api_key_usage u JOIN tenancy.api_keys k
+                 ON k.tenant_id = u.tenant_id AND k.id = u.key_id WHERE k.name = 'citus suite'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(used, 1);
+    // Revoked: refused at once, on the next statement of a transaction that holds it.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    c.query_one("SELECT tenancy.authenticate($1)", &[&key])
+        .unwrap();
+    let before = strings(
+        &mut c,
+        "SELECT DISTINCT tenant_id::text FROM tenancy.projects",
+    );
+    assert_eq!(before.len(), 1);
+    su.batch_execute("UPDATE tenancy.api_keys SET revoked_at = now() WHERE name = 'citus suite'")
+        .unwrap();
+    let after = strings(
+        &mut c,
+        "SELECT DISTINCT tenant_id::text FROM tenancy.projects",
+    );
+    assert!(after.is_empty(), "a revoked key still read {after:?}");
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(
+        sqlstate(c.query("SELECT tenancy.verify_api_key($1)", &[&key])),
+        "28P01"
+    );
+    su.batch_execute("DELETE FROM tenancy.api_keys WHERE name = 'citus suite'")
+        .unwrap();
+}
+
+#[test]
+fn members_are_managed_through_the_coordinator() {
+    let Some(port) = port() else { return };
+    let mut su = node(port, 0, "postgres");
+    su.batch_execute(
+        "INSERT INTO tenancy.users (id, email) VALUES ('00000000-0000-4000-8000-0000000000c9', 'citus-new@example.test')
+         ON CONFLICT DO NOTHING",
+    )
+    .unwrap();
+    let newcomer = "00000000-0000-4000-8000-0000000000c9";
+    let mut c = node(port, 0, "postgres");
+    enter(&mut c, ALICE, ACME);
+    let added: bool = c
+        .query_one(
+            "SELECT tenancy.add_member($1::uuid, 'member')",
+            &[&newcomer.parse::<uuid::Uuid>().unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    assert!(added);
+    c.batch_execute("COMMIT").unwrap();
+    // The newcomer reads acme through the workers at once (memberships: a reference table, on
+    // every node).
+    enter(&mut c, newcomer, ACME);
+    let tenants = strings(
+        &mut c,
+        "SELECT DISTINCT tenant_id::text FROM tenancy.projects",
+    );
+    assert_eq!(tenants, vec![ACME.to_string()]);
+    c.batch_execute("COMMIT").unwrap();
+    enter(&mut c, ALICE, ACME);
+    let removed: bool = c
+        .query_one(
+            "SELECT tenancy.remove_member($1::uuid)",
+            &[&newcomer.parse::<uuid::Uuid>().unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    assert!(removed);
+    c.batch_execute("COMMIT").unwrap();
+    // Removed: pre_request refuses, and nothing is read.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    c.execute(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+        &[&format!(
+            r#"{{"sub": "{newcomer}", "tenant_id": "{ACME}"}}"#
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        sqlstate(c.batch_execute("SELECT tenancy.pre_request()")),
+        "42501"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    su.batch_execute("DELETE FROM tenancy.users WHERE id = '00000000-0000-4000-8000-0000000000c9'")
+        .unwrap();
+}
+
+#[test]
+fn request_logs_are_written_read_and_maintained_on_the_workers() {
+    let Some(port) = port() else { return };
+    let mut su = node(port, 0, "postgres");
+    su.query_one("SELECT tenancy.maintain_request_logs()", &[])
+        .unwrap();
+    let (integration, action): (uuid::Uuid, uuid::Uuid) = {
+        let r = su
+            .query_one(
+                "SELECT integration_id, id FROM tenancy.actions WHERE tenant_id = $1::uuid LIMIT 1",
+                &[&ACME.parse::<uuid::Uuid>().unwrap()],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let mut c = node(port, 0, "postgres");
+    enter(&mut c, ALICE, ACME);
+    let id: uuid::Uuid = c
+        .query_one(
+            "SELECT tenancy.log_request($1, $2, $3::text::jsonb, '{\"status\": 200}'::jsonb, 200, 12)",
+            &[
+                &integration,
+                &action,
+                &r#"{"method": "GET", "url": "https://api.example.test/v1/items?api_key=sk_live_4eC39HqLyjWDarjtT1zdp7dc"}"#,
+            ],
+        )
+        .unwrap()
+        .get(0);
+    // log_request writes with pg_tenancy's privileges; Citus then refuses the caller's own reads
+    // of the tenant's shards in that transaction (docs/citus.md): read in the next one.
+    c.batch_execute("COMMIT").unwrap();
+    enter(&mut c, ALICE, ACME);
+    let url: String = c
+        .query_one(
+            "SELECT request_summary->>'url' FROM tenancy.request_logs WHERE id = $1",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!url.contains("4eC39HqLyjWDarjtT1zdp7dc"), "{url}");
+    assert_eq!(
+        task_count(
+            &mut c,
+            "SELECT * FROM tenancy.request_logs ORDER BY created_at DESC LIMIT 50"
+        ),
+        1
+    );
+    c.batch_execute("COMMIT").unwrap();
+    // Globex reads none of it.
+    enter(&mut c, "00000000-0000-4000-8000-0000000000b1", GLOBEX);
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM tenancy.request_logs WHERE id = $1",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    c.batch_execute("ROLLBACK").unwrap();
+    // The day's partition is distributed, colocated, with its shards' policies and RLS.
+    let parts = strings(
+        &mut su,
+        "SELECT p.logicalrelid::text FROM pg_inherits i JOIN pg_dist_partition p ON p.logicalrelid = i.inhrelid
+          WHERE i.inhparent = 'tenancy.request_logs'::regclass
+            AND p.colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'tenancy.projects'::regclass)",
+    );
+    let all = strings(
+        &mut su,
+        "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'tenancy.request_logs'::regclass",
+    );
+    assert!(
+        all.len() > 2 && parts.len() == all.len(),
+        "{parts:?} of {all:?}"
+    );
+}
+
+#[test]
+fn a_shard_move_keeps_policies_triggers_and_isolation() {
+    let Some(port) = port() else { return };
+    let mut su = node(port, 0, "postgres");
+    // The shard of projects that holds acme, and the worker it is on.
+    let row = su
+        .query_one(
+            "SELECT s.shardid, n.nodeport FROM pg_dist_shard s
+               JOIN pg_dist_placement p ON p.shardid = s.shardid
+               JOIN pg_dist_node n ON n.groupid = p.groupid
+              WHERE s.shardid = get_shard_id_for_distribution_column('tenancy.projects', $1::uuid)",
+            &[&ACME.parse::<uuid::Uuid>().unwrap()],
+        )
+        .unwrap();
+    let (shard, from): (i64, i32) = (row.get(0), row.get(1));
+    let to = if from == (port + 1) as i32 {
+        port + 2
+    } else {
+        port + 1
+    };
+    su.execute(
+        "SELECT citus_move_shard_placement($1, '127.0.0.1', $2, '127.0.0.1', $3, shard_transfer_mode => 'block_writes')",
+        &[&shard, &from, &(to as i32)],
+    )
+    .unwrap();
+    // Moved (with every colocated shard): acme's rows are read from the new worker, and only
+    // acme's.
+    let mut c = node(port, 0, "postgres");
+    enter(&mut c, ALICE, ACME);
+    let plan = strings(&mut c, "EXPLAIN (COSTS OFF) SELECT * FROM tenancy.projects");
+    assert!(
+        plan.iter().any(|l| l.contains(&format!("port={to}"))),
+        "{plan:#?}"
+    );
+    let tenants = strings(
+        &mut c,
+        "SELECT DISTINCT tenant_id::text FROM tenancy.projects",
+    );
+    assert_eq!(tenants, vec![ACME.to_string()]);
+    // The updated_at trigger runs on the moved shard.
+    let stamped: bool = c
+        .query_one(
+            "WITH u AS (UPDATE tenancy.projects SET name = name || '' RETURNING updated_at)
+             SELECT bool_and(updated_at >= now()) FROM u",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(stamped);
+    c.batch_execute("ROLLBACK").unwrap();
+    // On the new worker, the moved shard has FORCE RLS, its policies and its triggers.
+    let mut w = node(port, to - port, "postgres");
+    w.batch_execute("SET citus.override_table_visibility = off")
+        .unwrap();
+    let r = w
+        .query_one(
+            "SELECT c.relforcerowsecurity,
+                    (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid),
+                    (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
+               FROM pg_class c WHERE c.oid = ('tenancy.projects_' || $1::text)::regclass",
+            &[&shard.to_string()],
+        )
+        .unwrap();
+    let want = su
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_policy WHERE polrelid = 'tenancy.projects'::regclass),
+                    (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'tenancy.projects'::regclass AND NOT tgisinternal)",
+            &[],
+        )
+        .unwrap();
+    assert!(r.get::<_, bool>(0));
+    assert_eq!(r.get::<_, i64>(1), want.get::<_, i64>(0));
+    assert_eq!(r.get::<_, i64>(2), want.get::<_, i64>(1));
+    // Back where it was, for the other tests.
+    su.execute(
+        "SELECT citus_move_shard_placement($1, '127.0.0.1', $2, '127.0.0.1', $3, shard_transfer_mode => 'block_writes')",
+        &[&shard, &(to as i32), &from],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_worker_restart_mid_traffic_never_shows_another_tenants_rows() {
+    let Some(port) = port() else { return };
+    let (Ok(major), Ok(bindir), Ok(state)) = (
+        std::env::var("PGT_CITUS_MAJOR"),
+        std::env::var("PGT_BINDIR"),
+        std::env::var("PGT_STATE"),
+    ) else {
+        eprintln!("skipped: PGT_CITUS_MAJOR, PGT_BINDIR or PGT_STATE unset (scripts/citus.sh test sets them)");
+        return;
+    };
+    let os_user = std::env::var("PGT_OS_USER").unwrap_or_else(|_| "tenancy".into());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Traffic: members of acme and globex, each reading its projects over and over, on
+    // connections of their own (reconnecting after an error).
+    let traffic: Vec<_> = [
+        (ALICE, ACME),
+        ("00000000-0000-4000-8000-0000000000b1", GLOBEX),
+    ]
+    .into_iter()
+    .map(|(user, tenant)| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            let mut c = node(port, 0, "postgres");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = c.batch_execute("ROLLBACK");
+                let r = (|| -> Result<Vec<String>, postgres::Error> {
+                    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")?;
+                    c.execute(
+                        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+                        &[&format!(r#"{{"sub": "{user}", "tenant_id": "{tenant}"}}"#)],
+                    )?;
+                    c.batch_execute("SELECT tenancy.pre_request()")?;
+                    let rows =
+                        c.query("SELECT DISTINCT tenant_id::text FROM tenancy.projects", &[])?;
+                    c.batch_execute("COMMIT")?;
+                    Ok(rows.iter().map(|r| r.get(0)).collect())
+                })();
+                match r {
+                    Ok(tenants) => {
+                        assert_eq!(tenants, vec![tenant.to_string()], "{user} read {tenants:?}");
+                        ok += 1;
+                    }
+                    Err(_) => {
+                        failed += 1;
+                        if c.is_closed() {
+                            c = node(port, 0, "postgres");
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                }
+            }
+            (ok, failed)
+        })
+    })
+    .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for w in ["worker1", "worker2"] {
+        let status = std::process::Command::new("sudo")
+            .args(["-u", &os_user, &format!("{bindir}/pg_ctl"), "-D"])
+            .arg(format!("{state}/citus{major}-{w}/data"))
+            .args(["-w", "-t", "60", "-m", "fast", "restart", "-l"])
+            .arg(format!("{state}/citus{major}-{w}/server.log"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "restart of {w}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in traffic {
+        let (ok, failed) = t
+            .join()
+            .expect("a traffic thread saw another tenant's rows");
+        assert!(ok > 10, "{ok} reads succeeded ({failed} failed)");
+    }
+    // Afterwards every read succeeds again.
+    let mut c = node(port, 0, "postgres");
+    enter(&mut c, ALICE, ACME);
+    assert_eq!(
+        strings(
+            &mut c,
+            "SELECT DISTINCT tenant_id::text FROM tenancy.projects"
+        ),
+        vec![ACME.to_string()]
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+}
+
+/// The attacks of a member with raw SQL through the coordinator, whose query's expressions run on
+/// the workers: setting the context there, or reading other backends' query text there.
+#[test]
+fn a_query_pushed_to_a_worker_cannot_set_or_steal_a_context() {
+    let Some(port) = port() else { return };
+    let acme = ACME.parse::<uuid::Uuid>().unwrap();
+    // Alice's genuine value and coordinator backend, as an attacker who saw them would have them.
+    let mut alice = node(port, 0, "postgres");
+    let (value, gpid) = signed_value(&mut alice, ALICE, ACME);
+    let mut c = node(port, 0, "postgres");
+    // No context of its own.  On the worker that holds acme's shard (the WHERE routes there),
+    // the query's HAVING sets the application name and the context for the rest of the session.
+    let attack = format!(
+        "SELECT count(*) FROM tenancy.projects WHERE tenant_id = '{ACME}'
+          HAVING set_config('application_name', 'citus_internal gpid={gpid}', false) IS NOT NULL
+             AND set_config('tenancy.citus_context', '{value}', false) IS NOT NULL"
+    );
+    for _ in 0..3 {
+        c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+            .unwrap();
+        let _ = c.batch_execute(&attack);
+        let n = c
+            .query_one(
+                "SELECT count(*) FROM tenancy.projects WHERE tenant_id = $1",
+                &[&acme],
+            )
+            .map(|r| r.get::<_, i64>(0));
+        assert!(
+            matches!(n, Ok(0) | Err(_)),
+            "the pushed-down context read acme: {n:?}"
+        );
+        let _ = c.batch_execute("ROLLBACK");
+    }
+    // pre_request() evaluated on a worker, with claims of the caller's choosing (set first: CASE
+    // evaluates its condition before its result): refused there.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    let r = c.batch_execute(&format!(
+        "SELECT count(*) FROM tenancy.projects WHERE tenant_id = '{ACME}'
+         HAVING CASE WHEN set_config('request.jwt.claims', '{{\"sub\": \"{ALICE}\", \"tenant_id\": \"{ACME}\"}}', true) IS NOT NULL
+                     THEN tenancy.pre_request() IS NULL END"
+    ));
+    let e = error_text(r);
+    assert!(e.contains("not on a worker"), "{e}");
+    c.batch_execute("ROLLBACK").unwrap();
+    // set_tenant() there: refused too (for want of a user, before anything else).
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    let r = c.batch_execute(&format!(
+        "SELECT count(*) FROM tenancy.projects WHERE tenant_id = '{ACME}' HAVING tenancy.set_tenant('{ACME}') IS NOT NULL"
+    ));
+    let e = error_text(r);
+    assert!(
+        e.starts_with("28000") || e.contains("not on a worker"),
+        "{e}"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    // Other backends' query text on the worker (pg_stat_activity): refused.
+    for probe in [
+        "(SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%citus_context%')",
+        "(SELECT count(*) FROM pg_stat_get_activity(NULL))",
+    ] {
+        c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+            .unwrap();
+        let r = c.batch_execute(&format!(
+            "SELECT count(*) FROM tenancy.projects WHERE tenant_id = '{ACME}' HAVING {probe} >= 0"
+        ));
+        assert_eq!(sqlstate(r), "42501", "{probe}");
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+    alice.batch_execute("ROLLBACK").unwrap();
+}
+
+#[test]
+fn on_every_node_citus_run_anything_functions_are_not_the_application_roles() {
+    let Some(port) = port() else { return };
+    for n in 0..=2 {
+        let mut c = node(port, n, "postgres");
+        for role in ["anon", "authenticated", "service_role"] {
+            let open = strings(
+                &mut c,
+                &format!(
+                    "SELECT p.oid::regprocedure::text FROM pg_proc p
+                      WHERE p.proname ~ '^(run_command_on|master_run_on)'
+                        AND has_function_privilege('{role}', p.oid, 'EXECUTE')"
+                ),
+            );
+            assert!(open.is_empty(), "node {n}: {role} may execute {open:?}");
+        }
+        if n > 0 {
+            let readable: bool = c
+                .query_one(
+                    "SELECT has_table_privilege('authenticated', 'pg_catalog.pg_stat_activity', 'SELECT')",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            assert!(!readable, "node {n}: authenticated reads pg_stat_activity");
+        }
+    }
 }

@@ -261,8 +261,10 @@ fn kept_or_read(key: &[u8], action: pgrx::Uuid, direction: &DirectionArg) -> (Li
         unsafe { pg_sys::PopActiveSnapshot() };
     }
     let Some(list) = list else { not_found(action) };
-    // Kept only if no invalidation arrived while it was read.
-    if !parallel && generation(Watch::Actions) == before {
+    // Kept only if no invalidation arrived while it was read.  Not on Citus: actions and field
+    // mappings are distributed, and a write to them fires the cache triggers on a worker's
+    // shard, whose invalidation never reaches this node (src/citus.rs).
+    if !parallel && generation(Watch::Actions) == before && !crate::citus::active() {
         LISTS.with_borrow_mut(|lists| lists.insert(key, list.clone(), weight));
     }
     (list, weight)

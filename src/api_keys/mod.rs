@@ -314,11 +314,17 @@ fn touch(tenant: &pgrx::Uuid, id: &pgrx::Uuid) {
         return;
     }
     crate::superuser::as_superuser_private(|| {
+        // The time and the minute before it as values (no function in ON CONFLICT's WHERE: what
+        // Citus accepts for a distributed table).
+        let at = TimestampWithTimeZone::try_from(now)
+            .unwrap_or_else(|_| spi_failed("recording the API key's use", "clock out of range"));
+        let minute_before = TimestampWithTimeZone::try_from(now - MINUTE)
+            .unwrap_or_else(|_| spi_failed("recording the API key's use", "clock out of range"));
         Spi::run_with_args(
-            "INSERT INTO tenancy_private.api_key_usage AS u (tenant_id, key_id, last_used_at) VALUES ($1, $2, clock_timestamp())
+            "INSERT INTO tenancy_private.api_key_usage AS u (tenant_id, key_id, last_used_at) VALUES ($1, $2, $3)
              ON CONFLICT (tenant_id, key_id) DO UPDATE SET last_used_at = excluded.last_used_at
-             WHERE u.last_used_at < excluded.last_used_at - interval '1 minute'",
-            &[(*tenant).into(), (*id).into()],
+             WHERE u.last_used_at < $4",
+            &[(*tenant).into(), (*id).into(), at.into(), minute_before.into()],
         )
         .unwrap_or_else(|e| spi_failed("recording the API key's use", e))
     });

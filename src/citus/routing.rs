@@ -46,7 +46,8 @@ thread_local! {
     static CALLBACKS: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Install the planner hook and the end-of-transaction invalidation.  From `_PG_init`, at server
+/// Install the planner hook and the end-of-(sub)transaction work (plans, and what a worker
+/// received: `super::received_ends`).  From `_PG_init`, at server
 /// start.  It does nothing where Citus is not active.
 pub fn init() {
     // SAFETY: _PG_init runs once, single-threaded, before any query; we chain to the previous
@@ -116,6 +117,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
     ) {
         context_changed();
         INSIDE.with(|i| i.set(false));
+        super::received_ends(1, false);
     }
 }
 
@@ -126,9 +128,16 @@ unsafe extern "C-unwind" fn at_subtransaction_end(
     _parent: pg_sys::SubTransactionId,
     _arg: *mut std::ffi::c_void,
 ) {
-    // A rolled-back savepoint restores the context it had.
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        context_changed();
+    // SAFETY: reads backend-local transaction state: the ending subtransaction's level.
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    match event {
+        // A rolled-back savepoint restores the context it had.
+        pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+            context_changed();
+            super::received_ends(level, false);
+        }
+        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => super::received_ends(level, true),
+        _ => {}
     }
 }
 
