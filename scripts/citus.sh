@@ -8,7 +8,8 @@
 #                                             database tenancy_citus, Citus and pg_tenancy installed,
 #                                             tenancy.distribute() run, the demo data seeded
 #        scripts/citus.sh test [MAJOR]        the Citus suites (pgrx-tests/tests/citus*.rs) on it
-#        scripts/citus.sh bench [MAJOR]       bench/ scripts on one node and on the cluster at once
+#        scripts/citus.sh bench [MAJOR]       bench/ scripts on one node and on a new cluster (release
+#                                             build), two pgbench processes at once
 #        scripts/citus.sh down [MAJOR]        stop the three servers
 #        scripts/citus.sh installed MAJOR     exit 0 when Citus is built for MAJOR (scripts/test.sh)
 # MAJOR defaults to 17.  Citus 14.0 supports PostgreSQL 16-18, 13.2 supports 15-17.
@@ -97,7 +98,7 @@ cmd_up() {
     use_citus_pg "$major"
     ensure_all "$major"
     use_citus_pg "$major"
-    install_extension debug
+    install_extension "${PGT_CITUS_PROFILE:-debug}"
     local keyring
     keyring=$(citus_keyring "$major")
     if [ ! -s "$keyring" ]; then
@@ -158,6 +159,8 @@ cmd_test() {
 # node: a server of the same installation on port 54403, pg_tenancy without Citus.
 cmd_bench() {
     local major=${1:-17} run seconds=${PGT_BENCH_SECONDS:-20} runs=${PGT_BENCH_RUNS:-3} clients=${PGT_BENCH_CLIENTS:-2}
+    # A new cluster, with the release build.
+    PGT_CITUS_PROFILE=release cmd_up "$major"
     use_citus_pg "$major"
     local out="$PGT_STATE/citus-bench" single="citus$major-single" scripts=(
         api_keys/verify_api_key.sql context/pre_request_user_tenant.sql rls/rls_postgrest.sql request_logs/log_request.sql)
@@ -212,5 +215,5 @@ case "$cmd" in
     bench) cmd_bench "$@" ;;
     down) cmd_down "$@" ;;
     installed) citus_installed "${1:?usage: scripts/citus.sh installed MAJOR}" ;;
-    *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
