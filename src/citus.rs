@@ -18,6 +18,13 @@ use std::cell::Cell;
 pub mod routing;
 use std::ffi::{CStr, CString};
 
+/// A value verified on a worker: the value, the role and coordinator backend it verified for, and
+/// the context it holds.
+type Verified = (Vec<u8>, pg_sys::Oid, i64, Vec<u8>);
+
+/// Most context changes one transaction may make on Citus (`issue`).
+const MAX_ISSUED: u32 = 1000;
+
 thread_local! {
     /// Is Citus in `shared_preload_libraries` (read once: it cannot change while a backend runs)?
     static PRELOADED: Cell<Option<bool>> = const { Cell::new(None) };
@@ -60,9 +67,11 @@ pub fn active() -> bool {
     if INSTALLED.with(Cell::get) {
         return true;
     }
-    // SAFETY: a catalog lookup by name, in a transaction.
+    // SAFETY: a catalog lookup by name, in a transaction; not while an extension's script runs
+    // (CREATE EXTENSION citus itself: its catalog is not there yet).
     let installed = unsafe {
         pg_sys::IsTransactionState()
+            && !pg_sys::creating_extension
             && pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid
     };
     // Kept once true: a backend serves one database, and Citus is not dropped from under a
@@ -212,7 +221,11 @@ thread_local! {
     /// Set while pg_tenancy runs its own `SET LOCAL tenancy.citus_context`.
     static ISSUING: Cell<bool> = const { Cell::new(false) };
     /// The last value verified here and the context it holds (a policy reads it for every row).
-    static VERIFIED: std::cell::RefCell<Option<(Vec<u8>, Vec<u8>)>> = const { std::cell::RefCell::new(None) };
+    /// The last value verified here, for which role and coordinator backend, and the context it
+    /// holds (a policy reads it for every row); forgotten at the end of the transaction.
+    static VERIFIED: std::cell::RefCell<Option<Verified>> = const { std::cell::RefCell::new(None) };
+    /// Contexts signed in this transaction (`issue`).
+    static ISSUED: Cell<u32> = const { Cell::new(0) };
 }
 
 fn own_gpid() -> i64 {
@@ -239,6 +252,20 @@ fn own_gpid() -> i64 {
 pub fn issue(context: &[u8]) {
     if !active() || consumer_gpid().is_some() {
         return;
+    }
+    // Citus sends every SET LOCAL of the transaction again to each connection it opens later, so
+    // each context change costs every later connection: bounded.
+    let issued = ISSUED.with(|i| {
+        let n = i.get() + 1;
+        i.set(n);
+        n
+    });
+    if issued > MAX_ISSUED {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("more than {MAX_ISSUED} tenant context changes in one transaction on Citus"),
+            Some("Each change is sent to every worker connection the transaction opens later: use a transaction per context."),
+        );
     }
     let value = if context.is_empty() {
         String::new()
@@ -310,6 +337,11 @@ fn set_propagate_set_commands(value: &CStr) {
 /// setting's reset value, which no `SET` or `set_config()` changes), and logged in as the role it
 /// runs as, or as a superuser (no client session that switched roles).
 pub fn consumer_gpid() -> Option<i64> {
+    // Only on a worker: the coordinator is where clients connect, and a login role may name
+    // itself anything at connection start.
+    if !on_worker() {
+        return None;
+    }
     // SAFETY: reads a GUC's reset value and this backend's user ids.
     unsafe {
         let session = pg_sys::GetSessionUserId();
@@ -327,6 +359,45 @@ pub fn consumer_gpid() -> Option<i64> {
 }
 
 thread_local! {
+    /// This node's Citus group, once read: 0 is the coordinator's.
+    static GROUP: Cell<Option<i32>> = const { Cell::new(None) };
+    /// Reading it now.
+    static READING_GROUP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Is this node a Citus worker (its group is not the coordinator's, 0)?  Read once per backend.
+fn on_worker() -> bool {
+    if !PRELOADED.with(|p| p.get().unwrap_or(true)) {
+        return false;
+    }
+    if let Some(g) = GROUP.with(Cell::get) {
+        return g != 0;
+    }
+    // SAFETY: reads backend-local transaction state.
+    if READING_GROUP.with(Cell::get) || !active() || unsafe { !pg_sys::IsTransactionState() } {
+        return false;
+    }
+    // The query below is planned, and so passes through the planner hook, which asks again.
+    struct Reading;
+    impl Drop for Reading {
+        fn drop(&mut self) {
+            READING_GROUP.with(|r| r.set(false));
+        }
+    }
+    READING_GROUP.with(|r| r.set(true));
+    let reading = Reading;
+    let group = Spi::get_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group")
+        .ok()
+        .flatten();
+    drop(reading);
+    let Some(group) = group else {
+        return false;
+    };
+    GROUP.with(|g| g.set(Some(group)));
+    group != 0
+}
+
+thread_local! {
     /// On a worker: the values of `tenancy.citus_context` that Citus sent in this transaction, as
     /// top-level `SET LOCAL` statements, with the (sub)transaction nesting level each was set at.
     /// The setting itself is not read there: a query's expressions run on the worker, and
@@ -334,7 +405,8 @@ thread_local! {
     static RECEIVED: std::cell::RefCell<Vec<(i32, Vec<u8>)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// From the utility hook, in a backend Citus opened: a top-level `SET LOCAL` (or `RESET`) of
+/// From the utility hook, in a backend Citus opened (others return at once): a top-level
+/// `SET LOCAL` (or `RESET`) of
 /// `tenancy.citus_context` is what the worker will read, until the (sub)transaction ends.  Any
 /// other `SET` of it there (session-level, or from inside a function) is refused.
 ///
@@ -364,7 +436,9 @@ pub unsafe fn receive(stmt: *mut pg_sys::Node, context: pg_sys::ProcessUtilityCo
         RECEIVED.with(|r| r.borrow_mut().clear());
         return;
     }
-    if !ours {
+    // Whether this backend is Citus's is asked only now (it may read a catalog: not before every
+    // utility statement, such as a SET TRANSACTION that must come before any query).
+    if !ours || consumer_gpid().is_none() {
         return;
     }
     if context != pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
@@ -391,12 +465,26 @@ pub unsafe fn receive(stmt: *mut pg_sys::Node, context: pg_sys::ProcessUtilityCo
     };
     // SAFETY: reads backend-local transaction state.
     let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
-    RECEIVED.with(|r| r.borrow_mut().push((level, value)));
+    RECEIVED.with(|r| {
+        let mut r = r.borrow_mut();
+        match r.last_mut() {
+            Some(last) if last.0 == level => last.1 = value,
+            _ => r.push((level, value)),
+        }
+    });
 }
 
 /// A (sub)transaction ended: what it received ends with it (or, committed, passes to its
 /// parent).
 pub fn received_ends(level: i32, committed_sub: bool) {
+    if level <= 1 {
+        VERIFIED.with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                *c = None;
+            }
+        });
+        ISSUED.with(|i| i.set(0));
+    }
     RECEIVED.with(|r| {
         let mut r = r.borrow_mut();
         if committed_sub {
@@ -425,15 +513,17 @@ pub fn with_verified<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     if value.is_empty() {
         return f(None);
     }
+    // SAFETY: this backend's current user.
+    let role = unsafe { pg_sys::GetUserId() };
     let cached = VERIFIED.with(|c| {
         c.borrow()
             .as_ref()
-            .filter(|(v, _)| *v == value)
-            .map(|(_, ctx)| ctx.clone())
+            .filter(|(v, r, g, _)| *v == value && *r == role && *g == gpid)
+            .map(|(_, _, _, ctx)| ctx.clone())
     });
     let context = cached.or_else(|| {
         let ctx = verify(&value, gpid)?;
-        VERIFIED.with(|c| *c.borrow_mut() = Some((value.clone(), ctx.clone())));
+        VERIFIED.with(|c| *c.borrow_mut() = Some((value.clone(), role, gpid, ctx.clone())));
         Some(ctx)
     });
     f(context.as_deref())
@@ -484,6 +574,11 @@ fn verify(value: &[u8], gpid: i64) -> Option<Vec<u8>> {
 /// # Safety
 /// `stmt` is a valid utility statement node, or NULL.
 pub unsafe fn refuse_foreign_set(stmt: *mut pg_sys::Node) {
+    // SAFETY: as documented.
+    unsafe {
+        refuse_propagated_set(stmt);
+        refuse_application_role_defaults(stmt);
+    }
     // SAFETY: a valid utility statement node.
     let ours = unsafe {
         if stmt.is_null() || (*stmt).type_ != pg_sys::NodeTag::T_VariableSetStmt {
@@ -519,4 +614,72 @@ pub unsafe fn refuse_foreign_set(stmt: *mut pg_sys::Node) {
         "tenancy.citus_context is set by pg_tenancy only",
         Some("Enter a tenant with tenancy.set_tenant(), pre_request() or authenticate(); it signs the context for the workers."),
     )
+}
+
+/// Under `citus.propagate_set_commands = 'local'` (which any role may turn on), Citus sends the
+/// *whole query string* of a `SET LOCAL`, `RESET` or `SET TRANSACTION` to every worker connection
+/// the transaction opens afterwards, whatever its user: with several statements in one string,
+/// any SQL, also over the superuser connections of pg_tenancy's own writes.  So on a Citus node,
+/// such a statement by a role that is not a superuser is refused (42501); pg_tenancy's own
+/// `SET LOCAL` of the signed context passes.
+///
+/// # Safety
+/// `stmt` is a valid utility statement node, or NULL.
+unsafe fn refuse_propagated_set(stmt: *mut pg_sys::Node) {
+    // SAFETY: a valid node, and this backend's current user.
+    let candidate = unsafe {
+        !stmt.is_null()
+            && (*stmt).type_ == pg_sys::NodeTag::T_VariableSetStmt
+            && !pg_sys::superuser()
+    };
+    if !candidate || ISSUING.with(Cell::get) || !active() {
+        return;
+    }
+    if propagate_set_commands().to_bytes() == b"local" {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "SET and RESET are refused while citus.propagate_set_commands is 'local'",
+            Some("Citus would send the statement's whole query string to every later worker connection of the transaction; use set_config(), or SET before turning propagation on."),
+        );
+    }
+}
+
+/// `ALTER ROLE anon|authenticated|service_role SET …` (which a role may do to itself) by a role
+/// that is not a superuser, on Citus: refused (42501).  On the workers these roles log in as
+/// themselves, for every tenant: their defaults would reach every tenant's connections.
+///
+/// # Safety
+/// `stmt` is a valid utility statement node, or NULL.
+unsafe fn refuse_application_role_defaults(stmt: *mut pg_sys::Node) {
+    // SAFETY: a valid node, and this backend's current user.
+    let target = unsafe {
+        if stmt.is_null()
+            || (*stmt).type_ != pg_sys::NodeTag::T_AlterRoleSetStmt
+            || pg_sys::superuser()
+        {
+            return;
+        }
+        let role = (*(stmt as *mut pg_sys::AlterRoleSetStmt)).role;
+        if role.is_null() {
+            return; // ALTER ROLE ALL: superusers only
+        }
+        pg_sys::get_rolespec_oid(role, true)
+    };
+    if target == pg_sys::InvalidOid || !active() {
+        return;
+    }
+    let application = ["anon", "authenticated", "service_role"]
+        .iter()
+        .any(|name| {
+            let name = CString::new(*name).expect("no NUL");
+            // SAFETY: a syscache lookup by name.
+            unsafe { pg_sys::get_role_oid(name.as_ptr(), true) == target }
+        });
+    if application {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "the defaults of anon, authenticated and service_role are a superuser's to set on Citus",
+            Some("Every tenant's worker connections log in as these roles."),
+        );
+    }
 }

@@ -63,9 +63,7 @@ unsafe extern "C-unwind" fn process_utility(
     unsafe {
         if !pstmt.is_null() {
             crate::citus::refuse_foreign_set((*pstmt).utilityStmt);
-            if crate::citus::consumer_gpid().is_some() {
-                crate::citus::receive((*pstmt).utilityStmt, context);
-            }
+            crate::citus::receive((*pstmt).utilityStmt, context);
         }
     }
     let (mut pstmt, mut read_only_tree) = (pstmt, read_only_tree);

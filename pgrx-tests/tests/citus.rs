@@ -1273,3 +1273,92 @@ fn on_every_node_citus_run_anything_functions_are_not_the_application_roles() {
         }
     }
 }
+
+/// The second review's attacks: a SET's whole query string sent by Citus to later (superuser)
+/// connections, a client naming itself Citus at connection start, the application roles'
+/// defaults, and context changes without end.
+#[test]
+fn what_citus_would_send_for_a_member_is_refused() {
+    let Some(port) = port() else { return };
+    let mut c = node(port, 0, "postgres");
+    // Propagation on (SET or set_config), then any SET: refused; pg_tenancy's own still works.
+    for on in [
+        "SET LOCAL citus.propagate_set_commands = 'local'",
+        "SELECT set_config('citus.propagate_set_commands', 'local', true)",
+    ] {
+        enter(&mut c, DAVE, ACME);
+        c.batch_execute(on).unwrap();
+        for set in [
+            "SET LOCAL foo.bar = 'x'",
+            "RESET statement_timeout",
+            "SET LOCAL statement_timeout = '1s'; DO $$ BEGIN RAISE NOTICE 'payload'; END $$",
+        ] {
+            c.batch_execute("SAVEPOINT s").unwrap();
+            assert_eq!(sqlstate(c.batch_execute(set)), "42501", "{on}; {set}");
+            c.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
+        }
+        c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+        let tenants = strings(
+            &mut c,
+            "SELECT DISTINCT tenant_id::text FROM tenancy.projects",
+        );
+        assert_eq!(tenants, vec![ACME.to_string()]);
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+    // A login role (like PostgREST's authenticator) that names itself Citus at connection start:
+    // on the coordinator it is a client like any other.
+    let mut su = node(port, 0, "postgres");
+    su.batch_execute(
+        "DROP ROLE IF EXISTS citus_test_login;
+         CREATE ROLE citus_test_login LOGIN NOINHERIT IN ROLE authenticated;",
+    )
+    .unwrap();
+    let mut l = Client::connect(
+        &format!(
+            "host=127.0.0.1 port={port} user=citus_test_login dbname=tenancy_citus application_name='citus_internal gpid=10000012345'"
+        ),
+        NoTls,
+    )
+    .unwrap();
+    assert_eq!(
+        sqlstate(
+            l.batch_execute("BEGIN; SET LOCAL tenancy.citus_context = 'v1:k1:AAAA:BBBB:CCCC'")
+        ),
+        "42501"
+    );
+    l.batch_execute("ROLLBACK").unwrap();
+    drop(l);
+    su.batch_execute("DROP ROLE citus_test_login").unwrap();
+    // The application roles' defaults: a superuser's (every tenant's worker connections log in
+    // as them).
+    for role in ["authenticated", "anon", "service_role"] {
+        c.batch_execute(&format!("BEGIN; SET LOCAL ROLE {role}"))
+            .unwrap();
+        assert_eq!(
+            sqlstate(c.batch_execute(&format!("ALTER ROLE {role} SET statement_timeout = '1ms'"))),
+            "42501",
+            "{role}"
+        );
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+    // Context changes in one transaction: bounded (each is sent to every later connection).
+    c.batch_execute("BEGIN; SET LOCAL ROLE service_role")
+        .unwrap();
+    let r = c.batch_execute(&format!(
+        "DO $$ BEGIN FOR i IN 1..1001 LOOP
+             PERFORM tenancy.set_tenant(CASE WHEN i % 2 = 0 THEN '{ACME}'::uuid ELSE '{GLOBEX}'::uuid END);
+         END LOOP; END $$"
+    ));
+    assert_eq!(sqlstate(r), "54000");
+    c.batch_execute("ROLLBACK").unwrap();
+    // A thousand is allowed, and the transaction after it starts from zero.
+    c.batch_execute("BEGIN; SET LOCAL ROLE service_role")
+        .unwrap();
+    c.batch_execute(&format!(
+        "DO $$ BEGIN FOR i IN 1..1000 LOOP
+             PERFORM tenancy.set_tenant(CASE WHEN i % 2 = 0 THEN '{ACME}'::uuid ELSE '{GLOBEX}'::uuid END);
+         END LOOP; END $$"
+    ))
+    .unwrap();
+    c.batch_execute("COMMIT").unwrap();
+}
