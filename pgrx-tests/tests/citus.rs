@@ -1362,3 +1362,65 @@ fn what_citus_would_send_for_a_member_is_refused() {
     .unwrap();
     c.batch_execute("COMMIT").unwrap();
 }
+
+#[test]
+fn the_vault_stores_reads_and_rotates_on_the_workers() {
+    let Some(port) = port() else { return };
+    let integration: uuid::Uuid = node(port, 0, "postgres")
+        .query_one(
+            "SELECT id FROM tenancy.integrations WHERE tenant_id = $1::uuid LIMIT 1",
+            &[&ACME.parse::<uuid::Uuid>().unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    let mut c = node(port, 0, "postgres");
+    enter(&mut c, ALICE, ACME);
+    let id: uuid::Uuid = c
+        .query_one(
+            "SELECT tenancy.store_credential($1, 'api_key', '{\"token\": \"citus-secret-1\"}'::jsonb)",
+            &[&integration],
+        )
+        .unwrap()
+        .get(0);
+    c.batch_execute("COMMIT").unwrap();
+    let read = |c: &mut Client| -> String {
+        c.query_one("SELECT tenancy.read_credential($1)::text", &[&id])
+            .unwrap()
+            .get(0)
+    };
+    enter(&mut c, ALICE, ACME);
+    assert!(read(&mut c).contains("citus-secret-1"));
+    c.execute(
+        "SELECT tenancy.update_credential($1, '{\"token\": \"citus-secret-2\"}'::jsonb)",
+        &[&id],
+    )
+    .unwrap();
+    c.batch_execute("COMMIT").unwrap();
+    // At rest on the worker: ciphertext only.
+    let mut su = node(port, 0, "postgres");
+    let plain: i64 = su
+        .query_one(
+            "SELECT count(*) FROM tenancy_private.credential_secrets
+              WHERE credential_id = $1 AND position('citus-secret' in encode(encrypted_data, 'escape')) > 0",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(plain, 0);
+    // Another tenant's owner: not found (P0002), as on one node.
+    enter(&mut c, "00000000-0000-4000-8000-0000000000b1", GLOBEX);
+    assert_eq!(
+        sqlstate(c.query("SELECT tenancy.read_credential($1)", &[&id])),
+        "P0002"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    // A new data key version, the credential re-encrypted under it, still readable.
+    su.query_one(
+        "SELECT tenancy.rotate_tenant_key($1::uuid)",
+        &[&ACME.parse::<uuid::Uuid>().unwrap()],
+    )
+    .unwrap();
+    enter(&mut c, ALICE, ACME);
+    assert!(read(&mut c).contains("citus-secret-2"));
+    c.batch_execute("ROLLBACK").unwrap();
+}
