@@ -18,9 +18,75 @@ use std::cell::Cell;
 pub mod routing;
 use std::ffi::{CStr, CString};
 
-/// A value verified on a worker: the value, the role and coordinator backend it verified for, and
-/// the context it holds.
-type Verified = (Vec<u8>, pg_sys::Oid, i64, Vec<u8>);
+/// A value checked on a worker: the value, the role and coordinator backend it was checked for,
+/// and the context it holds if it verified.
+type Verified = (Vec<u8>, pg_sys::Oid, i64, Option<std::rc::Rc<[u8]>>);
+
+/// Run `f` with `flag` set, cleared again however `f` ends (an ERROR unwinds through it).
+pub(crate) fn while_set<R>(
+    flag: &'static std::thread::LocalKey<Cell<bool>>,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Clear(&'static std::thread::LocalKey<Cell<bool>>);
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            self.0.with(|c| c.set(false));
+        }
+    }
+    flag.with(|c| c.set(true));
+    let _clear = Clear(flag);
+    f()
+}
+
+/// Install the planner hook (`routing`) and what ends with a (sub)transaction: plans with a
+/// tenant in them, what a worker received.  From `_PG_init`, at server start; nothing of it acts
+/// where Citus is not active.
+pub fn init() {
+    routing::init();
+    // SAFETY: _PG_init runs once, single-threaded, before any query.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(at_subtransaction_end), std::ptr::null_mut());
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn at_transaction_end(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    if matches!(
+        event,
+        pg_sys::XactEvent::XACT_EVENT_COMMIT
+            | pg_sys::XactEvent::XACT_EVENT_ABORT
+            | pg_sys::XactEvent::XACT_EVENT_PREPARE
+            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
+            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+    ) {
+        routing::context_changed();
+        received_ends(1, false);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn at_subtransaction_end(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    // SAFETY: reads backend-local transaction state: the ending subtransaction's level.
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    match event {
+        // A rolled-back savepoint restores the context it had.
+        pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+            routing::context_changed();
+            received_ends(level, false);
+        }
+        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => received_ends(level, true),
+        _ => {}
+    }
+}
 
 /// Most context changes one transaction may make on Citus (`issue`).
 const MAX_ISSUED: u32 = 1000;
@@ -39,7 +105,7 @@ pub enum Placement {
     Local,
     /// A reference table: its copy on this node is shard `.0` (`<name>_<.0>`).
     Reference(u64),
-    /// Distributed (or a reference table without a copy here): no single relation here has it.
+    /// Distributed (or a reference table without a copy here): read with SQL Citus routes.
     Elsewhere,
 }
 
@@ -80,13 +146,50 @@ pub fn active() -> bool {
     installed
 }
 
-/// Where the rows of the relation `relid` are on this node (one query of Citus's metadata; the
-/// caller keeps the answer: `lookup`'s relation cache).
+thread_local! {
+    /// Placements found, by relation; an entry goes with its relation's relcache invalidation
+    /// (Citus invalidates a table's when its metadata changes), all of them with a reset.
+    static PLACEMENTS: std::cell::RefCell<std::collections::HashMap<pg_sys::Oid, Placement>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+    static PLACEMENTS_WATCHED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_placement(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // Runs while invalidations are processed: no catalog access, and a borrow may be live.
+    PLACEMENTS.with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            if relid == pg_sys::InvalidOid {
+                p.clear();
+            } else {
+                p.remove(&relid);
+            }
+        }
+    });
+}
+
+/// Where the rows of the relation `relid` are on this node: one query of Citus's metadata, then
+/// kept for this backend (a watched table's list is read again after every write to it).
 pub fn placement(relid: pg_sys::Oid) -> Placement {
     if relid == pg_sys::InvalidOid || !active() {
         return Placement::Local;
     }
-    placement_uncached(relid)
+    if let Some(p) = PLACEMENTS.with(|p| p.borrow().get(&relid).copied()) {
+        return p;
+    }
+    if !PLACEMENTS_WATCHED.with(|w| w.replace(true)) {
+        // SAFETY: registers a plain function for the life of the backend.
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(forget_placement), pg_sys::Datum::from(0))
+        };
+    }
+    let found = placement_uncached(relid);
+    PLACEMENTS.with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            p.insert(relid, found);
+        }
+    });
+    found
 }
 
 fn placement_uncached(relid: pg_sys::Oid) -> Placement {
@@ -113,29 +216,20 @@ fn placement_uncached(relid: pg_sys::Oid) -> Placement {
     }
 }
 
-/// The OID of this node's copy of `name` (a table or one of its indexes) in the schema `nsp`,
-/// for a table whose placement is `placement`.  Raises `0A000` for a distributed table.
-pub fn local_relid(nsp: pg_sys::Oid, name: &CStr, placement: Placement) -> pg_sys::Oid {
-    match placement {
-        Placement::Local => {
-            // SAFETY: a syscache lookup with a NUL-terminated name.
-            unsafe { pg_sys::get_relname_relid(name.as_ptr(), nsp) }
-        }
-        Placement::Reference(shard) => {
-            let shard_name = CString::new(format!("{}_{shard}", name.to_string_lossy()))
+/// The OID of this node's copy of `name` (a table or one of its indexes) in the schema `nsp`:
+/// the relation itself, or `<name>_<shard>` for a reference table's copy.  InvalidOid if absent.
+pub fn local_relid(nsp: pg_sys::Oid, name: &CStr, shard: Option<u64>) -> pg_sys::Oid {
+    let copy;
+    let name = match shard {
+        None => name,
+        Some(shard) => {
+            copy = CString::new(format!("{}_{shard}", name.to_string_lossy()))
                 .expect("a relation name has no NUL");
-            // SAFETY: as above.
-            unsafe { pg_sys::get_relname_relid(shard_name.as_ptr(), nsp) }
+            copy.as_c_str()
         }
-        Placement::Elsewhere => crate::error::raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!(
-                "{} is distributed by Citus: pg_tenancy cannot read it directly on this node",
-                name.to_string_lossy()
-            ),
-            Some("This function does not run on a distributed pg_tenancy yet (docs/citus.md lists what does)."),
-        ),
-    }
+    };
+    // SAFETY: a syscache lookup with a NUL-terminated name.
+    unsafe { pg_sys::get_relname_relid(name.as_ptr(), nsp) }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -286,21 +380,12 @@ pub fn issue(context: &[u8]) {
     };
     // Characters of key ids ([A-Za-z0-9_.-]), base64url and ':' only: nothing to quote.
     let sql = format!("SET LOCAL tenancy.citus_context = '{value}'");
-    // Cleared also when an ERROR unwinds through.
-    struct Issuing;
-    impl Drop for Issuing {
-        fn drop(&mut self) {
-            ISSUING.with(|i| i.set(false));
-        }
-    }
-    ISSUING.with(|i| i.set(true));
-    let _issuing = Issuing;
     // Citus sends a SET LOCAL to the workers only under citus.propagate_set_commands = 'local',
     // and then every later one too (a SET LOCAL ROLE would follow the connections Citus opens
     // as a superuser for pg_tenancy's own writes): on for this statement only.
     let previous = propagate_set_commands();
     set_propagate_set_commands(c"local");
-    let result = Spi::run(&sql);
+    let result = while_set(&ISSUING, || Spi::run(&sql));
     set_propagate_set_commands(&previous);
     if let Err(e) = result {
         crate::error::raise(
@@ -342,20 +427,29 @@ pub fn consumer_gpid() -> Option<i64> {
     if !on_worker() {
         return None;
     }
-    // SAFETY: reads a GUC's reset value and this backend's user ids.
-    unsafe {
+    // SAFETY: this backend's user ids.
+    let switched = unsafe {
         let session = pg_sys::GetSessionUserId();
-        if session != pg_sys::GetUserId() && !pg_sys::superuser_arg(session) {
-            return None;
-        }
-        let v = pg_sys::GetConfigOptionResetString(c"application_name".as_ptr());
-        if v.is_null() {
-            return None;
-        }
-        let name = CStr::from_ptr(v).to_bytes();
-        let gpid = name.strip_prefix(b"citus_internal gpid=")?;
-        std::str::from_utf8(gpid).ok()?.parse::<i64>().ok()
+        session != pg_sys::GetUserId() && !pg_sys::superuser_arg(session)
+    };
+    if switched {
+        return None;
     }
+    // What the connection sent at its start does not change: read once.
+    STARTUP_GPID.with(|g| {
+        *g.get_or_init(|| {
+            // SAFETY: a GUC's reset value, a NUL-terminated string owned by the GUC machinery.
+            let name = unsafe {
+                let v = pg_sys::GetConfigOptionResetString(c"application_name".as_ptr());
+                if v.is_null() {
+                    return None;
+                }
+                CStr::from_ptr(v).to_bytes()
+            };
+            let gpid = name.strip_prefix(b"citus_internal gpid=")?;
+            std::str::from_utf8(gpid).ok()?.parse::<i64>().ok()
+        })
+    })
 }
 
 thread_local! {
@@ -363,6 +457,8 @@ thread_local! {
     static GROUP: Cell<Option<i32>> = const { Cell::new(None) };
     /// Reading it now.
     static READING_GROUP: Cell<bool> = const { Cell::new(false) };
+    /// The coordinator backend's gpid in the application name this connection started with.
+    static STARTUP_GPID: std::cell::OnceCell<Option<i64>> = const { std::cell::OnceCell::new() };
 }
 
 /// Is this node a Citus worker (its group is not the coordinator's, 0)?  Read once per backend.
@@ -378,18 +474,11 @@ fn on_worker() -> bool {
         return false;
     }
     // The query below is planned, and so passes through the planner hook, which asks again.
-    struct Reading;
-    impl Drop for Reading {
-        fn drop(&mut self) {
-            READING_GROUP.with(|r| r.set(false));
-        }
-    }
-    READING_GROUP.with(|r| r.set(true));
-    let reading = Reading;
-    let group = Spi::get_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group")
-        .ok()
-        .flatten();
-    drop(reading);
+    let group = while_set(&READING_GROUP, || {
+        Spi::get_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group")
+            .ok()
+            .flatten()
+    });
     let Some(group) = group else {
         return false;
     };
@@ -504,27 +593,31 @@ pub fn with_verified<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
         Some(g) if active() => g,
         _ => return f(None),
     };
-    let value: Vec<u8> = RECEIVED.with(|r| {
-        r.borrow()
-            .last()
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    });
-    if value.is_empty() {
-        return f(None);
-    }
     // SAFETY: this backend's current user.
     let role = unsafe { pg_sys::GetUserId() };
-    let cached = VERIFIED.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|(v, r, g, _)| *v == value && *r == role && *g == gpid)
-            .map(|(_, _, _, ctx)| ctx.clone())
-    });
-    let context = cached.or_else(|| {
-        let ctx = verify(&value, gpid)?;
-        VERIFIED.with(|c| *c.borrow_mut() = Some((value.clone(), role, gpid, ctx.clone())));
-        Some(ctx)
+    // The value received last, verified once per value, role and gpid (a value that does not
+    // verify too): a policy reads it for every row, without copying it.
+    let context: Option<std::rc::Rc<[u8]>> = RECEIVED.with(|r| {
+        let r = r.borrow();
+        let value = r
+            .last()
+            .map(|(_, v)| v.as_slice())
+            .filter(|v| !v.is_empty())?;
+        VERIFIED.with(|c| {
+            let mut c = c.borrow_mut();
+            let known = c
+                .as_ref()
+                .is_some_and(|(v, r, g, _)| v.as_slice() == value && *r == role && *g == gpid);
+            if !known {
+                *c = Some((
+                    value.to_vec(),
+                    role,
+                    gpid,
+                    verify(value, gpid).map(Into::into),
+                ));
+            }
+            c.as_ref().and_then(|(_, _, _, ctx)| ctx.clone())
+        })
     });
     f(context.as_deref())
 }

@@ -33,20 +33,10 @@ pub mod statements;
 /// worker, where that setting never arrives, the context the coordinator signed for this role and
 /// transaction (`crate::citus`), when it verifies.
 fn with_raw<R>(f: impl FnOnce(&[u8]) -> R) -> R {
-    let local: Option<R> = None;
-    let mut f = Some(f);
-    let local = gucs::with_value(&gucs::CONTEXT, |raw| {
-        if raw.is_empty() {
-            local
-        } else {
-            f.take().map(|f| f(raw))
-        }
-    });
-    match (local, f) {
-        (Some(r), _) => r,
-        (None, Some(f)) => crate::citus::with_verified(|signed| f(signed.unwrap_or_default())),
-        (None, None) => unreachable!("f runs at most once"),
+    if gucs::with_value(&gucs::CONTEXT, <[u8]>::is_empty) {
+        return crate::citus::with_verified(|signed| f(signed.unwrap_or_default()));
     }
+    gucs::with_value(&gucs::CONTEXT, f)
 }
 
 /// Field `n` (0 tenant, 1 user, 2 role, 3 API key, 4 scopes) of a context, `None` when empty.

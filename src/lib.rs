@@ -156,7 +156,7 @@ pub extern "C-unwind" fn _PG_init() {
         // Privilege checks before the locks of utility statements (src/lock_guard.rs).
         lock_guard::init();
         // Citus: a tenant's queries to its shard (src/citus/routing.rs).
-        citus::routing::init();
+        citus::init();
         // The key of the extension's advisory lock tags (src/advisory.rs).
         crate::advisory::init_lock_tags();
     }

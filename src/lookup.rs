@@ -198,10 +198,14 @@ fn local_relids(
     index: &'static CStr,
     placement: crate::citus::Placement,
 ) -> (pg_sys::Oid, pg_sys::Oid) {
+    let shard = match placement {
+        crate::citus::Placement::Reference(shard) => Some(shard),
+        _ => None,
+    };
     // SAFETY: a syscache lookup of a relation that exists.
     let nsp = unsafe { pg_sys::get_rel_namespace(shell) };
-    let t = crate::citus::local_relid(nsp, table.name, placement);
-    let i = crate::citus::local_relid(nsp, index, placement);
+    let t = crate::citus::local_relid(nsp, table.name, shard);
+    let i = crate::citus::local_relid(nsp, index, shard);
     if t == pg_sys::InvalidOid || i == pg_sys::InvalidOid {
         relid_uncached(table.sibling(index)); // raises for a missing index
         crate::error::raise(
@@ -222,10 +226,10 @@ fn local_relids(
 pub fn local_oid_if_ours(rel: Rel) -> pg_sys::Oid {
     let shell = rel.oid_if_ours();
     match crate::citus::placement(shell) {
-        crate::citus::Placement::Reference(_) => {
+        crate::citus::Placement::Reference(shard) => {
             // SAFETY: a syscache lookup of a relation that exists.
             let nsp = unsafe { pg_sys::get_rel_namespace(shell) };
-            crate::citus::local_relid(nsp, rel.name, crate::citus::placement(shell))
+            crate::citus::local_relid(nsp, rel.name, Some(shard))
         }
         _ => shell,
     }

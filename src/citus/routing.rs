@@ -46,17 +46,14 @@ thread_local! {
     static CALLBACKS: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Install the planner hook and the end-of-(sub)transaction work (plans, and what a worker
-/// received: `super::received_ends`).  From `_PG_init`, at server
-/// start.  It does nothing where Citus is not active.
-pub fn init() {
+/// Install the planner hook (from `super::init`, at server start).  It does nothing where Citus
+/// is not active.
+pub(super) fn init() {
     // SAFETY: _PG_init runs once, single-threaded, before any query; we chain to the previous
     // hook (Citus's, which is loaded first).
     unsafe {
         PREV_PLANNER = pg_sys::planner_hook;
         pg_sys::planner_hook = Some(planner);
-        pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(at_subtransaction_end), std::ptr::null_mut());
     }
 }
 
@@ -103,45 +100,6 @@ pub fn context_changed() {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn at_transaction_end(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
-    if matches!(
-        event,
-        pg_sys::XactEvent::XACT_EVENT_COMMIT
-            | pg_sys::XactEvent::XACT_EVENT_ABORT
-            | pg_sys::XactEvent::XACT_EVENT_PREPARE
-            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
-            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
-    ) {
-        context_changed();
-        INSIDE.with(|i| i.set(false));
-        super::received_ends(1, false);
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn at_subtransaction_end(
-    event: pg_sys::SubXactEvent::Type,
-    _my: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
-    // SAFETY: reads backend-local transaction state: the ending subtransaction's level.
-    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
-    match event {
-        // A rolled-back savepoint restores the context it had.
-        pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
-            context_changed();
-            super::received_ends(level, false);
-        }
-        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => super::received_ends(level, true),
-        _ => {}
-    }
-}
-
-#[pg_guard]
 unsafe extern "C-unwind" fn forget_routable(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
     // Runs while invalidations are processed: no catalog access, and a borrow may be live.
     ROUTABLE.with(|r| {
@@ -163,16 +121,7 @@ fn route(parse: *mut pg_sys::Query) -> bool {
     }
     // Reading the context may read tables (a membership not cached yet), whose planning must not
     // come back here.
-    struct Inside;
-    impl Drop for Inside {
-        fn drop(&mut self) {
-            INSIDE.with(|i| i.set(false));
-        }
-    }
-    INSIDE.with(|i| i.set(true));
-    let inside = Inside;
-    let tenant = crate::context::current().tenant;
-    drop(inside);
+    let tenant = super::while_set(&INSIDE, || crate::context::current().tenant);
     let Some(tenant) = tenant else {
         return false;
     };
@@ -293,8 +242,8 @@ fn routable(relid: pg_sys::Oid) -> Option<i16> {
     // SAFETY: whether row security applies to this relation for the current user (no error).
     let rls = unsafe { pg_sys::check_enable_rls(relid, pg_sys::InvalidOid, true) };
     let found = if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
-        INSIDE.with(|i| i.set(true));
-        let answer = Spi::get_one_with_args::<i16>(
+        let answer = super::while_set(&INSIDE, || {
+            Spi::get_one_with_args::<i16>(
             "SELECT a.attnum
                FROM pg_catalog.pg_dist_partition d
                JOIN pg_catalog.pg_attribute a
@@ -310,8 +259,8 @@ fn routable(relid: pg_sys::Oid) -> Option<i16> {
                             OR EXISTS (SELECT FROM pg_catalog.unnest(p.polroles) r
                                         WHERE pg_catalog.pg_has_role($2, r, 'USAGE'))))",
             &[relid.into(), role.into()],
-        );
-        INSIDE.with(|i| i.set(false));
+        )
+        });
         answer.ok().flatten()
     } else {
         None
