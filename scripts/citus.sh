@@ -39,17 +39,10 @@ citus_installed() {
     [ -x "$pgc" ] && [ -f "$("$pgc" --pkglibdir)/citus.so" ]
 }
 
-# The Debian packages Citus's build needs (headers of the compression and Kerberos libraries).
+# The Debian packages Citus's build needs (headers of the compression and Kerberos libraries; it
+# is configured --without-libcurl).
 ensure_citus_build_packages() {
-    local p missing=()
-    for p in build-essential liblz4-dev libzstd-dev libkrb5-dev libcurl4-openssl-dev autoconf flex bison; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing Debian packages for Citus's build: ${missing[*]}"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
+    install_debian_packages build-essential liblz4-dev libzstd-dev libkrb5-dev
 }
 
 cmd_build() {

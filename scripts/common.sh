@@ -77,8 +77,13 @@ ensure_packages() {
                   python3-jwt python3-cryptography)
     # Node.js and npm for the Drizzle test (pgrx-tests/drizzle): Debian's when the machine has none.
     command -v node >/dev/null && command -v npm >/dev/null || wanted+=(nodejs npm)
-    local missing=()
-    for p in "${wanted[@]}"; do
+    install_debian_packages "${wanted[@]}"
+}
+
+# install_debian_packages PACKAGE...: those not installed yet, in one apt-get run.
+install_debian_packages() {
+    local p missing=()
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
