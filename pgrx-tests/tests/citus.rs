@@ -1424,3 +1424,34 @@ fn the_vault_stores_reads_and_rotates_on_the_workers() {
     assert!(read(&mut c).contains("citus-secret-2"));
     c.batch_execute("ROLLBACK").unwrap();
 }
+
+#[test]
+fn a_users_own_table_is_isolated_and_routed_when_distributed() {
+    let Some(port) = port() else { return };
+    let mut su = node(port, 0, "postgres");
+    su.batch_execute(
+        "DROP TABLE IF EXISTS public.citus_notes;
+         CREATE TABLE public.citus_notes (
+             tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+             id uuid NOT NULL DEFAULT gen_random_uuid(),
+             body text NOT NULL,
+             PRIMARY KEY (tenant_id, id));
+         SELECT tenancy.enable_tenant_isolation('public.citus_notes');
+         SELECT create_distributed_table('public.citus_notes', 'tenant_id', colocate_with => 'tenancy.clients');",
+    )
+    .unwrap();
+    su.execute(
+        "INSERT INTO public.citus_notes (tenant_id, body) VALUES ($1::uuid, 'acme note'), ($2::uuid, 'globex note')",
+        &[&ACME.parse::<uuid::Uuid>().unwrap(), &GLOBEX.parse::<uuid::Uuid>().unwrap()],
+    )
+    .unwrap();
+    let mut c = node(port, 0, "postgres");
+    enter(&mut c, DAVE, ACME);
+    assert_eq!(
+        strings(&mut c, "SELECT body FROM public.citus_notes"),
+        vec!["acme note".to_string()]
+    );
+    assert_eq!(task_count(&mut c, "SELECT body FROM public.citus_notes"), 1);
+    c.batch_execute("ROLLBACK").unwrap();
+    su.batch_execute("DROP TABLE public.citus_notes").unwrap();
+}
