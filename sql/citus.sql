@@ -45,7 +45,31 @@ $$;
 COMMENT ON FUNCTION tenancy._citus_policies(regclass) IS
     'Rewrite a table''s pg_tenancy policies without subqueries, as Citus requires';
 
-CREATE FUNCTION tenancy.distribute()
+-- Citus sends an INSERT's defaulted columns to the shard explicitly (PostgreSQL's rewriter adds
+-- them to the statement, and Citus deparses that), so a role with INSERT on some columns only is
+-- refused there: authenticated on jobs, which may not set status, progress, created_at or
+-- updated_at.  distribute() grants those four, and this trigger, on every shard, gives them their
+-- defaults again for anyone but service_role and superusers: what a member inserts is what it
+-- inserts on one node.
+CREATE FUNCTION tenancy._jobs_insert_defaults()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (current_setting('is_superuser')::boolean OR pg_has_role(current_user, 'service_role', 'MEMBER')) THEN
+        NEW.status := 'queued';
+        NEW.progress := 0;
+        NEW.created_at := now();
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION tenancy._jobs_insert_defaults() IS
+    'Citus: a member''s new job starts queued, whatever the statement Citus sends the shard says';
+
+CREATE FUNCTION tenancy.distribute(reset_worker_logins boolean DEFAULT false)
     RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -74,7 +98,7 @@ DECLARE
     worker_logins text[] := '{}';
     revoked text[] := '{}';
     on_workers text[] := '{}';
-    password text;
+    key_id text;
     w record;
 BEGIN
     IF NOT (SELECT rolsuper FROM pg_roles WHERE oid = current_user::regrole) THEN
@@ -131,36 +155,57 @@ BEGIN
         END IF;
         colocate := distributed_tables[1];
     END LOOP;
+    -- A member's job: the columns Citus fills with their defaults, then the defaults again
+    -- (tenancy._jobs_insert_defaults above).
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'tenancy.jobs'::regclass AND tgname = 'jobs_insert_defaults') THEN
+        CREATE TRIGGER jobs_insert_defaults BEFORE INSERT ON tenancy.jobs
+            FOR EACH ROW EXECUTE FUNCTION tenancy._jobs_insert_defaults();
+    END IF;
+    GRANT INSERT (status, progress, created_at, updated_at) ON tenancy.jobs TO authenticated;
     -- Citus runs a query's shard tasks on the workers over connections it opens as the role
     -- running the query, so the application roles log in to the workers (their NOLOGIN holds on
     -- the coordinator).  With a password only Citus has (pg_dist_authinfo, which only superusers
     -- read): a worker's pg_hba.conf that asks these roles for a password then admits no one else
     -- as them, and a backend logged in as one of them is one Citus opened, where the signed
-    -- context is read (src/citus.rs).  Each call sets the same password again on every worker (a
-    -- node added since gets it).
+    -- context is read (src/citus.rs).  Roles are the cluster's and pg_dist_authinfo is this
+    -- database's: the password is derived from the root keyring every node and database shares
+    -- (src/citus/logins.rs), so that every database of the cluster that distributes pg_tenancy
+    -- gives Citus the same one.  Each node derives it itself: only the role and the root key's id
+    -- travel, never a password.  A worker says which root key's password its role has, and that
+    -- key is kept (the first database's); a password no key derives (set by hand, or under a key
+    -- since removed from the keyring) is replaced only when asked (reset_worker_logins), as it
+    -- locks out the databases that use it.
     FOREACH t IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = t) THEN
             CONTINUE;
         END IF;
-        SELECT substring(a.authinfo FROM 'password=([0-9a-f]+)') INTO password
-          FROM pg_dist_authinfo a WHERE a.nodeid = 0 AND a.rolename = t;
-        IF password IS NULL THEN
-            -- 244 bits from the server's strong random source.
-            password := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
-            DELETE FROM pg_dist_authinfo WHERE nodeid = 0 AND rolename = t;
-            INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, t, 'password=' || password);
+        key_id := NULL;
+        FOR w IN SELECT * FROM run_command_on_workers(format('SELECT tenancy._citus_login_key(%L)', t)) LOOP
+            IF NOT w.success THEN
+                RAISE EXCEPTION 'could not check role %''s login on worker %:%', t, w.nodename, w.nodeport
+                    USING DETAIL = w.result, ERRCODE = 'connection_failure';
+            END IF;
+            IF w.result LIKE 'key:%' THEN
+                key_id := coalesce(key_id, substr(w.result, 5));
+            ELSIF w.result = 'unknown' AND NOT reset_worker_logins THEN
+                RAISE EXCEPTION 'role % logs in to worker %:% with a password this database cannot derive from its root keyring', t, w.nodename, w.nodeport
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          DETAIL = 'Another database of this cluster set it under a root key that is no longer in the keyring, or it was set by hand; replacing it locks the databases that use it out of the workers until tenancy.distribute() runs there again.',
+                          HINT = 'Call tenancy.distribute(reset_worker_logins => true) here, then tenancy.distribute() in every other database of the cluster that has pg_tenancy.';
+            END IF;
+        END LOOP;
+        IF reset_worker_logins THEN
+            key_id := NULL;
         END IF;
-        -- Not logged there, and not propagated back from the worker (it would wait on this
-        -- transaction).
-        -- The workers have it too, for the connections they open to each other.
+        -- Here, pg_dist_authinfo only; on the workers, the login too (and their pg_dist_authinfo,
+        -- for the connections they open to each other).  Each call sets it again on every worker
+        -- (a node added since gets it).
+        key_id := tenancy._citus_set_login(t, key_id, false);
         FOR w IN SELECT * FROM run_command_on_workers(
-                     format('SET log_statement = none; SET citus.enable_ddl_propagation = off; ALTER ROLE %I LOGIN PASSWORD %L; '
-                            'DELETE FROM pg_dist_authinfo WHERE nodeid = 0 AND rolename = %L; '
-                            'INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, %L, %L)',
-                            t, password, t, t, 'password=' || password)) LOOP
+                     format('SELECT tenancy._citus_set_login(%L, %L, true)', t, key_id)) LOOP
             IF NOT w.success THEN
                 RAISE EXCEPTION 'could not let role % log in on worker %:%', t, w.nodename, w.nodeport
-                    USING ERRCODE = 'connection_failure';
+                    USING DETAIL = w.result, ERRCODE = 'connection_failure';
             END IF;
         END LOOP;
         worker_logins := worker_logins || t;
@@ -205,5 +250,5 @@ BEGIN
                               'revoked_on_workers', to_jsonb(on_workers));
 END
 $$;
-COMMENT ON FUNCTION tenancy.distribute() IS
+COMMENT ON FUNCTION tenancy.distribute(boolean) IS
     'Citus: make pg_tenancy''s tables reference tables or distributed by tenant_id (superuser, on the coordinator; idempotent)';

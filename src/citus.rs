@@ -15,6 +15,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
 
+pub mod logins;
 pub mod routing;
 use std::ffi::{CStr, CString};
 
@@ -435,6 +436,12 @@ pub fn consumer_gpid() -> Option<i64> {
     if switched {
         return None;
     }
+    startup_gpid()
+}
+
+/// The coordinator backend's gpid in the application name this connection started with
+/// (`citus_internal gpid=<gpid>`: a connection Citus opened), whatever the node.
+fn startup_gpid() -> Option<i64> {
     // What the connection sent at its start does not change: read once.
     STARTUP_GPID.with(|g| {
         *g.get_or_init(|| {
@@ -450,6 +457,84 @@ pub fn consumer_gpid() -> Option<i64> {
             std::str::from_utf8(gpid).ok()?.parse::<i64>().ok()
         })
     })
+}
+
+thread_local! {
+    /// `tenancy._citus_set_login()` is setting an application role's login (src/citus/logins.rs).
+    pub(crate) static SETTING_LOGIN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// From the utility hook: an `ALTER ROLE` of `anon`, `authenticated` or `service_role` that Citus
+/// propagates (a statement nested in its `worker_create_or_alter_role()` or
+/// `alter_role_if_exists()`, in a connection Citus opened) to a node where the role has a
+/// password keeps the role's `LOGIN` and password.  Citus copies a role as the coordinator has it
+/// (`NOLOGIN`, no password) whenever a database of the cluster first references it, a
+/// `CREATE EXTENSION pg_tenancy` in another database among others: without this, that locked
+/// every database's queries out of the workers until `tenancy.distribute()` ran again.  The
+/// logins are `distribute()`'s to set (`_citus_set_login`, which passes).  Returns the statement
+/// to run: `pstmt`, or a copy without those options.  No check of the database: the roles'
+/// propagation can come before pg_tenancy is installed in it.
+///
+/// # Safety
+/// `pstmt` is a valid PlannedStmt, or NULL.
+pub unsafe fn keep_worker_logins(
+    pstmt: *mut pg_sys::PlannedStmt,
+    context: pg_sys::ProcessUtilityContext::Type,
+) -> Option<*mut pg_sys::PlannedStmt> {
+    use pgrx::list::PgList;
+    // SAFETY: a valid PlannedStmt and its utility statement.
+    unsafe {
+        if pstmt.is_null() {
+            return None;
+        }
+        let stmt = (*pstmt).utilityStmt;
+        if stmt.is_null()
+            || (*stmt).type_ != pg_sys::NodeTag::T_AlterRoleStmt
+            || context == pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
+            || SETTING_LOGIN.with(Cell::get)
+            || startup_gpid().is_none()
+        {
+            return None;
+        }
+        let alter = stmt as *mut pg_sys::AlterRoleStmt;
+        let role = pg_sys::get_rolespec_oid((*alter).role, true);
+        if role == pg_sys::InvalidOid {
+            return None;
+        }
+        let name = CStr::from_ptr(pg_sys::GetUserNameFromId(role, false));
+        if !matches!(
+            name.to_bytes(),
+            b"anon" | b"authenticated" | b"service_role"
+        ) {
+            return None;
+        }
+        let mut detail: *const std::ffi::c_char = std::ptr::null();
+        let secret = logins::role_password(name.as_ptr(), &mut detail);
+        if secret.is_null() {
+            return None;
+        }
+        pg_sys::pfree(secret.cast());
+        let login_options = |d: *mut pg_sys::DefElem| {
+            let option = CStr::from_ptr((*d).defname).to_bytes();
+            option == b"password" || option == b"canlogin"
+        };
+        let options = PgList::<pg_sys::DefElem>::from_pg((*alter).options);
+        if !options.iter_ptr().any(login_options) {
+            return None;
+        }
+        // A copy: the caller may keep its tree.
+        let copy: *mut pg_sys::PlannedStmt =
+            pg_sys::copyObjectImpl(pstmt as *const std::ffi::c_void).cast();
+        let alter = (*copy).utilityStmt as *mut pg_sys::AlterRoleStmt;
+        let mut kept = PgList::<pg_sys::DefElem>::new();
+        for d in PgList::<pg_sys::DefElem>::from_pg((*alter).options).iter_ptr() {
+            if !login_options(d) {
+                kept.push(d);
+            }
+        }
+        (*alter).options = kept.into_pg();
+        Some(copy)
+    }
 }
 
 thread_local! {

@@ -67,6 +67,10 @@ unsafe extern "C-unwind" fn process_utility(
         }
     }
     let (mut pstmt, mut read_only_tree) = (pstmt, read_only_tree);
+    // SAFETY: a valid PlannedStmt.
+    if let Some(copy) = unsafe { crate::citus::keep_worker_logins(pstmt, context) } {
+        (pstmt, read_only_tree) = (copy, false);
+    }
     // SAFETY: the utility statement of a valid PlannedStmt.  `check` qualifies the names it
     // resolves in place, so a tree the caller keeps (read_only_tree) is copied first.
     unsafe {

@@ -21,7 +21,11 @@ pub fn new_api_key(db: &TestDb, tenant: &str, name: &str) -> String {
 }
 
 /// Connection string for `db` as `user` (no password: the test cluster trusts local connections).
+/// On a Citus cluster ([`citus_port`]): the coordinator.
 pub fn conninfo(db: &str, user: &str) -> String {
+    if let Some(port) = citus_port() {
+        return format!("host=127.0.0.1 port={port} user={user} dbname={db}");
+    }
     let host = std::env::var("PGHOST").unwrap_or_else(|_| "/var/tmp/pg_tenancy/test".into());
     let port = std::env::var("PGPORT").unwrap_or_else(|_| "54325".into());
     format!("host={host} port={port} user={user} dbname={db}")
@@ -45,22 +49,66 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// On a Citus cluster ([`citus_port`]) the database is made on every node and pg_tenancy is
+    /// distributed (`tenancy.distribute()`) before the demo data is seeded: the same suite then
+    /// runs through the coordinator and the workers.
     pub fn new(name: &str) -> TestDb {
         let db = TestDb::empty(name);
-        db.connect("postgres")
-            .batch_execute("CREATE EXTENSION pg_tenancy; SELECT tenancy.seed_demo();")
-            .unwrap();
+        let distribute = if citus_port().is_some() {
+            "SELECT tenancy.distribute()"
+        } else {
+            ""
+        };
+        // One statement at a time: Citus creates the extension on the workers in this
+        // statement's transaction, which distribute()'s own connections to them must see.
+        let mut c = db.connect("postgres");
+        for sql in [
+            "CREATE EXTENSION pg_tenancy",
+            distribute,
+            "SELECT tenancy.seed_demo()",
+        ] {
+            c.batch_execute(sql).unwrap();
+        }
         db
     }
 
-    /// A fresh, empty database.
+    /// A fresh, empty database (on a Citus cluster: on every node, Citus installed, the workers
+    /// added to the coordinator's metadata).
     pub fn empty(name: &str) -> TestDb {
-        let mut admin = connect("postgres", "postgres");
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+        let Some(port) = citus_port() else {
+            let mut admin = connect("postgres", "postgres");
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .unwrap();
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .unwrap();
+            return TestDb {
+                name: name.to_string(),
+            };
+        };
+        for n in 0..3 {
+            let mut admin = citus_node(port + n, "postgres");
+            admin
+                .batch_execute("SET citus.enable_create_database_propagation = off")
+                .unwrap();
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .unwrap();
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .unwrap();
+            citus_node_db(port + n, name)
+                .batch_execute("CREATE EXTENSION citus")
+                .unwrap();
+        }
+        citus_node_db(port, name)
+            .batch_execute(&format!(
+                "SELECT citus_set_coordinator_host('127.0.0.1', {port});
+                 SELECT citus_add_node('127.0.0.1', {}); SELECT citus_add_node('127.0.0.1', {});",
+                port + 1,
+                port + 2
+            ))
             .unwrap();
         TestDb {
             name: name.to_string(),
@@ -73,8 +121,13 @@ impl TestDb {
 
     /// Run a command-line tool of the server's bindir against this database.
     pub fn tool(&self, name: &str, args: &[&str]) -> std::process::Output {
-        let host = std::env::var("PGHOST").unwrap_or_else(|_| "/var/tmp/pg_tenancy/test".into());
-        let port = std::env::var("PGPORT").unwrap_or_else(|_| "54325".into());
+        let (host, port) = match citus_port() {
+            Some(p) => ("127.0.0.1".to_string(), p.to_string()),
+            None => (
+                std::env::var("PGHOST").unwrap_or_else(|_| "/var/tmp/pg_tenancy/test".into()),
+                std::env::var("PGPORT").unwrap_or_else(|_| "54325".into()),
+            ),
+        };
         Command::new(bin(name))
             .args(["-h", &host, "-p", &port, "-U", "postgres"])
             .args(args)
@@ -85,27 +138,72 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Ok(mut admin) = Client::connect(&conninfo("postgres", "postgres"), NoTls) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
+        let ports = match citus_port() {
+            Some(port) => vec![port, port + 1, port + 2],
+            None => vec![0],
+        };
+        for port in ports {
+            let conninfo = match port {
+                0 => conninfo("postgres", "postgres"),
+                p => format!("host=127.0.0.1 port={p} user=postgres dbname=postgres"),
+            };
+            if let Ok(mut admin) = Client::connect(&conninfo, NoTls) {
+                if port != 0 {
+                    let _ =
+                        admin.batch_execute("SET citus.enable_create_database_propagation = off");
+                }
+                let _ = admin.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ));
+            }
         }
     }
 }
 
+/// The coordinator's port of the Citus cluster the suites run on (`scripts/citus.sh test` sets
+/// PGT_CITUS_PORT); the workers listen on the next two ports.  None on a single node.
+pub fn citus_port() -> Option<u16> {
+    std::env::var("PGT_CITUS_PORT")
+        .ok()
+        .map(|p| p.parse().expect("PGT_CITUS_PORT is a port"))
+}
+
+fn citus_node(port: u16, user: &str) -> Client {
+    Client::connect(
+        &format!("host=127.0.0.1 port={port} user={user} dbname=postgres"),
+        NoTls,
+    )
+    .unwrap_or_else(|e| panic!("connect to the Citus node on {port}: {e}"))
+}
+
+fn citus_node_db(port: u16, db: &str) -> Client {
+    Client::connect(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
+        NoTls,
+    )
+    .unwrap_or_else(|e| panic!("connect to {db} on the Citus node on {port}: {e}"))
+}
+
 /// Create a login role if it does not exist, with the given memberships.
 pub fn login_role(name: &str, options: &str, member_of: &[&str]) {
-    let mut admin = connect("postgres", "postgres");
-    admin
-        .batch_execute(&format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN CREATE ROLE {name} LOGIN {options}; END IF; END $$;"
-        ))
-        .unwrap();
-    for role in member_of {
+    // On a Citus cluster, on every node (roles are the cluster's; a worker needs the role for the
+    // objects it owns and the grants to it that Citus propagates).
+    let admins: Vec<Client> = match citus_port() {
+        Some(port) => (0..3).map(|n| citus_node(port + n, "postgres")).collect(),
+        None => vec![connect("postgres", "postgres")],
+    };
+    for mut admin in admins {
         admin
-            .batch_execute(&format!("GRANT {role} TO {name}"))
+            .batch_execute(&format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN CREATE ROLE {name} LOGIN {options}; END IF; END $$;"
+            ))
             .unwrap();
+        for role in member_of {
+            admin
+                .batch_execute(&format!("GRANT {role} TO {name}"))
+                .unwrap();
+        }
     }
 }
 

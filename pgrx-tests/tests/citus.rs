@@ -1455,3 +1455,264 @@ fn a_users_own_table_is_isolated_and_routed_when_distributed() {
     c.batch_execute("ROLLBACK").unwrap();
     su.batch_execute("DROP TABLE public.citus_notes").unwrap();
 }
+
+/// Dave's count of acme's projects through a new coordinator connection to `db` (so Citus opens
+/// new connections to the workers, as `authenticated`, with `db`'s pg_dist_authinfo), or the
+/// error.
+fn dave_reads_through_new_connections(port: u16, db: &str) -> Result<i64, String> {
+    let mut c = Client::connect(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
+        NoTls,
+    )
+    .unwrap();
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    c.execute(
+        "SELECT set_config('request.jwt.claims', $1, true)",
+        &[&format!(r#"{{"sub": "{DAVE}", "tenant_id": "{ACME}"}}"#)],
+    )
+    .unwrap();
+    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+    // Every shard (a count over all of them, not routed: every worker is reached).
+    c.query_one(
+        "SELECT count(*) FROM tenancy.projects p WHERE tenancy.current_tenant_id() IS NOT NULL",
+        &[],
+    )
+    .map(|r| r.get(0))
+    .map_err(|e| error_text(Err::<(), _>(e)))
+}
+
+/// Roles are the cluster's, `pg_dist_authinfo` is a database's: a second database of the cluster
+/// that distributes pg_tenancy gives Citus the same worker password (derived from the shared root
+/// keyring), so the first still reaches the workers.  A worker password that no root key derives
+/// is replaced only when asked.
+#[test]
+fn a_second_database_on_the_cluster_leaves_the_first_reaching_the_workers() {
+    let Some(port) = port() else { return };
+    let first = dave_reads_through_new_connections(port, "tenancy_citus").unwrap();
+    assert!(first > 0);
+    // pg_tenancy installed in another database, not distributed there: Citus copies the roles to
+    // the workers as the coordinator has them (NOLOGIN, no password); the workers keep the logins.
+    let installed = pg_tenancy_client_tests::TestDb::empty("pgt_citus_installed");
+    installed
+        .connect("postgres")
+        .batch_execute("CREATE EXTENSION pg_tenancy")
+        .unwrap();
+    for w in 1..=2 {
+        assert_eq!(
+            strings(
+                &mut node(port, w, "postgres"),
+                "SELECT tenancy._citus_login_key(r) FROM unnest('{anon,authenticated,service_role}'::text[]) r"
+            ),
+            vec!["key:k1"; 3],
+            "worker {w}"
+        );
+    }
+    assert_eq!(
+        dave_reads_through_new_connections(port, "tenancy_citus"),
+        Ok(first),
+        "the first database after pg_tenancy was installed in another"
+    );
+    drop(installed);
+    let second = pg_tenancy_client_tests::TestDb::new("pgt_citus_second");
+    assert_eq!(
+        dave_reads_through_new_connections(port, "tenancy_citus"),
+        Ok(first),
+        "the first database after the second's distribute()"
+    );
+    assert_eq!(
+        dave_reads_through_new_connections(port, &second.name),
+        Ok(first)
+    );
+    let authinfo = |db: &str| -> Vec<String> {
+        let mut c = Client::connect(
+            &format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
+            NoTls,
+        )
+        .unwrap();
+        strings(
+            &mut c,
+            "SELECT rolename || ' ' || authinfo FROM pg_dist_authinfo ORDER BY 1",
+        )
+    };
+    let info = authinfo("tenancy_citus");
+    assert_eq!(info.len(), 3, "{}", info.len());
+    assert_eq!(info, authinfo(&second.name));
+
+    // A password no root key derives (set by hand on worker 1): distribute() stops and says why.
+    node(port, 1, "postgres")
+        .batch_execute("ALTER ROLE service_role PASSWORD 'set-by-hand-on-worker-1'")
+        .unwrap();
+    let mut c2 = Client::connect(
+        &format!(
+            "host=127.0.0.1 port={port} user=postgres dbname={}",
+            second.name
+        ),
+        NoTls,
+    )
+    .unwrap();
+    let refused = c2
+        .query_one("SELECT tenancy.distribute()", &[])
+        .unwrap_err();
+    let db = refused.as_db_error().unwrap();
+    let text = format!(
+        "{} {} {:?} {:?}",
+        db.code().code(),
+        db.message(),
+        db.detail(),
+        db.hint()
+    );
+    assert!(
+        text.starts_with("55000 role service_role logs in to worker")
+            && text.contains("distribute(reset_worker_logins => true)"),
+        "{text}"
+    );
+    assert!(!text.contains("set-by-hand"), "{text}");
+    // Asked to: the root key's password again, on every worker; the first database's is the same.
+    c2.query_one(
+        "SELECT tenancy.distribute(reset_worker_logins => true)",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(authinfo(&second.name), info);
+    let service_reaches = |db: &str| {
+        let mut c = Client::connect(
+            &format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
+            NoTls,
+        )
+        .unwrap();
+        c.batch_execute("BEGIN; SET LOCAL ROLE service_role")
+            .unwrap();
+        let r = c.query_one("SELECT count(*) FROM tenancy.projects", &[]);
+        c.batch_execute("ROLLBACK").unwrap();
+        r.map(|r| r.get::<_, i64>(0))
+            .map_err(|e| error_text(Err::<(), _>(e)))
+    };
+    assert!(
+        service_reaches("tenancy_citus").is_ok(),
+        "{:?}",
+        service_reaches("tenancy_citus")
+    );
+    assert!(service_reaches(&second.name).is_ok());
+}
+
+/// `distribute()` with every statement logged on every node: no node's log holds a worker
+/// password (each node derives it; only the role and the root key's id travel).
+#[test]
+fn no_worker_password_reaches_a_servers_log() {
+    let Some(port) = port() else { return };
+    let (Ok(major), Ok(state)) = (std::env::var("PGT_CITUS_MAJOR"), std::env::var("PGT_STATE"))
+    else {
+        eprintln!("skipped: PGT_CITUS_MAJOR or PGT_STATE unset (scripts/citus.sh test sets them)");
+        return;
+    };
+    let passwords: Vec<String> = strings(
+        &mut node(port, 0, "postgres"),
+        "SELECT substring(authinfo FROM 'password=(.*)') FROM pg_dist_authinfo ORDER BY rolename",
+    );
+    assert_eq!(passwords.len(), 3);
+    let logs = ["coordinator", "worker1", "worker2"]
+        .map(|n| format!("{state}/citus{major}-{n}/server.log"));
+    let sizes: Vec<u64> = logs
+        .iter()
+        .map(|l| std::fs::metadata(l).map(|m| m.len()).unwrap_or(0))
+        .collect();
+    for n in 0..3 {
+        let mut c = node(port, n, "postgres");
+        c.batch_execute("ALTER SYSTEM SET log_statement = 'all'")
+            .unwrap();
+        c.batch_execute("SELECT pg_reload_conf()").unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let report: String = node(port, 0, "postgres")
+        .query_one("SELECT tenancy.distribute()::text", &[])
+        .unwrap()
+        .get(0);
+    for n in 0..3 {
+        let mut c = node(port, n, "postgres");
+        c.batch_execute("ALTER SYSTEM RESET log_statement").unwrap();
+        c.batch_execute("SELECT pg_reload_conf()").unwrap();
+    }
+    let mut logged = String::new();
+    for (log, size) in logs.iter().zip(sizes) {
+        let bytes = std::fs::read(log).unwrap();
+        logged.push_str(&String::from_utf8_lossy(&bytes[size as usize..]));
+    }
+    assert!(
+        logged.contains("_citus_set_login('authenticated'"),
+        "the workers' statements were logged: {}",
+        &logged[..logged.len().min(2000)]
+    );
+    for p in &passwords {
+        assert!(
+            !logged.contains(p.as_str()),
+            "a worker password in a server log"
+        );
+        assert!(!report.contains(p.as_str()));
+    }
+    // The same passwords after the second call (the workers' key is kept).
+    assert_eq!(
+        strings(
+            &mut node(port, 0, "postgres"),
+            "SELECT substring(authinfo FROM 'password=(.*)') FROM pg_dist_authinfo ORDER BY rolename",
+        ),
+        passwords
+    );
+}
+
+/// Citus sends an INSERT's defaulted columns to the shard explicitly, so a member (INSERT on some
+/// of jobs' columns only) was refused there (42501 on the shard).  distribute() grants those
+/// columns, and a trigger on every shard gives them their defaults again for anyone but
+/// service_role: a member's job starts queued, whatever it says.
+#[test]
+fn a_members_job_starts_queued_on_the_workers() {
+    let Some(port) = port() else { return };
+    let mut c = node(port, 0, "postgres");
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    c.execute(
+        "SELECT set_config('request.jwt.claims', $1, true)",
+        &[&format!(r#"{{"sub": "{DAVE}", "tenant_id": "{ACME}"}}"#)],
+    )
+    .unwrap();
+    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+    let row = c
+        .query_one(
+            "INSERT INTO tenancy.jobs (tenant_id, user_id, job_type, status, progress, created_at)
+             VALUES ($1::uuid, $2::uuid, 'export', 'completed', 100, '2000-01-01')
+             RETURNING status, progress, created_at <> '2000-01-01'::timestamptz",
+            &[
+                &ACME.parse::<uuid::Uuid>().unwrap(),
+                &DAVE.parse::<uuid::Uuid>().unwrap(),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, String>(0),
+            row.get::<_, i32>(1),
+            row.get::<_, bool>(2)
+        ),
+        ("queued".to_string(), 0, true)
+    );
+    // What it may not name stays refused on the coordinator, as on one node.
+    assert_eq!(
+        sqlstate(c.query(
+            "INSERT INTO tenancy.jobs (tenant_id, job_type, result) VALUES ($1::uuid, 'x', '{}')",
+            &[&ACME.parse::<uuid::Uuid>().unwrap()]
+        )),
+        "42501"
+    );
+    c.batch_execute("ROLLBACK; BEGIN; SET LOCAL ROLE service_role")
+        .unwrap();
+    let status: String = c
+        .query_one(
+            "INSERT INTO tenancy.jobs (tenant_id, job_type, status) VALUES ($1::uuid, 'import', 'processing')
+             RETURNING status",
+            &[&ACME.parse::<uuid::Uuid>().unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "processing");
+    c.batch_execute("ROLLBACK").unwrap();
+}

@@ -7,7 +7,7 @@
 //! * `index_scans_never_count_rows_of_another_tenant`: probes every indexed column with another
 //!   tenant's value and with a value nobody has, and compares what EXPLAIN ANALYZE and
 //!   `pg_stat_xact_user_tables` show: only the two documented global keys may differ.
-use pg_tenancy_client_tests::demo::{ACME, ALICE, BOB, DAVE, FRANK, GLOBEX};
+use pg_tenancy_client_tests::demo::{ACME, ALICE, BOB, DAVE, FRANK, GLOBEX, SLACK_B};
 use pg_tenancy_client_tests::hostile::in_savepoint;
 use pg_tenancy_client_tests::{connect, enter_as as enter, login_role, sqlstate, TestDb};
 use postgres::Client;
@@ -400,7 +400,7 @@ fn index_scans_never_count_rows_of_another_tenant() {
             "BEGIN;
              SELECT tenancy.set_tenant('{GLOBEX}');
              SELECT tenancy.create_api_key('globex probe key');
-             SELECT tenancy.store_credential((SELECT id FROM tenancy.integrations WHERE tenant_id = '{GLOBEX}' LIMIT 1),
+             SELECT tenancy.store_credential('{SLACK_B}',
                                              'bearer', '{{\"t\": \"x\"}}', NULL, now() + interval '47 days');
              COMMIT;
              UPDATE tenancy.api_keys SET created_by = '{FRANK}' WHERE tenant_id = '{GLOBEX}';
@@ -409,8 +409,8 @@ fn index_scans_never_count_rows_of_another_tenant() {
              UPDATE tenancy.actions SET slug = 'globex-' || slug WHERE tenant_id = '{GLOBEX}';
              UPDATE tenancy.field_mappings SET target_path = '$.globex' || substr(target_path, 2) WHERE tenant_id = '{GLOBEX}';
              UPDATE tenancy.jobs SET job_type = 'globex-' || job_type, user_id = '{FRANK}',
-                    status = CASE status WHEN 'completed' THEN 'failed' ELSE 'partial' END,
-                    created_at = created_at - interval '3 days' WHERE tenant_id = '{GLOBEX}';
+                    status = CASE WHEN status = 'completed' THEN 'failed' ELSE 'partial' END,
+                    created_at = now() - interval '3 days' WHERE tenant_id = '{GLOBEX}';
              UPDATE tenancy.assets SET user_id = '{FRANK}' WHERE tenant_id = '{GLOBEX}';
              UPDATE tenancy.projects SET status = 'on_hold' WHERE tenant_id = '{GLOBEX}';
              INSERT INTO tenancy.subscription_audit (tenant_id, user_id, action, stripe_event_id, created_at)

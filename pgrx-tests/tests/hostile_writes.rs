@@ -2,10 +2,10 @@
 //! into, moves rows to, updates, deletes and locks the other tenant's rows, aims every composite
 //! foreign key at its parents, and calls every function with each of its ids: everything the other
 //! tenant owns is byte for byte unchanged.
-use pg_tenancy_client_tests::demo::{ACME, BOB, FRANK, GLOBEX};
+use pg_tenancy_client_tests::demo::{ACME, BOB, FRANK, GLOBEX, SLACK_A, SLACK_B};
 use pg_tenancy_client_tests::hostile::in_savepoint;
 use pg_tenancy_client_tests::{
-    connect, enter_as as enter, login_role, sqlstate, tenant_digests, TestDb,
+    citus_port, connect, enter_as as enter, login_role, sqlstate, tenant_digests, TestDb,
 };
 use postgres::Client;
 
@@ -25,11 +25,11 @@ fn writes_and_calls_never_touch_another_tenant() {
             "BEGIN;
              SELECT tenancy.set_tenant('{ACME}');
              SELECT tenancy.create_api_key('acme key');
-             SELECT tenancy.store_credential((SELECT id FROM tenancy.integrations WHERE tenant_id = '{ACME}' LIMIT 1),
+             SELECT tenancy.store_credential('{SLACK_A}',
                                              'bearer', '{{\"t\": \"acme secret\"}}');
              SELECT tenancy.set_tenant('{GLOBEX}');
              SELECT tenancy.create_api_key('globex key');
-             SELECT tenancy.store_credential((SELECT id FROM tenancy.integrations WHERE tenant_id = '{GLOBEX}' LIMIT 1),
+             SELECT tenancy.store_credential('{SLACK_B}',
                                              'bearer', '{{\"t\": \"globex secret\"}}');
              COMMIT;"
         ))
@@ -108,9 +108,17 @@ fn writes_and_calls_never_touch_another_tenant() {
             Err(e) => sqlstate(Err::<(), _>(e)),
         }
     };
+    // On Citus, with RETURNING: without it (or ON CONFLICT) Citus writes an INSERT ... SELECT it
+    // cannot push down with COPY, which PostgreSQL refuses under RLS whatever the row
+    // (docs/citus.md, Limits); with it, the row meets the policies as on one node.
+    let returning = if citus_port().is_some() {
+        " RETURNING 1"
+    } else {
+        ""
+    };
     let copy_of_own = |table: &str, set: &str| {
         format!(
-            "INSERT INTO {table} SELECT (jsonb_populate_record(NULL::{table}, to_jsonb(r) || {set})).* FROM {table} r LIMIT 1"
+            "INSERT INTO {table} SELECT (jsonb_populate_record(NULL::{table}, to_jsonb(r) || {set})).* FROM {table} r LIMIT 1{returning}"
         )
     };
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
@@ -128,8 +136,13 @@ fn writes_and_calls_never_touch_another_tenant() {
         ] {
             let out = attempt(&mut c, &sql);
             // A refusal, or nothing affected (a copy of nothing when the member has no row here).
+            // Citus refuses any assignment to the distribution column, whoever asks (0A000).
             assert!(
-                out == "42501" || out == "ok 0" || out == "23514" || out == "P0001",
+                out == "42501"
+                    || out == "ok 0"
+                    || out == "23514"
+                    || out == "P0001"
+                    || (out == "0A000" && citus_port().is_some() && sql.contains("SET tenant_id")),
                 "{t}: {sql} -> {out} (own rows: {own_rows})"
             );
             *outcomes.entry(out).or_default() += 1;
@@ -166,23 +179,26 @@ fn writes_and_calls_never_touch_another_tenant() {
             .filter(|(c, _)| *c != "tenant_id")
             .collect();
         let build: Vec<String> = pairs.iter().map(|(c, p)| format!("'{c}', g.{p}")).collect();
-        let twin: Vec<String> = pairs
-            .iter()
-            .map(|(_, p)| format!("a.{p} = g.{p}"))
-            .collect();
-        let resolved: Option<String> = admin
-            .query_opt(
-                &format!(
-                    "SELECT jsonb_build_object({})::text FROM {parent} g WHERE g.tenant_id = '{GLOBEX}'
-                        AND NOT EXISTS (SELECT FROM {parent} a WHERE a.tenant_id = '{ACME}' AND {})
-                      LIMIT 1",
-                    build.join(", "),
-                    twin.join(" AND ")
-                ),
-                &[],
-            )
-            .unwrap()
-            .map(|r| r.get(0));
+        // Globex's parent rows and acme's, apart (on Citus a join across two tenants' shards on
+        // other columns than tenant_id is not supported), compared here.
+        let mut parents = |tenant: &str| -> Vec<String> {
+            admin
+                .query(
+                    &format!(
+                        "SELECT jsonb_build_object({})::text FROM {parent} g WHERE g.tenant_id = '{tenant}' ORDER BY 1",
+                        build.join(", ")
+                    ),
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        };
+        let acme_parents = parents(ACME);
+        let resolved: Option<String> = parents(GLOBEX)
+            .into_iter()
+            .find(|g| !acme_parents.contains(g));
         let Some(resolved) = resolved else {
             fk_skipped += 1;
             continue;
