@@ -13,6 +13,8 @@
 #        scripts/citus.sh down [MAJOR]        stop the three servers
 #        scripts/citus.sh installed MAJOR     exit 0 when Citus is built for MAJOR (scripts/test.sh)
 # MAJOR defaults to 17.  Citus 14.0 supports PostgreSQL 16-18, 13.2 supports 15-17.
+# PGT_CITUS_PORT moves the cluster (coordinator on it, workers on the next two, the benchmark's
+# single node on the third after it), to run clusters of two majors side by side.
 #
 # Where it installs: $PGT_PG_CACHE/citus/<major>, a copy of PyPI's PostgreSQL of that major made
 # for Citus alone.  Never the demo's, the benchmarks' or the tests' installation: building Citus
@@ -21,7 +23,8 @@
 # benchmarks, and never copies Citus's source into the repository.
 source "$(dirname "$0")/common.sh"
 
-CITUS_PORTS=(54400 54401 54402)
+CITUS_BASE_PORT=${PGT_CITUS_PORT:-54400}
+CITUS_PORTS=("$CITUS_BASE_PORT" $((CITUS_BASE_PORT + 1)) $((CITUS_BASE_PORT + 2)))
 CITUS_NODES=(coordinator worker1 worker2)
 CITUS_DB=tenancy_citus
 
@@ -163,7 +166,8 @@ cmd_test() {
 
 # The benchmark: the same scripts of bench/ on one node and on the cluster `up` started, as two
 # pgbench processes at the same time (a pgbench process talks to one server), three runs.  One
-# node: a server of the same installation on port 54403, pg_tenancy without Citus.
+# node: a server of the same installation on the port after the workers' (54403), pg_tenancy
+# without Citus.
 cmd_bench() {
     local major=${1:-17} run seconds=${PGT_BENCH_SECONDS:-20} runs=${PGT_BENCH_RUNS:-3} clients=${PGT_BENCH_CLIENTS:-2}
     # A new cluster, with the release build.
@@ -172,8 +176,8 @@ cmd_bench() {
     local out="$PGT_STATE/citus-bench" single="citus$major-single" scripts=(
         api_keys/verify_api_key.sql context/pre_request_user_tenant.sql rls/rls_postgrest.sql request_logs/log_request.sql)
     as_root rm -rf "$out" && mkdir -p "$out"
-    cluster_start "$single" 54403 >/dev/null
-    local s=(-h 127.0.0.1 -p 54403) c=(-h 127.0.0.1 -p "${CITUS_PORTS[0]}")
+    cluster_start "$single" $((CITUS_BASE_PORT + 3)) >/dev/null
+    local s=(-h 127.0.0.1 -p $((CITUS_BASE_PORT + 3))) c=(-h 127.0.0.1 -p "${CITUS_PORTS[0]}")
     psql_q "${s[@]}" -d postgres -c "DROP DATABASE IF EXISTS tenancy_single WITH (FORCE)" -c "CREATE DATABASE tenancy_single"
     psql_q "${s[@]}" -d tenancy_single -c "CREATE EXTENSION pg_tenancy" -c "SELECT tenancy.seed_demo() IS NOT NULL" >/dev/null
     log "loading the benchmark data on one node and on the cluster"

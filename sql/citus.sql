@@ -217,7 +217,13 @@ BEGIN
                              'run_command_on_coordinator(text, boolean)', 'run_command_on_shards(regclass, text, boolean)',
                              'run_command_on_placements(regclass, text, boolean)',
                              'run_command_on_colocated_placements(regclass, regclass, text, boolean)',
-                             'master_run_on_worker(text[], integer[], text[], boolean)'] LOOP
+                             'master_run_on_worker(text[], integer[], text[], boolean)',
+                             -- It connects, as its caller, to any host and port it is given.
+                             'citus_check_connection_to_node(text, integer)',
+                             -- Citus's: cancel or terminate a backend on any node by its global
+                             -- pid (there, as the caller: every tenant's worker connections are
+                             -- the same role).
+                             'pg_cancel_backend(bigint)', 'pg_terminate_backend(bigint, bigint)'] LOOP
         IF to_regprocedure(t) IS NOT NULL THEN
             IF has_function_privilege('public', t, 'EXECUTE') THEN
                 EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', t);
@@ -227,14 +233,17 @@ BEGIN
         END IF;
     END LOOP;
     -- The same on every worker (GRANT and REVOKE on Citus's own functions are not propagated);
-    -- and there, no application role reads another backend's query text (pg_stat_activity):
-    -- every member's worker connections log in as the same role, and the text Citus sends holds
-    -- the query's values and the signed context.
+    -- and there, no application role reads another backend's query text (pg_stat_activity), nor
+    -- cancels or terminates another backend: every member's worker connections log in as the
+    -- same role (so pass the same-role check of pg_cancel_backend), and the text Citus sends
+    -- holds the query's values and the signed context.
     on_workers := on_workers || ARRAY[
         'REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC',
         'REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), pg_catalog.pg_stat_get_backend_activity(integer) FROM PUBLIC',
         'GRANT SELECT ON pg_catalog.pg_stat_activity TO pg_read_all_stats',
-        'GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), pg_catalog.pg_stat_get_backend_activity(integer) TO pg_read_all_stats'];
+        'GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), pg_catalog.pg_stat_get_backend_activity(integer) TO pg_read_all_stats',
+        'REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer), pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC',
+        'GRANT EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer), pg_catalog.pg_terminate_backend(integer, bigint) TO pg_signal_backend'];
     FOR w IN SELECT * FROM run_command_on_workers(
                  'SET citus.enable_ddl_propagation = off; ' || array_to_string(on_workers, '; ')) LOOP
         IF NOT w.success THEN

@@ -822,22 +822,26 @@ unsafe fn refuse_propagated_set(stmt: *mut pg_sys::Node) {
     }
 }
 
-/// `ALTER ROLE anon|authenticated|service_role SET …` (which a role may do to itself) by a role
-/// that is not a superuser, on Citus: refused (42501).  On the workers these roles log in as
-/// themselves, for every tenant: their defaults would reach every tenant's connections.
+/// `ALTER ROLE anon|authenticated|service_role SET …` or `ALTER ROLE … PASSWORD …` (which a role
+/// may do to itself) by a role that is not a superuser, on Citus: refused (42501).  On the
+/// workers these roles log in as themselves, for every tenant: their defaults would reach every
+/// tenant's connections, and Citus propagates the ALTER ROLE to every worker, where (stripped of
+/// its password by [`keep_worker_logins`]) it still locks the role's row until the caller's
+/// transaction ends, and with it `distribute()` and every database's propagation of the role.
 ///
 /// # Safety
 /// `stmt` is a valid utility statement node, or NULL.
 unsafe fn refuse_application_role_defaults(stmt: *mut pg_sys::Node) {
     // SAFETY: a valid node, and this backend's current user.
     let target = unsafe {
-        if stmt.is_null()
-            || (*stmt).type_ != pg_sys::NodeTag::T_AlterRoleSetStmt
-            || pg_sys::superuser()
-        {
+        if stmt.is_null() || pg_sys::superuser() {
             return;
         }
-        let role = (*(stmt as *mut pg_sys::AlterRoleSetStmt)).role;
+        let role = match (*stmt).type_ {
+            pg_sys::NodeTag::T_AlterRoleSetStmt => (*(stmt as *mut pg_sys::AlterRoleSetStmt)).role,
+            pg_sys::NodeTag::T_AlterRoleStmt => (*(stmt as *mut pg_sys::AlterRoleStmt)).role,
+            _ => return,
+        };
         if role.is_null() {
             return; // ALTER ROLE ALL: superusers only
         }
@@ -856,7 +860,7 @@ unsafe fn refuse_application_role_defaults(stmt: *mut pg_sys::Node) {
     if application {
         crate::error::raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "the defaults of anon, authenticated and service_role are a superuser's to set on Citus",
+            "anon, authenticated and service_role are a superuser's to alter on Citus",
             Some("Every tenant's worker connections log in as these roles."),
         );
     }

@@ -405,7 +405,7 @@ fn as_citus(port: u16, w: u16, role: &str, application_name: &str) -> Client {
     let mut su = node(port, 0, "postgres");
     let auth: String = su
         .query_one(
-            "SELECT authinfo FROM pg_dist_authinfo WHERE nodeid = 0 AND rolename = $1",
+            "SELECT authinfo FROM pg_dist_authinfo WHERE rolename = $1 LIMIT 1",
             &[&role],
         )
         .unwrap()
@@ -1271,7 +1271,58 @@ fn on_every_node_citus_run_anything_functions_are_not_the_application_roles() {
                 .get(0);
             assert!(!readable, "node {n}: authenticated reads pg_stat_activity");
         }
+        // Nor signals another backend: every tenant's worker connections are the same role
+        // (Citus's overloads by global pid reach any node).
+        {
+            // On the coordinator, PostgreSQL's own stay (there a member's session is its login
+            // role's, not `authenticated`'s).
+            let signals = strings(
+                &mut c,
+                &format!(
+                    "SELECT p.oid::regprocedure::text FROM pg_proc p
+                      WHERE p.proname IN ('pg_cancel_backend', 'pg_terminate_backend')
+                        AND ({n} > 0 OR p.proargtypes[0] = 'bigint'::regtype)
+                        AND has_function_privilege('authenticated', p.oid, 'EXECUTE')"
+                ),
+            );
+            assert!(
+                signals.is_empty(),
+                "node {n}: authenticated may {signals:?}"
+            );
+        }
+        // Nor connects, as itself, to a host and port it names (Citus would send its password).
+        for role in ["anon", "authenticated", "service_role"] {
+            let open: bool = c
+                .query_one(
+                    &format!("SELECT has_function_privilege('{role}', 'citus_check_connection_to_node(text, integer)', 'EXECUTE')"),
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            assert!(!open, "node {n}: {role} may citus_check_connection_to_node");
+        }
+        // And no password of theirs is Citus's for any host: one row per node, none for all.
+        let wildcard: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_dist_authinfo WHERE nodeid = 0",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(wildcard, 0, "node {n}: a wildcard pg_dist_authinfo row");
     }
+    // A member's query sent whole to a worker cannot cancel another tenant's backend there.
+    let mut m = node(port, 0, "postgres");
+    enter(&mut m, DAVE, ACME);
+    let e = error_text(m.query(
+        "SELECT pg_cancel_backend(pg_backend_pid()) FROM tenancy.jobs WHERE tenant_id = $1::uuid LIMIT 1",
+        &[&ACME.parse::<uuid::Uuid>().unwrap()],
+    ));
+    assert!(
+        e.starts_with("42501: permission denied for function pg_cancel_backend"),
+        "{e}"
+    );
+    m.batch_execute("ROLLBACK").unwrap();
 }
 
 /// The second review's attacks: a SET's whole query string sent by Citus to later (superuser)
@@ -1331,15 +1382,22 @@ fn what_citus_would_send_for_a_member_is_refused() {
     su.batch_execute("DROP ROLE citus_test_login").unwrap();
     // The application roles' defaults: a superuser's (every tenant's worker connections log in
     // as them).
+    // Nor their passwords (Citus propagates the ALTER ROLE, which then holds the role's row on
+    // every worker until the caller's transaction ends).
     for role in ["authenticated", "anon", "service_role"] {
-        c.batch_execute(&format!("BEGIN; SET LOCAL ROLE {role}"))
-            .unwrap();
-        assert_eq!(
-            sqlstate(c.batch_execute(&format!("ALTER ROLE {role} SET statement_timeout = '1ms'"))),
-            "42501",
-            "{role}"
-        );
-        c.batch_execute("ROLLBACK").unwrap();
+        for alter in [
+            "SET statement_timeout = '1ms'",
+            "PASSWORD 'chosen-by-a-member'",
+        ] {
+            c.batch_execute(&format!("BEGIN; SET LOCAL ROLE {role}"))
+                .unwrap();
+            assert_eq!(
+                sqlstate(c.batch_execute(&format!("ALTER ROLE {role} {alter}"))),
+                "42501",
+                "{role}: {alter}"
+            );
+            c.batch_execute("ROLLBACK").unwrap();
+        }
     }
     // Context changes in one transaction: bounded (each is sent to every later connection).
     c.batch_execute("BEGIN; SET LOCAL ROLE service_role")
@@ -1532,7 +1590,7 @@ fn a_second_database_on_the_cluster_leaves_the_first_reaching_the_workers() {
         .unwrap();
         strings(
             &mut c,
-            "SELECT rolename || ' ' || authinfo FROM pg_dist_authinfo ORDER BY 1",
+            "SELECT DISTINCT rolename || ' ' || authinfo FROM pg_dist_authinfo ORDER BY 1",
         )
     };
     let info = authinfo("tenancy_citus");
@@ -1608,7 +1666,7 @@ fn no_worker_password_reaches_a_servers_log() {
     };
     let passwords: Vec<String> = strings(
         &mut node(port, 0, "postgres"),
-        "SELECT substring(authinfo FROM 'password=(.*)') FROM pg_dist_authinfo ORDER BY rolename",
+        "SELECT DISTINCT ON (rolename) substring(authinfo FROM 'password=(.*)') FROM pg_dist_authinfo ORDER BY rolename",
     );
     assert_eq!(passwords.len(), 3);
     let logs = ["coordinator", "worker1", "worker2"]
@@ -1654,7 +1712,7 @@ fn no_worker_password_reaches_a_servers_log() {
     assert_eq!(
         strings(
             &mut node(port, 0, "postgres"),
-            "SELECT substring(authinfo FROM 'password=(.*)') FROM pg_dist_authinfo ORDER BY rolename",
+            "SELECT DISTINCT ON (rolename) substring(authinfo FROM 'password=(.*)') FROM pg_dist_authinfo ORDER BY rolename",
         ),
         passwords
     );

@@ -22,7 +22,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::{c_char, c_int, CStr, CString};
 
-use crate::error::{raise, spi_failed};
+use crate::error::{null_argument, raise, spi_failed};
 
 extern "C-unwind" {
     // libpq/crypt.h and libpq/scram.h, exported by the server (14's `char **logdetail` is the
@@ -116,12 +116,14 @@ fn _citus_login_key(role: &str) -> String {
 }
 
 /// On this node: give `role` the password derived under root key `key_id` of this node's keyring
-/// (the active key when NULL), in `pg_dist_authinfo` (node 0: Citus's connections from here to
-/// any node) and, when `login`, as the role's login (`ALTER ROLE … LOGIN PASSWORD` with the
+/// (the active key when NULL), in `pg_dist_authinfo` (a row per node of the cluster: Citus's
+/// connections from here to it) and, when `login`, as the role's login (`ALTER ROLE … LOGIN PASSWORD` with the
 /// password's SCRAM secret, not propagated).  Returns the key's id.  Superuser only.
 #[pg_extern(volatile, parallel_unsafe)]
-fn _citus_set_login(role: &str, key_id: Option<&str>, login: bool) -> String {
+fn _citus_set_login(role: Option<&str>, key_id: Option<&str>, login: Option<bool>) -> String {
     require_superuser("_citus_set_login");
+    let role = role.unwrap_or_else(|| null_argument("role"));
+    let login = login.unwrap_or_else(|| null_argument("login"));
     application_role(role);
     let ring = crate::vault::keyring();
     let key = match key_id {
@@ -164,13 +166,18 @@ fn _citus_set_login(role: &str, key_id: Option<&str>, login: bool) -> String {
         if let Some(statement) = &statement {
             client.update(statement, None, &[])?;
         }
+        // One row per node of the cluster (and -1, a node's connections to itself), never the
+        // wildcard (nodeid 0): Citus gives the wildcard's password to a connection to any host,
+        // and `citus_check_connection_to_node(host, port)` connects, as its caller, wherever it
+        // is told (a server that asks for the password in clear text then has it).
         client.update(
-            "DELETE FROM pg_catalog.pg_dist_authinfo WHERE nodeid = 0 AND rolename = $1",
+            "DELETE FROM pg_catalog.pg_dist_authinfo WHERE rolename = $1",
             None,
             &[role.into()],
         )?;
         client.update(
-            "INSERT INTO pg_catalog.pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, $1, $2)",
+            "INSERT INTO pg_catalog.pg_dist_authinfo (nodeid, rolename, authinfo)
+             SELECT n, $1, $2 FROM (SELECT nodeid FROM pg_catalog.pg_dist_node UNION SELECT -1) s(n)",
             None,
             &[role.into(), authinfo.as_str().into()],
         )?;
@@ -234,19 +241,12 @@ mod tests {
 
     #[pg_test(error = "permission denied for function _citus_login_key")]
     fn only_a_superuser_asks() {
-        Spi::run(
-            "CREATE ROLE pgt_login_asker; SET ROLE pgt_login_asker;
-             SELECT tenancy._citus_login_key('anon')",
-        )
-        .unwrap();
+        Spi::run("SET ROLE authenticated; SELECT tenancy._citus_login_key('anon')").unwrap();
     }
 
     #[pg_test(error = "permission denied for function _citus_set_login")]
     fn only_a_superuser_sets() {
-        Spi::run(
-            "CREATE ROLE pgt_login_setter; SET ROLE pgt_login_setter;
-             SELECT tenancy._citus_set_login('anon', NULL, true)",
-        )
-        .unwrap();
+        Spi::run("SET ROLE service_role; SELECT tenancy._citus_set_login('anon', NULL, true)")
+            .unwrap();
     }
 }
