@@ -10,6 +10,8 @@
 #        scripts/citus.sh test [MAJOR]        the Citus suites (pgrx-tests/tests/citus*.rs) on it
 #        scripts/citus.sh bench [MAJOR]       bench/ scripts on one node and on a new cluster (release
 #                                             build), two pgbench processes at once
+#        scripts/citus.sh scale [MAJOR]       pre_request and verify_api_key as tenants grow from 1,000
+#                                             to 100,000 (1M memberships), one node and the cluster
 #        scripts/citus.sh down [MAJOR]        stop the three servers
 #        scripts/citus.sh installed MAJOR     exit 0 when Citus is built for MAJOR (scripts/test.sh)
 # MAJOR defaults to 17.  Citus 14.0 supports PostgreSQL 16-18, 13.2 supports 15-17.
@@ -168,31 +170,46 @@ cmd_test() {
 # pgbench processes at the same time (a pgbench process talks to one server), three runs.  One
 # node: a server of the same installation on the port after the workers' (54403), pg_tenancy
 # without Citus.
-cmd_bench() {
-    local major=${1:-17} run seconds=${PGT_BENCH_SECONDS:-20} runs=${PGT_BENCH_RUNS:-3} clients=${PGT_BENCH_CLIENTS:-2}
-    # A new cluster, with the release build.
+# bench_sides_up MAJOR OUT: a new cluster (release build) and one node of the same installation
+# on the port after the workers', pg_tenancy without Citus, both with bench/citus/setup.sql's
+# data; OUT emptied.  Sets S and C, the psql connection options of each side.
+bench_sides_up() {
+    local major=$1 out=$2
     PGT_CITUS_PROFILE=release cmd_up "$major"
     use_citus_pg "$major"
+    as_root rm -rf "$out" && mkdir -p "$out"
+    cluster_start "citus$major-single" $((CITUS_BASE_PORT + 3)) >/dev/null
+    S=(-h 127.0.0.1 -p $((CITUS_BASE_PORT + 3))) C=(-h 127.0.0.1 -p "${CITUS_PORTS[0]}")
+    psql_q "${S[@]}" -d postgres -c "DROP DATABASE IF EXISTS tenancy_single WITH (FORCE)" -c "CREATE DATABASE tenancy_single"
+    psql_q "${S[@]}" -d tenancy_single -c "CREATE EXTENSION pg_tenancy" -c "SELECT tenancy.seed_demo() IS NOT NULL" >/dev/null
+    log "loading the benchmark data on one node and on the cluster"
+    psql_q "${S[@]}" -d tenancy_single -f "$PGT_ROOT/bench/citus/setup.sql" >/dev/null
+    psql_q "${C[@]}" -d "$CITUS_DB" -f "$PGT_ROOT/bench/citus/setup.sql" >/dev/null
+}
+
+# bench_pair DIR SECONDS CLIENTS PGBENCH_ARGS...: the same pgbench run against one node and against
+# the cluster, two processes at the same time; their -l logs in DIR/single and DIR/citus.
+bench_pair() {
+    local dir=$1 seconds=$2 clients=$3; shift 3
+    mkdir -p "$dir/single" "$dir/citus"
+    (cd "$dir/single" && "$(pg_bin pgbench)" "${S[@]}" -U postgres -n -M prepared -c "$clients" -j "$clients" \
+        -T "$seconds" -l --log-prefix="$dir/single/log" "$@" tenancy_single > pgbench.out 2>&1) &
+    (cd "$dir/citus" && "$(pg_bin pgbench)" "${C[@]}" -U postgres -n -M prepared -c "$clients" -j "$clients" \
+        -T "$seconds" -l --log-prefix="$dir/citus/log" "$@" "$CITUS_DB" > pgbench.out 2>&1) &
+    wait
+}
+
+cmd_bench() {
+    local major=${1:-17} run seconds=${PGT_BENCH_SECONDS:-20} runs=${PGT_BENCH_RUNS:-3} clients=${PGT_BENCH_CLIENTS:-2}
     local out="$PGT_STATE/citus-bench" single="citus$major-single" scripts=(
         api_keys/verify_api_key.sql context/pre_request_user_tenant.sql rls/rls_postgrest.sql request_logs/log_request.sql)
-    as_root rm -rf "$out" && mkdir -p "$out"
-    cluster_start "$single" $((CITUS_BASE_PORT + 3)) >/dev/null
-    local s=(-h 127.0.0.1 -p $((CITUS_BASE_PORT + 3))) c=(-h 127.0.0.1 -p "${CITUS_PORTS[0]}")
-    psql_q "${s[@]}" -d postgres -c "DROP DATABASE IF EXISTS tenancy_single WITH (FORCE)" -c "CREATE DATABASE tenancy_single"
-    psql_q "${s[@]}" -d tenancy_single -c "CREATE EXTENSION pg_tenancy" -c "SELECT tenancy.seed_demo() IS NOT NULL" >/dev/null
-    log "loading the benchmark data on one node and on the cluster"
-    psql_q "${s[@]}" -d tenancy_single -f "$PGT_ROOT/bench/citus/setup.sql" >/dev/null
-    psql_q "${c[@]}" -d "$CITUS_DB" -f "$PGT_ROOT/bench/citus/setup.sql" >/dev/null
+    bench_sides_up "$major" "$out"
+    local s=("${S[@]}") c=("${C[@]}")
     local args=() names=() pairs=()
     for f in "${scripts[@]}"; do args+=(-f "$PGT_ROOT/bench/$f"); names+=("$(basename "$f" .sql)"); done
     for run in $(seq 1 "$runs"); do
         log "run $run/$runs: ${seconds}s, $clients clients on each side, scripts: ${names[*]}"
-        mkdir -p "$out/run$run/single" "$out/run$run/citus"
-        (cd "$out/run$run/single" && "$(pg_bin pgbench)" "${s[@]}" -U postgres -n -M prepared -c "$clients" -j "$clients" \
-            -T "$seconds" -l --log-prefix="$out/run$run/single/log" "${args[@]}" tenancy_single > pgbench.out 2>&1) &
-        (cd "$out/run$run/citus" && "$(pg_bin pgbench)" "${c[@]}" -U postgres -n -M prepared -c "$clients" -j "$clients" \
-            -T "$seconds" -l --log-prefix="$out/run$run/citus/log" "${args[@]}" "$CITUS_DB" > pgbench.out 2>&1) &
-        wait
+        bench_pair "$out/run$run" "$seconds" "$clients" "${args[@]}"
         pairs+=("$out/run$run/single,$out/run$run/citus")
     done
     {
@@ -212,6 +229,35 @@ cmd_bench() {
     cluster_stop "$single"
 }
 
+# How cost grows with tenants: bench/citus/setup.sql's data grown (bench/scale/grow.sql) to each
+# size of PGT_SCALE_SIZES (1,000, 10,000, 100,000 tenants: 10 memberships per user, 1M at
+# 100,000) on one node and on a new cluster, then tenancy.pre_request() (a random membership of
+# the whole table) and verify_api_key, one pgbench process per side, both at once, at each size.
+cmd_scale() {
+    local major=${1:-17} seconds=${PGT_BENCH_SECONDS:-20} clients=${PGT_BENCH_CLIENTS:-2} n start
+    local sizes=(${PGT_SCALE_SIZES:-1000 10000 100000}) out="$PGT_STATE/citus-scale" runs=() loads=()
+    bench_sides_up "$major" "$out"
+    for n in "${sizes[@]}"; do
+        log "growing both sides to $n tenants"
+        start=$SECONDS
+        psql_q "${S[@]}" -d tenancy_single -v n="$n" -f "$PGT_ROOT/bench/scale/grow.sql" >/dev/null
+        loads+=("$((SECONDS - start))")
+        start=$SECONDS
+        psql_q "${C[@]}" -d "$CITUS_DB" -v n="$n" -f "$PGT_ROOT/bench/scale/grow.sql" >/dev/null
+        loads+=("$((SECONDS - start))")
+        log "$n tenants: ${seconds}s, $clients clients on each side: pre_request, verify_api_key"
+        bench_pair "$out/n$n" "$seconds" "$clients" -D ntenants="$n" \
+            -f "$PGT_ROOT/bench/scale/pre_request.sql" -f "$PGT_ROOT/bench/api_keys/verify_api_key.sql"
+        runs+=("$n,$(psql_q "${C[@]}" -d "$CITUS_DB" -Atc "SELECT count(*) FROM tenancy.memberships"),$out/n$n/single,$out/n$n/citus")
+    done
+    {
+        echo "Citus $(psql_q "${C[@]}" -d "$CITUS_DB" -Atc "SELECT extversion FROM pg_extension WHERE extname = 'citus'"), PostgreSQL $major: one node and a coordinator with two workers (loopback), ${seconds}s per size, ${clients} clients each side, both at once.  Seconds to grow each size (one node, cluster): ${loads[*]}."
+        echo
+        python3 "$PGT_ROOT/bench/scale/report.py" "${runs[@]}"
+    } | tee "$out/report.md"
+    cluster_stop "citus$major-single"
+}
+
 cmd_down() {
     local major=${1:-17} i
     use_citus_pg "$major"
@@ -224,7 +270,8 @@ case "$cmd" in
     up) cmd_up "$@" ;;
     test) cmd_test "$@" ;;
     bench) cmd_bench "$@" ;;
+    scale) cmd_scale "$@" ;;
     down) cmd_down "$@" ;;
     installed) citus_installed "${1:?usage: scripts/citus.sh installed MAJOR}" ;;
-    *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
