@@ -3,7 +3,7 @@
 -- per-backend caches meet the whole table.
 \set u random(1, :ntenants)
 \set k random(0, 9)
-\set t (:u + :k > :ntenants) ? :u : :u + :k
+\set t case when :u + :k > :ntenants then :u else :u + :k end
 BEGIN;
 SELECT set_config('request.jwt.claims', '{"sub":"d0000000-0000-4000-8000-' || lpad(:u::text, 12, '0') || '","tenant_id":"c0000000-0000-4000-8000-' || lpad(:t::text, 12, '0') || '"}', true), set_config('role', 'authenticated', true), tenancy.pre_request();
 COMMIT;
