@@ -884,8 +884,9 @@ CREATE FUNCTION tenancy._jobs_insert_defaults()
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- USAGE: service_role's privileges are the caller's (as its column grants would be on one node).
-    IF NOT (current_setting('is_superuser')::boolean OR pg_has_role(current_user, 'service_role', 'USAGE')) THEN
+    -- USAGE: service_role's privileges are the caller's (as its column grants would be on one
+    -- node); true for a superuser too.
+    IF NOT pg_has_role(current_user, 'service_role', 'USAGE') THEN
         NEW.status := 'queued';
         NEW.progress := 0;
         NEW.created_at := now();

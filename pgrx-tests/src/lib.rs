@@ -98,11 +98,11 @@ impl TestDb {
             admin
                 .batch_execute(&format!("CREATE DATABASE {name}"))
                 .unwrap();
-            citus_node_db(port + n, name)
+            citus_node(port + n, name)
                 .batch_execute("CREATE EXTENSION citus")
                 .unwrap();
         }
-        citus_node_db(port, name)
+        citus_node(port, name)
             .batch_execute(&format!(
                 "SELECT citus_set_coordinator_host('127.0.0.1', {port});
                  SELECT citus_add_node('127.0.0.1', {}); SELECT citus_add_node('127.0.0.1', {});",
@@ -169,15 +169,8 @@ pub fn citus_port() -> Option<u16> {
         .map(|p| p.parse().expect("PGT_CITUS_PORT is a port"))
 }
 
-fn citus_node(port: u16, user: &str) -> Client {
-    Client::connect(
-        &format!("host=127.0.0.1 port={port} user={user} dbname=postgres"),
-        NoTls,
-    )
-    .unwrap_or_else(|e| panic!("connect to the Citus node on {port}: {e}"))
-}
-
-fn citus_node_db(port: u16, db: &str) -> Client {
+/// The superuser's connection to database `db` of the Citus node on `port`.
+fn citus_node(port: u16, db: &str) -> Client {
     Client::connect(
         &format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
         NoTls,

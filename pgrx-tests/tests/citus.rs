@@ -34,14 +34,15 @@ fn port() -> Option<u16> {
 
 /// Node 0 is the coordinator, 1 and 2 the workers.
 fn node(port: u16, n: u16, user: &str) -> Client {
+    node_db(port, n, user, "tenancy_citus")
+}
+
+fn node_db(port: u16, n: u16, user: &str, db: &str) -> Client {
     Client::connect(
-        &format!(
-            "host=127.0.0.1 port={} user={user} dbname=tenancy_citus",
-            port + n
-        ),
+        &format!("host=127.0.0.1 port={} user={user} dbname={db}", port + n),
         NoTls,
     )
-    .unwrap_or_else(|e| panic!("connect to node {n} as {user}: {e}"))
+    .unwrap_or_else(|e| panic!("connect to {db} on node {n} as {user}: {e}"))
 }
 
 fn strings(c: &mut Client, sql: &str) -> Vec<String> {
@@ -1524,19 +1525,8 @@ fn a_users_own_table_is_isolated_and_routed_when_distributed() {
 /// new connections to the workers, as `authenticated`, with `db`'s pg_dist_authinfo), or the
 /// error.
 fn dave_reads_through_new_connections(port: u16, db: &str) -> Result<i64, String> {
-    let mut c = Client::connect(
-        &format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
-        NoTls,
-    )
-    .unwrap();
-    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
-        .unwrap();
-    c.execute(
-        "SELECT set_config('request.jwt.claims', $1, true)",
-        &[&format!(r#"{{"sub": "{DAVE}", "tenant_id": "{ACME}"}}"#)],
-    )
-    .unwrap();
-    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+    let mut c = node_db(port, 0, "postgres", db);
+    enter(&mut c, DAVE, ACME);
     // Every shard (a count over all of them, not routed: every worker is reached).
     c.query_one(
         "SELECT count(*) FROM tenancy.projects p WHERE tenancy.current_tenant_id() IS NOT NULL",
@@ -1589,11 +1579,7 @@ fn a_second_database_on_the_cluster_leaves_the_first_reaching_the_workers() {
         Ok(first)
     );
     let authinfo = |db: &str| -> Vec<String> {
-        let mut c = Client::connect(
-            &format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
-            NoTls,
-        )
-        .unwrap();
+        let mut c = node_db(port, 0, "postgres", db);
         strings(
             &mut c,
             "SELECT DISTINCT rolename || ' ' || authinfo FROM pg_dist_authinfo ORDER BY 1",
@@ -1607,14 +1593,7 @@ fn a_second_database_on_the_cluster_leaves_the_first_reaching_the_workers() {
     node(port, 1, "postgres")
         .batch_execute("ALTER ROLE service_role PASSWORD 'set-by-hand-on-worker-1'")
         .unwrap();
-    let mut c2 = Client::connect(
-        &format!(
-            "host=127.0.0.1 port={port} user=postgres dbname={}",
-            second.name
-        ),
-        NoTls,
-    )
-    .unwrap();
+    let mut c2 = node_db(port, 0, "postgres", &second.name);
     let refused = c2
         .query_one("SELECT tenancy.distribute()", &[])
         .unwrap_err();
@@ -1640,11 +1619,7 @@ fn a_second_database_on_the_cluster_leaves_the_first_reaching_the_workers() {
     .unwrap();
     assert_eq!(authinfo(&second.name), info);
     let service_reaches = |db: &str| {
-        let mut c = Client::connect(
-            &format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
-            NoTls,
-        )
-        .unwrap();
+        let mut c = node_db(port, 0, "postgres", db);
         c.batch_execute("BEGIN; SET LOCAL ROLE service_role")
             .unwrap();
         let r = c.query_one("SELECT count(*) FROM tenancy.projects", &[]);
@@ -1732,14 +1707,7 @@ fn no_worker_password_reaches_a_servers_log() {
 fn a_members_job_starts_queued_on_the_workers() {
     let Some(port) = port() else { return };
     let mut c = node(port, 0, "postgres");
-    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
-        .unwrap();
-    c.execute(
-        "SELECT set_config('request.jwt.claims', $1, true)",
-        &[&format!(r#"{{"sub": "{DAVE}", "tenant_id": "{ACME}"}}"#)],
-    )
-    .unwrap();
-    c.batch_execute("SELECT tenancy.pre_request()").unwrap();
+    enter(&mut c, DAVE, ACME);
     let row = c
         .query_one(
             "INSERT INTO tenancy.jobs (tenant_id, user_id, job_type, status, progress, created_at)
