@@ -222,6 +222,9 @@ BEGIN
                              'master_run_on_worker(text[], integer[], text[], boolean)',
                              -- It connects, as its caller, to any host and port it is given.
                              'citus_check_connection_to_node(text, integer)',
+                             -- Any lock mode on any table the caller may write, past the LOCK
+                             -- guard (Citus sends it only for foreign tables).
+                             'lock_relation_if_exists(text, text)',
                              -- Citus's: cancel or terminate a backend on any node by its global
                              -- pid (there, as the caller: every tenant's worker connections are
                              -- the same role).

@@ -15,6 +15,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
 
+pub mod internals;
 pub mod logins;
 pub mod routing;
 use std::ffi::{CStr, CString};
@@ -44,6 +45,7 @@ pub(crate) fn while_set<R>(
 /// where Citus is not active.
 pub fn init() {
     routing::init();
+    internals::init();
     // SAFETY: _PG_init runs once, single-threaded, before any query.
     unsafe {
         pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut());
@@ -423,6 +425,9 @@ fn set_propagate_set_commands(value: &CStr) {
 /// setting's reset value, which no `SET` or `set_config()` changes), and logged in as the role it
 /// runs as, or as a superuser (no client session that switched roles).
 pub fn consumer_gpid() -> Option<i64> {
+    // What the connection sent at its start first: read once, and a client's own connections
+    // (most backends) end here.
+    let gpid = startup_gpid()?;
     // Only on a worker: the coordinator is where clients connect, and a login role may name
     // itself anything at connection start.
     if !on_worker() {
@@ -436,7 +441,7 @@ pub fn consumer_gpid() -> Option<i64> {
     if switched {
         return None;
     }
-    startup_gpid()
+    Some(gpid)
 }
 
 /// The coordinator backend's gpid in the application name this connection started with
@@ -521,6 +526,24 @@ pub unsafe fn keep_worker_logins(
         let options = PgList::<pg_sys::DefElem>::from_pg((*alter).options);
         if !options.iter_ptr().any(login_options) {
             return None;
+        }
+        // A superuser's own ALTER ROLE on the coordinator (Citus wraps it in
+        // alter_role_if_exists()), not a copy of the role: kept all the same, and said so.
+        let explicit = !pg_sys::debug_query_string.is_null()
+            && CStr::from_ptr(pg_sys::debug_query_string)
+                .to_bytes()
+                .windows(b"alter_role_if_exists(".len())
+                .any(|w| w == b"alter_role_if_exists(");
+        if explicit {
+            pgrx::ereport!(
+                PgLogLevel::WARNING,
+                PgSqlErrorCode::ERRCODE_WARNING,
+                format!(
+                    "role {} keeps its LOGIN and password on this worker: Citus's connections of every tenant log in with them",
+                    name.to_string_lossy()
+                ),
+                "To change them on the workers, run the ALTER ROLE there with run_command_on_workers(); tenancy.distribute(reset_worker_logins => true) gives them back."
+            );
         }
         // A copy: the caller may keep its tree.
         let copy: *mut pg_sys::PlannedStmt =
@@ -822,8 +845,9 @@ unsafe fn refuse_propagated_set(stmt: *mut pg_sys::Node) {
     }
 }
 
-/// `ALTER ROLE anon|authenticated|service_role SET …` or `ALTER ROLE … PASSWORD …` (which a role
-/// may do to itself) by a role that is not a superuser, on Citus: refused (42501).  On the
+/// `ALTER ROLE anon|authenticated|service_role SET …`, `ALTER ROLE … PASSWORD …` (which a role
+/// may do to itself) or `ALTER ROLE … RENAME` (a CREATEROLE role's) by a role that is not a
+/// superuser, on Citus: refused (42501).  On the
 /// workers these roles log in as themselves, for every tenant: their defaults would reach every
 /// tenant's connections, and Citus propagates the ALTER ROLE to every worker, where (stripped of
 /// its password by [`keep_worker_logins`]) it still locks the role's row until the caller's
@@ -840,6 +864,19 @@ unsafe fn refuse_application_role_defaults(stmt: *mut pg_sys::Node) {
         let role = match (*stmt).type_ {
             pg_sys::NodeTag::T_AlterRoleSetStmt => (*(stmt as *mut pg_sys::AlterRoleSetStmt)).role,
             pg_sys::NodeTag::T_AlterRoleStmt => (*(stmt as *mut pg_sys::AlterRoleStmt)).role,
+            pg_sys::NodeTag::T_RenameStmt => {
+                let rename = stmt as *mut pg_sys::RenameStmt;
+                if (*rename).renameType != pg_sys::ObjectType::OBJECT_ROLE
+                    || (*rename).subname.is_null()
+                {
+                    return;
+                }
+                let target = pg_sys::get_role_oid((*rename).subname, true);
+                if target == pg_sys::InvalidOid {
+                    return;
+                }
+                return refuse_application_role(target);
+            }
             _ => return,
         };
         if role.is_null() {
@@ -847,6 +884,12 @@ unsafe fn refuse_application_role_defaults(stmt: *mut pg_sys::Node) {
         }
         pg_sys::get_rolespec_oid(role, true)
     };
+    refuse_application_role(target);
+}
+
+/// Refuse (42501) when `target` is `anon`, `authenticated` or `service_role` and Citus is active
+/// (`refuse_application_role_defaults`).
+fn refuse_application_role(target: pg_sys::Oid) {
     if target == pg_sys::InvalidOid || !active() {
         return;
     }

@@ -64,6 +64,7 @@ unsafe extern "C-unwind" fn process_utility(
         if !pstmt.is_null() {
             crate::citus::refuse_foreign_set((*pstmt).utilityStmt);
             crate::citus::receive((*pstmt).utilityStmt, context);
+            crate::citus::internals::check_utility((*pstmt).utilityStmt, context);
         }
     }
     let (mut pstmt, mut read_only_tree) = (pstmt, read_only_tree);

@@ -18,7 +18,7 @@
 //!   functions are the superuser's;
 //! * a member removed or demoted in another session loses the context on the workers at the next
 //!   statement.
-use pg_tenancy_client_tests::demo::{ACME, ALICE, BOB, CAROL, DAVE, ERIN, GLOBEX};
+use pg_tenancy_client_tests::demo::{ACME, ALICE, BOB, CAROL, DAVE, ERIN, GLOBEX, IVAN};
 use pg_tenancy_client_tests::{error_text, sqlstate};
 use postgres::{Client, NoTls};
 
@@ -1216,7 +1216,11 @@ fn a_query_pushed_to_a_worker_cannot_set_or_steal_a_context() {
                      THEN tenancy.pre_request() IS NULL END"
     ));
     let e = error_text(r);
-    assert!(e.contains("not on a worker"), "{e}");
+    // (set_config() itself is refused there now.)
+    assert!(
+        e.contains("not on a worker") || e.contains("does not run on a Citus worker"),
+        "{e}"
+    );
     c.batch_execute("ROLLBACK").unwrap();
     // set_tenant() there: refused too (for want of a user, before anything else).
     c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
@@ -1746,5 +1750,305 @@ fn a_members_job_starts_queued_on_the_workers() {
         .unwrap()
         .get(0);
     assert_eq!(status, "processing");
+    c.batch_execute("ROLLBACK").unwrap();
+}
+
+/// A globex member's open transaction holding an intermediate result (a CTE joined with a
+/// catalog: Citus computes the CTE on its shard and keeps its rows, under the coordinator's
+/// results directory of that role and transaction).  Returns the session and the transaction's
+/// (node, number, stamp).
+fn globex_with_an_intermediate_result(port: u16) -> (Client, i32, i64, String) {
+    let mut b = node(port, 0, "postgres");
+    enter(&mut b, IVAN, GLOBEX);
+    let rows = b
+        .query(
+            "WITH c AS MATERIALIZED (SELECT id, name FROM tenancy.projects)
+             SELECT c.name FROM c JOIN pg_catalog.pg_namespace n ON n.nspname = 'tenancy'",
+            &[],
+        )
+        .unwrap();
+    assert!(!rows.is_empty(), "globex has projects");
+    let r = b
+        .query_one(
+            "SELECT initiator_node_identifier, transaction_number::bigint, transaction_stamp::text
+               FROM get_current_transaction_id()",
+            &[],
+        )
+        .unwrap();
+    let (node_id, number, stamp): (i32, i64, String) = (r.get(0), r.get(1), r.get(2));
+    assert!(number > 0, "a distributed transaction");
+    (b, node_id, number, stamp)
+}
+
+/// Citus keeps a transaction's intermediate results in files named by the role and the
+/// transaction's number: every tenant's are `authenticated`'s, so a member who joined another
+/// tenant's open transaction read its rows (src/citus/internals.rs).
+#[test]
+fn a_member_cannot_join_another_tenants_distributed_transaction() {
+    let Some(port) = port() else { return };
+    let (mut b, node_id, number, stamp) = globex_with_an_intermediate_result(port);
+    let join = format!("assign_distributed_transaction_id({node_id}, {number}, '{stamp}')");
+    // On the coordinator, in a transaction of its own.
+    let mut a = node(port, 0, "postgres");
+    enter(&mut a, DAVE, ACME);
+    let e = error_text(a.batch_execute(&format!("SELECT {join}")));
+    assert!(
+        e.starts_with("42501: assign_distributed_transaction_id()"),
+        "{e}"
+    );
+    a.batch_execute("ROLLBACK").unwrap();
+    // What it would have read: nothing of globex's in its own transaction's results.
+    enter(&mut a, DAVE, ACME);
+    a.batch_execute("SET LOCAL client_min_messages = error")
+        .unwrap();
+    let read = a.query(
+        "SELECT name FROM read_intermediate_result('1_1', 'binary') AS r(id uuid, name text)",
+        &[],
+    );
+    if let Ok(rows) = read {
+        assert!(
+            rows.is_empty(),
+            "read another transaction's results: {}",
+            rows.len()
+        );
+    }
+    a.batch_execute("ROLLBACK").unwrap();
+    // Pushed down to a worker, in a statement of its own (no transaction block: Citus sends
+    // no BEGIN, so the worker's backend has no transaction number yet), with no context (HAVING
+    // runs once even over no rows).
+    let mut p = node(port, 0, "postgres");
+    p.batch_execute("SET ROLE authenticated").unwrap();
+    let e = error_text(p.batch_execute(&format!(
+        "SELECT count(*) FROM tenancy.projects WHERE tenant_id = '{ACME}' HAVING {join} IS NULL"
+    )));
+    assert!(
+        e.starts_with("42501: assign_distributed_transaction_id()"),
+        "{e}"
+    );
+    // Citus's own command, as Citus sends it to a worker, passes; the same call otherwise not.
+    let mut w = as_citus(port, 1, "authenticated", "citus_internal gpid=10000099999");
+    w.batch_execute(&format!(
+        "BEGIN TRANSACTION ISOLATION LEVEL READ COMMITTED;SELECT assign_distributed_transaction_id(0, 4242424242, '{stamp}');"
+    ))
+    .unwrap();
+    w.batch_execute("ROLLBACK").unwrap();
+    let e = error_text(w.batch_execute(&format!(
+        "BEGIN; SELECT assign_distributed_transaction_id(0, 4242424243, '{stamp}')"
+    )));
+    assert!(e.starts_with("42501"), "{e}");
+    b.batch_execute("ROLLBACK").unwrap();
+}
+
+/// Citus's lock functions take any mode past the LOCK guard (src/lock_guard.rs).
+#[test]
+fn a_member_locks_nothing_through_citus_functions() {
+    let Some(port) = port() else { return };
+    let mut su = node(port, 0, "postgres");
+    let users_shard: i64 = su
+        .query_one(
+            "SELECT shardid FROM pg_dist_shard WHERE logicalrelid = 'tenancy.users'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let mut c = node(port, 0, "postgres");
+    for call in [
+        format!("lock_shard_resources(7, ARRAY[{users_shard}]::bigint[])"),
+        format!("lock_shard_metadata(7, ARRAY[{users_shard}]::bigint[])"),
+        "lock_relation_if_exists('tenancy.projects', 'SHARE ROW EXCLUSIVE')".to_string(),
+    ] {
+        // On the coordinator, and pushed down to a worker.
+        for sql in [
+            format!("SELECT {call}"),
+            format!("SELECT count(*) FROM tenancy.projects WHERE tenant_id = '{ACME}' HAVING {call} IS NOT NULL"),
+        ] {
+            enter(&mut c, DAVE, ACME);
+            let e = error_text(c.batch_execute(&sql));
+            assert!(e.starts_with("42501"), "{sql}: {e}");
+            c.batch_execute("ROLLBACK").unwrap();
+        }
+    }
+    // Citus's own command, as it sends it to the first worker, passes.
+    let mut w = as_citus(port, 1, "authenticated", "citus_internal gpid=10000099999");
+    w.batch_execute("BEGIN").unwrap();
+    w.batch_execute(&format!(
+        "SELECT lock_shard_resources(3, ARRAY[{users_shard}])"
+    ))
+    .unwrap();
+    w.batch_execute("ROLLBACK").unwrap();
+    // A member's write to a reference table (Citus serialises those with it) still goes.
+    enter(&mut c, DAVE, ACME);
+    c.execute(
+        "UPDATE tenancy.users SET name = name WHERE id = $1::uuid",
+        &[&DAVE.parse::<uuid::Uuid>().unwrap()],
+    )
+    .unwrap();
+    c.batch_execute("COMMIT").unwrap();
+}
+
+/// A worker connection's session outlives the transaction and serves the coordinator backend's
+/// next one, which may be another tenant's.
+#[test]
+fn a_pushed_down_query_leaves_no_setting_on_a_worker_connection() {
+    let Some(port) = port() else { return };
+    let mut su = node(port, 0, "postgres");
+    su.batch_execute(
+        "CREATE OR REPLACE FUNCTION public.citus_test_leave_timeout() RETURNS boolean
+         LANGUAGE plpgsql AS $$ BEGIN SET statement_timeout = '1ms'; RETURN true; END $$;
+         GRANT EXECUTE ON FUNCTION public.citus_test_leave_timeout() TO authenticated;",
+    )
+    .unwrap();
+    let mut c = node(port, 0, "postgres");
+    for leave in [
+        "set_config('statement_timeout', '1ms', false) IS NOT NULL",
+        "public.citus_test_leave_timeout()",
+    ] {
+        enter(&mut c, DAVE, ACME);
+        let e = error_text(c.batch_execute(&format!(
+            "SELECT count(*) FROM tenancy.projects WHERE tenant_id = '{ACME}' HAVING {leave}"
+        )));
+        assert!(e.starts_with("42501"), "{leave}: {e}");
+        c.batch_execute("ROLLBACK").unwrap();
+        // The next tenant's statement on the same coordinator backend (and worker connection).
+        enter(&mut c, IVAN, GLOBEX);
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM tenancy.projects WHERE pg_sleep(0.01) IS NOT NULL",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(n > 0);
+        c.batch_execute("COMMIT").unwrap();
+    }
+    // SET LOCAL in a function ends with the transaction: it passes.
+    su.batch_execute(
+        "CREATE OR REPLACE FUNCTION public.citus_test_local_timeout() RETURNS boolean
+         LANGUAGE plpgsql AS $$ BEGIN SET LOCAL statement_timeout = '5s'; RETURN true; END $$;
+         GRANT EXECUTE ON FUNCTION public.citus_test_local_timeout() TO authenticated;",
+    )
+    .unwrap();
+    enter(&mut c, DAVE, ACME);
+    c.batch_execute(&format!(
+        "SELECT count(*) FROM tenancy.projects WHERE tenant_id = '{ACME}' HAVING public.citus_test_local_timeout()"
+    ))
+    .unwrap();
+    c.batch_execute("ROLLBACK").unwrap();
+    su.batch_execute(
+        "DROP FUNCTION public.citus_test_leave_timeout(); DROP FUNCTION public.citus_test_local_timeout();",
+    )
+    .unwrap();
+}
+
+/// Smaller doors: renaming an application role, and a subscription that would carry a worker
+/// password to a host of the caller's choosing.
+#[test]
+fn application_roles_are_not_renamed_and_no_subscription_borrows_their_passwords() {
+    let Some(port) = port() else { return };
+    let mut su = node(port, 0, "postgres");
+    su.batch_execute(
+        "DROP ROLE IF EXISTS citus_test_admin;
+         CREATE ROLE citus_test_admin CREATEROLE;
+         GRANT authenticated TO citus_test_admin WITH ADMIN OPTION;",
+    )
+    .unwrap();
+    su.batch_execute("BEGIN; SET LOCAL ROLE citus_test_admin")
+        .unwrap();
+    let e = error_text(su.batch_execute("ALTER ROLE authenticated RENAME TO citus_test_renamed"));
+    assert!(
+        e.starts_with("42501: anon, authenticated and service_role"),
+        "{e}"
+    );
+    su.batch_execute("ROLLBACK").unwrap();
+    let major: i32 = su
+        .query_one(
+            "SELECT current_setting('server_version_num')::int / 10000",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    if major >= 16 {
+        su.batch_execute(
+            "GRANT pg_create_subscription TO citus_test_admin;
+             GRANT CREATE ON DATABASE tenancy_citus TO citus_test_admin;",
+        )
+        .unwrap();
+        let mut s = node(port, 0, "postgres");
+        s.batch_execute("SET ROLE citus_test_admin").unwrap();
+        let r = s.batch_execute(&format!(
+            "CREATE SUBSCRIPTION citus_test_sub CONNECTION 'host=127.0.0.1 port={} dbname=tenancy_citus user=authenticated'
+             PUBLICATION p WITH (citus_use_authinfo = true, connect = false)",
+            port + 1
+        ));
+        let e = error_text(r);
+        if e == "ok" {
+            s.batch_execute("RESET ROLE; DROP SUBSCRIPTION citus_test_sub")
+                .unwrap();
+        }
+        assert!(e.starts_with("42501: citus_use_authinfo"), "{e}");
+        su.batch_execute("REVOKE CREATE ON DATABASE tenancy_citus FROM citus_test_admin")
+            .unwrap();
+    }
+    su.batch_execute("DROP ROLE citus_test_admin").unwrap();
+}
+
+/// An error while a worker login is set says what failed, without the statement (which holds the
+/// role's SCRAM secret).
+#[test]
+fn a_failed_login_change_shows_no_scram_secret() {
+    let Some(port) = port() else { return };
+    let mut w = node(port, 1, "postgres");
+    w.batch_execute("BEGIN TRANSACTION READ ONLY").unwrap();
+    let e = w
+        .query_one("SELECT tenancy._citus_set_login('anon', NULL, true)", &[])
+        .unwrap_err();
+    let db = e.as_db_error().expect("a server error");
+    let shown = format!("{db:?}");
+    assert!(db.message().contains("read-only transaction"), "{shown}");
+    assert!(!shown.contains("SCRAM-SHA-256"), "{shown}");
+    w.batch_execute("ROLLBACK").unwrap();
+}
+
+/// A superuser's own `ALTER ROLE authenticated NOLOGIN` on the coordinator leaves the workers'
+/// login (every tenant's Citus connections use it), and says so.
+#[test]
+fn a_superusers_alter_role_keeps_the_worker_login_and_says_so() {
+    let Some(port) = port() else { return };
+    let out = std::process::Command::new(pg_tenancy_client_tests::bin("psql"))
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "tenancy_citus",
+        ])
+        .args([
+            "-c",
+            "BEGIN",
+            "-c",
+            "ALTER ROLE authenticated NOLOGIN",
+            "-c",
+            "ROLLBACK",
+        ])
+        .output()
+        .expect("run psql");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("role authenticated keeps its LOGIN and password on this worker"),
+        "{stderr}"
+    );
+    // And members still reach the workers.
+    let mut c = node(port, 0, "postgres");
+    enter(&mut c, DAVE, ACME);
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM tenancy.projects", &[])
+        .unwrap()
+        .get(0);
+    assert!(n > 0);
     c.batch_execute("ROLLBACK").unwrap();
 }

@@ -164,7 +164,26 @@ fn _citus_set_login(role: Option<&str>, key_id: Option<&str>, login: Option<bool
             &[],
         )?;
         if let Some(statement) = &statement {
-            client.update(statement, None, &[])?;
+            // An error here would carry the statement, and so the role's SCRAM secret, in its
+            // context (SPI's "SQL statement …"): it is raised again with its message alone.
+            let client = std::panic::AssertUnwindSafe(&mut *client);
+            PgTryBuilder::new(move || {
+                let client = client; // the whole wrapper, not its field
+                client.0.update(statement, None, &[]).map(|_| ())
+            })
+            .catch_others(|e| {
+                let message = match &e {
+                    pg_sys::panic::CaughtError::PostgresError(r)
+                    | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
+                    _ => "an internal error".to_string(),
+                };
+                raise(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("could not give role {role:?} its Citus login here: {message}"),
+                    None,
+                )
+            })
+            .execute()?;
         }
         // One row per node of the cluster (and -1, a node's connections to itself), never the
         // wildcard (nodeid 0): Citus gives the wildcard's password to a connection to any host,

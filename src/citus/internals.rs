@@ -1,0 +1,313 @@
+//! Citus's own functions, and a worker connection's session, out of an application role's reach.
+//!
+//! Every tenant's connections to a worker log in as the same role (`authenticated`, say), and
+//! Citus trusts a caller of its internal functions by that role alone.  Three of them, which
+//! PUBLIC may execute, let one tenant reach another's work:
+//!
+//! * `assign_distributed_transaction_id(node, number, stamp)` makes the calling backend part of
+//!   any distributed transaction.  Citus keeps a transaction's intermediate results (a CTE's or
+//!   subquery's rows, computed under the policies of the tenant who ran it) in files named by the
+//!   role and that transaction: a member who took another tenant's open transaction's number read
+//!   that tenant's rows with `read_intermediate_result()` (measured on Citus 14.0.1: an acme
+//!   member read globex's projects).  Citus calls it itself only on a worker, in the command that
+//!   begins each of its remote transactions (`BEGIN TRANSACTION ISOLATION LEVEL …;
+//!   SELECT assign_distributed_transaction_id(…);`), never on the node a client is connected to.
+//! * `lock_shard_resources(mode, shards)` and `lock_shard_metadata(mode, shards)` take any lock
+//!   mode on any shard whose table the role may write, past the `LOCK` guard (src/lock_guard.rs):
+//!   an `EXCLUSIVE` lock on `users`' shard stopped every tenant's writes to it.  Citus sends them
+//!   itself, as the role, to the first worker (`SELECT lock_shard_resources(3, ARRAY[102008])`),
+//!   to order writes to reference tables.
+//!
+//! For a role that is not a superuser these run only as Citus sends them: on a worker, in a
+//! connection Citus opened ([`super::consumer_gpid`]), as the whole command Citus sends (its
+//! text, `debug_query_string`, is that command).  A client never sends a worker a command (only
+//! Citus has the workers' passwords); what a client can make a worker run is an expression of
+//! its own query, which Citus pushes down inside a query on a shard, never as such a command.
+//! (`lock_relation_if_exists()`, which Citus sends only for foreign tables, is revoked from
+//! PUBLIC by `tenancy.distribute()` instead.)
+//!
+//! The session of a worker connection outlives the transaction: the coordinator backend keeps it
+//! for its next one, which may be another tenant's (a pooler hands the backend on).  A setting
+//! a pushed-down `set_config(…, false)`, or a `SET` in a function, left there would apply to the
+//! next tenant's queries (a `statement_timeout` of 1 ms, a `role`).  So on a worker, in a
+//! connection Citus opened, a role that is not a superuser may not call `set_config()` at all,
+//! nor run a session-level `SET` or `RESET` below the top level (the top level is Citus's own
+//! commands: its `SET LOCAL`s).  A query's settings are the coordinator's to set.
+//!
+//! The functions are found by the executor's function-execution hook (`object_access_hook`,
+//! `OAT_FUNCTION_EXECUTE`, which PostgreSQL calls as it prepares each function call of a plan,
+//! PL/pgSQL's expressions included), by name in `pg_catalog`, once per function per backend.
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::CStr;
+
+/// What a function is to this module.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// Anything else: no check.
+    Other,
+    /// `assign_distributed_transaction_id`.
+    TransactionId,
+    /// `lock_shard_resources`, `lock_shard_metadata`.
+    ShardLock,
+    /// `set_config`.
+    SetConfig,
+}
+
+static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
+
+thread_local! {
+    /// Each function met, by OID; emptied when `pg_proc` changes.
+    static KINDS: RefCell<HashMap<pg_sys::Oid, Kind>> = RefCell::new(HashMap::new());
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Install the hook (from `super::init`, at server start; Citus's own is chained).
+pub(super) fn init() {
+    // SAFETY: _PG_init runs once, single-threaded, before any query; we chain to the previous
+    // hook (Citus's, loaded first).
+    unsafe {
+        PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
+        pg_sys::object_access_hook = Some(object_access);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn object_access(
+    access: pg_sys::ObjectAccessType::Type,
+    class_id: pg_sys::Oid,
+    object_id: pg_sys::Oid,
+    sub_id: std::ffi::c_int,
+    arg: *mut std::ffi::c_void,
+) {
+    // SAFETY: the previous hook, with the arguments PostgreSQL gave us.
+    unsafe {
+        if let Some(prev) = PREV_OBJECT_ACCESS {
+            prev(access, class_id, object_id, sub_id, arg);
+        }
+    }
+    if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
+        && class_id == pg_sys::ProcedureRelationId
+    {
+        check(object_id);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_kinds(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    // Runs while invalidations are processed: no catalog access, and a borrow may be live.
+    KINDS.with(|k| {
+        if let Ok(mut k) = k.try_borrow_mut() {
+            k.clear();
+        }
+    });
+}
+
+/// What the function `oid` is: one syscache lookup the first time, then a map's.
+fn kind(oid: pg_sys::Oid) -> Kind {
+    if let Some(k) = KINDS.with(|k| k.borrow().get(&oid).copied()) {
+        return k;
+    }
+    if !WATCHING.with(Cell::get) {
+        // SAFETY: registers a callback for this backend's life (once).
+        unsafe {
+            pg_sys::CacheRegisterSyscacheCallback(
+                pg_sys::SysCacheIdentifier::PROCOID as i32,
+                Some(forget_kinds),
+                pg_sys::Datum::from(0),
+            );
+        }
+        WATCHING.with(|w| w.set(true));
+    }
+    // SAFETY: a syscache lookup by OID; the tuple is released before returning.
+    let k = unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::PROCOID as i32,
+            pg_sys::Datum::from(oid),
+        );
+        if tuple.is_null() {
+            return Kind::Other;
+        }
+        let proc = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple);
+        let k = if (*proc).pronamespace != pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE) {
+            Kind::Other
+        } else {
+            match CStr::from_ptr((*proc).proname.data.as_ptr()).to_bytes() {
+                b"assign_distributed_transaction_id" => Kind::TransactionId,
+                b"lock_shard_resources" | b"lock_shard_metadata" => Kind::ShardLock,
+                b"set_config" => Kind::SetConfig,
+                _ => Kind::Other,
+            }
+        };
+        pg_sys::ReleaseSysCache(tuple);
+        k
+    };
+    KINDS.with(|m| m.borrow_mut().insert(oid, k));
+    k
+}
+
+/// The command this backend is running, as its client sent it.
+fn command() -> Option<&'static str> {
+    // SAFETY: PostgreSQL's pointer to the current command's text, valid while it runs.
+    unsafe {
+        let q = pg_sys::debug_query_string;
+        if q.is_null() {
+            None
+        } else {
+            CStr::from_ptr(q).to_str().ok()
+        }
+    }
+}
+
+/// Citus's command that begins a remote transaction: `BEGIN TRANSACTION ISOLATION LEVEL …;`,
+/// the transaction's `SET LOCAL`s and `SAVEPOINT`s, then
+/// `SELECT assign_distributed_transaction_id(<node>, <number>, '<stamp>');`.
+fn is_citus_begin(command: &str) -> bool {
+    static BEGIN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    BEGIN
+        .get_or_init(|| {
+            regex::Regex::new(
+                r"(?s)\ABEGIN TRANSACTION ISOLATION LEVEL [A-Z ]+;.*SELECT assign_distributed_transaction_id\(-?[0-9]+, [0-9]+, '[^']*'\);\z",
+            )
+            .expect("a valid expression")
+        })
+        .is_match(command)
+}
+
+/// Citus's command that locks shards on the first worker:
+/// `SELECT lock_shard_resources(<mode>, ARRAY[<shard>, …])` (or `lock_shard_metadata`).
+fn is_citus_shard_lock(command: &str) -> bool {
+    static LOCK: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| {
+        regex::Regex::new(
+            r"\ASELECT lock_shard_(resources|metadata)\([0-9]+, ARRAY\[[0-9]+(, [0-9]+)*\]\)\z",
+        )
+        .expect("a valid expression")
+    })
+    .is_match(command)
+}
+
+/// Refuse the call of function `oid` that the executor is about to prepare, when it is one of
+/// this module's and the caller may not make it (module documentation).
+fn check(oid: pg_sys::Oid) {
+    let kind = kind(oid);
+    // SAFETY: the current user's attribute (cached by PostgreSQL for the last role asked).
+    if kind == Kind::Other || unsafe { pg_sys::superuser() } {
+        return;
+    }
+    let from_citus = super::consumer_gpid().is_some();
+    let (allowed, message, hint) = match kind {
+        Kind::TransactionId => (
+            from_citus && command().is_some_and(is_citus_begin),
+            "assign_distributed_transaction_id() is Citus's own: a role that is not a superuser may not join another distributed transaction",
+            "Citus assigns a transaction's identity itself.",
+        ),
+        Kind::ShardLock => (
+            from_citus && command().is_some_and(is_citus_shard_lock),
+            "lock_shard_resources() and lock_shard_metadata() are Citus's own: a role that is not a superuser may not lock shards with them",
+            "Citus takes the locks a statement needs itself.",
+        ),
+        Kind::SetConfig => (
+            !from_citus,
+            "set_config() does not run on a Citus worker: its setting would stay on a connection other tenants' queries use next",
+            "Set what a query needs on the coordinator, before the query.",
+        ),
+        Kind::Other => (true, "", ""),
+    };
+    if !allowed {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            message,
+            Some(hint),
+        );
+    }
+}
+
+/// From the utility hook, for a role that is not a superuser:
+///
+/// * on a worker, in a connection Citus opened, a session-level `SET` or `RESET` below the top
+///   level (in a function a pushed-down query called) is refused (module documentation);
+///   `SET LOCAL` passes: it ends with the transaction;
+/// * on Citus, `CREATE SUBSCRIPTION … WITH (citus_use_authinfo)` is refused: Citus would add the
+///   password `pg_dist_authinfo` holds for the caller (an application role's worker password) to
+///   a connection string the caller chose, to any host.
+///
+/// # Safety
+/// `stmt` is a valid utility statement node, or NULL.
+pub unsafe fn check_utility(stmt: *mut pg_sys::Node, context: pg_sys::ProcessUtilityContext::Type) {
+    // SAFETY: a valid utility statement node; the current user's attribute.
+    unsafe {
+        if stmt.is_null() || pg_sys::superuser() {
+            return;
+        }
+        match (*stmt).type_ {
+            pg_sys::NodeTag::T_VariableSetStmt => {
+                let set = stmt as *mut pg_sys::VariableSetStmt;
+                if context != pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
+                    && !(*set).is_local
+                    && super::consumer_gpid().is_some()
+                {
+                    crate::error::raise(
+                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        "a session-level SET does not run on a Citus worker: it would stay on a connection other tenants' queries use next",
+                        Some("Use SET LOCAL, or set what a query needs on the coordinator."),
+                    );
+                }
+            }
+            pg_sys::NodeTag::T_CreateSubscriptionStmt => {
+                let create = stmt as *mut pg_sys::CreateSubscriptionStmt;
+                let authinfo = pgrx::list::PgList::<pg_sys::DefElem>::from_pg((*create).options)
+                    .iter_ptr()
+                    .any(|d| {
+                        !(*d).defname.is_null()
+                            && CStr::from_ptr((*d).defname).to_bytes() == b"citus_use_authinfo"
+                    });
+                if authinfo && super::active() {
+                    crate::error::raise(
+                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        "citus_use_authinfo is a superuser's option: it would send the caller's worker password to the subscription's host",
+                        None,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::{is_citus_begin, is_citus_shard_lock};
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn citus_commands_are_recognised_whole() {
+        assert!(is_citus_begin(
+            "BEGIN TRANSACTION ISOLATION LEVEL READ COMMITTED;SELECT assign_distributed_transaction_id(0, 8, '2026-12-01 14:41:06.777517+00');"
+        ));
+        assert!(is_citus_begin(
+            "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ;SET LOCAL tenancy.citus_context = 'x';SAVEPOINT savepoint_2;SELECT assign_distributed_transaction_id(1, 42, '2026-12-01 14:41:06+00');"
+        ));
+        assert!(!is_citus_begin(
+            "SELECT assign_distributed_transaction_id(0, 8, '2026-12-01 14:41:06+00');"
+        ));
+        assert!(!is_citus_begin(
+            "SELECT assign_distributed_transaction_id(0, 8, now()) FROM tenancy.projects_102080 projects"
+        ));
+        assert!(is_citus_shard_lock(
+            "SELECT lock_shard_resources(3, ARRAY[102008])"
+        ));
+        assert!(is_citus_shard_lock(
+            "SELECT lock_shard_metadata(7, ARRAY[102008, 102009])"
+        ));
+        assert!(!is_citus_shard_lock(
+            "SELECT lock_shard_resources(7, ARRAY[102008]) AS lock_shard_resources FROM tenancy.projects_102080 projects WHERE true"
+        ));
+        assert!(!is_citus_shard_lock(
+            "SELECT lock_shard_resources(7, ARRAY[102008]);SELECT 1"
+        ));
+    }
+}
