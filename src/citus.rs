@@ -17,6 +17,7 @@ use std::cell::Cell;
 
 pub mod internals;
 pub mod logins;
+pub mod reference_writes;
 pub mod routing;
 use std::ffi::{CStr, CString};
 
@@ -46,6 +47,7 @@ pub(crate) fn while_set<R>(
 pub fn init() {
     routing::init();
     internals::init();
+    reference_writes::init();
     // SAFETY: _PG_init runs once, single-threaded, before any query.
     unsafe {
         pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut());
@@ -216,6 +218,40 @@ fn placement_uncached(relid: pg_sys::Oid) -> Placement {
             format!("could not read Citus's metadata: {e}"),
             None,
         ),
+    }
+}
+
+/// The table a row-locking read (`FOR SHARE`, `FOR NO KEY UPDATE`, …) of pg_tenancy's table
+/// `schema.table` names.  On Citus, for a reference table, this node's copy (`<table>_<shard>`):
+/// every write of a row through this node takes that copy's row lock too, so the read orders
+/// writes of the row as on one node; on the table itself Citus would lock the whole shard, for
+/// every tenant, until the transaction ends (src/citus/reference_writes.rs).  Elsewhere the table.
+pub fn row_lock_target(schema: &str, table: &str) -> String {
+    let qualified = format!("{schema}.{table}");
+    if !active() {
+        return qualified;
+    }
+    let (schema_c, table_c) = (
+        CString::new(schema).expect("no NUL"),
+        CString::new(table).expect("no NUL"),
+    );
+    // SAFETY: syscache lookups by name.
+    let relid = unsafe {
+        let nsp = pg_sys::get_namespace_oid(schema_c.as_ptr(), true);
+        pg_sys::get_relname_relid(table_c.as_ptr(), nsp)
+    };
+    match placement(relid) {
+        Placement::Reference(shard)
+            if local_relid(
+                // SAFETY: as above.
+                unsafe { pg_sys::get_rel_namespace(relid) },
+                &table_c,
+                Some(shard),
+            ) != pg_sys::InvalidOid =>
+        {
+            format!("{schema}.{table}_{shard}")
+        }
+        _ => qualified,
     }
 }
 
@@ -526,24 +562,6 @@ pub unsafe fn keep_worker_logins(
         let options = PgList::<pg_sys::DefElem>::from_pg((*alter).options);
         if !options.iter_ptr().any(login_options) {
             return None;
-        }
-        // A superuser's own ALTER ROLE on the coordinator (Citus wraps it in
-        // alter_role_if_exists()), not a copy of the role: kept all the same, and said so.
-        let explicit = !pg_sys::debug_query_string.is_null()
-            && CStr::from_ptr(pg_sys::debug_query_string)
-                .to_bytes()
-                .windows(b"alter_role_if_exists(".len())
-                .any(|w| w == b"alter_role_if_exists(");
-        if explicit {
-            pgrx::ereport!(
-                PgLogLevel::WARNING,
-                PgSqlErrorCode::ERRCODE_WARNING,
-                format!(
-                    "role {} keeps its LOGIN and password on this worker: Citus's connections of every tenant log in with them",
-                    name.to_string_lossy()
-                ),
-                "To change them on the workers, run the ALTER ROLE there with run_command_on_workers(); tenancy.distribute(reset_worker_logins => true) gives them back."
-            );
         }
         // A copy: the caller may keep its tree.
         let copy: *mut pg_sys::PlannedStmt =
@@ -858,7 +876,11 @@ unsafe fn refuse_propagated_set(stmt: *mut pg_sys::Node) {
 unsafe fn refuse_application_role_defaults(stmt: *mut pg_sys::Node) {
     // SAFETY: a valid node, and this backend's current user.
     let target = unsafe {
-        if stmt.is_null() || pg_sys::superuser() {
+        if stmt.is_null() {
+            return;
+        }
+        if pg_sys::superuser() {
+            warn_kept_worker_login(stmt);
             return;
         }
         let role = match (*stmt).type_ {
@@ -885,6 +907,53 @@ unsafe fn refuse_application_role_defaults(stmt: *mut pg_sys::Node) {
         pg_sys::get_rolespec_oid(role, true)
     };
     refuse_application_role(target);
+}
+
+/// A superuser's `ALTER ROLE anon|authenticated|service_role … LOGIN/NOLOGIN/PASSWORD` on the
+/// coordinator: Citus propagates it, and the workers keep the role's login as it was
+/// ([`keep_worker_logins`]; every tenant's connections there use it).  Said with a WARNING (a
+/// worker's own would stay in its log: Citus does not pass it on).
+///
+/// # Safety
+/// `stmt` is a valid utility statement node.
+unsafe fn warn_kept_worker_login(stmt: *mut pg_sys::Node) {
+    // SAFETY: a valid node; its options' names are C strings.
+    let role = unsafe {
+        if (*stmt).type_ != pg_sys::NodeTag::T_AlterRoleStmt {
+            return;
+        }
+        let alter = stmt as *mut pg_sys::AlterRoleStmt;
+        let login = pgrx::list::PgList::<pg_sys::DefElem>::from_pg((*alter).options)
+            .iter_ptr()
+            .any(|d| {
+                matches!(
+                    CStr::from_ptr((*d).defname).to_bytes(),
+                    b"password" | b"canlogin"
+                )
+            });
+        if !login || (*alter).role.is_null() {
+            return;
+        }
+        let role = pg_sys::get_rolespec_oid((*alter).role, true);
+        if role == pg_sys::InvalidOid {
+            return;
+        }
+        CStr::from_ptr(pg_sys::GetUserNameFromId(role, false))
+            .to_string_lossy()
+            .into_owned()
+    };
+    if !matches!(role.as_str(), "anon" | "authenticated" | "service_role")
+        || !active()
+        || on_worker()
+    {
+        return;
+    }
+    pgrx::ereport!(
+        PgLogLevel::WARNING,
+        PgSqlErrorCode::ERRCODE_WARNING,
+        format!("the workers keep role {role}'s LOGIN and password: Citus's connections of every tenant log in with them"),
+        "To change them there, run the ALTER ROLE on the workers with run_command_on_workers(); tenancy.distribute(reset_worker_logins => true) gives them back."
+    );
 }
 
 /// Refuse (42501) when `target` is `anon`, `authenticated` or `service_role` and Citus is active

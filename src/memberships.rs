@@ -81,9 +81,12 @@ fn manager_of(
     if let (Some(user), Some(role)) = (ctx.user, ctx.role.filter(|r| *r != "service")) {
         let locked = crate::superuser::as_superuser(|| {
             Spi::get_one_with_args::<String>(
-                "SELECT (SELECT role::pg_catalog.text FROM tenancy.memberships
-                          WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2
-                          FOR SHARE)",
+                &format!(
+                    "SELECT (SELECT role::pg_catalog.text FROM {}
+                              WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2
+                              FOR SHARE)",
+                    crate::citus::row_lock_target("tenancy", "memberships")
+                ),
                 &[tenant.into(), user.into()],
             )
         })
@@ -114,9 +117,12 @@ fn role_of(tenant: &pgrx::Uuid, user: &pgrx::Uuid) -> Option<String> {
 fn owners(tenant: &pgrx::Uuid) -> i64 {
     crate::superuser::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
-            "SELECT count(*) FROM (SELECT FROM tenancy.memberships
-                                    WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'
-                                    FOR NO KEY UPDATE) o",
+            &format!(
+                "SELECT count(*) FROM (SELECT FROM {}
+                                        WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'owner'
+                                        FOR NO KEY UPDATE) o",
+                crate::citus::row_lock_target("tenancy", "memberships")
+            ),
             &[(*tenant).into()],
         )
     })
@@ -138,7 +144,10 @@ fn write(sql: &str, args: &[pgrx::datum::DatumWithOid], what: &str) -> usize {
 fn lock_user(user: &pgrx::Uuid) {
     let found = crate::superuser::as_superuser(|| {
         Spi::get_one_with_args::<bool>(
-            "SELECT (SELECT true FROM tenancy.users WHERE id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE)",
+            &format!(
+                "SELECT (SELECT true FROM {} WHERE id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE)",
+                crate::citus::row_lock_target("tenancy", "users")
+            ),
             &[(*user).into()],
         )
     })

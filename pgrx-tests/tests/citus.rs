@@ -18,7 +18,7 @@
 //!   functions are the superuser's;
 //! * a member removed or demoted in another session loses the context on the workers at the next
 //!   statement.
-use pg_tenancy_client_tests::demo::{ACME, ALICE, BOB, CAROL, DAVE, ERIN, GLOBEX, IVAN};
+use pg_tenancy_client_tests::demo::{ACME, ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GLOBEX, IVAN};
 use pg_tenancy_client_tests::{error_text, sqlstate};
 use postgres::{Client, NoTls};
 
@@ -2010,7 +2010,7 @@ fn a_failed_login_change_shows_no_scram_secret() {
 }
 
 /// A superuser's own `ALTER ROLE authenticated NOLOGIN` on the coordinator leaves the workers'
-/// login (every tenant's Citus connections use it), and says so.
+/// login (every tenant's Citus connections use it), and says so on the coordinator.
 #[test]
 fn a_superusers_alter_role_keeps_the_worker_login_and_says_so() {
     let Some(port) = port() else { return };
@@ -2039,7 +2039,7 @@ fn a_superusers_alter_role_keeps_the_worker_login_and_says_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("role authenticated keeps its LOGIN and password on this worker"),
+        stderr.contains("WARNING:  the workers keep role authenticated's LOGIN and password"),
         "{stderr}"
     );
     // And members still reach the workers.
@@ -2051,4 +2051,128 @@ fn a_superusers_alter_role_keeps_the_worker_login_and_says_so() {
         .get(0);
     assert!(n > 0);
     c.batch_execute("ROLLBACK").unwrap();
+}
+
+/// Citus locks a reference table's whole shard for an UPDATE or DELETE until the transaction
+/// ends (src/citus/reference_writes.rs): a member's write to one of pg_tenancy's, or pg_tenancy's
+/// own write in a member's transaction, left open, must not stop another tenant's writes.
+#[test]
+fn a_write_left_open_on_a_reference_table_stops_no_other_tenant() {
+    let Some(port) = port() else { return };
+    let mut su = node(port, 0, "postgres");
+    su.batch_execute(
+        "INSERT INTO tenancy.users (id, email) VALUES ('00000000-0000-4000-8000-0000000000c8', 'citus-lock@example.test')
+         ON CONFLICT DO NOTHING",
+    )
+    .unwrap();
+    let newcomer: uuid::Uuid = "00000000-0000-4000-8000-0000000000c8".parse().unwrap();
+    let mut a = node(port, 0, "postgres");
+    let mut b = node(port, 0, "postgres");
+    for (what, hold) in [
+        ("a DELETE that matches nothing", "DELETE FROM tenancy.api_keys WHERE false".to_string()),
+        (
+            "add_member() then remove_member()",
+            format!("SELECT tenancy.add_member('{newcomer}', 'member'); SELECT tenancy.remove_member('{newcomer}')"),
+        ),
+    ] {
+        // Acme's administrator writes and keeps the transaction open.
+        enter(&mut a, ALICE, ACME);
+        a.batch_execute(&hold).unwrap();
+        // Globex's owner makes an API key (an INSERT into api_keys) and changes its members.
+        enter(&mut b, FRANK, GLOBEX);
+        b.batch_execute("SET LOCAL lock_timeout = '3s'; SET LOCAL statement_timeout = '5s'")
+            .unwrap();
+        let key = b.batch_execute("SELECT tenancy.create_api_key('citus lock test')");
+        assert_eq!(sqlstate(key), "ok", "{what}: globex's create_api_key");
+        // Rotates it, and revokes the new one (UPDATEs, after a row-locking read).
+        let current = |b: &mut Client| -> uuid::Uuid {
+            b.query_one(
+                "SELECT id FROM tenancy.api_keys WHERE name = 'citus lock test' AND replaced_by IS NULL",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+        };
+        let id = current(&mut b);
+        let rotate = b.execute("SELECT tenancy.rotate_api_key($1, '1 hour')", &[&id]);
+        assert_eq!(sqlstate(rotate), "ok", "{what}: globex's rotate_api_key");
+        let id = current(&mut b);
+        let revoke = b.execute("SELECT tenancy.revoke_api_key($1)", &[&id]);
+        assert_eq!(sqlstate(revoke), "ok", "{what}: globex's revoke_api_key");
+        let member = b.batch_execute(&format!(
+            "SELECT tenancy.add_member('{newcomer}', 'member'); SELECT tenancy.remove_member('{newcomer}')"
+        ));
+        assert_eq!(sqlstate(member), "ok", "{what}: globex's add_member");
+        b.batch_execute("ROLLBACK").unwrap();
+        a.batch_execute("ROLLBACK").unwrap();
+    }
+    // Two writes of one row still wait for each other (row locks), as on one node.
+    enter(&mut a, ALICE, ACME);
+    a.batch_execute(&format!(
+        "SELECT tenancy.add_member('{newcomer}', 'member')"
+    ))
+    .unwrap();
+    enter(&mut b, BOB, ACME);
+    b.batch_execute("SET LOCAL lock_timeout = '300ms'").unwrap();
+    let same = b.batch_execute(&format!(
+        "SELECT tenancy.add_member('{newcomer}', 'member')"
+    ));
+    assert_eq!(
+        sqlstate(same),
+        "55P03",
+        "the same membership, written twice at once"
+    );
+    b.batch_execute("ROLLBACK").unwrap();
+    a.batch_execute("ROLLBACK").unwrap();
+    su.batch_execute("DELETE FROM tenancy.users WHERE id = '00000000-0000-4000-8000-0000000000c8'")
+        .unwrap();
+}
+
+/// Citus trusts a caller of its internal functions by the application name, which any role may
+/// set; and its `worker_*` functions run whatever statement they are given.  A member deleted
+/// another tenant's shard placement from the metadata, and planted temporary objects on the
+/// worker connections other tenants use next (src/citus/internals.rs).
+#[test]
+fn citus_internal_functions_are_not_the_application_roles() {
+    let Some(port) = port() else { return };
+    let mut su = node(port, 0, "postgres");
+    let placement: i64 = su
+        .query_one(
+            "SELECT p.placementid FROM pg_dist_placement p JOIN pg_dist_shard s USING (shardid)
+              WHERE s.logicalrelid = 'tenancy.projects'::regclass LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let mut c = node(port, 0, "postgres");
+    // On the coordinator, named as Citus's connection.
+    for call in [
+        format!("citus_internal.delete_placement_metadata({placement})"),
+        "citus_internal.add_tenant_schema('tenancy'::regnamespace, 2)".to_string(),
+        "citus_unmark_object_distributed('pg_authid'::regclass, 'authenticated'::regrole, 0, false)"
+            .to_string(),
+        "worker_apply_shard_ddl_command(0, 'x', 'CREATE TEMP TABLE loot (v text)')".to_string(),
+    ] {
+        enter(&mut c, DAVE, ACME);
+        c.batch_execute("SET LOCAL application_name = 'citus_internal gpid=10000099999'")
+            .unwrap();
+        let e = error_text(c.batch_execute(&format!("SELECT {call}")));
+        assert!(e.starts_with("42501: this Citus function is Citus's own"), "{call}: {e}");
+        c.batch_execute("ROLLBACK").unwrap();
+        // Pushed down to a worker, where the connection is Citus's.
+        enter(&mut c, DAVE, ACME);
+        let e = error_text(c.batch_execute(&format!(
+            "SELECT count(*) FROM tenancy.projects WHERE tenant_id = '{GLOBEX}' HAVING {call} IS NULL"
+        )));
+        assert!(e.starts_with("42501"), "pushed down {call}: {e}");
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+    let left: i64 = su
+        .query_one(
+            "SELECT count(*) FROM pg_dist_placement WHERE placementid = $1",
+            &[&placement],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 1);
 }

@@ -518,6 +518,15 @@ pub fn authenticate(key: Option<&str>) -> pgrx::Uuid {
     v.tenant
 }
 
+/// The current time (`clock_timestamp()`), as a value for an UPDATE: Citus refuses a volatile
+/// function in an UPDATE of a distributed or reference table.
+fn clock_value() -> TimestampWithTimeZone {
+    Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| spi_failed("reading the clock", "no value"))
+}
+
 /// Revoke key `id` of the current tenant, at once and for good.  Owner/admin or service_role.
 /// Returns false if it was already revoked.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -527,7 +536,10 @@ pub fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
     let revoked = crate::superuser::as_superuser(|| {
         Spi::connect_mut(|c| {
             let rows = c.update(
-                "SELECT revoked_at IS NULL FROM tenancy.api_keys WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+                &format!(
+                    "SELECT revoked_at IS NULL FROM {} WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+                    crate::citus::row_lock_target("tenancy", "api_keys")
+                ),
                 None,
                 &[tenant.into(), id.into()],
             )?;
@@ -536,10 +548,11 @@ pub fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
                 None => None,
             };
             if found == Some(true) {
+                // The time as a value: Citus refuses a volatile function in an UPDATE's SET.
                 c.update(
-                    "UPDATE tenancy.api_keys SET revoked_at = clock_timestamp() WHERE tenant_id = $1 AND id = $2",
+                    "UPDATE tenancy.api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2",
                     None,
-                    &[tenant.into(), id.into()],
+                    &[tenant.into(), id.into(), clock_value().into()],
                 )?;
             }
             Ok::<_, pgrx::spi::Error>(found)
@@ -570,9 +583,12 @@ pub fn rotate_api_key(
     let old = crate::superuser::as_superuser(|| {
         Spi::connect_mut(|c| {
             let rows = c.update(
-                "SELECT name, scopes, expires_at, environment, revoked_at IS NOT NULL,
-                        expires_at IS NOT NULL AND expires_at <= clock_timestamp(), $3::interval < '0'
-                 FROM tenancy.api_keys WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+                &format!(
+                    "SELECT name, scopes, expires_at, environment, revoked_at IS NOT NULL,
+                            expires_at IS NOT NULL AND expires_at <= clock_timestamp(), $3::interval < '0'
+                     FROM {} WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+                    crate::citus::row_lock_target("tenancy", "api_keys")
+                ),
                 None,
                 &[tenant.into(), id.into(), grace.into()],
             )?;
@@ -617,9 +633,9 @@ pub fn rotate_api_key(
     crate::superuser::as_superuser(|| {
         Spi::run_with_args(
             "UPDATE tenancy.api_keys
-             SET expires_at = least(coalesce(expires_at, 'infinity'), clock_timestamp() + $3::interval), replaced_by = $4
+             SET expires_at = least(coalesce(expires_at, 'infinity'), $5::timestamptz + $3::interval), replaced_by = $4
              WHERE tenant_id = $1 AND id = $2",
-            &[tenant.into(), id.into(), grace.into(), new_id.into()],
+            &[tenant.into(), id.into(), grace.into(), new_id.into(), clock_value().into()],
         )
         .unwrap_or_else(|e| spi_failed("retiring the old API key", e))
     });

@@ -18,7 +18,19 @@
 //!   itself, as the role, to the first worker (`SELECT lock_shard_resources(3, ARRAY[102008])`),
 //!   to order writes to reference tables.
 //!
-//! For a role that is not a superuser these run only as Citus sends them: on a worker, in a
+//! * Citus's functions for its own connections and metadata (`citus_internal.*`, the
+//!   `citus_internal_*` functions, the `worker_*` functions that apply DDL, copy or drop shards,
+//!   `citus_unmark_object_distributed`, …) trust a caller by its application name, which any
+//!   role may set to `citus_internal gpid=…`, or run any statement they are given: a member
+//!   deleted another tenant's shard placement from the metadata
+//!   (`citus_internal.delete_placement_metadata`), and with `worker_apply_shard_ddl_command`
+//!   planted a temporary domain on a worker connection that ran its own function in the next
+//!   tenant's queries.  Citus sends them as a superuser or a table's owner: the application
+//!   roles (anon, authenticated, service_role and the roles with their privileges) may not call
+//!   them at all, and inside a query on a worker they run no utility statement (but `SET
+//!   LOCAL`).
+//!
+//! For a role that is not a superuser the first three run only as Citus sends them: on a worker, in a
 //! connection Citus opened ([`super::consumer_gpid`]), as the whole command Citus sends (its
 //! text, `debug_query_string`, is that command).  A client never sends a worker a command (only
 //! Citus has the workers' passwords); what a client can make a worker run is an expression of
@@ -54,6 +66,10 @@ enum Kind {
     ShardLock,
     /// `set_config`.
     SetConfig,
+    /// One of Citus's functions for its own connections and metadata (`citus_internal.*`,
+    /// `citus_internal_*`, most `worker_*`, `*unmark_object_distributed`, …): refused to the
+    /// application roles.
+    CitusOwn,
 }
 
 static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
@@ -131,21 +147,93 @@ fn kind(oid: pg_sys::Oid) -> Kind {
             return Kind::Other;
         }
         let proc = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple);
-        let k = if (*proc).pronamespace != pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE) {
-            Kind::Other
-        } else {
-            match CStr::from_ptr((*proc).proname.data.as_ptr()).to_bytes() {
-                b"assign_distributed_transaction_id" => Kind::TransactionId,
-                b"lock_shard_resources" | b"lock_shard_metadata" => Kind::ShardLock,
-                b"set_config" => Kind::SetConfig,
-                _ => Kind::Other,
-            }
+        let name = CStr::from_ptr((*proc).proname.data.as_ptr()).to_bytes();
+        let catalog = (*proc).pronamespace == pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE);
+        let k = match name {
+            b"assign_distributed_transaction_id" if catalog => Kind::TransactionId,
+            b"lock_shard_resources" | b"lock_shard_metadata" if catalog => Kind::ShardLock,
+            b"set_config" if catalog => Kind::SetConfig,
+            _ if citus_own(name, (*proc).pronamespace) && of_citus(oid) => Kind::CitusOwn,
+            _ => Kind::Other,
         };
         pg_sys::ReleaseSysCache(tuple);
         k
     };
     KINDS.with(|m| m.borrow_mut().insert(oid, k));
     k
+}
+
+/// Is a function of this name, in schema `nsp`, one of Citus's own (if it is Citus's)?  Its
+/// internal schema, its `citus_internal_*` functions, its `worker_*` functions (which Citus sends,
+/// as a table's owner, to apply DDL, copy shards, drop tables, and which run any statement they
+/// are given) but those a member's query needs (hashing, partial aggregates, repartitioned
+/// results, EXPLAIN ANALYZE, sizes), and the functions that unmark distributed objects or run a
+/// command.
+fn citus_own(name: &[u8], nsp: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache lookup of a namespace's name.
+    let internal_schema = unsafe {
+        let n = pg_sys::get_namespace_name(nsp);
+        !n.is_null() && CStr::from_ptr(n).to_bytes() == b"citus_internal"
+    };
+    internal_schema
+        || name.starts_with(b"citus_internal")
+        || name.starts_with(b"worker_")
+            && !name.starts_with(b"worker_partial_agg")
+            && !name.starts_with(b"worker_partitioned_")
+            && !matches!(
+                name,
+                b"worker_hash"
+                    | b"worker_binary_partial_agg_ffunc"
+                    | b"worker_partition_query_result"
+                    | b"worker_save_query_explain_analyze"
+                    | b"worker_last_saved_explain_analyze"
+            )
+        || matches!(
+            name,
+            b"citus_unmark_object_distributed"
+                | b"master_unmark_object_distributed"
+                | b"alter_role_if_exists"
+                | b"citus_run_local_command"
+                | b"master_remove_partition_metadata"
+                | b"master_remove_distributed_table_metadata_from_workers"
+        )
+}
+
+/// Is function `oid` a member of the `citus` extension?
+fn of_citus(oid: pg_sys::Oid) -> bool {
+    // SAFETY: catalog lookups (pg_depend, pg_extension) in a transaction.
+    unsafe {
+        let citus = pg_sys::get_extension_oid(c"citus".as_ptr(), true);
+        citus != pg_sys::InvalidOid
+            && pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, oid) == citus
+    }
+}
+
+thread_local! {
+    /// anon, authenticated and service_role's OIDs (InvalidOid where absent), once per backend.
+    static APPLICATION_ROLES: std::cell::OnceCell<[pg_sys::Oid; 3]> = const { std::cell::OnceCell::new() };
+}
+
+/// Is the current user one of the application roles, or a role with their privileges, and not a
+/// superuser?
+pub(crate) fn application_role() -> bool {
+    let roles = APPLICATION_ROLES.with(|r| {
+        *r.get_or_init(|| {
+            // SAFETY: syscache lookups of roles by name.
+            unsafe {
+                [c"anon", c"authenticated", c"service_role"]
+                    .map(|n| pg_sys::get_role_oid(n.as_ptr(), true))
+            }
+        })
+    });
+    // SAFETY: the current user; PostgreSQL caches role memberships.
+    unsafe {
+        let user = pg_sys::GetUserId();
+        !pg_sys::superuser_arg(user)
+            && roles
+                .iter()
+                .any(|r| *r != pg_sys::InvalidOid && pg_sys::has_privs_of_role(user, *r))
+    }
 }
 
 /// The command this backend is running, as its client sent it.
@@ -214,6 +302,11 @@ fn check(oid: pg_sys::Oid) {
             "set_config() does not run on a Citus worker: its setting would stay on a connection other tenants' queries use next",
             "Set what a query needs on the coordinator, before the query.",
         ),
+        Kind::CitusOwn => (
+            !application_role(),
+            "this Citus function is Citus's own: the application roles may not call it",
+            "Citus calls it itself, as a superuser or a table's owner.",
+        ),
         Kind::Other => (true, "", ""),
     };
     if !allowed {
@@ -243,6 +336,17 @@ pub unsafe fn check_utility(stmt: *mut pg_sys::Node, context: pg_sys::ProcessUti
             return;
         }
         match (*stmt).type_ {
+            _ if context != pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
+                && (*stmt).type_ != pg_sys::NodeTag::T_VariableSetStmt
+                && application_role()
+                && super::consumer_gpid().is_some() =>
+            {
+                crate::error::raise(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    "an application role runs no utility statement inside a query on a Citus worker: what it created or changed would stay on a connection other tenants' queries use next",
+                    None,
+                );
+            }
             pg_sys::NodeTag::T_VariableSetStmt => {
                 let set = stmt as *mut pg_sys::VariableSetStmt;
                 if context != pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
