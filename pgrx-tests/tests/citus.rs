@@ -2106,6 +2106,18 @@ fn a_write_left_open_on_a_reference_table_stops_no_other_tenant() {
         b.batch_execute("ROLLBACK").unwrap();
         a.batch_execute("ROLLBACK").unwrap();
     }
+    // A member's row-locking read of a reference table (its column UPDATE privileges allow
+    // one): Citus would lock the whole shard, whatever the setting.  Refused.
+    for lock in [
+        "SELECT 1 FROM tenancy.api_keys WHERE false FOR UPDATE",
+        "SELECT 1 FROM tenancy.users WHERE false FOR KEY SHARE",
+        "SELECT 1 FROM tenancy.tenants t WHERE false FOR SHARE OF t",
+        "SELECT (SELECT 1 FROM tenancy.users WHERE false FOR NO KEY UPDATE)",
+    ] {
+        enter(&mut a, DAVE, ACME);
+        assert_eq!(sqlstate(a.batch_execute(lock)), "0A000", "{lock}");
+        a.batch_execute("ROLLBACK").unwrap();
+    }
     // Two writes of one row still wait for each other (row locks), as on one node.
     enter(&mut a, ALICE, ACME);
     a.batch_execute(&format!(
@@ -2175,4 +2187,24 @@ fn citus_internal_functions_are_not_the_application_roles() {
         .unwrap()
         .get(0);
     assert_eq!(left, 1);
+    // A function that runs the query it is given, pushed down: it wrote one copy of a reference
+    // table, outside the coordinator.  Refused; Citus's own use of it (EXPLAIN ANALYZE) works.
+    enter(&mut c, ALICE, ACME);
+    let e = error_text(c.batch_execute(
+        "SELECT p.id, (SELECT count(*) FROM worker_save_query_explain_analyze(
+             'UPDATE tenancy.api_keys SET name = name WHERE false', '{}'::jsonb) AS x(plan text))
+           FROM tenancy.projects p LIMIT 1",
+    ));
+    assert!(
+        e.starts_with("42501: this Citus function runs the query"),
+        "{e}"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    enter(&mut c, ALICE, ACME);
+    let plan = strings(
+        &mut c,
+        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM tenancy.projects",
+    );
+    assert!(plan.iter().any(|l| l.contains("Task Count: 1")), "{plan:?}");
+    c.batch_execute("ROLLBACK").unwrap();
 }

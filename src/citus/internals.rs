@@ -66,6 +66,11 @@ enum Kind {
     ShardLock,
     /// `set_config`.
     SetConfig,
+    /// `worker_save_query_explain_analyze`, `worker_partition_query_result`: they run the query
+    /// text they are given, on this node, as the caller (a member wrote one copy of a reference
+    /// table with it, outside the coordinator).  The application roles call them only inside
+    /// Citus's own command (EXPLAIN ANALYZE, repartitioned results).
+    QueryRunner,
     /// One of Citus's functions for its own connections and metadata (`citus_internal.*`,
     /// `citus_internal_*`, most `worker_*`, `*unmark_object_distributed`, …): refused to the
     /// application roles.
@@ -153,6 +158,11 @@ fn kind(oid: pg_sys::Oid) -> Kind {
             b"assign_distributed_transaction_id" if catalog => Kind::TransactionId,
             b"lock_shard_resources" | b"lock_shard_metadata" if catalog => Kind::ShardLock,
             b"set_config" if catalog => Kind::SetConfig,
+            b"worker_save_query_explain_analyze" | b"worker_partition_query_result"
+                if of_citus(oid) =>
+            {
+                Kind::QueryRunner
+            }
             _ if citus_own(name, (*proc).pronamespace) && of_citus(oid) => Kind::CitusOwn,
             _ => Kind::Other,
         };
@@ -184,8 +194,6 @@ fn citus_own(name: &[u8], nsp: pg_sys::Oid) -> bool {
                 name,
                 b"worker_hash"
                     | b"worker_binary_partial_agg_ffunc"
-                    | b"worker_partition_query_result"
-                    | b"worker_save_query_explain_analyze"
                     | b"worker_last_saved_explain_analyze"
             )
         || matches!(
@@ -277,6 +285,61 @@ fn is_citus_shard_lock(command: &str) -> bool {
     .is_match(command)
 }
 
+/// A command of Citus's own that calls one function with constant arguments, as Citus sends
+/// them to a worker to propagate DDL (`SELECT worker_create_or_replace_object('CREATE FUNCTION
+/// …')`, after `SET`s of its settings): a role's own objects are created on the workers as that
+/// role.  A query Citus pushes down from a client's always reads a shard: it has a FROM.
+fn is_citus_call(command: &str) -> bool {
+    static CALL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    CALL.get_or_init(|| {
+        let literal = r"E?'(?:[^']|'')*'(?:::[a-z_.]+(?:\[\])?)?";
+        let argument = format!(r"(?:{literal}|-?[0-9]+|true|false|NULL|ARRAY\[\s*(?:{literal}\s*,?\s*)*\](?:::[a-z_.]+\[\])?)");
+        regex::Regex::new(&format!(
+            r"\A(?:SET [a-z_.]+ (?:TO|=) {literal}\s*;\s*)*SELECT (?:pg_catalog\.|citus_internal\.)?[a-z_]+\(\s*(?:{argument}\s*,?\s*)*\)\s*;?\s*\z"
+        ))
+        .expect("a valid expression")
+    })
+    .is_match(command)
+}
+
+/// Citus's command that records a role's new object (a function it created) in a worker's
+/// metadata, as that role: `WITH distributed_object_data(…)  AS (VALUES (<constants>), …)
+/// SELECT citus_internal.add_object_metadata(…) FROM distributed_object_data;`.  Its constants
+/// are Citus's own quoting (no cast inside an ARRAY), which a deparsed client query has not.
+fn is_citus_object_metadata(command: &str) -> bool {
+    static METADATA: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    METADATA
+        .get_or_init(|| {
+            let literal = r"E?'(?:[^']|'')*'";
+            let value = format!(
+                r"(?:{literal}|ARRAY\[(?:{literal}(?:, )?)*\]::text\[\]|-?[0-9]+|true|false|NULL)"
+            );
+            let row = format!(r"\((?:{value}(?:, )?)+\)");
+            regex::Regex::new(&format!(
+                r"\AWITH distributed_object_data\(typetext, objnames, objargs, distargumentindex, colocationid, force_delegation\) +AS \(VALUES {row}(?:, {row})*\) SELECT citus_internal\.add_object_metadata\(typetext, objnames, objargs, distargumentindex::int, colocationid::int, force_delegation::bool\) FROM distributed_object_data;?\z"
+            ))
+            .expect("a valid expression")
+        })
+        .is_match(command)
+}
+
+/// Citus's commands that run a query through `worker_save_query_explain_analyze()` (EXPLAIN
+/// ANALYZE) or `worker_partition_query_result()` (repartitioned results): the query is a literal
+/// of Citus's own quoting (`quote_literal`, no cast), which no query Citus deparses from a
+/// client's has (its literals carry casts).
+fn is_citus_query_runner(command: &str) -> bool {
+    static RUNNER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    const LITERAL: &str = r"E?'(?:[^']|'')*'";
+    RUNNER
+        .get_or_init(|| {
+            regex::Regex::new(&format!(
+                r"(?s)\A(?:WITH unused AS \(SELECT .*\) )?SELECT \*? FROM worker_save_query_explain_analyze\({LITERAL}, {LITERAL}\) AS \([^';]*\)\z|\ASELECT partition_index, {LITERAL} \|\| '_' \|\| partition_index::text , rows_written FROM (?:pg_catalog\.)?worker_partition_query_result\({LITERAL},{LITERAL},[0-9]+,{LITERAL},[^;]*\) WHERE rows_written > 0\z"
+            ))
+            .expect("a valid expression")
+        })
+        .is_match(command)
+}
+
 /// Refuse the call of function `oid` that the executor is about to prepare, when it is one of
 /// this module's and the caller may not make it (module documentation).
 fn check(oid: pg_sys::Oid) {
@@ -302,8 +365,15 @@ fn check(oid: pg_sys::Oid) {
             "set_config() does not run on a Citus worker: its setting would stay on a connection other tenants' queries use next",
             "Set what a query needs on the coordinator, before the query.",
         ),
+        Kind::QueryRunner => (
+            !application_role() || from_citus && command().is_some_and(is_citus_query_runner),
+            "this Citus function runs the query it is given: the application roles may not call it",
+            "Citus calls it itself, for EXPLAIN ANALYZE and repartitioned results.",
+        ),
         Kind::CitusOwn => (
-            !application_role(),
+            !application_role()
+                || from_citus
+                    && command().is_some_and(|c| is_citus_call(c) || is_citus_object_metadata(c)),
             "this Citus function is Citus's own: the application roles may not call it",
             "Citus calls it itself, as a superuser or a table's owner.",
         ),
@@ -384,7 +454,10 @@ pub unsafe fn check_utility(stmt: *mut pg_sys::Node, context: pg_sys::ProcessUti
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 mod tests {
-    use super::{is_citus_begin, is_citus_shard_lock};
+    use super::{
+        is_citus_begin, is_citus_call, is_citus_object_metadata, is_citus_query_runner,
+        is_citus_shard_lock,
+    };
     use pgrx::prelude::*;
 
     #[pg_test]
@@ -412,6 +485,33 @@ mod tests {
         ));
         assert!(!is_citus_shard_lock(
             "SELECT lock_shard_resources(7, ARRAY[102008]);SELECT 1"
+        ));
+        assert!(is_citus_call(
+            "SELECT worker_create_or_replace_object('CREATE OR REPLACE FUNCTION leaker.peek(text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN RAISE NOTICE ''peek %'', $1; RETURN true; END $f$')"
+        ));
+        assert!(is_citus_call(
+            "SET citus.enable_ddl_propagation TO 'off'; SELECT worker_apply_shard_ddl_command(102008, 'tenancy', 'ALTER TABLE x ADD COLUMN y int')"
+        ));
+        assert!(!is_citus_call(
+            "SELECT count(*) AS count FROM tenancy.projects_102080 projects WHERE (tenant_id OPERATOR(pg_catalog.=) 'a0000000-0000-4000-8000-000000000001'::uuid) HAVING (worker_apply_shard_ddl_command((0)::bigint, 'x'::text, 'CREATE TEMP TABLE loot (v text)'::text) IS NULL)"
+        ));
+        assert!(is_citus_object_metadata(
+            "WITH distributed_object_data(typetext, objnames, objargs, distargumentindex, colocationid, force_delegation)  AS (VALUES ('function', ARRAY['leaker', 'peek']::text[], ARRAY['pg_catalog.text']::text[], -1, 0, false)) SELECT citus_internal.add_object_metadata(typetext, objnames, objargs, distargumentindex::int, colocationid::int, force_delegation::bool) FROM distributed_object_data;"
+        ));
+        assert!(!is_citus_object_metadata(
+            "WITH distributed_object_data(typetext, objnames, objargs, distargumentindex, colocationid, force_delegation) AS (VALUES ('function'::text, ARRAY['leaker'::text], ARRAY['x'::text], '-1'::integer, 0, false)) SELECT citus_internal.add_object_metadata(typetext, objnames, objargs, (distargumentindex)::integer, (colocationid)::integer, (force_delegation)::boolean) AS add_object_metadata FROM distributed_object_data, tenancy.projects_102080 p"
+        ));
+        assert!(is_citus_query_runner(
+            "SELECT * FROM worker_save_query_explain_analyze('SELECT count(*) AS count FROM tenancy.projects_102080 projects WHERE true', '{\"verbose\": false}') AS (field_0 bigint)"
+        ));
+        assert!(is_citus_query_runner(
+            "WITH unused AS (SELECT $1::uuid) SELECT * FROM worker_save_query_explain_analyze('SELECT 1', '{}') AS (field_0 integer)"
+        ));
+        assert!(!is_citus_query_runner(
+            "SELECT p.id, (SELECT count(*) FROM worker_save_query_explain_analyze('UPDATE tenancy.api_keys_102011 SET name = ''x''::text'::text, '{}'::jsonb) x(plan text)) AS count FROM tenancy.projects_102080 p LIMIT 1"
+        ));
+        assert!(is_citus_query_runner(
+            "SELECT partition_index, 'repartition_1_2' || '_' || partition_index::text , rows_written FROM pg_catalog.worker_partition_query_result('repartition_1_2','SELECT id FROM t_1',0,'hash','{-2147483648}'::text[],'{2147483647}'::text[],true,true,true) WHERE rows_written > 0"
         ));
     }
 }

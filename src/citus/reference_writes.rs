@@ -12,7 +12,11 @@
 //! So each statement that writes one of pg_tenancy's reference tables runs with
 //! `citus.all_modifications_commutative = on`, which makes that lock `ROW EXCLUSIVE` (it conflicts
 //! with no other write): two writes of one row wait for each other on its row lock, as on one
-//! node.  The setting is the statement's alone (saved and restored around its `ExecutorRun`, as a
+//! node.  (Row-locking reads, `FOR UPDATE` and `FOR SHARE`, Citus locks the same way whatever
+//! the setting: a role that is not a superuser may not run them on these tables on Citus; a
+//! member could, with its column `UPDATE` privileges, and stopped every tenant's API key and
+//! member changes with `SELECT 1 FROM tenancy.api_keys WHERE false FOR UPDATE`.)  The setting is
+//! the statement's alone (saved and restored around its `ExecutorRun`, as a
 //! function's `SET` clause is), whatever the session set; the application's own tables keep
 //! Citus's default.  Citus's reason for the `EXCLUSIVE` lock is that two writes of one row could
 //! reach the copies in different orders; with row locks they then wait for each other, and
@@ -66,8 +70,8 @@ unsafe extern "C-unwind" fn executor_run(
     }
 }
 
-/// Run `run` with `citus.all_modifications_commutative = on` when `query` writes (or locks rows
-/// of) one of pg_tenancy's reference tables on Citus; as it is otherwise.
+/// Run `run` with `citus.all_modifications_commutative = on` when `query` writes one of
+/// pg_tenancy's reference tables on Citus; as it is otherwise.
 ///
 /// # Safety
 /// `query` is the executor's valid QueryDesc.
@@ -91,7 +95,7 @@ unsafe fn with_commutative_writes(query: *mut pg_sys::QueryDesc, run: impl FnOnc
     }
 }
 
-/// Does the statement write, or lock rows of, one of pg_tenancy's reference tables on Citus?
+/// Does the statement write one of pg_tenancy's reference tables on Citus?
 ///
 /// # Safety
 /// `query` is a valid QueryDesc.
@@ -104,24 +108,77 @@ unsafe fn writes_reference_table(query: *mut pg_sys::QueryDesc) -> bool {
         }
         (stmt, (*stmt).commandType)
     };
-    // SAFETY: as above.
-    let locks_rows = unsafe { !(*stmt).rowMarks.is_null() };
-    if command == pg_sys::CmdType::CMD_SELECT && !locks_rows
-        || command == pg_sys::CmdType::CMD_UTILITY
-        || !super::active()
+    if matches!(
+        command,
+        pg_sys::CmdType::CMD_SELECT | pg_sys::CmdType::CMD_UTILITY
+    ) || !super::active()
     {
         return false;
     }
     // SAFETY: the statement's range table, a List of RangeTblEntry.
     let rtable = unsafe { pgrx::list::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable) };
-    let found = rtable.iter_ptr().any(|rte| {
-        // SAFETY: a valid RangeTblEntry of the list.
-        let (kind, relid) = unsafe { ((*rte).rtekind, (*rte).relid) };
-        kind == pg_sys::RTEKind::RTE_RELATION
-            && matches!(super::placement(relid), super::Placement::Reference(_))
-            && pg_tenancy_schema(relid)
-    });
+    let found = rtable.iter_ptr().any(reference_table);
     found
+}
+
+/// Is `rte` one of pg_tenancy's reference tables?
+fn reference_table(rte: *mut pg_sys::RangeTblEntry) -> bool {
+    // SAFETY: a valid RangeTblEntry.
+    let (kind, relid) = unsafe { ((*rte).rtekind, (*rte).relid) };
+    kind == pg_sys::RTEKind::RTE_RELATION
+        && matches!(super::placement(relid), super::Placement::Reference(_))
+        && pg_tenancy_schema(relid)
+}
+
+/// From the planner hook, before Citus plans `parse`: a row-locking read (`FOR UPDATE`,
+/// `FOR SHARE`, …) of one of pg_tenancy's reference tables, anywhere in the query (subqueries,
+/// CTEs), by a role that is not a superuser, is refused (0A000).  Citus locks the table's whole
+/// shard for it (`EXCLUSIVE` or `SHARE`, until the transaction ends) whatever
+/// `citus.all_modifications_commutative` says; a member may run one with its column `UPDATE`
+/// privileges, and `SELECT 1 FROM tenancy.api_keys WHERE false FOR UPDATE` left open stopped
+/// every tenant's API key and member changes.  pg_tenancy's own row-locking reads run as a
+/// superuser, on this node's copy (`crate::citus::row_lock_target`).
+pub(super) fn refuse_row_locks(parse: *mut pg_sys::Query) {
+    // SAFETY: the current user's attribute.
+    if parse.is_null() || unsafe { pg_sys::superuser() } || !super::active() {
+        return;
+    }
+    // SAFETY: a Query the planner was given; the walker only reads it.
+    unsafe { locks_walk(parse.cast(), std::ptr::null_mut()) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn locks_walk(
+    node: *mut pg_sys::Node,
+    context: *mut std::ffi::c_void,
+) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    // SAFETY: nodes of a valid query tree.
+    unsafe {
+        if (*node).type_ == pg_sys::NodeTag::T_Query {
+            let query = node as *mut pg_sys::Query;
+            let rtable = pgrx::list::PgList::<pg_sys::RangeTblEntry>::from_pg((*query).rtable);
+            let marks = pgrx::list::PgList::<pg_sys::RowMarkClause>::from_pg((*query).rowMarks);
+            for mark in marks.iter_ptr() {
+                let rti = (*mark).rti;
+                if rti >= 1
+                    && rtable
+                        .get_ptr(rti as usize - 1)
+                        .is_some_and(reference_table)
+                {
+                    crate::error::raise(
+                        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                        "on Citus, FOR UPDATE and FOR SHARE are refused on pg_tenancy's reference tables (users, tenants, memberships, api_keys): Citus would lock the whole table, for every tenant, until the transaction ends",
+                        Some("Lock rows of your tenant's distributed tables, or change these tables through pg_tenancy's functions."),
+                    );
+                }
+            }
+            return pg_sys::query_tree_walker(query, Some(locks_walk), context, 0);
+        }
+        pg_sys::expression_tree_walker(node, Some(locks_walk), context)
+    }
 }
 
 /// Is `relid` in one of pg_tenancy's schemas (`tenancy`, `tenancy_private`)?
