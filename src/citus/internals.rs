@@ -257,32 +257,36 @@ fn command() -> Option<&'static str> {
     }
 }
 
+/// Does `command` match the expression `build` makes (compiled once, into `cell`)?
+fn matches(
+    cell: &'static std::sync::OnceLock<regex::Regex>,
+    command: &str,
+    build: impl FnOnce() -> String,
+) -> bool {
+    cell.get_or_init(|| regex::Regex::new(&build()).expect("a valid expression"))
+        .is_match(command)
+}
+
+/// A string constant as Citus quotes one (`quote_literal`: no cast).
+const LITERAL: &str = r"E?'(?:[^']|'')*'";
+
 /// Citus's command that begins a remote transaction: `BEGIN TRANSACTION ISOLATION LEVEL …;`,
 /// the transaction's `SET LOCAL`s and `SAVEPOINT`s, then
 /// `SELECT assign_distributed_transaction_id(<node>, <number>, '<stamp>');`.
 fn is_citus_begin(command: &str) -> bool {
     static BEGIN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    BEGIN
-        .get_or_init(|| {
-            regex::Regex::new(
-                r"(?s)\ABEGIN TRANSACTION ISOLATION LEVEL [A-Z ]+;.*SELECT assign_distributed_transaction_id\(-?[0-9]+, [0-9]+, '[^']*'\);\z",
-            )
-            .expect("a valid expression")
-        })
-        .is_match(command)
+    matches(&BEGIN, command, || {
+        r"(?s)\ABEGIN TRANSACTION ISOLATION LEVEL [A-Z ]+;.*SELECT assign_distributed_transaction_id\(-?[0-9]+, [0-9]+, '[^']*'\);\z".into()
+    })
 }
 
 /// Citus's command that locks shards on the first worker:
 /// `SELECT lock_shard_resources(<mode>, ARRAY[<shard>, …])` (or `lock_shard_metadata`).
 fn is_citus_shard_lock(command: &str) -> bool {
     static LOCK: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    LOCK.get_or_init(|| {
-        regex::Regex::new(
-            r"\ASELECT lock_shard_(resources|metadata)\([0-9]+, ARRAY\[[0-9]+(, [0-9]+)*\]\)\z",
-        )
-        .expect("a valid expression")
+    matches(&LOCK, command, || {
+        r"\ASELECT lock_shard_(resources|metadata)\([0-9]+, ARRAY\[[0-9]+(, [0-9]+)*\]\)\z".into()
     })
-    .is_match(command)
 }
 
 /// A command of Citus's own that calls one function with constant arguments, as Citus sends
@@ -291,15 +295,15 @@ fn is_citus_shard_lock(command: &str) -> bool {
 /// role.  A query Citus pushes down from a client's always reads a shard: it has a FROM.
 fn is_citus_call(command: &str) -> bool {
     static CALL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    CALL.get_or_init(|| {
-        let literal = r"E?'(?:[^']|'')*'(?:::[a-z_.]+(?:\[\])?)?";
-        let argument = format!(r"(?:{literal}|-?[0-9]+|true|false|NULL|ARRAY\[\s*(?:{literal}\s*,?\s*)*\](?:::[a-z_.]+\[\])?)");
-        regex::Regex::new(&format!(
+    matches(&CALL, command, || {
+        let literal = format!(r"{LITERAL}(?:::[a-z_.]+(?:\[\])?)?");
+        let argument = format!(
+            r"(?:{literal}|-?[0-9]+|true|false|NULL|ARRAY\[\s*(?:{literal}\s*,?\s*)*\](?:::[a-z_.]+\[\])?)"
+        );
+        format!(
             r"\A(?:SET [a-z_.]+ (?:TO|=) {literal}\s*;\s*)*SELECT (?:pg_catalog\.|citus_internal\.)?[a-z_]+\(\s*(?:{argument}\s*,?\s*)*\)\s*;?\s*\z"
-        ))
-        .expect("a valid expression")
+        )
     })
-    .is_match(command)
 }
 
 /// Citus's command that records a role's new object (a function it created) in a worker's
@@ -308,36 +312,28 @@ fn is_citus_call(command: &str) -> bool {
 /// are Citus's own quoting (no cast inside an ARRAY), which a deparsed client query has not.
 fn is_citus_object_metadata(command: &str) -> bool {
     static METADATA: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    METADATA
-        .get_or_init(|| {
-            let literal = r"E?'(?:[^']|'')*'";
-            let value = format!(
-                r"(?:{literal}|ARRAY\[(?:{literal}(?:, )?)*\]::text\[\]|-?[0-9]+|true|false|NULL)"
-            );
-            let row = format!(r"\((?:{value}(?:, )?)+\)");
-            regex::Regex::new(&format!(
-                r"\AWITH distributed_object_data\(typetext, objnames, objargs, distargumentindex, colocationid, force_delegation\) +AS \(VALUES {row}(?:, {row})*\) SELECT citus_internal\.add_object_metadata\(typetext, objnames, objargs, distargumentindex::int, colocationid::int, force_delegation::bool\) FROM distributed_object_data;?\z"
-            ))
-            .expect("a valid expression")
-        })
-        .is_match(command)
+    matches(&METADATA, command, || {
+        let value = format!(
+            r"(?:{LITERAL}|ARRAY\[(?:{LITERAL}(?:, )?)*\]::text\[\]|-?[0-9]+|true|false|NULL)"
+        );
+        let row = format!(r"\((?:{value}(?:, )?)+\)");
+        format!(
+            r"\AWITH distributed_object_data\(typetext, objnames, objargs, distargumentindex, colocationid, force_delegation\) +AS \(VALUES {row}(?:, {row})*\) SELECT citus_internal\.add_object_metadata\(typetext, objnames, objargs, distargumentindex::int, colocationid::int, force_delegation::bool\) FROM distributed_object_data;?\z"
+        )
+    })
 }
 
 /// Citus's commands that run a query through `worker_save_query_explain_analyze()` (EXPLAIN
 /// ANALYZE) or `worker_partition_query_result()` (repartitioned results): the query is a literal
-/// of Citus's own quoting (`quote_literal`, no cast), which no query Citus deparses from a
-/// client's has (its literals carry casts).
+/// of Citus's own quoting, which no query Citus deparses from a client's has (its literals carry
+/// casts).
 fn is_citus_query_runner(command: &str) -> bool {
     static RUNNER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    const LITERAL: &str = r"E?'(?:[^']|'')*'";
-    RUNNER
-        .get_or_init(|| {
-            regex::Regex::new(&format!(
-                r"(?s)\A(?:WITH unused AS \(SELECT .*\) )?SELECT \*? FROM worker_save_query_explain_analyze\({LITERAL}, {LITERAL}\) AS \([^';]*\)\z|\ASELECT partition_index, {LITERAL} \|\| '_' \|\| partition_index::text , rows_written FROM (?:pg_catalog\.)?worker_partition_query_result\({LITERAL},{LITERAL},[0-9]+,{LITERAL},[^;]*\) WHERE rows_written > 0\z"
-            ))
-            .expect("a valid expression")
-        })
-        .is_match(command)
+    matches(&RUNNER, command, || {
+        format!(
+            r"(?s)\A(?:WITH unused AS \(SELECT .*\) )?SELECT \*? FROM worker_save_query_explain_analyze\({LITERAL}, {LITERAL}\) AS \([^';]*\)\z|\ASELECT partition_index, {LITERAL} \|\| '_' \|\| partition_index::text , rows_written FROM (?:pg_catalog\.)?worker_partition_query_result\({LITERAL},{LITERAL},[0-9]+,{LITERAL},[^;]*\) WHERE rows_written > 0\z"
+        )
+    })
 }
 
 /// Refuse the call of function `oid` that the executor is about to prepare, when it is one of
