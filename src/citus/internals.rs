@@ -257,14 +257,21 @@ fn command() -> Option<&'static str> {
     }
 }
 
+/// The expression `build` makes, compiled once, into `cell`.
+fn compiled(
+    cell: &'static std::sync::OnceLock<regex::Regex>,
+    build: impl FnOnce() -> String,
+) -> &'static regex::Regex {
+    cell.get_or_init(|| regex::Regex::new(&build()).expect("a valid expression"))
+}
+
 /// Does `command` match the expression `build` makes (compiled once, into `cell`)?
 fn matches(
     cell: &'static std::sync::OnceLock<regex::Regex>,
     command: &str,
     build: impl FnOnce() -> String,
 ) -> bool {
-    cell.get_or_init(|| regex::Regex::new(&build()).expect("a valid expression"))
-        .is_match(command)
+    compiled(cell, build).is_match(command)
 }
 
 /// A string constant as Citus quotes one (`quote_literal`: no cast).
@@ -293,17 +300,38 @@ fn is_citus_shard_lock(command: &str) -> bool {
 /// them to a worker to propagate DDL (`SELECT worker_create_or_replace_object('CREATE FUNCTION
 /// …')`, after `SET`s of its settings): a role's own objects are created on the workers as that
 /// role.  A query Citus pushes down from a client's always reads a shard: it has a FROM.
-fn is_citus_call(command: &str) -> bool {
+fn is_citus_call(command: &str) -> Option<String> {
     static CALL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    matches(&CALL, command, || {
+    compiled(&CALL, || {
         let literal = format!(r"{LITERAL}(?:::[a-z_.]+(?:\[\])?)?");
         let argument = format!(
             r"(?:{literal}|-?[0-9]+|true|false|NULL|ARRAY\[\s*(?:{literal}\s*,?\s*)*\](?:::[a-z_.]+\[\])?)"
         );
         format!(
-            r"\A(?:SET [a-z_.]+ (?:TO|=) {literal}\s*;\s*)*SELECT (?:pg_catalog\.|citus_internal\.)?[a-z_]+\(\s*(?:{argument}\s*,?\s*)*\)\s*;?\s*\z"
+            r"\A(?:SET [a-z_.]+ (?:TO|=) {literal}\s*;\s*)*SELECT (?:pg_catalog\.|citus_internal\.)?(?P<name>[a-z_]+)\(\s*(?:{argument}\s*,?\s*)*\)\s*;?\s*\z"
         )
     })
+    .captures(command)
+    .map(|c| c["name"].to_string())
+}
+
+/// Is the command this backend runs Citus's own call of function `oid` (its DDL propagation, or
+/// the recording of a new object's metadata)?  The function the executor prepares must be the
+/// one the command calls, not one called inside it (a function a role distributed itself, which
+/// Citus would call the same way).
+fn calls(command: &str, oid: pg_sys::Oid) -> bool {
+    // SAFETY: a function's name, palloc'd, read at once.
+    let name = unsafe {
+        let n = pg_sys::get_func_name(oid);
+        if n.is_null() {
+            return false;
+        }
+        CStr::from_ptr(n).to_string_lossy().into_owned()
+    };
+    match is_citus_call(command) {
+        Some(called) => called == name,
+        None => name == "add_object_metadata" && is_citus_object_metadata(command),
+    }
 }
 
 /// Citus's command that records a role's new object (a function it created) in a worker's
@@ -367,9 +395,7 @@ fn check(oid: pg_sys::Oid) {
             "Citus calls it itself, for EXPLAIN ANALYZE and repartitioned results.",
         ),
         Kind::CitusOwn => (
-            !application_role()
-                || from_citus
-                    && command().is_some_and(|c| is_citus_call(c) || is_citus_object_metadata(c)),
+            !application_role() || from_citus && command().is_some_and(|c| calls(c, oid)),
             "this Citus function is Citus's own: the application roles may not call it",
             "Citus calls it itself, as a superuser or a table's owner.",
         ),
@@ -482,15 +508,25 @@ mod tests {
         assert!(!is_citus_shard_lock(
             "SELECT lock_shard_resources(7, ARRAY[102008]);SELECT 1"
         ));
+        assert_eq!(
+            is_citus_call(
+                "SELECT worker_create_or_replace_object('CREATE OR REPLACE FUNCTION leaker.peek(text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN RAISE NOTICE ''peek %'', $1; RETURN true; END $f$')"
+            )
+            .as_deref(),
+            Some("worker_create_or_replace_object")
+        );
+        assert_eq!(
+            is_citus_call(
+                "SET citus.enable_ddl_propagation TO 'off'; SELECT worker_apply_shard_ddl_command(102008, 'tenancy', 'ALTER TABLE x ADD COLUMN y int')"
+            )
+            .as_deref(),
+            Some("worker_apply_shard_ddl_command")
+        );
+        assert!(is_citus_call("SELECT leaker.f('x')").is_none());
         assert!(is_citus_call(
-            "SELECT worker_create_or_replace_object('CREATE OR REPLACE FUNCTION leaker.peek(text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN RAISE NOTICE ''peek %'', $1; RETURN true; END $f$')"
-        ));
-        assert!(is_citus_call(
-            "SET citus.enable_ddl_propagation TO 'off'; SELECT worker_apply_shard_ddl_command(102008, 'tenancy', 'ALTER TABLE x ADD COLUMN y int')"
-        ));
-        assert!(!is_citus_call(
             "SELECT count(*) AS count FROM tenancy.projects_102080 projects WHERE (tenant_id OPERATOR(pg_catalog.=) 'a0000000-0000-4000-8000-000000000001'::uuid) HAVING (worker_apply_shard_ddl_command((0)::bigint, 'x'::text, 'CREATE TEMP TABLE loot (v text)'::text) IS NULL)"
-        ));
+        )
+        .is_none());
         assert!(is_citus_object_metadata(
             "WITH distributed_object_data(typetext, objnames, objargs, distargumentindex, colocationid, force_delegation)  AS (VALUES ('function', ARRAY['leaker', 'peek']::text[], ARRAY['pg_catalog.text']::text[], -1, 0, false)) SELECT citus_internal.add_object_metadata(typetext, objnames, objargs, distargumentindex::int, colocationid::int, force_delegation::bool) FROM distributed_object_data;"
         ));
