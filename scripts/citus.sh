@@ -148,9 +148,9 @@ cmd_up() {
 
 # The single-node suites that also run on the cluster: with PGT_CITUS_PORT set, each test's
 # database (TestDb, pgrx-tests/src/lib.rs) is made on every node, distributed, then seeded.  Not
-# yet (docs/citus.md, "What does not run yet"): hostile_writes, hostile_planted, and
+# yet (docs/citus.md, "What does not run yet"): hostile_planted, and
 # index_scans_never_count_rows_of_another_tenant (it observes a single node's counters).
-CITUS_SHARED_SUITES=(role_matrix hostile_reads hostile_secrets hostile_jwt)
+CITUS_SHARED_SUITES=(role_matrix hostile_reads hostile_writes hostile_secrets hostile_jwt)
 CITUS_SHARED_SKIP=(index_scans_never_count_rows_of_another_tenant)
 
 # The Citus suites (pgrx-tests/tests/citus*.rs), then the shared ones, against the cluster `up`
