@@ -236,18 +236,12 @@ pub fn row_lock_target(schema: &str, table: &str) -> String {
         CString::new(table).expect("no NUL"),
     );
     // SAFETY: syscache lookups by name.
-    let relid = unsafe {
-        let nsp = pg_sys::get_namespace_oid(schema_c.as_ptr(), true);
-        pg_sys::get_relname_relid(table_c.as_ptr(), nsp)
-    };
+    let nsp = unsafe { pg_sys::get_namespace_oid(schema_c.as_ptr(), true) };
+    // SAFETY: as above.
+    let relid = unsafe { pg_sys::get_relname_relid(table_c.as_ptr(), nsp) };
     match placement(relid) {
         Placement::Reference(shard)
-            if local_relid(
-                // SAFETY: as above.
-                unsafe { pg_sys::get_rel_namespace(relid) },
-                &table_c,
-                Some(shard),
-            ) != pg_sys::InvalidOid =>
+            if local_relid(nsp, &table_c, Some(shard)) != pg_sys::InvalidOid =>
         {
             format!("{schema}.{table}_{shard}")
         }
@@ -555,12 +549,8 @@ pub unsafe fn keep_worker_logins(
             return None;
         }
         pg_sys::pfree(secret.cast());
-        let login_options = |d: *mut pg_sys::DefElem| {
-            let option = CStr::from_ptr((*d).defname).to_bytes();
-            option == b"password" || option == b"canlogin"
-        };
         let options = PgList::<pg_sys::DefElem>::from_pg((*alter).options);
-        if !options.iter_ptr().any(login_options) {
+        if !options.iter_ptr().any(|d| login_option(d)) {
             return None;
         }
         // A copy: the caller may keep its tree.
@@ -569,13 +559,23 @@ pub unsafe fn keep_worker_logins(
         let alter = (*copy).utilityStmt as *mut pg_sys::AlterRoleStmt;
         let mut kept = PgList::<pg_sys::DefElem>::new();
         for d in PgList::<pg_sys::DefElem>::from_pg((*alter).options).iter_ptr() {
-            if !login_options(d) {
+            if !login_option(d) {
                 kept.push(d);
             }
         }
         (*alter).options = kept.into_pg();
         Some(copy)
     }
+}
+
+/// Is `d`, an option of `ALTER ROLE`, one that changes the role's login (`PASSWORD`, `LOGIN`)?
+///
+/// # Safety
+/// `d` is a valid DefElem.
+unsafe fn login_option(d: *mut pg_sys::DefElem) -> bool {
+    // SAFETY: a DefElem's name is a C string.
+    let option = unsafe { CStr::from_ptr((*d).defname).to_bytes() };
+    option == b"password" || option == b"canlogin"
 }
 
 thread_local! {
@@ -925,12 +925,7 @@ unsafe fn warn_kept_worker_login(stmt: *mut pg_sys::Node) {
         let alter = stmt as *mut pg_sys::AlterRoleStmt;
         let login = pgrx::list::PgList::<pg_sys::DefElem>::from_pg((*alter).options)
             .iter_ptr()
-            .any(|d| {
-                matches!(
-                    CStr::from_ptr((*d).defname).to_bytes(),
-                    b"password" | b"canlogin"
-                )
-            });
+            .any(|d| login_option(d));
         if !login || (*alter).role.is_null() {
             return;
         }

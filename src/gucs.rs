@@ -286,3 +286,21 @@ pub fn set(
         );
     }
 }
+
+/// `f` with the GUC `name` set to `value` for its duration alone (a nest level of its own, as a
+/// function's `SET` clause has): restored after, or by the (sub)transaction's abort on an ERROR.
+pub fn with_setting<R>(name: &std::ffi::CStr, value: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
+    // SAFETY: the calls fmgr_security_definer makes for a SET clause, in the same order.
+    unsafe {
+        let level = pgrx::pg_sys::NewGUCNestLevel();
+        set(
+            name,
+            value,
+            pgrx::pg_sys::GucContext::PGC_USERSET,
+            pgrx::pg_sys::GucAction::GUC_ACTION_SAVE,
+        );
+        let result = f();
+        pgrx::pg_sys::AtEOXact_GUC(true, level);
+        result
+    }
+}

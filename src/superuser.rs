@@ -50,20 +50,11 @@ fn internally<R>(f: impl FnOnce() -> R) -> R {
 }
 
 fn as_superuser_inner<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: the same calls fmgr_security_definer makes, in the same order: a GUC nest level
-    // for the search_path, the user switch, both undone after (or by abort).
-    unsafe {
-        let nest_level = pg_sys::NewGUCNestLevel();
-        crate::gucs::set(
-            c"search_path",
-            c"pg_catalog, pg_temp",
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-        );
-        let result = as_bootstrap_superuser(f);
-        pg_sys::AtEOXact_GUC(true, nest_level);
-        result
-    }
+    // As fmgr_security_definer does: the search_path at a nest level of its own, then the user
+    // switch, both undone after (or by abort).
+    crate::gucs::with_setting(c"search_path", c"pg_catalog, pg_temp", || {
+        as_bootstrap_superuser(f)
+    })
 }
 
 /// `f` as the bootstrap superuser in a security-restricted operation (fmgr_security_definer's

@@ -521,10 +521,8 @@ pub fn authenticate(key: Option<&str>) -> pgrx::Uuid {
 /// The current time (`clock_timestamp()`), as a value for an UPDATE: Citus refuses a volatile
 /// function in an UPDATE of a distributed or reference table.
 fn clock_value() -> TimestampWithTimeZone {
-    Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| spi_failed("reading the clock", "no value"))
+    TimestampWithTimeZone::try_from(now())
+        .unwrap_or_else(|e| spi_failed("reading the clock", format!("{e:?}")))
 }
 
 /// Revoke key `id` of the current tenant, at once and for good.  Owner/admin or service_role.

@@ -217,23 +217,15 @@ fn of_citus(oid: pg_sys::Oid) -> bool {
     }
 }
 
-thread_local! {
-    /// anon, authenticated and service_role's OIDs (InvalidOid where absent), once per backend.
-    static APPLICATION_ROLES: std::cell::OnceCell<[pg_sys::Oid; 3]> = const { std::cell::OnceCell::new() };
-}
-
 /// Is the current user one of the application roles, or a role with their privileges, and not a
 /// superuser?
 pub(crate) fn application_role() -> bool {
-    let roles = APPLICATION_ROLES.with(|r| {
-        *r.get_or_init(|| {
-            // SAFETY: syscache lookups of roles by name.
-            unsafe {
-                [c"anon", c"authenticated", c"service_role"]
-                    .map(|n| pg_sys::get_role_oid(n.as_ptr(), true))
-            }
-        })
-    });
+    // Looked up each time (three syscache lookups, off the hot path): a role created or made
+    // again after this backend started counts.
+    // SAFETY: syscache lookups of roles by name.
+    let roles = unsafe {
+        [c"anon", c"authenticated", c"service_role"].map(|n| pg_sys::get_role_oid(n.as_ptr(), true))
+    };
     // SAFETY: the current user; PostgreSQL caches role memberships.
     unsafe {
         let user = pg_sys::GetUserId();
@@ -372,7 +364,12 @@ fn check(oid: pg_sys::Oid) {
     if kind == Kind::Other || unsafe { pg_sys::superuser() } {
         return;
     }
-    let from_citus = super::consumer_gpid().is_some();
+    // Citus's own command: a worker connection Citus opened, and a call the command's own plan
+    // makes (prepared while no executor runs), not one of a query run inside it (a member's
+    // EXPLAIN ANALYZE runs the member's query inside Citus's worker_save_query_explain_analyze()
+    // command, under the same command text).
+    let from_citus =
+        super::consumer_gpid().is_some() && !crate::context::statements::executor_running();
     let (allowed, message, hint) = match kind {
         Kind::TransactionId => (
             from_citus && command().is_some_and(is_citus_begin),
@@ -430,8 +427,8 @@ pub unsafe fn check_utility(stmt: *mut pg_sys::Node, context: pg_sys::ProcessUti
         match (*stmt).type_ {
             _ if context != pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
                 && (*stmt).type_ != pg_sys::NodeTag::T_VariableSetStmt
-                && application_role()
-                && super::consumer_gpid().is_some() =>
+                && super::consumer_gpid().is_some()
+                && application_role() =>
             {
                 crate::error::raise(
                     PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -80,19 +80,7 @@ unsafe fn with_commutative_writes(query: *mut pg_sys::QueryDesc, run: impl FnOnc
     if !unsafe { writes_reference_table(query) } {
         return run();
     }
-    // SAFETY: a GUC nest level of this statement's own, left as PostgreSQL's function SET
-    // clauses leave theirs: restored here, or by the (sub)transaction's abort on an ERROR.
-    unsafe {
-        let level = pg_sys::NewGUCNestLevel();
-        crate::gucs::set(
-            c"citus.all_modifications_commutative",
-            c"on",
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-        );
-        run();
-        pg_sys::AtEOXact_GUC(true, level);
-    }
+    crate::gucs::with_setting(c"citus.all_modifications_commutative", c"on", run)
 }
 
 /// Does the statement write one of pg_tenancy's reference tables on Citus?
@@ -108,16 +96,23 @@ unsafe fn writes_reference_table(query: *mut pg_sys::QueryDesc) -> bool {
         }
         (stmt, (*stmt).commandType)
     };
-    if matches!(
-        command,
-        pg_sys::CmdType::CMD_SELECT | pg_sys::CmdType::CMD_UTILITY
-    ) || !super::active()
+    // SAFETY: as above.
+    let modifying_cte = unsafe { (*stmt).hasModifyingCTE };
+    if command == pg_sys::CmdType::CMD_UTILITY
+        || command == pg_sys::CmdType::CMD_SELECT && !modifying_cte
+        || !super::active()
     {
         return false;
     }
+    // The tables it writes (a modifying CTE's too), not those it only reads: the application's
+    // own tables keep Citus's default when a write of them reads pg_tenancy's.
     // SAFETY: the statement's range table, a List of RangeTblEntry.
     let rtable = unsafe { pgrx::list::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable) };
-    let found = rtable.iter_ptr().any(reference_table);
+    let found = rtable.iter_ptr().any(|rte| {
+        // SAFETY: a valid RangeTblEntry of the list.
+        let written = unsafe { (*rte).rellockmode } >= pg_sys::RowExclusiveLock as i32;
+        written && reference_table(rte)
+    });
     found
 }
 

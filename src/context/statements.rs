@@ -188,6 +188,12 @@ pub(crate) fn is_live_executor(cxt: pg_sys::MemoryContext) -> bool {
     !cxt.is_null() && LIVE.with(|live| live.borrow().iter().rev().any(|e| e.cxt == cxt))
 }
 
+/// Is any executor of a user's statement running (started, not yet freed)?  A function prepared
+/// while none is belongs to a top-level statement's plan, not to a query run inside another.
+pub(crate) fn executor_running() -> bool {
+    LIVE.with(|live| !live.borrow().is_empty())
+}
+
 /// The context is about to change: refuse (55000) while a live executor has read it.
 pub(crate) fn ensure_no_reader() {
     let readers = LIVE.with(|live| live.borrow().iter().filter(|e| e.seen.is_some()).count());
