@@ -2177,31 +2177,24 @@ fn citus_internal_functions_are_not_the_application_roles() {
         .get(0);
     assert_eq!(left, 1);
     // A function that runs the query it is given, pushed down: it wrote one copy of a reference
-    // table, outside the coordinator.  Refused; Citus's own use of it (EXPLAIN ANALYZE) works.
-    enter(&mut c, ALICE, ACME);
-    let e = error_text(c.batch_execute(
-        "SELECT p.id, (SELECT count(*) FROM worker_save_query_explain_analyze(
+    // table, outside the coordinator.  Refused, also inside a member's EXPLAIN ANALYZE (which
+    // Citus runs on the worker inside its own worker_save_query_explain_analyze() command, under
+    // Citus's command text); Citus's own use of it (EXPLAIN ANALYZE) works.
+    let write_one_copy = "SELECT p.id, (SELECT count(*) FROM worker_save_query_explain_analyze(
              'UPDATE tenancy.api_keys SET name = name WHERE false', '{}'::jsonb) AS x(plan text))
-           FROM tenancy.projects p LIMIT 1",
-    ));
-    assert!(
-        e.starts_with("42501: this Citus function runs the query"),
-        "{e}"
-    );
-    c.batch_execute("ROLLBACK").unwrap();
-    // The same inside a member's EXPLAIN ANALYZE, which Citus runs on the worker inside its own
-    // worker_save_query_explain_analyze() command (the command text is Citus's).
-    enter(&mut c, ALICE, ACME);
-    let e = error_text(c.batch_execute(
-        "EXPLAIN ANALYZE SELECT p.id, (SELECT count(*) FROM worker_save_query_explain_analyze(
-             'UPDATE tenancy.api_keys SET name = name WHERE false', '{}'::jsonb) AS x(plan text))
-           FROM tenancy.projects p LIMIT 1",
-    ));
-    assert!(
-        e.starts_with("42501: this Citus function runs the query"),
-        "{e}"
-    );
-    c.batch_execute("ROLLBACK").unwrap();
+           FROM tenancy.projects p LIMIT 1";
+    for sql in [
+        write_one_copy.to_string(),
+        format!("EXPLAIN ANALYZE {write_one_copy}"),
+    ] {
+        enter(&mut c, ALICE, ACME);
+        let e = error_text(c.batch_execute(&sql));
+        assert!(
+            e.starts_with("42501: this Citus function runs the query"),
+            "{sql}: {e}"
+        );
+        c.batch_execute("ROLLBACK").unwrap();
+    }
     enter(&mut c, ALICE, ACME);
     let plan = strings(
         &mut c,
