@@ -537,10 +537,7 @@ pub unsafe fn keep_worker_logins(
             return None;
         }
         let name = CStr::from_ptr(pg_sys::GetUserNameFromId(role, false));
-        if !matches!(
-            name.to_bytes(),
-            b"anon" | b"authenticated" | b"service_role"
-        ) {
+        if !crate::roles::is_application_role_name(name.to_bytes()) {
             return None;
         }
         let mut detail: *const std::ffi::c_char = std::ptr::null();
@@ -937,10 +934,7 @@ unsafe fn warn_kept_worker_login(stmt: *mut pg_sys::Node) {
             .to_string_lossy()
             .into_owned()
     };
-    if !matches!(role.as_str(), "anon" | "authenticated" | "service_role")
-        || !active()
-        || on_worker()
-    {
+    if !crate::roles::is_application_role_name(role.as_bytes()) || !active() || on_worker() {
         return;
     }
     pgrx::ereport!(
@@ -957,14 +951,7 @@ fn refuse_application_role(target: pg_sys::Oid) {
     if target == pg_sys::InvalidOid || !active() {
         return;
     }
-    let application = ["anon", "authenticated", "service_role"]
-        .iter()
-        .any(|name| {
-            let name = CString::new(*name).expect("no NUL");
-            // SAFETY: a syscache lookup by name.
-            unsafe { pg_sys::get_role_oid(name.as_ptr(), true) == target }
-        });
-    if application {
+    if crate::roles::is_application_role(target) {
         crate::error::raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "anon, authenticated and service_role are a superuser's to alter on Citus",

@@ -47,6 +47,8 @@ pub mod lock_guard;
 pub mod lookup;
 pub mod memberships;
 pub mod request_log;
+pub mod roles;
+pub mod session_state;
 pub mod spi;
 pub mod superuser;
 pub mod triggers;
@@ -157,6 +159,8 @@ pub extern "C-unwind" fn _PG_init() {
         lock_guard::init();
         // Citus: a tenant's queries to its shard (src/citus/routing.rs).
         citus::init();
+        // Nothing an application role leaves in a pooled connection (src/session_state.rs).
+        session_state::init();
         // The key of the extension's advisory lock tags (src/advisory.rs).
         crate::advisory::init_lock_tags();
     }

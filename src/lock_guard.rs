@@ -65,6 +65,7 @@ unsafe extern "C-unwind" fn process_utility(
             crate::citus::refuse_foreign_set((*pstmt).utilityStmt);
             crate::citus::receive((*pstmt).utilityStmt, context);
             crate::citus::internals::check_utility((*pstmt).utilityStmt, context);
+            crate::session_state::check_utility((*pstmt).utilityStmt);
         }
     }
     let (mut pstmt, mut read_only_tree) = (pstmt, read_only_tree);

@@ -469,7 +469,7 @@ impl Bouncer {
         // trust: no password, but only the users listed here.
         std::fs::write(
             dir.join("users.txt"),
-            "\"postgres\" \"\"\n\"pgt_bouncer_app\" \"\"\n",
+            "\"postgres\" \"\"\n\"pgt_bouncer_app\" \"\"\n\"pgt_bouncer_login\" \"\"\n",
         )
         .unwrap();
         if running_as_root() {

@@ -1,8 +1,10 @@
-//! A hostile tenant member plants, in a schema of its own and in `pg_temp`, functions and
-//! operators named like the built-ins SQL code calls, and tables named like ours, puts them first on
-//! its `search_path`, and calls every function of the extension and writes every kind of row.  None
-//! of the planted objects ever runs (each would record its name, the user it ran as and the
-//! function that called it).
+//! A hostile tenant member plants, in a schema of its own, functions and operators named like the
+//! built-ins SQL code calls, and tables named like ours; in `pg_temp` it may plant nothing
+//! (src/session_state.rs), so a login that only switches to `authenticated` (NOINHERIT, like
+//! PostgREST's authenticator), which may, plants the same there.  Both put them first on the
+//! `search_path` and, as `authenticated`, call every function of the extension and write every
+//! kind of row.  None of the planted objects ever runs (each would record its name, the user it
+//! ran as and the function that called it).
 use pg_tenancy_client_tests::demo::{ACME, ALICE, DAVE};
 use pg_tenancy_client_tests::hostile::in_savepoint;
 use pg_tenancy_client_tests::{connect, login_role, sqlstate, TestDb};
@@ -183,13 +185,37 @@ fn planted_objects_never_run() {
         admin.batch_execute("COMMIT").unwrap();
         k
     };
-    let mut c = connect(&db.name, "pgt_planter");
-    c.batch_execute(
-        "CREATE TABLE hostile.hits (name text, ran_as name, session_user_name name);
-         GRANT INSERT ON hostile.hits TO PUBLIC;",
-    )
-    .unwrap();
-    plant(&mut c, "hostile");
+    let mut member = connect(&db.name, "pgt_planter");
+    member
+        .batch_execute(
+            "CREATE TABLE hostile.hits (name text, ran_as name, session_user_name name);
+             GRANT INSERT, SELECT ON hostile.hits TO PUBLIC;
+             GRANT USAGE ON SCHEMA hostile TO PUBLIC;",
+        )
+        .unwrap();
+    plant(&mut member, "hostile");
+    // The member plants nothing in pg_temp, in no form.
+    for plant_temp in [
+        "CREATE FUNCTION pg_temp.now() RETURNS timestamptz LANGUAGE sql AS 'SELECT pg_catalog.now()'",
+        "CREATE OPERATOR pg_temp.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = uuid_eq)",
+        "CREATE TEMP VIEW projects AS SELECT 1 AS id",
+        "CREATE TEMP TABLE api_keys (id uuid)",
+        "CREATE TABLE pg_temp.memberships (id uuid)",
+        "SELECT 1 AS id INTO TEMP users",
+        "CREATE TEMP SEQUENCE tenants",
+        "CREATE DOMAIN pg_temp.uuid AS pg_catalog.uuid",
+        "CREATE TYPE pg_temp.text AS (t pg_catalog.text)",
+    ] {
+        assert_eq!(
+            sqlstate(member.batch_execute(plant_temp)),
+            "42501",
+            "a member: {plant_temp}"
+        );
+    }
+    // A login that only switches to authenticated may create temporary objects; it plants them
+    // in its session, then acts as authenticated.
+    login_role("pgt_planter_login", "NOINHERIT", &["authenticated"]);
+    let mut c = connect(&db.name, "pgt_planter_login");
     plant(&mut c, "pg_temp");
     // Tables and views named like ours, in both places (pg_temp comes first for relations).
     for table in [
@@ -211,14 +237,22 @@ fn planted_objects_never_run() {
         "clients",
         "projects",
     ] {
+        member
+            .batch_execute(&format!(
+                "CREATE TABLE hostile.{table} (LIKE pg_catalog.pg_class);
+                 GRANT SELECT ON hostile.{table} TO PUBLIC;"
+            ))
+            .unwrap();
         c.batch_execute(&format!(
-            "CREATE TABLE hostile.{table} (LIKE pg_catalog.pg_class);
-             CREATE TEMP VIEW {table} AS SELECT * FROM hostile.{table};"
+            "CREATE TEMP VIEW {table} AS SELECT * FROM hostile.{table};
+             GRANT SELECT ON {table} TO PUBLIC;"
         ))
         .unwrap();
     }
-    c.batch_execute("SET search_path = hostile, pg_temp, public, pg_catalog")
-        .unwrap();
+    c.batch_execute(
+        "SET ROLE authenticated; SET search_path = hostile, pg_temp, public, pg_catalog",
+    )
+    .unwrap();
 
     // Everything a member, an API key and PostgREST do, with that search_path.  The workload's own
     // calls are schema-qualified, so that any impostor that runs was called from inside pg_tenancy.

@@ -5,7 +5,15 @@
 //! reads; a transaction that fails halfway; a savepoint rolled back; and a check, outside any
 //! transaction, that no context is left on the shared backend.  Any row of another tenant ever
 //! seen fails the test; at the end every tenant has exactly the rows it committed.
-use pg_tenancy_client_tests::{login_role, simple_value, Bouncer, TestDb};
+//!
+//! `a_client_leaves_no_temporary_object_for_the_next`: the trap a member could leave in a pooled
+//! server connection (a temporary domain `uuid` whose check copies the next client's rows) works
+//! when a role that may create temporary objects sets it, and a member may not (src/session_state.rs).
+//! `a_client_cannot_replace_the_next_clients_prepared_statement`: SQL's `DEALLOCATE` and
+//! `PREPARE` of a name a pooler prepared for another client (PgBouncer 1.21+ keeps them on the
+//! server connection) would run a member's statement in that client's transaction; refused.
+use pg_tenancy_client_tests::demo::{ACME, DAVE, GLOBEX, IVAN};
+use pg_tenancy_client_tests::{login_role, simple_value, sqlstate, Bouncer, TestDb};
 use postgres::{Client, SimpleQueryMessage};
 use std::time::{Duration, Instant};
 
@@ -196,4 +204,185 @@ fn eight_tenants_interleave_through_pgbouncer() {
         "one shared server connection, not {backends}"
     );
     drop(bouncer);
+}
+
+/// The trap: a temporary table to collect into, a function that copies the caller's clients
+/// there, and a temporary domain `uuid` (pg_temp is searched first for types) that calls it.
+const TRAP: [&str; 4] = [
+    "CREATE TEMP TABLE loot (name text)",
+    "GRANT ALL ON pg_temp.loot TO PUBLIC",
+    "CREATE FUNCTION pg_temp.take(v pg_catalog.uuid) RETURNS boolean LANGUAGE plpgsql
+     AS $$ BEGIN INSERT INTO pg_temp.loot SELECT name FROM tenancy.clients; RETURN true; END $$",
+    "CREATE DOMAIN pg_temp.uuid AS pg_catalog.uuid CHECK (pg_temp.take(VALUE))",
+];
+
+/// Relations and functions in temporary schemas owned by `role` (the catalogs are the
+/// database's: the admin sees every session's).
+fn temporary_objects_of(admin: &mut Client, role: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE n.nspname LIKE 'pg\\_temp\\_%' AND c.relowner = $1::text::regrole)
+                  + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                      WHERE n.nspname LIKE 'pg\\_temp\\_%' AND p.proowner = $1::text::regrole)",
+            &[&role],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_client_leaves_no_temporary_object_for_the_next() {
+    let db = TestDb::new("pgt_client_bouncer_temp");
+    // A member of authenticated, and a login that only switches to it (NOINHERIT, like
+    // PostgREST's authenticator): each has a pool of one server connection.
+    login_role("pgt_bouncer_app", "", &["authenticated"]);
+    login_role("pgt_bouncer_login", "NOINHERIT", &["authenticated"]);
+    let mut admin = db.connect("postgres");
+    let bouncer = Bouncer::start(&db.name, 54357);
+    let pooled = |user: &str| {
+        Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user={user} dbname={}",
+                bouncer.port, db.name
+            ),
+            postgres::NoTls,
+        )
+        .unwrap()
+    };
+    let request = |c: &mut Client, user: &str, tenant: &str| {
+        c.batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE authenticated;
+             SELECT set_config('request.jwt.claims', '{{\"sub\": \"{user}\", \"tenant_id\": \"{tenant}\"}}', true);
+             SELECT tenancy.pre_request();"
+        ))
+        .unwrap();
+    };
+    // The next client: a globex member's request that writes a uuid literal.
+    let victim = |user: &str| {
+        let mut c = pooled(user);
+        request(&mut c, IVAN, GLOBEX);
+        let n = simple_value(
+            &mut c,
+            &format!("SELECT count(*) FROM tenancy.clients WHERE tenant_id = '{GLOBEX}'::uuid"),
+        )
+        .unwrap();
+        c.batch_execute("COMMIT").unwrap();
+        n
+    };
+    let globex_clients: Vec<String> = admin
+        .query(
+            "SELECT name FROM tenancy.clients WHERE tenant_id = $1::text::uuid ORDER BY name",
+            &[&GLOBEX],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!globex_clients.is_empty());
+
+    // The trap works: set by the login itself, which may create temporary objects, it copies the
+    // next client's rows (the test would see a member's trap).
+    let mut planter = pooled("pgt_bouncer_login");
+    for step in TRAP {
+        planter.batch_execute(step).unwrap();
+    }
+    assert!(temporary_objects_of(&mut admin, "pgt_bouncer_login") > 0);
+    victim("pgt_bouncer_login");
+    let loot = column(&mut planter, "SELECT name FROM pg_temp.loot ORDER BY name");
+    let loot: Vec<String> = loot.into_iter().flatten().collect();
+    assert_eq!(
+        loot, globex_clients,
+        "the trap copied globex's clients out of the next client's transaction"
+    );
+    drop(planter);
+
+    // A member sets none of it, outside a transaction or inside its request.
+    let mut member = pooled("pgt_bouncer_app");
+    for step in TRAP.iter().filter(|s| s.starts_with("CREATE")) {
+        assert_eq!(
+            sqlstate(member.batch_execute(step)),
+            "42501",
+            "a member: {step}"
+        );
+        request(&mut member, DAVE, ACME);
+        assert_eq!(
+            sqlstate(member.batch_execute(step)),
+            "42501",
+            "a member's request: {step}"
+        );
+        member.batch_execute("ROLLBACK").unwrap();
+    }
+    assert_eq!(temporary_objects_of(&mut admin, "pgt_bouncer_app"), 0);
+    assert_eq!(
+        victim("pgt_bouncer_app").as_deref(),
+        Some(globex_clients.len().to_string().as_str()),
+        "the next client's request runs as usual"
+    );
+    drop(member);
+    drop(bouncer);
+}
+
+#[test]
+fn a_client_cannot_replace_the_next_clients_prepared_statement() {
+    let db = TestDb::new("pgt_client_prepared_swap");
+    login_role("pgt_bouncer_app", "", &["authenticated"]);
+    // One server connection, as a pooler that keeps prepared statements uses it: a client's
+    // statement prepared through the protocol (the pooler's name for it), then another client's
+    // transaction on the same connection, then the first client's Execute of that name.
+    let swap = |c: &mut Client, role: &str| -> (String, postgres::Statement) {
+        let victim = c.prepare("SELECT count(*) FROM tenancy.clients").unwrap();
+        let name: String = c
+            .query_one(
+                "SELECT name FROM pg_prepared_statements WHERE NOT from_sql AND statement LIKE '%tenancy.clients'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        let got = sqlstate(c.batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE {role}; DEALLOCATE \"{name}\";
+             PREPARE \"{name}\" AS SELECT -1::bigint; COMMIT;"
+        )));
+        let _ = c.batch_execute("ROLLBACK");
+        (got, victim)
+    };
+    // The mechanism: a role allowed to (here a superuser) puts its statement in place of the
+    // other client's, which then runs it.
+    let mut su = db.connect("postgres");
+    let (got, victim) = swap(&mut su, "postgres");
+    assert_eq!(got, "ok");
+    let n: i64 = su.query_one(&victim, &[]).unwrap().get(0);
+    assert_eq!(
+        n, -1,
+        "the replaced statement ran in the other client's place"
+    );
+    // A member may not.
+    let mut c = pg_tenancy_client_tests::connect(&db.name, "pgt_bouncer_app");
+    let (got, victim) = swap(&mut c, "authenticated");
+    assert_eq!(
+        got, "42501",
+        "a member's DEALLOCATE of another client's statement"
+    );
+    assert_eq!(
+        sqlstate(
+            c.batch_execute("BEGIN; SET LOCAL ROLE authenticated; PREPARE pgt_own AS SELECT 1")
+        ),
+        "42501",
+        "a member's PREPARE"
+    );
+    let _ = c.batch_execute("ROLLBACK");
+    request_as(&mut c, IVAN, GLOBEX);
+    let n: i64 = c.query_one(&victim, &[]).unwrap().get(0);
+    c.batch_execute("COMMIT").unwrap();
+    assert!(n > 0, "the client's own statement ran: {n}");
+}
+
+/// A PostgREST-style request on a direct connection.
+fn request_as(c: &mut Client, user: &str, tenant: &str) {
+    c.batch_execute(&format!(
+        "BEGIN; SET LOCAL ROLE authenticated;
+         SELECT set_config('request.jwt.claims', '{{\"sub\": \"{user}\", \"tenant_id\": \"{tenant}\"}}', true);
+         SELECT tenancy.pre_request();"
+    ))
+    .unwrap();
 }

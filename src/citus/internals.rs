@@ -217,25 +217,6 @@ fn of_citus(oid: pg_sys::Oid) -> bool {
     }
 }
 
-/// Is the current user one of the application roles, or a role with their privileges, and not a
-/// superuser?
-pub(crate) fn application_role() -> bool {
-    // Looked up each time (three syscache lookups, off the hot path): a role created or made
-    // again after this backend started counts.
-    // SAFETY: syscache lookups of roles by name.
-    let roles = unsafe {
-        [c"anon", c"authenticated", c"service_role"].map(|n| pg_sys::get_role_oid(n.as_ptr(), true))
-    };
-    // SAFETY: the current user; PostgreSQL caches role memberships.
-    unsafe {
-        let user = pg_sys::GetUserId();
-        !pg_sys::superuser_arg(user)
-            && roles
-                .iter()
-                .any(|r| *r != pg_sys::InvalidOid && pg_sys::has_privs_of_role(user, *r))
-    }
-}
-
 /// The command this backend is running, as its client sent it.
 fn command() -> Option<&'static str> {
     // SAFETY: PostgreSQL's pointer to the current command's text, valid while it runs.
@@ -387,12 +368,12 @@ fn check(oid: pg_sys::Oid) {
             "Set what a query needs on the coordinator, before the query.",
         ),
         Kind::QueryRunner => (
-            !application_role() || from_citus && command().is_some_and(is_citus_query_runner),
+            !crate::roles::current_user_is_application_role() || from_citus && command().is_some_and(is_citus_query_runner),
             "this Citus function runs the query it is given: the application roles may not call it",
             "Citus calls it itself, for EXPLAIN ANALYZE and repartitioned results.",
         ),
         Kind::CitusOwn => (
-            !application_role() || from_citus && command().is_some_and(|c| calls(c, oid)),
+            !crate::roles::current_user_is_application_role() || from_citus && command().is_some_and(|c| calls(c, oid)),
             "this Citus function is Citus's own: the application roles may not call it",
             "Citus calls it itself, as a superuser or a table's owner.",
         ),
@@ -428,7 +409,7 @@ pub unsafe fn check_utility(stmt: *mut pg_sys::Node, context: pg_sys::ProcessUti
             _ if context != pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
                 && (*stmt).type_ != pg_sys::NodeTag::T_VariableSetStmt
                 && super::consumer_gpid().is_some()
-                && application_role() =>
+                && crate::roles::current_user_is_application_role() =>
             {
                 crate::error::raise(
                     PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,

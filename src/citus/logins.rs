@@ -73,7 +73,7 @@ fn require_superuser(function: &str) {
 }
 
 fn application_role(role: &str) -> CString {
-    if !matches!(role, "anon" | "authenticated" | "service_role") {
+    if !crate::roles::is_application_role_name(role.as_bytes()) {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("{role:?} is not one of pg_tenancy's application roles (anon, authenticated, service_role)"),

@@ -1,0 +1,39 @@
+//! pg_tenancy's application roles, by name, in one place: `anon`, `authenticated` and
+//! `service_role`, the roles PostgREST-style clients (and pooled application connections) run
+//! their SQL as.  What any of them, or a role with their privileges, may not do is checked
+//! against [`current_user_is_application_role`].
+use pgrx::pg_sys;
+use std::ffi::CStr;
+
+/// The application roles' names.
+pub const APPLICATION_ROLES: [&CStr; 3] = [c"anon", c"authenticated", c"service_role"];
+
+/// Is `name` one of the application roles' names?
+pub fn is_application_role_name(name: &[u8]) -> bool {
+    APPLICATION_ROLES.iter().any(|r| r.to_bytes() == name)
+}
+
+/// Is `role` one of the application roles themselves?
+pub fn is_application_role(role: pg_sys::Oid) -> bool {
+    // SAFETY: syscache lookups of roles by name.
+    role != pg_sys::InvalidOid
+        && APPLICATION_ROLES
+            .iter()
+            .any(|n| unsafe { pg_sys::get_role_oid(n.as_ptr(), true) } == role)
+}
+
+/// Is the current user one of the application roles, or a role with their privileges, and not a
+/// superuser?
+pub fn current_user_is_application_role() -> bool {
+    // SAFETY: the current user; PostgreSQL caches superuser status and role memberships.
+    unsafe {
+        let user = pg_sys::GetUserId();
+        // Looked up each time (three syscache lookups, off the hot path): a role created or made
+        // again after this backend started counts.
+        !pg_sys::superuser_arg(user)
+            && APPLICATION_ROLES.iter().any(|n| {
+                let r = pg_sys::get_role_oid(n.as_ptr(), true);
+                r != pg_sys::InvalidOid && pg_sys::has_privs_of_role(user, r)
+            })
+    }
+}
