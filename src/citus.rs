@@ -87,8 +87,12 @@ unsafe extern "C-unwind" fn at_subtransaction_end(
         pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
             routing::context_changed();
             received_ends(level, false);
+            issued_context_ends(level, false);
         }
-        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => received_ends(level, true),
+        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
+            received_ends(level, true);
+            issued_context_ends(level, true);
+        }
         _ => {}
     }
 }
@@ -197,18 +201,27 @@ pub fn placement(relid: pg_sys::Oid) -> Placement {
     found
 }
 
+/// Run `f`, which queries Citus's metadata through SPI as the current role, with `search_path`
+/// pinned to `pg_catalog, pg_temp`: the operators and functions of its SQL are PostgreSQL's and
+/// Citus's, never an object of the caller's schemas named like them.
+pub(crate) fn catalog_query<R>(f: impl FnOnce() -> R) -> R {
+    crate::gucs::with_setting(c"search_path", c"pg_catalog, pg_temp", f)
+}
+
 fn placement_uncached(relid: pg_sys::Oid) -> Placement {
     // partmethod 'n': a reference table; its one shard, with a placement in this node's group.
-    let row = Spi::get_two_with_args::<String, i64>(
-        "SELECT d.partmethod::text, \
+    let row = catalog_query(|| {
+        Spi::get_two_with_args::<String, i64>(
+            "SELECT d.partmethod::text, \
                 (SELECT s.shardid FROM pg_catalog.pg_dist_shard s \
                    JOIN pg_catalog.pg_dist_placement p ON p.shardid = s.shardid \
                   WHERE s.logicalrelid = d.logicalrelid \
                     AND p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group) \
                     AND d.partmethod = 'n') \
            FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = $1",
-        &[relid.into()],
-    );
+            &[relid.into()],
+        )
+    });
     match row {
         Ok((None, _)) | Err(pgrx::spi::SpiError::InvalidPosition) => Placement::Local,
         Ok((Some(_), Some(shard))) => Placement::Reference(shard as u64),
@@ -347,12 +360,17 @@ thread_local! {
     static GPID: Cell<Option<i64>> = const { Cell::new(None) };
     /// Set while pg_tenancy runs its own `SET LOCAL tenancy.citus_context`.
     static ISSUING: Cell<bool> = const { Cell::new(false) };
-    /// The last value verified here and the context it holds (a policy reads it for every row).
     /// The last value verified here, for which role and coordinator backend, and the context it
     /// holds (a policy reads it for every row); forgotten at the end of the transaction.
     static VERIFIED: std::cell::RefCell<Option<Verified>> = const { std::cell::RefCell::new(None) };
     /// Contexts signed in this transaction (`issue`).
     static ISSUED: Cell<u32> = const { Cell::new(0) };
+    /// The (sub)transaction nesting level of the latest `issue` of this transaction (0: none).
+    static ISSUED_LEVEL: Cell<i32> = const { Cell::new(0) };
+    /// A context issued in a subtransaction that then committed (`RELEASE SAVEPOINT`, the end of
+    /// a PL/pgSQL block with an `EXCEPTION` clause): issue it again before the next statement
+    /// (`reissue_released`).
+    static REISSUE: Cell<bool> = const { Cell::new(false) };
 }
 
 fn own_gpid() -> i64 {
@@ -426,6 +444,37 @@ pub fn issue(context: &[u8]) {
             format!("could not set tenancy.citus_context: {e}"),
             None,
         );
+    }
+    // SAFETY: reads backend-local transaction state.
+    ISSUED_LEVEL.with(|l| l.set(unsafe { pg_sys::GetCurrentTransactionNestLevel() }));
+}
+
+/// Before each statement on the coordinator (the executor's start, src/context/statements.rs):
+/// the context again, when the one in force was issued in a subtransaction that committed since.
+///
+/// PostgreSQL keeps a `SET LOCAL` made in a savepoint that is released, to the end of the
+/// transaction; Citus does not: when a subtransaction commits it goes back to the `SET LOCAL`s it
+/// had before it (its `PopSubXact`), and the connections it opens afterwards never receive the
+/// context.  Measured on Citus 14.0.1: `pre_request()` in a savepoint, `RELEASE`, then a member's
+/// `SELECT count(*)` of its projects read 0 rows and an `INSERT` failed its policy (42501).  So
+/// the same context is signed and `SET LOCAL` again, at the level of the statement.
+pub fn reissue_released() {
+    if !REISSUE.with(|r| r.replace(false)) || ISSUING.with(Cell::get) {
+        return;
+    }
+    let context = crate::gucs::with_value(&crate::gucs::CONTEXT, <[u8]>::to_vec);
+    issue(&context);
+}
+
+/// A subtransaction at `level` ends: a context issued in it is the parent's now (committed, and
+/// issued again before the next statement) or gone (rolled back: PostgreSQL and Citus both
+/// restore the parent's).
+fn issued_context_ends(level: i32, committed: bool) {
+    if ISSUED_LEVEL.with(Cell::get) >= level {
+        ISSUED_LEVEL.with(|l| l.set(level - 1));
+        if committed {
+            REISSUE.with(|r| r.set(true));
+        }
     }
 }
 
@@ -696,6 +745,8 @@ pub fn received_ends(level: i32, committed_sub: bool) {
             }
         });
         ISSUED.with(|i| i.set(0));
+        ISSUED_LEVEL.with(|l| l.set(0));
+        REISSUE.with(|r| r.set(false));
     }
     RECEIVED.with(|r| {
         let mut r = r.borrow_mut();

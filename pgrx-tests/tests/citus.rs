@@ -2203,3 +2203,93 @@ fn citus_internal_functions_are_not_the_application_roles() {
     assert!(plan.iter().any(|l| l.contains("Task Count: 1")), "{plan:?}");
     c.batch_execute("ROLLBACK").unwrap();
 }
+
+/// Citus forgets the `SET LOCAL`s of a savepoint that is released (its `PopSubXact`), so the
+/// connections it opened afterwards lacked the context: a member's read of its projects found
+/// nothing and its insert failed the policy.  pg_tenancy issues the context again before the next
+/// statement: after `RELEASE SAVEPOINT`, after a PL/pgSQL block with an `EXCEPTION` clause, and
+/// (rolled back) the parent's context holds on every node.
+#[test]
+fn a_context_set_in_a_released_savepoint_reaches_the_workers() {
+    let Some(port) = port() else { return };
+    let mut admin = node(port, 0, "postgres");
+    let projects_of = |admin: &mut Client, tenant: &str| -> i64 {
+        admin
+            .query_one(
+                "SELECT count(*) FROM tenancy.projects WHERE tenant_id = $1::text::uuid",
+                &[&tenant],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let (acme, globex) = (
+        projects_of(&mut admin, ACME),
+        projects_of(&mut admin, GLOBEX),
+    );
+    assert!(acme > 0 && globex > 0);
+    let claims = |user: &str, tenant: &str| {
+        format!(
+            "SELECT pg_catalog.set_config('request.jwt.claims', '{{\"sub\": \"{user}\", \"tenant_id\": \"{tenant}\"}}', true);
+             SELECT tenancy.pre_request();"
+        )
+    };
+    let seen = |c: &mut Client| -> Vec<(String, i64)> {
+        c.query(
+            "SELECT tenant_id::text, count(*) FROM tenancy.projects GROUP BY 1 ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    };
+    let mut c = node(port, 0, "postgres");
+    // Alice is acme's owner and a member of globex.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated; SAVEPOINT s;")
+        .unwrap();
+    c.batch_execute(&claims(ALICE, ACME)).unwrap();
+    c.batch_execute("RELEASE SAVEPOINT s").unwrap();
+    assert_eq!(seen(&mut c), [(ACME.to_string(), acme)], "after RELEASE");
+    c.batch_execute(&format!(
+        "INSERT INTO tenancy.clients (tenant_id, name) VALUES ('{ACME}', 'released savepoint')"
+    ))
+    .unwrap();
+    // Another tenant in a savepoint, released: the workers follow.
+    c.batch_execute("SAVEPOINT t").unwrap();
+    c.batch_execute(&claims(ALICE, GLOBEX)).unwrap();
+    c.batch_execute("RELEASE SAVEPOINT t").unwrap();
+    assert_eq!(
+        seen(&mut c),
+        [(GLOBEX.to_string(), globex)],
+        "after a second RELEASE"
+    );
+    // Rolled back: globex's context stays, on every node.
+    c.batch_execute("SAVEPOINT u").unwrap();
+    c.batch_execute(&claims(ALICE, ACME)).unwrap();
+    c.batch_execute("ROLLBACK TO SAVEPOINT u").unwrap();
+    assert_eq!(
+        seen(&mut c),
+        [(GLOBEX.to_string(), globex)],
+        "after ROLLBACK TO"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    // A PL/pgSQL block with an EXCEPTION clause is a subtransaction that commits.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    c.batch_execute(&format!(
+        "DO $$ BEGIN
+             BEGIN
+                 PERFORM pg_catalog.set_config('request.jwt.claims', '{{\"sub\": \"{ALICE}\", \"tenant_id\": \"{ACME}\"}}', true);
+                 PERFORM tenancy.pre_request();
+             EXCEPTION WHEN others THEN RAISE;
+             END;
+         END $$"
+    ))
+    .unwrap();
+    assert_eq!(
+        seen(&mut c),
+        [(ACME.to_string(), acme)],
+        "after an EXCEPTION block"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+}

@@ -5,7 +5,7 @@
 //! `search_path` and, as `authenticated`, call every function of the extension and write every
 //! kind of row.  None of the planted objects ever runs (each would record its name, the user it
 //! ran as and the function that called it).
-use pg_tenancy_client_tests::demo::{ACME, ALICE, DAVE};
+use pg_tenancy_client_tests::demo::{ACME, ALICE, DAVE, SEND_MESSAGE_A, SLACK_A};
 use pg_tenancy_client_tests::hostile::in_savepoint;
 use pg_tenancy_client_tests::{connect, login_role, sqlstate, TestDb};
 use postgres::Client;
@@ -276,7 +276,9 @@ fn planted_objects_never_run() {
         format!("SELECT tenancy.authenticate('{key}')"),
         format!("SELECT * FROM tenancy.verify_api_key('{key}')"),
         "SELECT tenancy.has_scope('logs:write'), tenancy.current_api_key_id()".into(),
-        "SELECT tenancy.log_request(a.integration_id, a.id, '{\"password\": \"p\"}') FROM tenancy.actions a ORDER BY a.id LIMIT 1".into(),
+        // The ids as values: on Citus a call over a distributed table's rows is sent to the
+        // shard, where log_request's own write cannot run (docs/citus.md, "Limits").
+        format!("SELECT tenancy.log_request('{SLACK_A}', '{SEND_MESSAGE_A}', '{{\"password\": \"p\"}}')"),
         format!(
             "SELECT pg_catalog.set_config('request.jwt.claims', '{{\"sub\": \"{DAVE}\", \"tenant_id\": \"{ACME}\"}}', true), tenancy.pre_request()"
         ),
@@ -285,7 +287,7 @@ fn planted_objects_never_run() {
     c.batch_execute("BEGIN").unwrap();
     let mut outcomes = Vec::new();
     for stmt in &workload {
-        let r = sqlstate(in_savepoint(&mut c, stmt));
+        let r = pg_tenancy_client_tests::error_text(in_savepoint(&mut c, stmt));
         outcomes.push(format!("{stmt}: {r}"));
     }
     let hits: Vec<(String, String)> = c
@@ -310,7 +312,13 @@ fn planted_objects_never_run() {
         own, 2,
         "the planted functions are first on the search_path and record themselves"
     );
-    let ok = outcomes.iter().filter(|o| o.ends_with(": ok")).count();
+    // On Citus, a write as the extension after the member's own writes in one transaction is
+    // refused (25001, docs/citus.md "Limits"): store_credential after the clients' insert.
+    let citus = pg_tenancy_client_tests::citus_port().is_some();
+    let ok = outcomes
+        .iter()
+        .filter(|o| o.ends_with(": ok") || citus && o.contains(": 25001: "))
+        .count();
     assert!(ok >= workload.len() - 2, "the workload ran: {outcomes:#?}");
     assert!(
         hits.is_empty(),

@@ -243,8 +243,11 @@ fn routable(relid: pg_sys::Oid) -> Option<i16> {
     // SAFETY: whether row security applies to this relation for the current user (no error).
     let rls = unsafe { pg_sys::check_enable_rls(relid, pg_sys::InvalidOid, true) };
     let found = if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
+        // Planned with the caller's role but not its search_path: its operators are pg_catalog's
+        // (a member's own `=` on text, first on its path, ran here: hostile_planted on Citus).
         let answer = super::while_set(&INSIDE, || {
-            Spi::get_one_with_args::<i16>(
+            super::catalog_query(|| {
+                Spi::get_one_with_args::<i16>(
             "SELECT a.attnum
                FROM pg_catalog.pg_dist_partition d
                JOIN pg_catalog.pg_attribute a
@@ -261,6 +264,7 @@ fn routable(relid: pg_sys::Oid) -> Option<i16> {
                                         WHERE pg_catalog.pg_has_role($2, r, 'USAGE'))))",
             &[relid.into(), role.into()],
         )
+            })
         });
         answer.ok().flatten()
     } else {

@@ -63,6 +63,9 @@ pub fn init() {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
+    // On Citus, before Citus opens a connection for this statement: a context a released
+    // savepoint took from the workers.
+    crate::citus::reissue_released();
     // SAFETY: called by the executor with a valid QueryDesc; the previous hook (or the standard
     // function) fills in its EState.
     unsafe {
