@@ -37,3 +37,18 @@ pub fn current_user_is_application_role() -> bool {
             })
     }
 }
+
+/// Is the current user, not a superuser, one of the application roles or a member of one in any
+/// way, `NOINHERIT` included (a login that switches to them per transaction, like PostgREST's
+/// authenticator, runs clients' SQL on the same server connections)?
+pub fn current_user_is_or_switches_to_application_role() -> bool {
+    // SAFETY: the current user; PostgreSQL caches superuser status and role memberships.
+    unsafe {
+        let user = pg_sys::GetUserId();
+        !pg_sys::superuser_arg(user)
+            && APPLICATION_ROLES.iter().any(|n| {
+                let r = pg_sys::get_role_oid(n.as_ptr(), true);
+                r != pg_sys::InvalidOid && pg_sys::is_member_of_role(user, r)
+            })
+    }
+}

@@ -27,10 +27,11 @@
 //!   statement by name (`DEALLOCATE ALL` and `DISCARD`, which a pooler's reset runs, remain);
 //!   the protocol's own prepared statements are untouched.
 //!
-//! Both are refused (42501) to anon, authenticated, service_role and the roles with their
-//! privileges, not to superusers nor to a login that only switches to them (NOINHERIT, like
-//! PostgREST's authenticator).  pg_tenancy's own functions do neither; a `SECURITY DEFINER`
-//! function of another owner runs as that owner.  Session settings (`SET` without `LOCAL`) are
+//! Both are refused (42501) to anon, authenticated, service_role and every member of them, a
+//! login that only switches to them per transaction (NOINHERIT, like PostgREST's authenticator)
+//! included: its clients' SQL could `RESET ROLE` to it (found in review).  Superusers and roles
+//! outside them (a migration's, a reporting role) may.  pg_tenancy's own functions do neither; a
+//! `SECURITY DEFINER` function of another owner runs as that owner.  Session settings (`SET` without `LOCAL`) are
 //! not refused: docs/security.md, "What remains".
 use crate::error::raise;
 use pgrx::pg_sys;
@@ -75,7 +76,7 @@ unsafe extern "C-unwind" fn object_access(
     };
     // SAFETY: a comparison with this backend's temporary schemas.
     if unsafe { pg_sys::isTempOrTempToastNamespace(namespace) }
-        && crate::roles::current_user_is_application_role()
+        && crate::roles::current_user_is_or_switches_to_application_role()
     {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -90,7 +91,8 @@ unsafe extern "C-unwind" fn object_access(
 }
 
 /// From the `ProcessUtility` hook (src/lock_guard.rs), before the statement runs: SQL's
-/// `PREPARE`, and `DEALLOCATE` of one statement, refused to the application roles.
+/// `PREPARE`, and `DEALLOCATE` of one statement, refused to the application roles and their
+/// members.
 ///
 /// # Safety
 /// `stmt` is a utility statement's node, or NULL.
@@ -108,7 +110,7 @@ pub unsafe fn check_utility(stmt: *mut pg_sys::Node) {
             _ => false,
         }
     };
-    if by_name && crate::roles::current_user_is_application_role() {
+    if by_name && crate::roles::current_user_is_or_switches_to_application_role() {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "the application roles may not PREPARE or DEALLOCATE a statement by name in SQL",

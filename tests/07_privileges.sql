@@ -84,13 +84,14 @@ SELECT is(
 
 -- No temporary objects and no SQL PREPARE by name for the application roles
 -- (src/session_state.rs): a pooled server connection would pass them to its next client.
--- Roles that only switch to them (NOINHERIT, like PostgREST's authenticator) and superusers may.
+-- Nor their members that only switch to them (NOINHERIT, like PostgREST's authenticator): the
+-- clients' SQL could RESET ROLE to such a login.  Superusers and roles outside them may.
 CREATE ROLE pgt_priv_inherits IN ROLE authenticated;
 CREATE ROLE pgt_priv_switches NOINHERIT IN ROLE authenticated;
 SELECT throws_ok(format('SET LOCAL ROLE %s; %s', r, s), '42501',
                  'the application roles may not create temporary objects',
                  format('%s: %s is refused', r, split_part(s, ' (', 1)))
-FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'pgt_priv_inherits']) r,
+FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'pgt_priv_inherits', 'pgt_priv_switches']) r,
      unnest(ARRAY['CREATE TEMP TABLE pgt_t (i int)',
                   'CREATE TABLE pg_temp.pgt_t (i int)',
                   'SELECT 1 AS i INTO TEMP pgt_t',
@@ -100,8 +101,9 @@ FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'pgt_priv_inherits'])
                   'CREATE DOMAIN pg_temp.uuid AS pg_catalog.uuid',
                   'CREATE TYPE pg_temp.pgt_e AS ENUM (''a'')']) s;
 RESET ROLE;
-SELECT lives_ok($$SET LOCAL ROLE pgt_priv_switches; CREATE TEMP TABLE pgt_switcher (i int)$$,
-                'a role that only switches to authenticated may create a temporary table');
+CREATE ROLE pgt_priv_outside;
+SELECT lives_ok($$SET LOCAL ROLE pgt_priv_outside; CREATE TEMP TABLE pgt_outsider (i int)$$,
+                'a role outside the application roles may create a temporary table');
 RESET ROLE;
 SELECT lives_ok($$CREATE TEMP TABLE pgt_superuser (i int); CREATE DOMAIN pg_temp.pgt_d AS int$$,
                 'a superuser may create temporary objects');
@@ -111,14 +113,14 @@ RESET ROLE;
 SELECT throws_ok(format('SET LOCAL ROLE %s; %s', r, s), '42501',
                  'the application roles may not PREPARE or DEALLOCATE a statement by name in SQL',
                  format('%s: %s is refused', r, split_part(s, ' AS', 1)))
-FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'pgt_priv_inherits']) r,
+FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'pgt_priv_inherits', 'pgt_priv_switches']) r,
      unnest(ARRAY['PREPARE pgt_p AS SELECT 1', 'DEALLOCATE pgt_p', 'DEALLOCATE PREPARE pgt_p']) s;
 RESET ROLE;
 SELECT lives_ok($$SET LOCAL ROLE authenticated; DEALLOCATE ALL$$,
                 'an application role may DEALLOCATE ALL (a pooler''s reset)');
 RESET ROLE;
-SELECT lives_ok($$SET LOCAL ROLE pgt_priv_switches; PREPARE pgt_switcher_p AS SELECT 1; DEALLOCATE pgt_switcher_p$$,
-                'a role that only switches to authenticated may PREPARE');
+SELECT lives_ok($$SET LOCAL ROLE pgt_priv_outside; PREPARE pgt_outsider_p AS SELECT 1; DEALLOCATE pgt_outsider_p$$,
+                'a role outside the application roles may PREPARE');
 RESET ROLE;
 
 SELECT * FROM finish();

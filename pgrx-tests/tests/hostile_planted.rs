@@ -1,9 +1,8 @@
 //! A hostile tenant member plants, in a schema of its own, functions and operators named like the
 //! built-ins SQL code calls, and tables named like ours; in `pg_temp` it may plant nothing
-//! (src/session_state.rs), so a login that only switches to `authenticated` (NOINHERIT, like
-//! PostgREST's authenticator), which may, plants the same there.  Both put them first on the
-//! `search_path` and, as `authenticated`, call every function of the extension and write every
-//! kind of row.  None of the planted objects ever runs (each would record its name, the user it
+//! (src/session_state.rs), so a superuser plants the same there, in the session that then acts as
+//! `authenticated`.  Both are put first on the `search_path`, and as `authenticated` the session
+//! calls every function of the extension and writes every kind of row.  None of the planted objects ever runs (each would record its name, the user it
 //! ran as and the function that called it).
 use pg_tenancy_client_tests::demo::{ACME, ALICE, DAVE, SEND_MESSAGE_A, SLACK_A};
 use pg_tenancy_client_tests::hostile::in_savepoint;
@@ -212,10 +211,9 @@ fn planted_objects_never_run() {
             "a member: {plant_temp}"
         );
     }
-    // A login that only switches to authenticated may create temporary objects; it plants them
-    // in its session, then acts as authenticated.
-    login_role("pgt_planter_login", "NOINHERIT", &["authenticated"]);
-    let mut c = connect(&db.name, "pgt_planter_login");
+    // A superuser may create temporary objects; it plants them in its session, which then acts
+    // as authenticated.
+    let mut c = db.connect("postgres");
     plant(&mut c, "pg_temp");
     // Tables and views named like ours, in both places (pg_temp comes first for relations).
     for table in [

@@ -234,8 +234,8 @@ fn temporary_objects_of(admin: &mut Client, role: &str) -> i64 {
 #[test]
 fn a_client_leaves_no_temporary_object_for_the_next() {
     let db = TestDb::new("pgt_client_bouncer_temp");
-    // A member of authenticated, and a login that only switches to it (NOINHERIT, like
-    // PostgREST's authenticator): each has a pool of one server connection.
+    // A member of authenticated, a login that only switches to it (NOINHERIT, like PostgREST's
+    // authenticator), and the superuser: each has a pool of one server connection.
     login_role("pgt_bouncer_app", "", &["authenticated"]);
     login_role("pgt_bouncer_login", "NOINHERIT", &["authenticated"]);
     let mut admin = db.connect("postgres");
@@ -281,14 +281,15 @@ fn a_client_leaves_no_temporary_object_for_the_next() {
         .collect();
     assert!(!globex_clients.is_empty());
 
-    // The trap works: set by the login itself, which may create temporary objects, it copies the
-    // next client's rows (the test would see a member's trap).
-    let mut planter = pooled("pgt_bouncer_login");
+    // The trap works: set by a role that may create temporary objects (the superuser, whose
+    // next client here acts as authenticated), it copies the next client's rows (the test would
+    // see a member's trap).
+    let mut planter = pooled("postgres");
     for step in TRAP {
         planter.batch_execute(step).unwrap();
     }
-    assert!(temporary_objects_of(&mut admin, "pgt_bouncer_login") > 0);
-    victim("pgt_bouncer_login");
+    assert!(temporary_objects_of(&mut admin, "postgres") > 0);
+    victim("postgres");
     let loot = column(&mut planter, "SELECT name FROM pg_temp.loot ORDER BY name");
     let loot: Vec<String> = loot.into_iter().flatten().collect();
     assert_eq!(
@@ -297,7 +298,18 @@ fn a_client_leaves_no_temporary_object_for_the_next() {
     );
     drop(planter);
 
-    // A member sets none of it, outside a transaction or inside its request.
+    // A member sets none of it, outside a transaction or inside its request; nor does a login
+    // that only switches to authenticated, as itself (its client's `RESET ROLE`).
+    let mut switcher = pooled("pgt_bouncer_login");
+    for step in TRAP.iter().filter(|s| s.starts_with("CREATE")) {
+        assert_eq!(
+            sqlstate(switcher.batch_execute(step)),
+            "42501",
+            "a NOINHERIT login: {step}"
+        );
+    }
+    assert_eq!(temporary_objects_of(&mut admin, "pgt_bouncer_login"), 0);
+    drop(switcher);
     let mut member = pooled("pgt_bouncer_app");
     for step in TRAP.iter().filter(|s| s.starts_with("CREATE")) {
         assert_eq!(
