@@ -23,6 +23,7 @@ use crate::lookup::{self, Key};
 use pgrx::prelude::*;
 use std::ffi::{CStr, CString};
 
+pub mod inherited;
 pub mod statements;
 
 // ------------------------------------------------------------------------------------------------
@@ -501,8 +502,9 @@ pub fn clear_context() {
 /// them to anything).
 pub const MAX_REQUEST_SETTING: usize = 256 * 1024;
 
-/// A setting of the current session, or `None` when unset/empty (`current_setting(name, true)`);
-/// 28000 when it is longer than [`MAX_REQUEST_SETTING`].
+/// A request setting as this transaction set it, or `None` when unset, empty or left from an
+/// earlier transaction (`current_setting(name, true)`); 28000 when it is longer than
+/// [`MAX_REQUEST_SETTING`].
 fn setting(name: &CStr) -> Option<String> {
     // SAFETY: GetConfigOption returns NULL or a NUL-terminated string we copy at once.
     let ptr = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
@@ -518,6 +520,11 @@ fn setting(name: &CStr) -> Option<String> {
             format!("{} is longer than 256 kB", name.to_string_lossy()),
             None,
         );
+    }
+    // A request setting left on the connection by an earlier transaction (another client's,
+    // behind a pooler) is not this request's (src/context/inherited.rs).
+    if !bytes.is_empty() && !inherited::set_in_this_transaction(name, bytes) {
+        return None;
     }
     let s = String::from_utf8_lossy(bytes).into_owned();
     (!s.is_empty()).then_some(s)

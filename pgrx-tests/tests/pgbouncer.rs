@@ -398,3 +398,67 @@ fn request_as(c: &mut Client, user: &str, tenant: &str) {
     ))
     .unwrap();
 }
+
+#[test]
+fn request_settings_left_by_one_client_are_not_the_next_ones() {
+    let db = TestDb::new("pgt_client_bouncer_claims");
+    login_role("pgt_bouncer_app", "", &["authenticated"]);
+    let bouncer = Bouncer::start(&db.name, 54358);
+    let pooled = || {
+        Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=pgt_bouncer_app dbname={}",
+                bouncer.port, db.name
+            ),
+            postgres::NoTls,
+        )
+        .unwrap()
+    };
+    let claims =
+        |user: &str, tenant: &str| format!(r#"{{"sub": "{user}", "tenant_id": "{tenant}"}}"#);
+    // Dave (acme) leaves his claims and headers on the server connection, for the session.
+    let mut dave = pooled();
+    dave.batch_execute(&format!(
+        "SELECT set_config('request.jwt.claims', '{}', false);
+         SELECT set_config('request.headers', '{{\"x-tenant-id\": \"{ACME}\"}}', false);",
+        claims(DAVE, ACME)
+    ))
+    .unwrap();
+    drop(dave);
+    // The next client calls pre_request without setting them: no context, not Dave's.
+    let mut next = pooled();
+    next.batch_execute("BEGIN; SET LOCAL ROLE authenticated; SELECT tenancy.pre_request();")
+        .unwrap();
+    assert_eq!(
+        simple_value(&mut next, "SELECT tenancy.current_user_id()").unwrap(),
+        None,
+        "the next client acted as the one who left the claims"
+    );
+    assert_eq!(
+        simple_value(&mut next, "SELECT count(*) FROM tenancy.clients")
+            .unwrap()
+            .as_deref(),
+        Some("0")
+    );
+    next.batch_execute("COMMIT").unwrap();
+    // Its own claims, set in its transaction (locally, or for the session), count.
+    for local in ["true", "false"] {
+        next.batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE authenticated;
+             SELECT set_config('request.jwt.claims', '{}', {local});
+             SELECT tenancy.pre_request();",
+            claims(IVAN, GLOBEX)
+        ))
+        .unwrap();
+        assert_eq!(
+            simple_value(&mut next, "SELECT tenancy.current_tenant_id()::text")
+                .unwrap()
+                .as_deref(),
+            Some(GLOBEX),
+            "claims set in the transaction ({local})"
+        );
+        next.batch_execute("COMMIT").unwrap();
+    }
+    drop(next);
+    drop(bouncer);
+}

@@ -63,6 +63,8 @@ pub fn init() {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
+    // The request settings this transaction began with, at its first statement.
+    super::inherited::statement_starts();
     // On Citus, before Citus opens a connection for this statement: a context a released
     // savepoint took from the workers.
     crate::citus::reissue_released();
@@ -130,6 +132,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
             }
         });
         crate::superuser::reset_internal();
+        super::inherited::transaction_ends();
     }
 }
 
