@@ -12,6 +12,8 @@
 #                                             build), two pgbench processes at once
 #        scripts/citus.sh scale [MAJOR]       pre_request and verify_api_key as tenants grow from 1,000
 #                                             to 100,000 (1M memberships), one node and the cluster
+#        scripts/citus.sh logs [MAJOR]        a tenant's 50 latest request logs among 10M, one node and
+#                                             the cluster (bench/request_logs/load_10m.sql, latest_50.sql)
 #        scripts/citus.sh down [MAJOR]        stop the three servers
 #        scripts/citus.sh installed MAJOR     exit 0 when Citus is built for MAJOR (scripts/test.sh)
 # MAJOR defaults to 17.  Citus 14.0 supports PostgreSQL 16-18, 13.2 supports 15-17.
@@ -260,6 +262,39 @@ cmd_scale() {
     cluster_stop "citus$major-single"
 }
 
+# The request-log dashboard at 10M rows: bench/request_logs/load_10m.sql (10M logs of 1,000
+# tenants over 10 daily partitions) on one node and on the cluster, then latest_50.sql (a
+# member's 50 latest, the PostgREST way) on both at once, PGT_BENCH_RUNS runs, and the query's
+# Task Count.
+cmd_logs() {
+    local major=${1:-17} seconds=${PGT_BENCH_SECONDS:-20} runs=${PGT_BENCH_RUNS:-3} clients=${PGT_BENCH_CLIENTS:-2}
+    local out="$PGT_STATE/citus-logs" run start loads=() pairs=()
+    bench_sides_up "$major" "$out"
+    log "loading 10M request logs on one node, then on the cluster"
+    start=$SECONDS
+    psql_q "${S[@]}" -d tenancy_single -f "$PGT_ROOT/bench/request_logs/load_10m.sql" >/dev/null
+    loads+=("$((SECONDS - start))")
+    start=$SECONDS
+    psql_q "${C[@]}" -d "$CITUS_DB" -f "$PGT_ROOT/bench/request_logs/load_10m.sql" >/dev/null
+    loads+=("$((SECONDS - start))")
+    for run in $(seq 1 "$runs"); do
+        log "run $run/$runs: ${seconds}s, $clients clients on each side: latest_50"
+        bench_pair "$out/run$run" "$seconds" "$clients" -f "$PGT_ROOT/bench/request_logs/latest_50.sql"
+        pairs+=("$out/run$run/single,$out/run$run/citus")
+    done
+    local q="SELECT id, created_at, action_id, status_code, latency_ms FROM tenancy.request_logs ORDER BY created_at DESC LIMIT 50"
+    {
+        echo "Citus $(psql_q "${C[@]}" -d "$CITUS_DB" -Atc "SELECT extversion FROM pg_extension WHERE extname = 'citus'"), PostgreSQL $major: one node against a coordinator and two workers (loopback), $(psql_q "${C[@]}" -d "$CITUS_DB" -Atc "SELECT count(*) FROM tenancy.request_logs") request logs of 1,000 tenants in daily partitions on each, ${runs} runs of ${seconds}s, ${clients} clients each side, both at once.  Seconds to load (one node, cluster): ${loads[*]}."
+        echo
+        python3 "$PGT_ROOT/bench/citus/report.py" latest_50 "${pairs[@]}"
+        echo
+        echo "- \`$q\` as a member: Task Count $(psql_q "${C[@]}" -d "$CITUS_DB" -At \
+            -c "BEGIN" -c "SELECT set_config('request.jwt.claims', '{\"sub\":\"d0000000-0000-4000-8000-000000000001\",\"tenant_id\":\"c0000000-0000-4000-8000-000000000001\"}', true), set_config('role', 'authenticated', true), tenancy.pre_request()" \
+            -c "EXPLAIN (COSTS OFF) $q" -c "ROLLBACK" | sed -n 's/^ *Task Count: //p') of $(psql_q "${C[@]}" -d "$CITUS_DB" -Atc "SELECT count(*) FROM pg_dist_shard s JOIN pg_inherits i ON i.inhrelid = s.logicalrelid WHERE i.inhparent = 'tenancy.request_logs'::regclass") shards of its partitions"
+    } | tee "$out/report.md"
+    cluster_stop "citus$major-single"
+}
+
 cmd_down() {
     local major=${1:-17} i
     use_citus_pg "$major"
@@ -273,7 +308,8 @@ case "$cmd" in
     test) cmd_test "$@" ;;
     bench) cmd_bench "$@" ;;
     scale) cmd_scale "$@" ;;
+    logs) cmd_logs "$@" ;;
     down) cmd_down "$@" ;;
     installed) citus_installed "${1:?usage: scripts/citus.sh installed MAJOR}" ;;
-    *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -23,7 +23,7 @@ use crate::lookup::{self, Key};
 use pgrx::prelude::*;
 use std::ffi::{CStr, CString};
 
-pub mod inherited;
+pub mod request_settings;
 pub mod statements;
 
 // ------------------------------------------------------------------------------------------------
@@ -502,9 +502,9 @@ pub fn clear_context() {
 /// them to anything).
 pub const MAX_REQUEST_SETTING: usize = 256 * 1024;
 
-/// A request setting as this transaction set it, or `None` when unset, empty or left from an
-/// earlier transaction (`current_setting(name, true)`); 28000 when it is longer than
-/// [`MAX_REQUEST_SETTING`].
+/// A request setting, or `None` when unset or empty (`current_setting(name, true)`; a request's
+/// settings end with its transaction: src/context/request_settings.rs); 28000 when it is longer
+/// than [`MAX_REQUEST_SETTING`].
 fn setting(name: &CStr) -> Option<String> {
     // SAFETY: GetConfigOption returns NULL or a NUL-terminated string we copy at once.
     let ptr = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
@@ -520,11 +520,6 @@ fn setting(name: &CStr) -> Option<String> {
             format!("{} is longer than 256 kB", name.to_string_lossy()),
             None,
         );
-    }
-    // A request setting left on the connection by an earlier transaction (another client's,
-    // behind a pooler) is not this request's (src/context/inherited.rs).
-    if !bytes.is_empty() && !inherited::set_in_this_transaction(name, bytes) {
-        return None;
     }
     let s = String::from_utf8_lossy(bytes).into_owned();
     (!s.is_empty()).then_some(s)

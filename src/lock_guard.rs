@@ -59,7 +59,6 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
-    crate::context::inherited::statement_starts();
     // SAFETY: the utility statement of a valid PlannedStmt, or NULL.
     unsafe {
         if !pstmt.is_null() {

@@ -38,17 +38,38 @@ pub fn current_user_is_application_role() -> bool {
     }
 }
 
-/// Is the current user, not a superuser, one of the application roles or a member of one in any
-/// way, `NOINHERIT` included (a login that switches to them per transaction, like PostgREST's
-/// authenticator, runs clients' SQL on the same server connections)?
-pub fn current_user_is_or_switches_to_application_role() -> bool {
-    // SAFETY: the current user; PostgreSQL caches superuser status and role memberships.
+/// Is `user`, not a superuser, one of the application roles or a member of one in any way,
+/// `NOINHERIT` included?
+fn is_or_switches_to_application_role(user: pg_sys::Oid) -> bool {
+    // SAFETY: PostgreSQL caches superuser status and role memberships.
     unsafe {
-        let user = pg_sys::GetUserId();
         !pg_sys::superuser_arg(user)
             && APPLICATION_ROLES.iter().any(|n| {
                 let r = pg_sys::get_role_oid(n.as_ptr(), true);
                 r != pg_sys::InvalidOid && pg_sys::is_member_of_role(user, r)
             })
     }
+}
+
+/// Does this session act for the application roles?  The current user is not a superuser, and
+/// it, the role `SET ROLE` chose or the login is one of them or a member of one in any way
+/// (`NOINHERIT` included: a login that switches to them per transaction, like PostgREST's
+/// authenticator, runs clients' SQL, which could `RESET ROLE` to it, or `SET ROLE` to another
+/// role it or they are members of: found in review).
+pub fn session_acts_for_application_role() -> bool {
+    // SAFETY: the backend's user ids.
+    let (current, outer, session) = unsafe {
+        (
+            pg_sys::GetUserId(),
+            pg_sys::GetOuterUserId(),
+            pg_sys::GetSessionUserId(),
+        )
+    };
+    // SAFETY: PostgreSQL caches superuser status.
+    if unsafe { pg_sys::superuser_arg(current) } {
+        return false;
+    }
+    [current, outer, session]
+        .into_iter()
+        .any(is_or_switches_to_application_role)
 }

@@ -27,10 +27,13 @@
 //!   statement by name (`DEALLOCATE ALL` and `DISCARD`, which a pooler's reset runs, remain);
 //!   the protocol's own prepared statements are untouched.
 //!
-//! Both are refused (42501) to anon, authenticated, service_role and every member of them, a
-//! login that only switches to them per transaction (NOINHERIT, like PostgREST's authenticator)
-//! included: its clients' SQL could `RESET ROLE` to it (found in review).  Superusers and roles
-//! outside them (a migration's, a reporting role) may.  pg_tenancy's own functions do neither; a
+//! Both are refused (42501) whenever the session acts for anon, authenticated or service_role:
+//! the current user, the role `SET ROLE` chose or the login is one of them or a member of one,
+//! `NOINHERIT` included (a login that switches to them per transaction, like PostgREST's
+//! authenticator: its clients' SQL could `RESET ROLE` to it, or `SET ROLE` to any other role it
+//! is a member of; found in review), unless the current user is a superuser.  Sessions of other
+//! logins (a migration's, a reporting role's) may.  A `SECURITY DEFINER` function of a
+//! non-superuser owner called in such a session may not either: it runs on the same connection.  pg_tenancy's own functions do neither; a
 //! `SECURITY DEFINER` function of another owner runs as that owner.  Session settings (`SET` without `LOCAL`) are
 //! not refused: docs/security.md, "What remains".
 use crate::error::raise;
@@ -76,7 +79,7 @@ unsafe extern "C-unwind" fn object_access(
     };
     // SAFETY: a comparison with this backend's temporary schemas.
     if unsafe { pg_sys::isTempOrTempToastNamespace(namespace) }
-        && crate::roles::current_user_is_or_switches_to_application_role()
+        && crate::roles::session_acts_for_application_role()
     {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -110,7 +113,7 @@ pub unsafe fn check_utility(stmt: *mut pg_sys::Node) {
             _ => false,
         }
     };
-    if by_name && crate::roles::current_user_is_or_switches_to_application_role() {
+    if by_name && crate::roles::session_acts_for_application_role() {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "the application roles may not PREPARE or DEALLOCATE a statement by name in SQL",

@@ -999,6 +999,41 @@ fn request_logs_are_written_read_and_maintained_on_the_workers() {
         all.len() > 2 && parts.len() == all.len(),
         "{parts:?} of {all:?}"
     );
+    // Past the retention: as of 60 days from now, every partition up to today's is dropped, on
+    // every node, with the log in it; then today's are made again.
+    let dropped = strings(
+        &mut su,
+        "SELECT jsonb_array_elements_text(tenancy.maintain_request_logs('30 days', 7, now() + interval '60 days') -> 'dropped')",
+    );
+    assert!(!dropped.is_empty(), "nothing dropped");
+    for part in &dropped {
+        let part = part.trim_start_matches("tenancy_private.");
+        let left: i64 = su
+            .query_one("SELECT count(*) FROM pg_class WHERE relname = $1", &[&part])
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "{part} still on the coordinator");
+        for w in 1..=2 {
+            let shards: i64 = node(port, w, "postgres")
+                .query_one(
+                    "SELECT count(*) FROM pg_class WHERE relname LIKE $1 || '\\_%'",
+                    &[&part],
+                )
+                .unwrap()
+                .get(0);
+            assert_eq!(shards, 0, "{part}'s shards still on worker {w}");
+        }
+    }
+    let gone: i64 = su
+        .query_one(
+            "SELECT count(*) FROM tenancy.request_logs WHERE id = $1",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(gone, 0, "the log went with its partition");
+    su.query_one("SELECT tenancy.maintain_request_logs()", &[])
+        .unwrap();
 }
 
 #[test]

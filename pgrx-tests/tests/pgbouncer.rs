@@ -8,10 +8,14 @@
 //!
 //! `a_client_leaves_no_temporary_object_for_the_next`: the trap a member could leave in a pooled
 //! server connection (a temporary domain `uuid` whose check copies the next client's rows) works
-//! when a role that may create temporary objects sets it, and a member may not (src/session_state.rs).
+//! when the superuser's pooled login sets it, and a member may not (src/session_state.rs).
 //! `a_client_cannot_replace_the_next_clients_prepared_statement`: SQL's `DEALLOCATE` and
 //! `PREPARE` of a name a pooler prepared for another client (PgBouncer 1.21+ keeps them on the
 //! server connection) would run a member's statement in that client's transaction; refused.
+//! `request_settings_left_by_one_client_are_not_the_next_ones`: claims and headers a client
+//! sets for the session end with its transaction: the next client neither acts as it nor reads
+//! them.  `no_role_a_member_switches_to_plants_anything`: the refusals hold for the session, not
+//! the role of the moment.
 use pg_tenancy_client_tests::demo::{ACME, DAVE, GLOBEX, IVAN};
 use pg_tenancy_client_tests::{login_role, simple_value, sqlstate, Bouncer, TestDb};
 use postgres::{Client, SimpleQueryMessage};
@@ -425,8 +429,21 @@ fn request_settings_left_by_one_client_are_not_the_next_ones() {
     ))
     .unwrap();
     drop(dave);
-    // The next client calls pre_request without setting them: no context, not Dave's.
+    // The next client finds nothing to read or send again, and calls pre_request without
+    // setting them: no context, not Dave's.
     let mut next = pooled();
+    for name in ["request.jwt.claims", "request.headers"] {
+        assert_eq!(
+            simple_value(
+                &mut next,
+                &format!("SELECT current_setting('{name}', true)")
+            )
+            .unwrap()
+            .unwrap_or_default(),
+            "",
+            "{name} outlived the transaction that set it"
+        );
+    }
     next.batch_execute("BEGIN; SET LOCAL ROLE authenticated; SELECT tenancy.pre_request();")
         .unwrap();
     assert_eq!(
@@ -461,4 +478,66 @@ fn request_settings_left_by_one_client_are_not_the_next_ones() {
     }
     drop(next);
     drop(bouncer);
+}
+
+/// The refusals hold for the session, not the role of the moment: a login that is a member of
+/// authenticated (NOINHERIT, like PostgREST's authenticator) and of another role, which it
+/// `SET ROLE`s to, plants nothing; nor does a member that switches to a role granted to
+/// authenticated itself.  A login outside the application roles, switching to the same role, may.
+#[test]
+fn no_role_a_member_switches_to_plants_anything() {
+    let db = TestDb::new("pgt_client_switch_plant");
+    let mut admin = db.connect("postgres");
+    admin
+        .batch_execute(
+            "DO $$ BEGIN
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgt_outside') THEN CREATE ROLE pgt_outside; END IF;
+             END $$;",
+        )
+        .unwrap();
+    login_role(
+        "pgt_switching_login",
+        "NOINHERIT",
+        &["authenticated", "pgt_outside"],
+    );
+    login_role("pgt_bouncer_app", "", &["authenticated"]);
+    login_role("pgt_outside_login", "", &["pgt_outside"]);
+    // authenticated is granted the outside role too, for the second case; taken back however
+    // the test ends.
+    struct Revoke;
+    impl Drop for Revoke {
+        fn drop(&mut self) {
+            let _ = pg_tenancy_client_tests::connect("postgres", "postgres")
+                .batch_execute("REVOKE pgt_outside FROM authenticated");
+        }
+    }
+    admin
+        .batch_execute("GRANT pgt_outside TO authenticated")
+        .unwrap();
+    let _revoke = Revoke;
+    let attempts = [
+        "CREATE TEMP TABLE loot (name text)",
+        "CREATE DOMAIN pg_temp.uuid AS pg_catalog.uuid",
+        "PREPARE pgt_swap AS SELECT 1",
+    ];
+    for login in ["pgt_switching_login", "pgt_bouncer_app"] {
+        let mut c = pg_tenancy_client_tests::connect(&db.name, login);
+        c.batch_execute("SET ROLE pgt_outside").unwrap();
+        for sql in attempts {
+            assert_eq!(
+                sqlstate(c.batch_execute(sql)),
+                "42501",
+                "{login} as pgt_outside: {sql}"
+            );
+        }
+    }
+    let mut outside = pg_tenancy_client_tests::connect(&db.name, "pgt_outside_login");
+    outside.batch_execute("SET ROLE pgt_outside").unwrap();
+    for sql in attempts {
+        assert_eq!(
+            sqlstate(outside.batch_execute(sql)),
+            "ok",
+            "a login outside the application roles: {sql}"
+        );
+    }
 }

@@ -64,7 +64,6 @@ unsafe extern "C-unwind" fn planner(
     cursor_options: std::ffi::c_int,
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
-    crate::context::inherited::statement_starts();
     super::reference_writes::refuse_row_locks(parse);
     let routed = route(parse);
     // SAFETY: the planner's arguments, passed on unchanged.

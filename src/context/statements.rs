@@ -63,8 +63,6 @@ pub fn init() {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
-    // The request settings this transaction began with, at its first statement.
-    super::inherited::statement_starts();
     // On Citus, before Citus opens a connection for this statement: a context a released
     // savepoint took from the workers.
     crate::citus::reissue_released();
@@ -118,6 +116,10 @@ unsafe extern "C-unwind" fn at_transaction_end(
     _arg: *mut std::ffi::c_void,
 ) {
     use pg_sys::XactEvent::*;
+    // Nothing of one request's settings is left for the next transaction on this connection.
+    if matches!(event, XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE) {
+        super::request_settings::clear_before_commit();
+    }
     if matches!(
         event,
         XACT_EVENT_COMMIT
@@ -132,7 +134,6 @@ unsafe extern "C-unwind" fn at_transaction_end(
             }
         });
         crate::superuser::reset_internal();
-        super::inherited::transaction_ends();
     }
 }
 
