@@ -13,7 +13,7 @@
 //! its extension installed in the database.  Its metadata is read with SQL.
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 pub mod internals;
 pub mod logins;
@@ -87,17 +87,17 @@ unsafe extern "C-unwind" fn at_subtransaction_end(
         pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
             routing::context_changed();
             received_ends(level, false);
-            issued_context_ends(level, false);
+            issued_context_ends(level);
         }
         pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
             received_ends(level, true);
-            issued_context_ends(level, true);
+            issued_context_ends(level);
         }
         _ => {}
     }
 }
 
-/// Most context changes one transaction may make on Citus (`issue`).
+/// Most contexts one transaction may have signed at its open levels on Citus (`issue`).
 const MAX_ISSUED: u32 = 1000;
 
 thread_local! {
@@ -363,14 +363,13 @@ thread_local! {
     /// The last value verified here, for which role and coordinator backend, and the context it
     /// holds (a policy reads it for every row); forgotten at the end of the transaction.
     static VERIFIED: std::cell::RefCell<Option<Verified>> = const { std::cell::RefCell::new(None) };
-    /// Contexts signed in this transaction (`issue`).
-    static ISSUED: Cell<u32> = const { Cell::new(0) };
-    /// The (sub)transaction nesting level of the latest `issue` of this transaction (0: none).
-    static ISSUED_LEVEL: Cell<i32> = const { Cell::new(0) };
-    /// A context issued in a subtransaction that then committed (`RELEASE SAVEPOINT`, the end of
-    /// a PL/pgSQL block with an `EXCEPTION` clause): issue it again before the next statement
-    /// (`reissue_released`).
-    static REISSUE: Cell<bool> = const { Cell::new(false) };
+    /// The contexts this transaction signed (`issue`), each with the (sub)transaction nesting
+    /// level it was set at, while that level is open: Citus keeps a level's `SET LOCAL`s only
+    /// while the level is open, so the last of these is what a worker connection Citus opens now
+    /// receives (`reissue_if_lost`).
+    static ISSUES: RefCell<Vec<(i32, Box<[u8]>)>> = const { RefCell::new(Vec::new()) };
+    /// The role the last context of this transaction was signed for.
+    static ISSUED_FOR: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
 }
 
 fn own_gpid() -> i64 {
@@ -395,87 +394,100 @@ fn own_gpid() -> i64 {
 /// sign it and `SET LOCAL tenancy.citus_context`, which Citus sends to every worker the
 /// transaction uses.  Nothing without Citus.
 pub fn issue(context: &[u8]) {
+    issue_for(context, None);
+}
+
+/// `issue`, signed for `role` (by default the current user).
+fn issue_for(context: &[u8], role: Option<Vec<u8>>) {
     if !active() || consumer_gpid().is_some() {
         return;
     }
-    // Citus sends every SET LOCAL of the transaction again to each connection it opens later, so
-    // each context change costs every later connection: bounded.
-    let issued = ISSUED.with(|i| {
-        let n = i.get() + 1;
-        i.set(n);
-        n
-    });
-    if issued > MAX_ISSUED {
+    // Citus sends every SET LOCAL of the open (sub)transactions again to each connection it
+    // opens later, so each context change costs every later connection: bounded.
+    if ISSUES.with(|i| i.borrow().len()) >= MAX_ISSUED as usize {
         crate::error::raise(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             format!("more than {MAX_ISSUED} tenant context changes in one transaction on Citus"),
             Some("Each change is sent to every worker connection the transaction opens later: use a transaction per context."),
         );
     }
-    let value = if context.is_empty() {
-        String::new()
-    } else {
-        let root = crate::vault::keyring().active();
-        let mut nonce = [0u8; 16];
-        crate::error::random(&mut nonce);
-        let (database, role) = database_and_role();
-        let mac = context_mac(root, context, &nonce, &database, &role, own_gpid());
-        use base64::Engine;
-        format!(
-            "v1:{}:{}:{}:{}",
-            root.id,
-            b64().encode(context),
-            b64().encode(nonce),
-            b64().encode(mac)
-        )
-    };
-    // Characters of key ids ([A-Za-z0-9_.-]), base64url and ':' only: nothing to quote.
-    let sql = format!("SET LOCAL tenancy.citus_context = '{value}'");
-    // Citus sends a SET LOCAL to the workers only under citus.propagate_set_commands = 'local',
-    // and then every later one too (a SET LOCAL ROLE would follow the connections Citus opens
-    // as a superuser for pg_tenancy's own writes): on for this statement only.
-    let previous = propagate_set_commands();
-    set_propagate_set_commands(c"local");
-    let result = while_set(&ISSUING, || Spi::run(&sql));
-    set_propagate_set_commands(&previous);
-    if let Err(e) = result {
-        crate::error::raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("could not set tenancy.citus_context: {e}"),
-            None,
-        );
-    }
-    // SAFETY: reads backend-local transaction state.
-    ISSUED_LEVEL.with(|l| l.set(unsafe { pg_sys::GetCurrentTransactionNestLevel() }));
+    // ISSUING for the whole of it: the SPI calls below start executors, where
+    // `reissue_if_lost` would otherwise find the context not yet sent and issue it again.
+    while_set(&ISSUING, || {
+        let (database, current_role) = database_and_role();
+        let role = role.unwrap_or(current_role);
+        let value = if context.is_empty() {
+            String::new()
+        } else {
+            let root = crate::vault::keyring().active();
+            let mut nonce = [0u8; 16];
+            crate::error::random(&mut nonce);
+            let mac = context_mac(root, context, &nonce, &database, &role, own_gpid());
+            use base64::Engine;
+            format!(
+                "v1:{}:{}:{}:{}",
+                root.id,
+                b64().encode(context),
+                b64().encode(nonce),
+                b64().encode(mac)
+            )
+        };
+        // Characters of key ids ([A-Za-z0-9_.-]), base64url and ':' only: nothing to quote.
+        let sql = format!("SET LOCAL tenancy.citus_context = '{value}'");
+        // Citus sends a SET LOCAL to the workers only under citus.propagate_set_commands =
+        // 'local', and then every later one too (a SET LOCAL ROLE would follow the connections
+        // Citus opens as a superuser for pg_tenancy's own writes): on for this statement only.
+        let previous = propagate_set_commands();
+        set_propagate_set_commands(c"local");
+        let result = Spi::run(&sql);
+        set_propagate_set_commands(&previous);
+        if let Err(e) = result {
+            crate::error::raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("could not set tenancy.citus_context: {e}"),
+                None,
+            );
+        }
+        // SAFETY: reads backend-local transaction state.
+        let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+        ISSUES.with(|i| i.borrow_mut().push((level, context.into())));
+        ISSUED_FOR.with(|r| *r.borrow_mut() = Some(role));
+    });
 }
 
 /// Before each statement on the coordinator (the executor's start, src/context/statements.rs):
-/// the context again, when the one in force was issued in a subtransaction that committed since.
+/// the context again, when what Citus would send a new worker connection is not it.
 ///
 /// PostgreSQL keeps a `SET LOCAL` made in a savepoint that is released, to the end of the
-/// transaction; Citus does not: when a subtransaction commits it goes back to the `SET LOCAL`s it
-/// had before it (its `PopSubXact`), and the connections it opens afterwards never receive the
-/// context.  Measured on Citus 14.0.1: `pre_request()` in a savepoint, `RELEASE`, then a member's
-/// `SELECT count(*)` of its projects read 0 rows and an `INSERT` failed its policy (42501).  So
-/// the same context is signed and `SET LOCAL` again, at the level of the statement.
-pub fn reissue_released() {
-    if !REISSUE.with(|r| r.replace(false)) || ISSUING.with(Cell::get) {
+/// transaction; Citus does not: when a subtransaction ends, committed or not, it goes back to
+/// the `SET LOCAL`s it had before it (its `PopSubXact`), and the connections it opens afterwards
+/// never receive the context.  Measured on Citus 14.0.1: `pre_request()` in a savepoint,
+/// `RELEASE`, then a member's `SELECT count(*)` of its projects read 0 rows and an `INSERT`
+/// failed its policy (42501).  So the same context is signed again (for the role the last one
+/// was signed for) and `SET LOCAL` at the statement's level.  The price: a context set in a
+/// savepoint that was released is signed again before each later statement that runs in a
+/// savepoint of its own (psql's `ON_ERROR_ROLLBACK`, JDBC's autosave), since each such savepoint
+/// ends and takes it with it.
+pub fn reissue_if_lost() {
+    if ISSUING.with(Cell::get) || !active() || consumer_gpid().is_some() {
         return;
     }
-    let context = crate::gucs::with_value(&crate::gucs::CONTEXT, <[u8]>::to_vec);
-    issue(&context);
+    let current = crate::gucs::with_value(&crate::gucs::CONTEXT, <[u8]>::to_vec);
+    let sent = ISSUES.with(|i| i.borrow().last().is_some_and(|(_, c)| **c == *current));
+    if sent || current.is_empty() && ISSUES.with(|i| i.borrow().is_empty()) {
+        return;
+    }
+    let role = ISSUED_FOR.with(|r| r.borrow().clone());
+    issue_for(&current, role);
 }
 
-/// A subtransaction at `level` ends: a context issued in it is the parent's now (committed, and
-/// issued again before the next statement) or gone (rolled back: PostgreSQL and Citus both
-/// restore the parent's).
-fn issued_context_ends(level: i32, committed: bool) {
-    if ISSUED_LEVEL.with(Cell::get) >= level {
-        ISSUED_LEVEL.with(|l| l.set(level - 1));
-        if committed {
-            REISSUE.with(|r| r.set(true));
+/// A subtransaction at `level` ends: Citus forgets the `SET LOCAL`s made in it.
+fn issued_context_ends(level: i32) {
+    ISSUES.with(|i| {
+        if let Ok(mut i) = i.try_borrow_mut() {
+            i.retain(|(l, _)| *l < level);
         }
-    }
+    });
 }
 
 fn propagate_set_commands() -> CString {
@@ -744,9 +756,16 @@ pub fn received_ends(level: i32, committed_sub: bool) {
                 *c = None;
             }
         });
-        ISSUED.with(|i| i.set(0));
-        ISSUED_LEVEL.with(|l| l.set(0));
-        REISSUE.with(|r| r.set(false));
+        ISSUES.with(|i| {
+            if let Ok(mut i) = i.try_borrow_mut() {
+                i.clear();
+            }
+        });
+        ISSUED_FOR.with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                *r = None;
+            }
+        });
     }
     RECEIVED.with(|r| {
         let mut r = r.borrow_mut();

@@ -2239,11 +2239,13 @@ fn citus_internal_functions_are_not_the_application_roles() {
     c.batch_execute("ROLLBACK").unwrap();
 }
 
-/// Citus forgets the `SET LOCAL`s of a savepoint that is released (its `PopSubXact`), so the
-/// connections it opened afterwards lacked the context: a member's read of its projects found
-/// nothing and its insert failed the policy.  pg_tenancy issues the context again before the next
-/// statement: after `RELEASE SAVEPOINT`, after a PL/pgSQL block with an `EXCEPTION` clause, and
-/// (rolled back) the parent's context holds on every node.
+/// Citus forgets the `SET LOCAL`s of a savepoint when it ends (its `PopSubXact`), released or
+/// not, so the connections it opened afterwards lacked the context: a member's read of its
+/// projects found nothing and its insert failed the policy.  pg_tenancy signs the context again
+/// before the next statement whenever what Citus would send is not it: after `RELEASE
+/// SAVEPOINT`, after a savepoint that signed it again was rolled back, in statements each in a
+/// savepoint of their own, after a PL/pgSQL block with an `EXCEPTION` clause; a rolled-back
+/// savepoint's context goes back to the parent's on every node.
 #[test]
 fn a_context_set_in_a_released_savepoint_reaches_the_workers() {
     let Some(port) = port() else { return };
@@ -2307,6 +2309,38 @@ fn a_context_set_in_a_released_savepoint_reaches_the_workers() {
         [(GLOBEX.to_string(), globex)],
         "after ROLLBACK TO"
     );
+    c.batch_execute("ROLLBACK").unwrap();
+    // Signed again inside a savepoint that is then rolled back (Citus forgets that too), before
+    // any worker connection is open: the first read still finds the context on the workers.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    c.batch_execute(&claims(ALICE, ACME)).unwrap();
+    c.batch_execute("SAVEPOINT s1").unwrap();
+    c.batch_execute(&claims(ALICE, GLOBEX)).unwrap();
+    c.batch_execute("RELEASE SAVEPOINT s1; SAVEPOINT s2; SELECT 1; ROLLBACK TO SAVEPOINT s2")
+        .unwrap();
+    assert_eq!(
+        seen(&mut c),
+        [(GLOBEX.to_string(), globex)],
+        "after a savepoint that signed it again was rolled back"
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    // Statements each in a savepoint of their own (psql's ON_ERROR_ROLLBACK): the context set in
+    // one of them holds in every later one.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")
+        .unwrap();
+    c.batch_execute("SAVEPOINT e").unwrap();
+    c.batch_execute(&claims(ALICE, GLOBEX)).unwrap();
+    c.batch_execute("RELEASE SAVEPOINT e").unwrap();
+    for _ in 0..3 {
+        c.batch_execute("SAVEPOINT e").unwrap();
+        assert_eq!(
+            seen(&mut c),
+            [(GLOBEX.to_string(), globex)],
+            "ON_ERROR_ROLLBACK"
+        );
+        c.batch_execute("RELEASE SAVEPOINT e").unwrap();
+    }
     c.batch_execute("ROLLBACK").unwrap();
     // A PL/pgSQL block with an EXCEPTION clause is a subtransaction that commits.
     c.batch_execute("BEGIN; SET LOCAL ROLE authenticated")

@@ -65,7 +65,7 @@ pub fn init() {
 unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
     // On Citus, before Citus opens a connection for this statement: a context a released
     // savepoint took from the workers.
-    crate::citus::reissue_released();
+    crate::citus::reissue_if_lost();
     // SAFETY: called by the executor with a valid QueryDesc; the previous hook (or the standard
     // function) fills in its EState.
     unsafe {
