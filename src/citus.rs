@@ -87,11 +87,11 @@ unsafe extern "C-unwind" fn at_subtransaction_end(
         pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
             routing::context_changed();
             received_ends(level, false);
-            issued_context_ends(level);
+            issued_context_ends(level, false);
         }
         pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
             received_ends(level, true);
-            issued_context_ends(level);
+            issued_context_ends(level, true);
         }
         _ => {}
     }
@@ -363,13 +363,21 @@ thread_local! {
     /// The last value verified here, for which role and coordinator backend, and the context it
     /// holds (a policy reads it for every row); forgotten at the end of the transaction.
     static VERIFIED: std::cell::RefCell<Option<Verified>> = const { std::cell::RefCell::new(None) };
-    /// The contexts this transaction signed (`issue`), each with the (sub)transaction nesting
-    /// level it was set at, while that level is open: Citus keeps a level's `SET LOCAL`s only
-    /// while the level is open, so the last of these is what a worker connection Citus opens now
-    /// receives (`reissue_if_lost`).
-    static ISSUES: RefCell<Vec<(i32, Box<[u8]>)>> = const { RefCell::new(Vec::new()) };
-    /// The role the last context of this transaction was signed for.
-    static ISSUED_FOR: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+    /// What Citus sends a worker connection it opens now: the contexts signed at the open
+    /// (sub)transaction levels, each with its level.  Citus keeps a level's `SET LOCAL`s only
+    /// while the level is open, released or rolled back alike (`reissue_if_lost`).
+    static SENT: RefCell<Vec<(i32, Signed)>> = const { RefCell::new(Vec::new()) };
+    /// What the coordinator holds: the context last signed at each open level, as PostgreSQL
+    /// keeps a `SET LOCAL` (a released level's passes to its parent, a rolled-back level's is
+    /// gone), with the role it was signed for.
+    static HELD: RefCell<Vec<(i32, Signed)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A context as signed: its bytes and the role it was signed for.
+#[derive(Clone, PartialEq, Eq)]
+struct Signed {
+    context: Box<[u8]>,
+    role: Box<[u8]>,
 }
 
 fn own_gpid() -> i64 {
@@ -397,14 +405,15 @@ pub fn issue(context: &[u8]) {
     issue_for(context, None);
 }
 
-/// `issue`, signed for `role` (by default the current user).
-fn issue_for(context: &[u8], role: Option<Vec<u8>>) {
+/// `issue`; or, with `again`, the same signed context sent again (for the role it was signed
+/// for), which changes what Citus sends but not what the coordinator holds.
+fn issue_for(context: &[u8], again: Option<Box<[u8]>>) {
     if !active() || consumer_gpid().is_some() {
         return;
     }
     // Citus sends every SET LOCAL of the open (sub)transactions again to each connection it
     // opens later, so each context change costs every later connection: bounded.
-    if ISSUES.with(|i| i.borrow().len()) >= MAX_ISSUED as usize {
+    if SENT.with(|i| i.borrow().len()) >= MAX_ISSUED as usize {
         crate::error::raise(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             format!("more than {MAX_ISSUED} tenant context changes in one transaction on Citus"),
@@ -413,9 +422,10 @@ fn issue_for(context: &[u8], role: Option<Vec<u8>>) {
     }
     // ISSUING for the whole of it: the SPI calls below start executors, where
     // `reissue_if_lost` would otherwise find the context not yet sent and issue it again.
+    let original = again.is_none();
     while_set(&ISSUING, || {
         let (database, current_role) = database_and_role();
-        let role = role.unwrap_or(current_role);
+        let role: Box<[u8]> = again.unwrap_or_else(|| current_role.into());
         let value = if context.is_empty() {
             String::new()
         } else {
@@ -450,8 +460,20 @@ fn issue_for(context: &[u8], role: Option<Vec<u8>>) {
         }
         // SAFETY: reads backend-local transaction state.
         let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
-        ISSUES.with(|i| i.borrow_mut().push((level, context.into())));
-        ISSUED_FOR.with(|r| *r.borrow_mut() = Some(role));
+        let signed = Signed {
+            context: context.into(),
+            role,
+        };
+        if original {
+            HELD.with(|h| {
+                let mut h = h.borrow_mut();
+                match h.last_mut() {
+                    Some(last) if last.0 == level => last.1 = signed.clone(),
+                    _ => h.push((level, signed.clone())),
+                }
+            });
+        }
+        SENT.with(|i| i.borrow_mut().push((level, signed)));
     });
 }
 
@@ -469,25 +491,63 @@ fn issue_for(context: &[u8], role: Option<Vec<u8>>) {
 /// savepoint of its own (psql's `ON_ERROR_ROLLBACK`, JDBC's autosave), since each such savepoint
 /// ends and takes it with it.
 pub fn reissue_if_lost() {
-    if ISSUING.with(Cell::get) || !active() || consumer_gpid().is_some() {
+    // Cheap checks first: this runs at every executor start.  Parallel workers inherit the
+    // setting but sign nothing (and may not set anything).
+    // SAFETY: reads backend-local state.
+    if ISSUING.with(Cell::get) || unsafe { pg_sys::IsInParallelMode() } {
         return;
     }
+    let held = HELD.with(|h| h.borrow().last().map(|(_, s)| s.clone()));
+    let Some(held) = held else {
+        return;
+    };
+    if SENT.with(|i| i.borrow().last().is_some_and(|(_, s)| *s == held)) {
+        return;
+    }
+    if !active() || consumer_gpid().is_some() {
+        return;
+    }
+    // What the coordinator holds is what it signed last, unless its context changed without
+    // being signed (it never does: set_context signs each change); then the workers get none.
     let current = crate::gucs::with_value(&crate::gucs::CONTEXT, <[u8]>::to_vec);
-    let sent = ISSUES.with(|i| i.borrow().last().is_some_and(|(_, c)| **c == *current));
-    if sent || current.is_empty() && ISSUES.with(|i| i.borrow().is_empty()) {
-        return;
-    }
-    let role = ISSUED_FOR.with(|r| r.borrow().clone());
-    issue_for(&current, role);
+    let context: &[u8] = if *held.context == *current {
+        &held.context
+    } else {
+        b""
+    };
+    issue_for(context, Some(held.role));
 }
 
-/// A subtransaction at `level` ends: Citus forgets the `SET LOCAL`s made in it.
-fn issued_context_ends(level: i32) {
-    ISSUES.with(|i| {
+/// A subtransaction at `level` ends: Citus forgets the `SET LOCAL`s made in it; the coordinator
+/// keeps the last one if it committed.
+fn issued_context_ends(level: i32, committed: bool) {
+    SENT.with(|i| {
         if let Ok(mut i) = i.try_borrow_mut() {
             i.retain(|(l, _)| *l < level);
         }
     });
+    HELD.with(|h| {
+        if let Ok(mut h) = h.try_borrow_mut() {
+            end_level(&mut h, level, committed);
+        }
+    });
+}
+
+/// A (sub)transaction at `level` ends, for a stack of values set at each level, as PostgreSQL
+/// ends a `SET LOCAL`: committed, the level's last value passes to its parent (one value per
+/// level is kept: only the last counts, and a loop of released savepoints does not grow it);
+/// rolled back, its values are gone.
+fn end_level<T>(stack: &mut Vec<(i32, T)>, level: i32, committed: bool) {
+    if !committed {
+        stack.retain(|(l, _)| *l < level);
+        return;
+    }
+    if stack.last().is_none_or(|(l, _)| *l < level) {
+        return;
+    }
+    let (_, last) = stack.pop().expect("checked above");
+    stack.retain(|(l, _)| *l < level - 1);
+    stack.push((level - 1, last));
 }
 
 fn propagate_set_commands() -> CString {
@@ -756,27 +816,15 @@ pub fn received_ends(level: i32, committed_sub: bool) {
                 *c = None;
             }
         });
-        ISSUES.with(|i| {
-            if let Ok(mut i) = i.try_borrow_mut() {
-                i.clear();
-            }
-        });
-        ISSUED_FOR.with(|r| {
-            if let Ok(mut r) = r.try_borrow_mut() {
-                *r = None;
-            }
-        });
-    }
-    RECEIVED.with(|r| {
-        let mut r = r.borrow_mut();
-        if committed_sub {
-            for entry in r.iter_mut().filter(|(l, _)| *l >= level) {
-                entry.0 = level - 1;
-            }
-        } else {
-            r.retain(|(l, _)| *l < level);
+        for stack in [&SENT, &HELD] {
+            stack.with(|i| {
+                if let Ok(mut i) = i.try_borrow_mut() {
+                    i.clear();
+                }
+            });
         }
-    });
+    }
+    RECEIVED.with(|r| end_level(&mut r.borrow_mut(), level, committed_sub));
 }
 
 /// On a worker (a backend Citus opened): the context Citus sent in this transaction when it
@@ -1027,5 +1075,34 @@ fn refuse_application_role(target: pg_sys::Oid) {
             "anon, authenticated and service_role are a superuser's to alter on Citus",
             Some("Every tenant's worker connections log in as these roles."),
         );
+    }
+}
+
+#[cfg(test)]
+mod level_tests {
+    use super::end_level;
+
+    #[test]
+    fn a_released_level_passes_its_last_value_and_a_rolled_back_one_none() {
+        // Level 1 holds a; a savepoint (2) sets b then c; a nested one (3) sets d.
+        let mut s = vec![(1, 'a'), (2, 'b'), (2, 'c'), (3, 'd')];
+        end_level(&mut s, 3, false);
+        assert_eq!(s, [(1, 'a'), (2, 'b'), (2, 'c')], "rolled back: d is gone");
+        end_level(&mut s, 2, true);
+        assert_eq!(s, [(1, 'c')], "released: its last value is the parent's");
+        end_level(&mut s, 2, true);
+        assert_eq!(s, [(1, 'c')], "a level that set nothing changes nothing");
+        let mut s = vec![(1, 'a'), (2, 'b')];
+        end_level(&mut s, 2, false);
+        assert_eq!(s, [(1, 'a')]);
+        // A loop of released savepoints keeps one value per level.
+        let mut s = vec![(1, 'a')];
+        for v in ['x', 'y', 'z'] {
+            s.push((2, v));
+            end_level(&mut s, 2, true);
+        }
+        assert_eq!(s, [(1, 'z')]);
+        end_level(&mut s, 1, false);
+        assert!(s.is_empty());
     }
 }

@@ -76,6 +76,9 @@ unsafe extern "C-unwind" fn executor_run(
 /// # Safety
 /// `query` is the executor's valid QueryDesc.
 unsafe fn with_commutative_writes(query: *mut pg_sys::QueryDesc, run: impl FnOnce()) {
+    // Citus opens its worker connections as a plan runs, not as it starts: a cursor declared
+    // before a savepoint was released runs here first (src/citus.rs, `reissue_if_lost`).
+    super::reissue_if_lost();
     // SAFETY: a valid QueryDesc.
     if !unsafe { writes_reference_table(query) } {
         return run();
