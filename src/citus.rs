@@ -377,7 +377,9 @@ thread_local! {
 #[derive(Clone, PartialEq, Eq)]
 struct Signed {
     context: Box<[u8]>,
-    role: Box<[u8]>,
+    /// The role signed for: its OID (compared at every statement) and name (in the mac).
+    role: pg_sys::Oid,
+    role_name: Box<[u8]>,
 }
 
 fn own_gpid() -> i64 {
@@ -405,9 +407,9 @@ pub fn issue(context: &[u8]) {
     issue_for(context, None);
 }
 
-/// `issue`; or, with `again`, the same signed context sent again (for the role it was signed
-/// for), which changes what Citus sends but not what the coordinator holds.
-fn issue_for(context: &[u8], again: Option<Box<[u8]>>) {
+/// `issue`, for the current user; or, with `again`, the context the coordinator holds sent again
+/// for that role, which changes what Citus sends but not what the coordinator holds.
+fn issue_for(context: &[u8], again: Option<(pg_sys::Oid, Box<[u8]>)>) {
     if !active() || consumer_gpid().is_some() {
         return;
     }
@@ -425,14 +427,16 @@ fn issue_for(context: &[u8], again: Option<Box<[u8]>>) {
     let original = again.is_none();
     while_set(&ISSUING, || {
         let (database, current_role) = database_and_role();
-        let role: Box<[u8]> = again.unwrap_or_else(|| current_role.into());
+        // SAFETY: this backend's current user.
+        let (role, role_name) =
+            again.unwrap_or_else(|| (unsafe { pg_sys::GetUserId() }, current_role.into()));
         let value = if context.is_empty() {
             String::new()
         } else {
             let root = crate::vault::keyring().active();
             let mut nonce = [0u8; 16];
             crate::error::random(&mut nonce);
-            let mac = context_mac(root, context, &nonce, &database, &role, own_gpid());
+            let mac = context_mac(root, context, &nonce, &database, &role_name, own_gpid());
             use base64::Engine;
             format!(
                 "v1:{}:{}:{}:{}",
@@ -449,12 +453,12 @@ fn issue_for(context: &[u8], again: Option<Box<[u8]>>) {
         // Citus opens as a superuser for pg_tenancy's own writes): on for this statement only.
         let previous = propagate_set_commands();
         set_propagate_set_commands(c"local");
-        let result = Spi::run(&sql);
+        let code = set_local(&sql);
         set_propagate_set_commands(&previous);
-        if let Err(e) = result {
+        if code < 0 {
             crate::error::raise(
                 PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("could not set tenancy.citus_context: {e}"),
+                format!("could not set tenancy.citus_context (SPI code {code})"),
                 None,
             );
         }
@@ -463,6 +467,7 @@ fn issue_for(context: &[u8], again: Option<Box<[u8]>>) {
         let signed = Signed {
             context: context.into(),
             role,
+            role_name,
         };
         if original {
             HELD.with(|h| {
@@ -491,31 +496,75 @@ fn issue_for(context: &[u8], again: Option<Box<[u8]>>) {
 /// savepoint of its own (psql's `ON_ERROR_ROLLBACK`, JDBC's autosave), since each such savepoint
 /// ends and takes it with it.
 pub fn reissue_if_lost() {
-    // Cheap checks first: this runs at every executor start.  Parallel workers inherit the
-    // setting but sign nothing (and may not set anything).
+    // Cheap checks first: this runs at every executor start and run.  Parallel workers inherit
+    // the setting but sign nothing (and may not set anything).
     // SAFETY: reads backend-local state.
     if ISSUING.with(Cell::get) || unsafe { pg_sys::IsInParallelMode() } {
         return;
     }
-    let held = HELD.with(|h| h.borrow().last().map(|(_, s)| s.clone()));
-    let Some(held) = held else {
+    // SAFETY: the backend's user ids; PostgreSQL caches superuser status.
+    let (current, outer, superuser) = unsafe {
+        let current = pg_sys::GetUserId();
+        (
+            current,
+            pg_sys::GetOuterUserId(),
+            pg_sys::superuser_arg(current),
+        )
+    };
+    // What Citus should send now: the context the coordinator holds (none, if its setting no
+    // longer is what was signed: `RESET ALL`), for the role whose connections run the statement
+    // (the `SET ROLE` role; inside a `SECURITY DEFINER` function, the role it was signed for).
+    // A superuser's statements bypass the workers' policies: nothing to send.
+    let wanted = HELD.with(|h| {
+        let h = h.borrow();
+        let (_, held) = h.last()?;
+        let context: &[u8] =
+            if crate::gucs::with_value(&crate::gucs::CONTEXT, |c| *c == *held.context) {
+                &held.context
+            } else {
+                b""
+            };
+        let role = if current == outer { current } else { held.role };
+        let sent = SENT.with(|i| {
+            i.borrow()
+                .last()
+                .is_some_and(|(_, s)| s.role == role && *s.context == *context)
+        });
+        (!sent).then(|| (context.to_vec(), role, held.role, held.role_name.clone()))
+    });
+    let Some((context, role, held_role, held_name)) = wanted else {
         return;
     };
-    if SENT.with(|i| i.borrow().last().is_some_and(|(_, s)| *s == held)) {
+    if superuser || !active() || consumer_gpid().is_some() {
         return;
     }
-    if !active() || consumer_gpid().is_some() {
-        return;
-    }
-    // What the coordinator holds is what it signed last, unless its context changed without
-    // being signed (it never does: set_context signs each change); then the workers get none.
-    let current = crate::gucs::with_value(&crate::gucs::CONTEXT, <[u8]>::to_vec);
-    let context: &[u8] = if *held.context == *current {
-        &held.context
+    let name: Box<[u8]> = if role == held_role {
+        held_name
     } else {
-        b""
+        // SAFETY: the name of the current user, which exists.
+        unsafe { CStr::from_ptr(pg_sys::GetUserNameFromId(role, false)) }
+            .to_bytes()
+            .into()
     };
-    issue_for(context, Some(held.role));
+    issue_for(&context, Some((role, name)));
+}
+
+/// Run `sql` (one `SET LOCAL`) through SPI without assigning a transaction id (pgrx's `Spi::run`
+/// marks the transaction as writing, which assigns one: a WAL record at every commit, and a
+/// subtransaction id per savepoint that signs).  The SPI return code.
+fn set_local(sql: &str) -> i32 {
+    let sql = CString::new(sql).expect("no NUL in a signed context's SET");
+    // SAFETY: a connection to SPI, one utility statement, and its end; an error propagates as a
+    // PostgreSQL error and the (sub)transaction's abort cleans SPI up.
+    unsafe {
+        let connected = pg_sys::SPI_connect();
+        if connected < 0 {
+            return connected;
+        }
+        let code = pg_sys::SPI_execute(sql.as_ptr(), false, 0);
+        pg_sys::SPI_finish();
+        code
+    }
 }
 
 /// A subtransaction at `level` ends: Citus forgets the `SET LOCAL`s made in it; the coordinator

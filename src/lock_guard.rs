@@ -62,6 +62,11 @@ unsafe extern "C-unwind" fn process_utility(
     // SAFETY: the utility statement of a valid PlannedStmt, or NULL.
     unsafe {
         if !pstmt.is_null() {
+            // Citus copies from a distributed table through connections of its own, without an
+            // executor: the context it would send must be the coordinator's first.
+            if is((*pstmt).utilityStmt, pg_sys::NodeTag::T_CopyStmt) {
+                crate::citus::reissue_if_lost();
+            }
             crate::citus::refuse_foreign_set((*pstmt).utilityStmt);
             crate::citus::receive((*pstmt).utilityStmt, context);
             crate::citus::internals::check_utility((*pstmt).utilityStmt, context);

@@ -1,7 +1,9 @@
 //! pg_tenancy's application roles, by name, in one place: `anon`, `authenticated` and
 //! `service_role`, the roles PostgREST-style clients (and pooled application connections) run
-//! their SQL as.  What any of them, or a role with their privileges, may not do is checked
-//! against [`current_user_is_application_role`].
+//! their SQL as.  Whether the current user has their privileges
+//! ([`current_user_is_application_role`], for Citus's own functions), and whether the session
+//! acts for them in any way ([`session_acts_for_application_role`], for what would outlive the
+//! transaction on a pooled connection).
 use pgrx::pg_sys;
 use std::ffi::CStr;
 

@@ -33,9 +33,9 @@
 //! authenticator: its clients' SQL could `RESET ROLE` to it, or `SET ROLE` to any other role it
 //! is a member of; found in review), unless the current user is a superuser.  Sessions of other
 //! logins (a migration's, a reporting role's) may.  A `SECURITY DEFINER` function of a
-//! non-superuser owner called in such a session may not either: it runs on the same connection.  pg_tenancy's own functions do neither; a
-//! `SECURITY DEFINER` function of another owner runs as that owner.  Session settings (`SET` without `LOCAL`) are
-//! not refused: docs/security.md, "What remains".
+//! non-superuser owner, called in such a session, may not either: what it created would stay on
+//! the same connection.  pg_tenancy's own functions do neither.  Session settings (`SET` without
+//! `LOCAL`) are not refused: docs/security.md, "What remains".
 use crate::error::raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;

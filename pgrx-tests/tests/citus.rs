@@ -2362,3 +2362,80 @@ fn a_context_set_in_a_released_savepoint_reaches_the_workers() {
     );
     c.batch_execute("ROLLBACK").unwrap();
 }
+
+/// What the workers receive follows the coordinator's context and the role that runs the
+/// statement: the README's backend pattern (`SET LOCAL ROLE service_role`, `set_tenant(t,
+/// as_user)`, then `SET LOCAL ROLE authenticated`) reads the tenant's rows; `COPY … TO` after a
+/// released savepoint too; after `RESET ALL` the workers have no context either, and statements
+/// go on (no re-signing at each one); signing assigns no transaction id.
+#[test]
+fn the_workers_follow_the_coordinators_context_and_role() {
+    let Some(port) = port() else { return };
+    let mut admin = node(port, 0, "postgres");
+    let acme: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM tenancy.projects WHERE tenant_id = $1::text::uuid",
+            &[&ACME],
+        )
+        .unwrap()
+        .get(0);
+    assert!(acme > 0);
+    let count = |c: &mut Client| -> i64 {
+        c.query_one("SELECT count(*) FROM tenancy.projects", &[])
+            .unwrap()
+            .get(0)
+    };
+    let mut c = node(port, 0, "postgres");
+    c.batch_execute(&format!(
+        "BEGIN; SET LOCAL ROLE service_role;
+         SELECT tenancy.set_tenant('{ACME}', as_user => '{DAVE}');
+         SET LOCAL ROLE authenticated;"
+    ))
+    .unwrap();
+    assert_eq!(count(&mut c), acme, "the backend pattern, acting for dave");
+    c.batch_execute("ROLLBACK").unwrap();
+    // A PostgREST request that only reads assigns no transaction id (signing writes nothing).
+    enter(&mut c, DAVE, ACME);
+    assert_eq!(count(&mut c), acme);
+    let xid: Option<String> = c
+        .query_one("SELECT pg_current_xact_id_if_assigned()::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(xid, None, "a read-only request was given a transaction id");
+    c.batch_execute("ROLLBACK").unwrap();
+    // COPY of a distributed table after the context was set in a released savepoint.
+    c.batch_execute("BEGIN; SET LOCAL ROLE authenticated; SAVEPOINT s")
+        .unwrap();
+    c.execute(
+        "SELECT pg_catalog.set_config('request.jwt.claims', $1, true)",
+        &[&format!(r#"{{"sub": "{DAVE}", "tenant_id": "{ACME}"}}"#)],
+    )
+    .unwrap();
+    c.batch_execute("SELECT tenancy.pre_request(); RELEASE SAVEPOINT s")
+        .unwrap();
+    let mut out = Vec::new();
+    {
+        use std::io::Read;
+        c.copy_out("COPY (SELECT id FROM tenancy.projects) TO STDOUT")
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+    }
+    assert_eq!(
+        out.iter().filter(|b| **b == b'\n').count() as i64,
+        acme,
+        "COPY after a released savepoint"
+    );
+    // RESET ALL takes the coordinator's context away: the workers' too, and the statements after
+    // it are not signed again one by one (1,000 of them would end in 54000).
+    c.batch_execute("RESET ALL; SET LOCAL ROLE authenticated")
+        .unwrap();
+    assert_eq!(count(&mut c), 0, "after RESET ALL");
+    c.batch_execute(
+        "DO $$ DECLARE n bigint; BEGIN
+             FOR i IN 1..1200 LOOP SELECT count(*) INTO n FROM tenancy.projects; END LOOP;
+         END $$",
+    )
+    .unwrap();
+    c.batch_execute("ROLLBACK").unwrap();
+}
