@@ -2239,6 +2239,17 @@ fn citus_internal_functions_are_not_the_application_roles() {
     c.batch_execute("ROLLBACK").unwrap();
 }
 
+/// A tenant's projects, as the superuser counts them.
+fn projects_of(admin: &mut Client, tenant: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM tenancy.projects WHERE tenant_id = $1::text::uuid",
+            &[&tenant],
+        )
+        .unwrap()
+        .get(0)
+}
+
 /// Citus forgets the `SET LOCAL`s of a savepoint when it ends (its `PopSubXact`), released or
 /// not, so the connections it opened afterwards lacked the context: a member's read of its
 /// projects found nothing and its insert failed the policy.  pg_tenancy signs the context again
@@ -2250,15 +2261,6 @@ fn citus_internal_functions_are_not_the_application_roles() {
 fn a_context_set_in_a_released_savepoint_reaches_the_workers() {
     let Some(port) = port() else { return };
     let mut admin = node(port, 0, "postgres");
-    let projects_of = |admin: &mut Client, tenant: &str| -> i64 {
-        admin
-            .query_one(
-                "SELECT count(*) FROM tenancy.projects WHERE tenant_id = $1::text::uuid",
-                &[&tenant],
-            )
-            .unwrap()
-            .get(0)
-    };
     let (acme, globex) = (
         projects_of(&mut admin, ACME),
         projects_of(&mut admin, GLOBEX),
@@ -2371,14 +2373,7 @@ fn a_context_set_in_a_released_savepoint_reaches_the_workers() {
 #[test]
 fn the_workers_follow_the_coordinators_context_and_role() {
     let Some(port) = port() else { return };
-    let mut admin = node(port, 0, "postgres");
-    let acme: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM tenancy.projects WHERE tenant_id = $1::text::uuid",
-            &[&ACME],
-        )
-        .unwrap()
-        .get(0);
+    let acme = projects_of(&mut node(port, 0, "postgres"), ACME);
     assert!(acme > 0);
     let count = |c: &mut Client| -> i64 {
         c.query_one("SELECT count(*) FROM tenancy.projects", &[])
