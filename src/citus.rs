@@ -46,7 +46,6 @@ pub(crate) fn while_set<R>(
 /// where Citus is not active.
 pub fn init() {
     routing::init();
-    internals::init();
     reference_writes::init();
     // SAFETY: _PG_init runs once, single-threaded, before any query.
     unsafe {
@@ -498,19 +497,16 @@ fn issue_for(context: &[u8], again: Option<(pg_sys::Oid, Box<[u8]>)>) {
 pub fn reissue_if_lost() {
     // Cheap checks first: this runs at every executor start and run.  Parallel workers inherit
     // the setting but sign nothing (and may not set anything).
-    // SAFETY: reads backend-local state.
-    if ISSUING.with(Cell::get) || unsafe { pg_sys::IsInParallelMode() } {
+    // Nothing signed in this transaction (always so on one node): one thread-local read.
+    if ISSUING.with(Cell::get) || HELD.with(|h| h.borrow().is_empty()) {
         return;
     }
-    // SAFETY: the backend's user ids; PostgreSQL caches superuser status.
-    let (current, outer, superuser) = unsafe {
-        let current = pg_sys::GetUserId();
-        (
-            current,
-            pg_sys::GetOuterUserId(),
-            pg_sys::superuser_arg(current),
-        )
-    };
+    // SAFETY: reads backend-local state.
+    if unsafe { pg_sys::IsInParallelMode() } {
+        return;
+    }
+    // SAFETY: the backend's user ids.
+    let (current, outer) = unsafe { (pg_sys::GetUserId(), pg_sys::GetOuterUserId()) };
     // What Citus should send now: the context the coordinator holds (none, if its setting no
     // longer is what was signed: `RESET ALL`), for the role whose connections run the statement
     // (the `SET ROLE` role; inside a `SECURITY DEFINER` function, the role it was signed for).
@@ -535,7 +531,8 @@ pub fn reissue_if_lost() {
     let Some((context, role, held_role, held_name)) = wanted else {
         return;
     };
-    if superuser || !active() || consumer_gpid().is_some() {
+    // SAFETY: PostgreSQL caches superuser status.
+    if unsafe { pg_sys::superuser_arg(current) } || !active() || consumer_gpid().is_some() {
         return;
     }
     let name: Box<[u8]> = if role == held_role {

@@ -24,33 +24,28 @@ pub fn is_application_role(role: pg_sys::Oid) -> bool {
             .any(|n| unsafe { pg_sys::get_role_oid(n.as_ptr(), true) } == role)
 }
 
-/// Is the current user one of the application roles, or a role with their privileges, and not a
-/// superuser?
-pub fn current_user_is_application_role() -> bool {
-    // SAFETY: the current user; PostgreSQL caches superuser status and role memberships.
-    unsafe {
-        let user = pg_sys::GetUserId();
-        // Looked up each time (three syscache lookups, off the hot path): a role created or made
-        // again after this backend started counts.
-        !pg_sys::superuser_arg(user)
-            && APPLICATION_ROLES.iter().any(|n| {
-                let r = pg_sys::get_role_oid(n.as_ptr(), true);
-                r != pg_sys::InvalidOid && pg_sys::has_privs_of_role(user, r)
-            })
-    }
-}
-
-/// Is `user`, not a superuser, one of the application roles or a member of one in any way,
-/// `NOINHERIT` included?
-fn is_or_switches_to_application_role(user: pg_sys::Oid) -> bool {
+/// Is `user`, not a superuser, related to one of the application roles by `related` (one role
+/// list, looked up each time: three syscache lookups, off the hot path; a role created or made
+/// again after this backend started counts)?
+fn related_to_application_role(
+    user: pg_sys::Oid,
+    related: unsafe fn(pg_sys::Oid, pg_sys::Oid) -> bool,
+) -> bool {
     // SAFETY: PostgreSQL caches superuser status and role memberships.
     unsafe {
         !pg_sys::superuser_arg(user)
             && APPLICATION_ROLES.iter().any(|n| {
                 let r = pg_sys::get_role_oid(n.as_ptr(), true);
-                r != pg_sys::InvalidOid && pg_sys::is_member_of_role(user, r)
+                r != pg_sys::InvalidOid && related(user, r)
             })
     }
+}
+
+/// Is the current user one of the application roles, or a role with their privileges, and not a
+/// superuser?
+pub fn current_user_is_application_role() -> bool {
+    // SAFETY: the current user.
+    related_to_application_role(unsafe { pg_sys::GetUserId() }, pg_sys::has_privs_of_role)
 }
 
 /// Does this session act for the application roles?  The current user is not a superuser, and
@@ -71,7 +66,8 @@ pub fn session_acts_for_application_role() -> bool {
     if unsafe { pg_sys::superuser_arg(current) } {
         return false;
     }
+    // A member in any way, NOINHERIT included.
     [current, outer, session]
         .into_iter()
-        .any(is_or_switches_to_application_role)
+        .any(|u| related_to_application_role(u, pg_sys::is_member_of_role))
 }

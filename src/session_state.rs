@@ -42,7 +42,9 @@ use pgrx::prelude::*;
 
 static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
 
-/// Install the hook.  From `_PG_init` at server start (`shared_preload_libraries`).
+/// Install the extension's one object-access hook: objects created here, and (for Citus's own
+/// functions, src/citus/internals.rs) functions about to run.  From `_PG_init` at server start
+/// (`shared_preload_libraries`).
 pub fn init() {
     // SAFETY: _PG_init runs once, single-threaded, before any statement; we chain to the
     // previous hook.
@@ -65,6 +67,12 @@ unsafe extern "C-unwind" fn object_access(
         if let Some(prev) = PREV_OBJECT_ACCESS {
             prev(access, class_id, object_id, sub_id, arg);
         }
+    }
+    if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
+        && class_id == pg_sys::ProcedureRelationId
+    {
+        crate::citus::internals::function_executes(object_id);
+        return;
     }
     // A column (sub_id > 0) belongs to a relation checked when it was created.
     if access != pg_sys::ObjectAccessType::OAT_POST_CREATE || sub_id != 0 {

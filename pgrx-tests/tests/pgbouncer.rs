@@ -244,28 +244,11 @@ fn a_client_leaves_no_temporary_object_for_the_next() {
     login_role("pgt_bouncer_login", "NOINHERIT", &["authenticated"]);
     let mut admin = db.connect("postgres");
     let bouncer = Bouncer::start(&db.name, 54357);
-    let pooled = |user: &str| {
-        Client::connect(
-            &format!(
-                "host=127.0.0.1 port={} user={user} dbname={}",
-                bouncer.port, db.name
-            ),
-            postgres::NoTls,
-        )
-        .unwrap()
-    };
-    let request = |c: &mut Client, user: &str, tenant: &str| {
-        c.batch_execute(&format!(
-            "BEGIN; SET LOCAL ROLE authenticated;
-             SELECT set_config('request.jwt.claims', '{{\"sub\": \"{user}\", \"tenant_id\": \"{tenant}\"}}', true);
-             SELECT tenancy.pre_request();"
-        ))
-        .unwrap();
-    };
+    let pooled = |user: &str| bouncer.connect(&db.name, user);
     // The next client: a globex member's request that writes a uuid literal.
     let victim = |user: &str| {
         let mut c = pooled(user);
-        request(&mut c, IVAN, GLOBEX);
+        request_as(&mut c, IVAN, GLOBEX);
         let n = simple_value(
             &mut c,
             &format!("SELECT count(*) FROM tenancy.clients WHERE tenant_id = '{GLOBEX}'::uuid"),
@@ -321,7 +304,7 @@ fn a_client_leaves_no_temporary_object_for_the_next() {
             "42501",
             "a member: {step}"
         );
-        request(&mut member, DAVE, ACME);
+        request_as(&mut member, DAVE, ACME);
         assert_eq!(
             sqlstate(member.batch_execute(step)),
             "42501",
@@ -393,7 +376,7 @@ fn a_client_cannot_replace_the_next_clients_prepared_statement() {
     assert!(n > 0, "the client's own statement ran: {n}");
 }
 
-/// A PostgREST-style request on a direct connection.
+/// A PostgREST-style request: role, claims, `pre_request`, in a transaction left open.
 fn request_as(c: &mut Client, user: &str, tenant: &str) {
     c.batch_execute(&format!(
         "BEGIN; SET LOCAL ROLE authenticated;
@@ -408,16 +391,7 @@ fn request_settings_left_by_one_client_are_not_the_next_ones() {
     let db = TestDb::new("pgt_client_bouncer_claims");
     login_role("pgt_bouncer_app", "", &["authenticated"]);
     let bouncer = Bouncer::start(&db.name, 54358);
-    let pooled = || {
-        Client::connect(
-            &format!(
-                "host=127.0.0.1 port={} user=pgt_bouncer_app dbname={}",
-                bouncer.port, db.name
-            ),
-            postgres::NoTls,
-        )
-        .unwrap()
-    };
+    let pooled = || bouncer.connect(&db.name, "pgt_bouncer_app");
     let claims =
         |user: &str, tenant: &str| format!(r#"{{"sub": "{user}", "tenant_id": "{tenant}"}}"#);
     // Dave (acme) leaves his claims and headers on the server connection, for the session.

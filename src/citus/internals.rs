@@ -47,7 +47,7 @@
 //! commands: its `SET LOCAL`s).  A query's settings are the coordinator's to set.
 //!
 //! The functions are found by the executor's function-execution hook (`object_access_hook`,
-//! `OAT_FUNCTION_EXECUTE`, which PostgreSQL calls as it prepares each function call of a plan,
+//! installed by src/session_state.rs, `OAT_FUNCTION_EXECUTE`, which PostgreSQL calls as it prepares each function call of a plan,
 //! PL/pgSQL's expressions included), by name in `pg_catalog`, once per function per backend.
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -77,43 +77,17 @@ enum Kind {
     CitusOwn,
 }
 
-static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
-
 thread_local! {
     /// Each function met, by OID; emptied when `pg_proc` changes.
     static KINDS: RefCell<HashMap<pg_sys::Oid, Kind>> = RefCell::new(HashMap::new());
     static WATCHING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Install the hook (from `super::init`, at server start; Citus's own is chained).
-pub(super) fn init() {
-    // SAFETY: _PG_init runs once, single-threaded, before any query; we chain to the previous
-    // hook (Citus's, loaded first).
-    unsafe {
-        PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
-        pg_sys::object_access_hook = Some(object_access);
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn object_access(
-    access: pg_sys::ObjectAccessType::Type,
-    class_id: pg_sys::Oid,
-    object_id: pg_sys::Oid,
-    sub_id: std::ffi::c_int,
-    arg: *mut std::ffi::c_void,
-) {
-    // SAFETY: the previous hook, with the arguments PostgreSQL gave us.
-    unsafe {
-        if let Some(prev) = PREV_OBJECT_ACCESS {
-            prev(access, class_id, object_id, sub_id, arg);
-        }
-    }
-    if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
-        && class_id == pg_sys::ProcedureRelationId
-    {
-        check(object_id);
-    }
+/// A function call of a plan is being prepared (`OAT_FUNCTION_EXECUTE`, from the one
+/// object-access hook, src/session_state.rs): refused when it is one of Citus's functions the
+/// caller may not run here.
+pub(crate) fn function_executes(oid: pg_sys::Oid) {
+    check(oid);
 }
 
 #[pg_guard]
