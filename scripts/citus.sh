@@ -7,7 +7,10 @@
 #        scripts/citus.sh up [MAJOR]          coordinator 127.0.0.1:54400, workers 54401 and 54402,
 #                                             database tenancy_citus, Citus and pg_tenancy installed,
 #                                             tenancy.distribute() run, the demo data seeded
-#        scripts/citus.sh test [MAJOR]        the Citus suites (pgrx-tests/tests/citus*.rs) on it
+#        scripts/citus.sh test [MAJOR] [--cluster-only]
+#                                             the Citus suites (pgrx-tests/tests/citus*.rs) on it,
+#                                             then the shared single-node suites (but with
+#                                             --cluster-only)
 #        scripts/citus.sh bench [MAJOR]       bench/ scripts on one node and on a new cluster (release
 #                                             build), two pgbench processes at once
 #        scripts/citus.sh scale [MAJOR]       pre_request and verify_api_key as tenants grow from 1,000
@@ -157,13 +160,14 @@ cmd_up() {
 CITUS_SHARED_SUITES=(role_matrix hostile_reads hostile_writes hostile_secrets hostile_jwt hostile_planted)
 CITUS_SHARED_SKIP=(index_scans_never_count_rows_of_another_tenant a_private_schema_the_extension_did_not_make_is_refused)
 
-# The Citus suites (pgrx-tests/tests/citus*.rs), then the shared ones, against the cluster `up`
-# started.
+# The Citus suites (pgrx-tests/tests/citus*.rs), then the shared ones (not with --cluster-only),
+# against the cluster `up` started.
 cmd_test() {
-    local major=${1:-17} t args=()
+    local major=${1:-17} shared=1 t args=()
+    [ "${2:-}" = --cluster-only ] && shared=0
     use_citus_pg "$major"
     for t in "$PGT_ROOT"/pgrx-tests/tests/citus*.rs; do args+=(--test "$(basename "$t" .rs)"); done
-    for t in "${CITUS_SHARED_SUITES[@]}"; do args+=(--test "$t"); done
+    [ "$shared" = 1 ] && for t in "${CITUS_SHARED_SUITES[@]}"; do args+=(--test "$t"); done
     (cd "$PGT_ROOT" && PGT_CITUS_PORT=${CITUS_PORTS[0]} PGT_CITUS_MAJOR="$major" PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" \
         PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
         cargo test --no-fail-fast -p pg_tenancy_client_tests "${args[@]}" -- --test-threads=1 --nocapture \
@@ -311,5 +315,5 @@ case "$cmd" in
     logs) cmd_logs "$@" ;;
     down) cmd_down "$@" ;;
     installed) citus_installed "${1:?usage: scripts/citus.sh installed MAJOR}" ;;
-    *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

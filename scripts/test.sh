@@ -5,15 +5,17 @@
 #   2. Rust unit tests and #[pg_test]s (cargo pgrx test, cluster run as an unprivileged user)
 #   3. SQL suites tests/*.sql (pgTAP via pg_prove) against a throwaway cluster
 #   4. client-side tests (pgrx-tests/: real connections, login roles, pg_dump/pg_restore, and a
-#      cluster of their own restarted with broken and rotated keyrings)
+#      cluster of their own restarted with broken and rotated keyrings); bounded.rs (growth with
+#      input, the same Rust on every major) on the newest tested major only
 #   and across majors:
 #   5. pg_dump from one major restored into the next (15 -> 16, 17 -> 18), when both are tested
 #   6. the Citus suites (pgrx-tests/tests/citus*.rs) on a coordinator and two workers, for each
-#      tested major that Citus is built for (scripts/citus.sh); said plainly when skipped
+#      tested major that Citus is built for (scripts/citus.sh); said plainly when skipped; the
+#      single-node suites replayed on the cluster, on the newest of those majors
 #   7. the packages of 0.1.0, 0.2.0 and this version through dpkg -i and ALTER EXTENSION UPDATE
 #      under a running server (scripts/package-test.sh), when 15 is tested
 # Everything runs on the tests' own PostgreSQL installations (common.sh: test_pg_config_of), never
-# on the one the demo or a user's server runs from (but for step 6, which installs there the way a
+# on the one the demo or a user's server runs from (but for step 7, which installs there the way a
 # DBA does, with dpkg, because that is what must be safe); and a server like the demo's (pg_tenancy
 # preloaded, on a tested major's own installation) runs beside the whole suite, which fails if
 # that server stops answering or its log shows a crash.
@@ -51,11 +53,15 @@ for m in "${MAJORS[@]}"; do
 done
 
 # Every client-side test file but the dump/restore one (run per pair of majors below) and the
-# Citus suites (below): a new file is run without being listed here.
+# Citus suites (below): a new file is run without being listed here.  bounded.rs measures how the
+# extension's own Rust loops grow with their input (about 7 minutes on a debug build): that does
+# not change with the server's major, so it runs once, on the newest tested major.
 CLIENT_TESTS=()
+ONCE_TESTS=(--test bounded)
+ONCE_MAJOR=${MAJORS[-1]}
 for f in pgrx-tests/tests/*.rs; do
     t="$(basename "$f" .rs)"
-    case "$t" in major_upgrade|citus*) ;; *) CLIENT_TESTS+=(--test "$t");; esac
+    case "$t" in major_upgrade|citus*|bounded) ;; *) CLIENT_TESTS+=(--test "$t");; esac
 done
 
 for m in "${MAJORS[@]}"; do
@@ -77,9 +83,11 @@ for m in "${MAJORS[@]}"; do
     PATH="$("$PGT_PG_CONFIG" --bindir):$PATH" pg_prove --ext .sql -d tenancy_test tests/ 2>&1 | tee -a "$out" \
         || STEPS_FAILED+=("sql-pg$m")
 
-    log "PostgreSQL $m: client-side tests (pgrx-tests/)  [${SECONDS}s]"
+    tests=("${CLIENT_TESTS[@]}") once=""
+    if [ "$m" = "$ONCE_MAJOR" ]; then tests+=("${ONCE_TESTS[@]}"); once=", and ${ONCE_TESTS[*]}"; fi
+    log "PostgreSQL $m: client-side tests (pgrx-tests/$once)  [${SECONDS}s]"
     PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
-        cargo test --no-fail-fast -p pg_tenancy_client_tests "${CLIENT_TESTS[@]}" -- --test-threads=1 --nocapture 2>&1 \
+        cargo test --no-fail-fast -p pg_tenancy_client_tests "${tests[@]}" -- --test-threads=1 --nocapture 2>&1 \
         | tee -a "$out" || STEPS_FAILED+=("client-pg$m")
     cluster_stop "test-$m"
 done
@@ -101,16 +109,24 @@ done
 
 # The Citus suites, on a coordinator and two workers (scripts/citus.sh), for each tested major
 # that Citus is built for (scripts/citus.sh build SRC MAJOR: Citus is in no package registry this
-# machine reaches, so the suite never builds it by itself).
+# machine reaches, so the suite never builds it by itself).  The cluster's own suites
+# (pgrx-tests/tests/citus*.rs) run on every one; the single-node suites replayed on the cluster
+# (role matrix and hostile suites, about 4 minutes) on the newest of them, as bounded.rs above.
+CITUS_MAJORS=()
 for m in "${MAJORS[@]}"; do
     if "$PGT_ROOT/scripts/citus.sh" installed "$m"; then
-        log "PostgreSQL $m with Citus: scripts/citus.sh up, test, down  [${SECONDS}s]"
-        { "$PGT_ROOT/scripts/citus.sh" up "$m" && "$PGT_ROOT/scripts/citus.sh" test "$m"; } 2>&1 \
-            | tee "$OUTDIR/citus-pg$m.log" || STEPS_FAILED+=("citus-pg$m")
-        "$PGT_ROOT/scripts/citus.sh" down "$m"
+        CITUS_MAJORS+=("$m")
     else
         log "Citus suites SKIPPED for PostgreSQL $m: Citus is not built for it (scripts/citus.sh build SRC $m)"
     fi
+done
+for m in "${CITUS_MAJORS[@]}"; do
+    only=(--cluster-only) what="the cluster's suites"
+    if [ "$m" = "${CITUS_MAJORS[-1]}" ]; then only=() what="the cluster's suites and the shared ones"; fi
+    log "PostgreSQL $m with Citus: scripts/citus.sh up, test ($what), down  [${SECONDS}s]"
+    { "$PGT_ROOT/scripts/citus.sh" up "$m" && "$PGT_ROOT/scripts/citus.sh" test "$m" "${only[@]}"; } 2>&1 \
+        | tee "$OUTDIR/citus-pg$m.log" || STEPS_FAILED+=("citus-pg$m")
+    "$PGT_ROOT/scripts/citus.sh" down "$m"
 done
 
 # The packages (scripts/package.sh) of 0.1.0, 0.2.0 and this version, installed with dpkg -i into
