@@ -9,7 +9,7 @@
 #                                             tenancy.distribute() run, the demo data seeded
 #        scripts/citus.sh test [MAJOR] [--cluster-only]
 #                                             the Citus suites (pgrx-tests/tests/citus*.rs) on it,
-#                                             then the shared single-node suites (but with
+#                                             then the shared single-node suites (not with
 #                                             --cluster-only)
 #        scripts/citus.sh bench [MAJOR]       bench/ scripts on one node and on a new cluster (release
 #                                             build), two pgbench processes at once
@@ -163,8 +163,14 @@ CITUS_SHARED_SKIP=(index_scans_never_count_rows_of_another_tenant a_private_sche
 # The Citus suites (pgrx-tests/tests/citus*.rs), then the shared ones (not with --cluster-only),
 # against the cluster `up` started.
 cmd_test() {
-    local major=${1:-17} shared=1 t args=()
-    [ "${2:-}" = --cluster-only ] && shared=0
+    local major=17 shared=1 t args=()
+    for t in "$@"; do
+        case "$t" in
+            --cluster-only) shared=0 ;;
+            [0-9]*) major=$t ;;
+            *) die "scripts/citus.sh test [MAJOR] [--cluster-only]: unknown argument '$t'" ;;
+        esac
+    done
     use_citus_pg "$major"
     for t in "$PGT_ROOT"/pgrx-tests/tests/citus*.rs; do args+=(--test "$(basename "$t" .rs)"); done
     [ "$shared" = 1 ] && for t in "${CITUS_SHARED_SUITES[@]}"; do args+=(--test "$t"); done

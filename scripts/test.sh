@@ -58,7 +58,7 @@ done
 # not change with the server's major, so it runs once, on the newest tested major.
 CLIENT_TESTS=()
 ONCE_TESTS=(--test bounded)
-ONCE_MAJOR=${MAJORS[-1]}
+ONCE_MAJOR=$(printf '%s\n' "${MAJORS[@]}" | sort -n | tail -n 1)
 for f in pgrx-tests/tests/*.rs; do
     t="$(basename "$f" .rs)"
     case "$t" in major_upgrade|citus*|bounded) ;; *) CLIENT_TESTS+=(--test "$t");; esac
@@ -84,7 +84,7 @@ for m in "${MAJORS[@]}"; do
         || STEPS_FAILED+=("sql-pg$m")
 
     tests=("${CLIENT_TESTS[@]}") once=""
-    if [ "$m" = "$ONCE_MAJOR" ]; then tests+=("${ONCE_TESTS[@]}"); once=", and ${ONCE_TESTS[*]}"; fi
+    if [ "$m" = "$ONCE_MAJOR" ]; then tests+=("${ONCE_TESTS[@]}"); once=", bounded.rs included"; fi
     log "PostgreSQL $m: client-side tests (pgrx-tests/$once)  [${SECONDS}s]"
     PGT_BINDIR="$("$PGT_PG_CONFIG" --bindir)" PGT_STATE="$PGT_STATE" PGT_OS_USER="$PGT_OS_USER" \
         cargo test --no-fail-fast -p pg_tenancy_client_tests "${tests[@]}" -- --test-threads=1 --nocapture 2>&1 \
@@ -120,9 +120,10 @@ for m in "${MAJORS[@]}"; do
         log "Citus suites SKIPPED for PostgreSQL $m: Citus is not built for it (scripts/citus.sh build SRC $m)"
     fi
 done
+CITUS_NEWEST=$(printf '%s\n' "${CITUS_MAJORS[@]}" | sort -n | tail -n 1)
 for m in "${CITUS_MAJORS[@]}"; do
     only=(--cluster-only) what="the cluster's suites"
-    if [ "$m" = "${CITUS_MAJORS[-1]}" ]; then only=() what="the cluster's suites and the shared ones"; fi
+    if [ "$m" = "$CITUS_NEWEST" ]; then only=() what="the cluster's suites and the shared ones"; fi
     log "PostgreSQL $m with Citus: scripts/citus.sh up, test ($what), down  [${SECONDS}s]"
     { "$PGT_ROOT/scripts/citus.sh" up "$m" && "$PGT_ROOT/scripts/citus.sh" test "$m" "${only[@]}"; } 2>&1 \
         | tee "$OUTDIR/citus-pg$m.log" || STEPS_FAILED+=("citus-pg$m")

@@ -210,7 +210,7 @@ pub(crate) fn catalog_query<R>(f: impl FnOnce() -> R) -> R {
 fn placement_uncached(relid: pg_sys::Oid) -> Placement {
     // partmethod 'n': a reference table; its one shard, with a placement in this node's group.
     let row = catalog_query(|| {
-        Spi::get_two_with_args::<String, i64>(
+        crate::spi::read_two::<String, i64>(
             "SELECT d.partmethod::text, \
                 (SELECT s.shardid FROM pg_catalog.pg_dist_shard s \
                    JOIN pg_catalog.pg_dist_placement p ON p.shardid = s.shardid \
@@ -385,7 +385,7 @@ fn own_gpid() -> i64 {
     if let Some(g) = GPID.with(Cell::get) {
         return g;
     }
-    let g = Spi::get_one::<i64>("SELECT pg_catalog.citus_backend_gpid()")
+    let g = crate::spi::read_one::<i64>("SELECT pg_catalog.citus_backend_gpid()", &[])
         .ok()
         .flatten()
         .unwrap_or_else(|| {
@@ -765,7 +765,7 @@ fn on_worker() -> bool {
     }
     // The query below is planned, and so passes through the planner hook, which asks again.
     let group = while_set(&READING_GROUP, || {
-        Spi::get_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group")
+        crate::spi::read_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group", &[])
             .ok()
             .flatten()
     });

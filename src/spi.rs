@@ -1,5 +1,5 @@
 //! Statements planned once per backend and kept, run through SPI (the hot writes, and hot reads
-//! made as the caller).
+//! made as the caller); one-row reads that leave the transaction read-only ([`read_one`]).
 use crate::invalidation::Watch;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -107,4 +107,45 @@ impl KeptStatement {
         })
         .unwrap_or_else(|e| crate::error::spi_failed(what, e))
     }
+}
+
+/// Run `f` with a read-only SPI connection: what pgrx's `Spi::get_one`, `get_two` and their
+/// `_with_args` forms do, without their `SpiClient::update`, which asks for a transaction id
+/// (a read-only request then writes a WAL record at commit, a subtransaction id in every
+/// savepoint that reads, and errors on a standby).  The query runs on the calling statement's
+/// snapshot; outside a statement (no active snapshot) on a transaction snapshot pushed for it.
+pub fn reading<R>(
+    f: impl FnOnce(&pgrx::spi::SpiClient<'_>) -> pgrx::spi::SpiResult<R>,
+) -> pgrx::spi::SpiResult<R> {
+    // SAFETY: backend-local snapshot state; a snapshot pushed here is popped below, or by the
+    // (sub)transaction's abort if `f` raises.
+    let pushed = unsafe {
+        let none = !pg_sys::ActiveSnapshotSet();
+        if none {
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        }
+        none
+    };
+    let result = Spi::connect(f);
+    if pushed {
+        // SAFETY: the snapshot pushed above, still on top.
+        unsafe { pg_sys::PopActiveSnapshot() };
+    }
+    result
+}
+
+/// The first column of the first row of a query that only reads (see [`reading`]).
+pub fn read_one<A: FromDatum + IntoDatum>(
+    query: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> pgrx::spi::SpiResult<Option<A>> {
+    reading(|client| client.select(query, Some(1), args)?.first().get_one())
+}
+
+/// The first two columns of the first row of a query that only reads (see [`reading`]).
+pub fn read_two<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum>(
+    query: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> pgrx::spi::SpiResult<(Option<A>, Option<B>)> {
+    reading(|client| client.select(query, Some(1), args)?.first().get_two())
 }

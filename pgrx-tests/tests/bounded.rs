@@ -1,7 +1,7 @@
 //! Bounded work: every function that processes caller input does work linear in its size (and
-//! none at all past a documented cap), and cancels when asked.
+//! none at all past a documented cap).
 //!
-//! `time_grows_linearly_with_every_input`: each input (18 of them) is doubled four times, and
+//! `time_grows_linearly_with_every_input`: each input (26 of them) is doubled four times, and
 //! the median of seven runs of each size taken (sizes kept under a few MB, where a larger
 //! allocation or a cache size would add a step of its own).  Linear work doubles (×2 a doubling; less where a fixed
 //! cost dominates), quadratic work quadruples.  The test asserts growth, never durations: the
@@ -10,14 +10,15 @@
 //! noise (linear work measures 1.95-2.10 here, n log n about 2.1, quadratic 4).  On 0.2.0, `tenancy.redact` of `repeat('-eyJ', n)` grew 4× a doubling (10k: 1.8 s,
 //! 20k: 6.8 s, 40k: 27 s).
 //!
-//! `statement_timeout_is_honoured`: the largest redaction allowed (16 MB) under a statement_timeout
-//! shorter than the work stops within a second of the timeout.
+//! The growth of this Rust does not change with the server's major: `scripts/test.sh` runs this
+//! file on the newest tested major only (about 7 minutes of a debug build).  That the work stops
+//! when asked is checked on every major, by `cancelled.rs`.
 use hmac::{Hmac, Mac};
 use pg_tenancy_client_tests::demo::{ACME, ALICE};
-use pg_tenancy_client_tests::{login_role, sqlstate, TestDb};
+use pg_tenancy_client_tests::{login_role, TestDb};
 use postgres::types::ToSql;
 use postgres::Client;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const SECRET: &str = "the-bounded-test-jwt-secret-of-32-bytes-or-more";
 
@@ -378,35 +379,4 @@ fn time_grows_linearly_with_every_input() {
     for line in report {
         println!("{line}");
     }
-}
-
-#[test]
-fn statement_timeout_is_honoured() {
-    let db = TestDb::new("pgt_bounded_timeout");
-    let mut c = db.connect("postgres");
-    c.batch_execute("SET tenancy.log_summary_max_bytes = '16MB'")
-        .unwrap();
-    let sql =
-        "SELECT length(tenancy.redact(jsonb_build_object('s', $1::text, 't', $1::text))::text)";
-    let input = "-eyJ?token=x Bearer ".repeat(8 * 1024 * 1024 / 20);
-    let start = Instant::now();
-    c.execute(sql, &[&input]).unwrap();
-    let full = start.elapsed();
-    let timeout = (full / 4).max(Duration::from_millis(10));
-    c.batch_execute(&format!(
-        "SET statement_timeout = '{}ms'",
-        timeout.as_millis()
-    ))
-    .unwrap();
-    let start = Instant::now();
-    let code = sqlstate(c.execute(sql, &[&input]));
-    let took = start.elapsed();
-    println!(
-        "16 MB redacted in {full:?}; under statement_timeout {timeout:?}: {code} after {took:?}"
-    );
-    assert_eq!(code, "57014", "the statement was not cancelled");
-    assert!(
-        took < timeout + Duration::from_secs(1),
-        "cancelled only after {took:?}"
-    );
 }

@@ -261,6 +261,18 @@ fn postgrest_replay_for_every_role() {
                     }
                 }
             }
+            // Reading assigns no transaction id (no WAL at commit; a standby could serve it).
+            let xid: Option<String> = c
+                .query_one(
+                    "SELECT pg_catalog.pg_current_xact_id_if_assigned()::text",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            assert_eq!(
+                xid, None,
+                "{role}'s read-only request was given a transaction id"
+            );
             c.batch_execute("COMMIT").unwrap();
             (tenants, rows)
         };

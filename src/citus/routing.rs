@@ -247,7 +247,7 @@ fn routable(relid: pg_sys::Oid) -> Option<i16> {
         // (a member's own `=` on text, first on its path, ran here: hostile_planted on Citus).
         let answer = super::while_set(&INSIDE, || {
             super::catalog_query(|| {
-                Spi::get_one_with_args::<i16>(
+                crate::spi::read_one::<i16>(
             "SELECT a.attnum
                FROM pg_catalog.pg_dist_partition d
                JOIN pg_catalog.pg_attribute a
