@@ -192,11 +192,15 @@ pub fn placement(relid: pg_sys::Oid) -> Placement {
         };
     }
     let found = placement_uncached(relid);
-    PLACEMENTS.with(|p| {
-        if let Ok(mut p) = p.try_borrow_mut() {
-            p.insert(relid, found);
-        }
-    });
+    // Read in parallel mode on the statement's snapshot (crate::spi::read_two): not kept.
+    // SAFETY: reads backend-local transaction state.
+    if unsafe { !pg_sys::IsInParallelMode() } {
+        PLACEMENTS.with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                p.insert(relid, found);
+            }
+        });
+    }
     found
 }
 

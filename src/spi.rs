@@ -109,43 +109,103 @@ impl KeptStatement {
     }
 }
 
-/// Run `f` with a read-only SPI connection: what pgrx's `Spi::get_one`, `get_two` and their
-/// `_with_args` forms do, without their `SpiClient::update`, which asks for a transaction id
-/// (a read-only request then writes a WAL record at commit, a subtransaction id in every
-/// savepoint that reads, and errors on a standby).  The query runs on the calling statement's
-/// snapshot; outside a statement (no active snapshot) on a transaction snapshot pushed for it.
-pub fn reading<R>(
-    f: impl FnOnce(&pgrx::spi::SpiClient<'_>) -> pgrx::spi::SpiResult<R>,
+/// The first row of a query that only reads, run as pgrx's `Spi::get_one` and `get_two` run it
+/// but without asking for a transaction id: they go through `SpiClient::update`, which does (a
+/// read-only request then wrote a WAL record at commit, took a subtransaction id in every
+/// savepoint that read, and would fail on a standby).  SPI runs it in its default mode, as it ran
+/// it before: on a snapshot taken after the query's locks (which process the invalidations that
+/// came before it), after a command counter increment (this transaction's earlier commands are
+/// seen); neither assigns a transaction id.  During a parallel query, where neither may be taken,
+/// read-only, on the statement's snapshot: what it finds there must not be kept past the query
+/// (the caches of src/citus/ keep nothing in parallel mode).  `read` gets the row, inside the SPI
+/// connection (what it returns must not point into the row).  `Err(InvalidPosition)` when there
+/// is no row, as pgrx's `get_one` answers.
+fn first_row<R>(
+    query: &str,
+    args: &[pgrx::datum::DatumWithOid],
+    read: impl FnOnce(&Row) -> pgrx::spi::SpiResult<R>,
 ) -> pgrx::spi::SpiResult<R> {
-    // SAFETY: backend-local snapshot state; a snapshot pushed here is popped below, or by the
-    // (sub)transaction's abort if `f` raises.
-    let pushed = unsafe {
-        let none = !pg_sys::ActiveSnapshotSet();
-        if none {
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    let query = std::ffi::CString::new(query).expect("a query without NUL");
+    let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
+    let mut values: Vec<pg_sys::Datum> = args
+        .iter()
+        .map(|a| {
+            a.datum()
+                .map_or(pg_sys::Datum::from(0usize), |d| d.sans_lifetime())
+        })
+        .collect();
+    let nulls: Vec<std::ffi::c_char> = args
+        .iter()
+        .map(|a| if a.datum().is_some() { b' ' } else { b'n' } as std::ffi::c_char)
+        .collect();
+    // SAFETY: a balanced SPI connection (an ERROR in between is cleaned up by the abort); the row
+    // is read by `read` before SPI_finish frees it.
+    unsafe {
+        let connected = pg_sys::SPI_connect();
+        if connected < 0 {
+            return Err(pgrx::spi::SpiError::SpiError(
+                pgrx::spi::SpiErrorCodes::Connect,
+            ));
         }
-        none
-    };
-    let result = Spi::connect(f);
-    if pushed {
-        // SAFETY: the snapshot pushed above, still on top.
-        unsafe { pg_sys::PopActiveSnapshot() };
+        let code = pg_sys::SPI_execute_with_args(
+            query.as_ptr(),
+            args.len() as i32,
+            types.as_mut_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            pg_sys::IsInParallelMode(),
+            1,
+        );
+        let result = match Spi::check_status(code) {
+            Err(e) => Err(e),
+            Ok(_) if pg_sys::SPI_processed == 0 || pg_sys::SPI_tuptable.is_null() => {
+                Err(pgrx::spi::SpiError::InvalidPosition)
+            }
+            Ok(_) => {
+                let table = pg_sys::SPI_tuptable;
+                read(&Row {
+                    tuple: *(*table).vals,
+                    desc: (*table).tupdesc,
+                })
+            }
+        };
+        pg_sys::SPI_finish();
+        result
     }
-    result
 }
 
-/// The first column of the first row of a query that only reads (see [`reading`]).
+/// A row of [`first_row`].
+struct Row {
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+}
+
+impl Row {
+    /// Column `n` (from 1), converted as pgrx converts it (its type checked).
+    fn get<A: FromDatum + IntoDatum>(&self, n: i32) -> pgrx::spi::SpiResult<Option<A>> {
+        // SAFETY: the row and its descriptor are SPI's, alive while `first_row` reads; an owned
+        // Rust value is made of the datum.
+        unsafe {
+            let mut is_null = false;
+            let datum = pg_sys::SPI_getbinval(self.tuple, self.desc, n, &mut is_null);
+            let oid = pg_sys::SPI_gettypeid(self.desc, n);
+            Ok(A::try_from_datum(datum, is_null, oid)?)
+        }
+    }
+}
+
+/// The first column of the first row of a query that only reads (see [`first_row`]).
 pub fn read_one<A: FromDatum + IntoDatum>(
     query: &str,
     args: &[pgrx::datum::DatumWithOid],
 ) -> pgrx::spi::SpiResult<Option<A>> {
-    reading(|client| client.select(query, Some(1), args)?.first().get_one())
+    first_row(query, args, |row| row.get(1))
 }
 
-/// The first two columns of the first row of a query that only reads (see [`reading`]).
+/// The first two columns of the first row of a query that only reads (see [`first_row`]).
 pub fn read_two<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum>(
     query: &str,
     args: &[pgrx::datum::DatumWithOid],
 ) -> pgrx::spi::SpiResult<(Option<A>, Option<B>)> {
-    reading(|client| client.select(query, Some(1), args)?.first().get_two())
+    first_row(query, args, |row| Ok((row.get(1)?, row.get(2)?)))
 }

@@ -320,14 +320,25 @@ fn postgrest_replay_for_every_role() {
         c.batch_execute("SELECT tenancy.pre_request()").unwrap();
         let n = c.query_one(&format!("SELECT count(*) FROM {t}"), &[]);
         let out = match n {
-            Ok(r) => r.get::<_, i64>(0).to_string(),
+            Ok(r) => {
+                let xid: Option<String> = c
+                    .query_one(
+                        "SELECT pg_catalog.pg_current_xact_id_if_assigned()::text",
+                        &[],
+                    )
+                    .unwrap()
+                    .get(0);
+                assert_eq!(xid, None, "anon's read of {t} was given a transaction id");
+                r.get::<_, i64>(0).to_string()
+            }
             Err(e) => sqlstate(Err::<(), _>(e)),
         };
         c.batch_execute("ROLLBACK").unwrap();
         assert!(out == "0" || out == "42501", "anon on {t}: {out}");
     }
     // service_role: the backend's own key; no tenant in the claims, every tenant's rows.
-    let (tenants, _) = request(&mut c, "service_role", r#"{"role": "service_role"}"#);
+    let (tenants, rows) = request(&mut c, "service_role", r#"{"role": "service_role"}"#);
+    assert!(rows > 0, "service_role's request read every table");
     assert_eq!(
         tenants.len(),
         2,

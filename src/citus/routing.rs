@@ -270,10 +270,14 @@ fn routable(relid: pg_sys::Oid) -> Option<i16> {
     } else {
         None
     };
-    ROUTABLE.with(|r| {
-        if let Ok(mut r) = r.try_borrow_mut() {
-            r.insert((relid, role), found);
-        }
-    });
+    // Read in parallel mode on the statement's snapshot (crate::spi::read_one): not kept.
+    // SAFETY: reads backend-local transaction state.
+    if unsafe { !pg_sys::IsInParallelMode() } {
+        ROUTABLE.with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                r.insert((relid, role), found);
+            }
+        });
+    }
     found
 }
