@@ -235,10 +235,15 @@ pub fn generation(watch: Watch) -> u64 {
         let state = &states[watch as usize];
         if state.tables.get().is_none() {
             // Kept only if no invalidation arrived during the lookup (which may have found a
-            // table that was being dropped): else looked up again next time.
+            // table that was being dropped): else looked up again next time.  Nor, on Citus,
+            // during a parallel query: which copy of a table to watch is read there on the
+            // statement's snapshot (crate::spi::read_two), which may predate an invalidation
+            // already processed.
             let before = state.generation.get();
             let tables = table_oids(watch);
-            if state.generation.get() == before {
+            // SAFETY: reads backend-local transaction state.
+            let parallel = unsafe { pg_sys::IsInParallelMode() };
+            if state.generation.get() == before && !(parallel && crate::citus::active()) {
                 state.tables.set(tables);
             }
         }

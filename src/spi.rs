@@ -117,9 +117,9 @@ impl KeptStatement {
 /// came before it), after a command counter increment (this transaction's earlier commands are
 /// seen); neither assigns a transaction id.  During a parallel query, where neither may be taken,
 /// read-only, on the statement's snapshot: what it finds there must not be kept past the query
-/// (the caches of src/citus/ keep nothing in parallel mode).  `read` gets the row, inside the SPI
-/// connection (what it returns must not point into the row).  `Err(InvalidPosition)` when there
-/// is no row, as pgrx's `get_one` answers.
+/// (placements, routing and the watched tables are not kept in parallel mode).  `read` gets the
+/// row, inside the SPI connection; [`Row::get`] converts into the caller's memory context.
+/// `Err(InvalidPosition)` when there is no row, as pgrx's `get_one` answers.
 fn first_row<R>(
     query: &str,
     args: &[pgrx::datum::DatumWithOid],
@@ -141,6 +141,7 @@ fn first_row<R>(
     // SAFETY: a balanced SPI connection (an ERROR in between is cleaned up by the abort); the row
     // is read by `read` before SPI_finish frees it.
     unsafe {
+        let outer = pg_sys::CurrentMemoryContext;
         let connected = pg_sys::SPI_connect();
         if connected < 0 {
             return Err(pgrx::spi::SpiError::SpiError(
@@ -166,6 +167,7 @@ fn first_row<R>(
                 read(&Row {
                     tuple: *(*table).vals,
                     desc: (*table).tupdesc,
+                    outer,
                 })
             }
         };
@@ -178,18 +180,31 @@ fn first_row<R>(
 struct Row {
     tuple: pg_sys::HeapTuple,
     desc: pg_sys::TupleDesc,
+    /// The memory context of `first_row`'s caller, which outlives SPI's.
+    outer: pg_sys::MemoryContext,
 }
 
 impl Row {
-    /// Column `n` (from 1), converted as pgrx converts it (its type checked).
+    /// Column `n` (from 1), converted as pgrx converts it (its type checked), into the caller's
+    /// memory context: a value that points into PostgreSQL memory stays valid after SPI_finish.
     fn get<A: FromDatum + IntoDatum>(&self, n: i32) -> pgrx::spi::SpiResult<Option<A>> {
-        // SAFETY: the row and its descriptor are SPI's, alive while `first_row` reads; an owned
-        // Rust value is made of the datum.
+        // SAFETY: the row and its descriptor are SPI's, alive while `first_row` reads; `n` is
+        // checked against the row's width; `outer` is the caller's context, alive.
         unsafe {
+            if n < 1 || n > (*self.desc).natts {
+                return Err(pgrx::spi::SpiError::SpiError(
+                    pgrx::spi::SpiErrorCodes::NoAttribute,
+                ));
+            }
             let mut is_null = false;
             let datum = pg_sys::SPI_getbinval(self.tuple, self.desc, n, &mut is_null);
             let oid = pg_sys::SPI_gettypeid(self.desc, n);
-            Ok(A::try_from_datum(datum, is_null, oid)?)
+            Ok(A::try_from_datum_in_memory_context(
+                pgrx::PgMemoryContexts::For(self.outer),
+                datum,
+                is_null,
+                oid,
+            )?)
         }
     }
 }
