@@ -167,7 +167,7 @@ cmd_test() {
     for t in "$@"; do
         case "$t" in
             --cluster-only) shared=0 ;;
-            [0-9]*) major=$t ;;
+            [0-9]|[0-9][0-9]) major=$t ;;
             *) die "scripts/citus.sh test [MAJOR] [--cluster-only]: unknown argument '$t'" ;;
         esac
     done

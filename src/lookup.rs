@@ -449,8 +449,9 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
 
 /// [`fetch_in`] for a table Citus distributes: the same row, read with one SQL query on the
 /// shell table (Citus sends it to the shard of the key's tenant), as the superuser (no RLS, as
-/// the index scan), with a new snapshot (this transaction's earlier writes included).  The index's
-/// columns name the keys and the order.
+/// the index scan), with a new snapshot (this transaction's earlier writes included; during a
+/// parallel query the statement's, and nothing read is kept: [`crate::spi::first_row_of`]).  The
+/// index's columns name the keys and the order.
 fn fetch_distributed<R>(
     table: pg_sys::Oid,
     index: pg_sys::Oid,
@@ -521,43 +522,20 @@ fn fetch_distributed<R>(
     let mut values: Vec<pg_sys::Datum> = keys.iter().map(|k| k.value).collect();
     let nulls = vec![b' ' as std::ffi::c_char; keys.len()];
     crate::superuser::as_superuser(|| {
-        // SAFETY: a balanced SPI connection (an ERROR in between is cleaned up by the abort); the
-        // values read are handed to `read`, which copies what it keeps, before SPI_finish frees
-        // them.
-        unsafe {
-            pg_sys::SPI_connect();
-            let ret = pg_sys::SPI_execute_with_args(
-                sql.as_ptr(),
-                keys.len() as i32,
-                types.as_mut_ptr(),
-                values.as_mut_ptr(),
-                nulls.as_ptr(),
-                false,
-                1,
-            );
-            if ret != pg_sys::SPI_OK_SELECT as i32 {
-                crate::error::raise(
-                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                    format!("a read of {relation} failed (SPI code {ret})"),
-                    None,
-                );
-            }
-            let result = if pg_sys::SPI_processed == 1 {
-                let tuptable = pg_sys::SPI_tuptable;
-                let tuple = *(*tuptable).vals;
-                let values: Vec<Option<pg_sys::Datum>> = (1..=columns.len() as i32)
-                    .map(|i| {
-                        let mut is_null = false;
-                        let d = pg_sys::SPI_getbinval(tuple, (*tuptable).tupdesc, i, &mut is_null);
-                        (!is_null).then_some(d)
-                    })
-                    .collect();
-                Some(read(&values))
-            } else {
-                None
-            };
-            pg_sys::SPI_finish();
-            result
+        // `read` copies what it keeps before SPI frees the row.
+        let row = crate::spi::first_row_of(&sql, &mut types, &mut values, &nulls, |row| {
+            let values: Vec<Option<pg_sys::Datum>> =
+                (1..=columns.len() as i32).map(|i| row.datum(i)).collect();
+            Ok(read(&values))
+        });
+        match row {
+            Ok(r) => Some(r),
+            Err(pgrx::spi::SpiError::InvalidPosition) => None,
+            Err(e) => crate::error::raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("a read of {relation} failed ({e})"),
+                None,
+            ),
         }
     })
 }

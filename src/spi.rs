@@ -138,6 +138,19 @@ fn first_row<R>(
         .iter()
         .map(|a| if a.datum().is_some() { b' ' } else { b'n' } as std::ffi::c_char)
         .collect();
+    first_row_of(&query, &mut types, &mut values, &nulls, read)
+}
+
+/// [`first_row`] with its arguments as SPI takes them (`nulls`: `' '` or `'n'` each), for a
+/// caller that has them so (src/lookup.rs: an index's key datums and types).
+pub(crate) fn first_row_of<R>(
+    query: &std::ffi::CStr,
+    types: &mut [pg_sys::Oid],
+    values: &mut [pg_sys::Datum],
+    nulls: &[std::ffi::c_char],
+    read: impl FnOnce(&Row) -> pgrx::spi::SpiResult<R>,
+) -> pgrx::spi::SpiResult<R> {
+    assert!(types.len() == values.len() && values.len() == nulls.len());
     // SAFETY: a balanced SPI connection (an ERROR in between is cleaned up by the abort); the row
     // is read by `read` before SPI_finish frees it.
     unsafe {
@@ -150,7 +163,7 @@ fn first_row<R>(
         }
         let code = pg_sys::SPI_execute_with_args(
             query.as_ptr(),
-            args.len() as i32,
+            types.len() as i32,
             types.as_mut_ptr(),
             values.as_mut_ptr(),
             nulls.as_ptr(),
@@ -177,7 +190,7 @@ fn first_row<R>(
 }
 
 /// A row of [`first_row`].
-struct Row {
+pub(crate) struct Row {
     tuple: pg_sys::HeapTuple,
     desc: pg_sys::TupleDesc,
     /// The memory context of `first_row`'s caller, which outlives SPI's.
@@ -185,6 +198,20 @@ struct Row {
 }
 
 impl Row {
+    /// Column `n` (from 1) as SPI has it (`None` for NULL): valid until SPI_finish.
+    pub(crate) fn datum(&self, n: i32) -> Option<pg_sys::Datum> {
+        // SAFETY: the row and its descriptor are SPI's, alive while `first_row` reads; a column
+        // outside the row reads as NULL.
+        unsafe {
+            if n < 1 || n > (*self.desc).natts {
+                return None;
+            }
+            let mut is_null = false;
+            let datum = pg_sys::SPI_getbinval(self.tuple, self.desc, n, &mut is_null);
+            (!is_null).then_some(datum)
+        }
+    }
+
     /// Column `n` (from 1), converted as pgrx converts it (its type checked), into the caller's
     /// memory context: a value that points into PostgreSQL memory stays valid after SPI_finish.
     fn get<A: FromDatum + IntoDatum>(&self, n: i32) -> pgrx::spi::SpiResult<Option<A>> {

@@ -523,6 +523,17 @@ impl Drop for Bouncer {
     }
 }
 
+/// The current transaction's id, if it was given one (`None`: it has written nothing, so its
+/// commit writes no WAL and a standby could have served it).
+pub fn transaction_id(c: &mut Client) -> Option<String> {
+    c.query_one(
+        "SELECT pg_catalog.pg_current_xact_id_if_assigned()::text",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
 /// The first column of the first row of a simple-protocol query, as text (None for NULL).
 pub fn simple_value(c: &mut Client, sql: &str) -> Result<Option<String>, postgres::Error> {
     for m in c.simple_query(sql)? {

@@ -19,7 +19,7 @@
 //! * a member removed or demoted in another session loses the context on the workers at the next
 //!   statement.
 use pg_tenancy_client_tests::demo::{ACME, ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GLOBEX, IVAN};
-use pg_tenancy_client_tests::{error_text, sqlstate};
+use pg_tenancy_client_tests::{error_text, sqlstate, transaction_id};
 use postgres::{Client, NoTls};
 
 fn port() -> Option<u16> {
@@ -2397,11 +2397,11 @@ fn the_workers_follow_the_coordinators_context_and_role() {
     // A PostgREST request that only reads assigns no transaction id (signing writes nothing).
     enter(&mut c, DAVE, ACME);
     assert_eq!(count(&mut c), acme);
-    let xid: Option<String> = c
-        .query_one("SELECT pg_current_xact_id_if_assigned()::text", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(xid, None, "a read-only request was given a transaction id");
+    assert_eq!(
+        transaction_id(&mut c),
+        None,
+        "a read-only request was given a transaction id"
+    );
     c.batch_execute("ROLLBACK").unwrap();
     // COPY of a distributed table after the context was set in a released savepoint.
     c.batch_execute("BEGIN; SET LOCAL ROLE authenticated; SAVEPOINT s")

@@ -9,7 +9,9 @@
 //!   `pg_stat_xact_user_tables` show: only the two documented global keys may differ.
 use pg_tenancy_client_tests::demo::{ACME, ALICE, BOB, DAVE, FRANK, GLOBEX, SLACK_B};
 use pg_tenancy_client_tests::hostile::in_savepoint;
-use pg_tenancy_client_tests::{connect, enter_as as enter, login_role, sqlstate, TestDb};
+use pg_tenancy_client_tests::{
+    connect, enter_as as enter, login_role, sqlstate, transaction_id, TestDb,
+};
 use postgres::Client;
 
 /// Every table, from the catalog: what the member may read shows only its tenant; what it may not
@@ -262,15 +264,9 @@ fn postgrest_replay_for_every_role() {
                 }
             }
             // Reading assigns no transaction id (no WAL at commit; a standby could serve it).
-            let xid: Option<String> = c
-                .query_one(
-                    "SELECT pg_catalog.pg_current_xact_id_if_assigned()::text",
-                    &[],
-                )
-                .unwrap()
-                .get(0);
             assert_eq!(
-                xid, None,
+                transaction_id(c),
+                None,
                 "{role}'s read-only request was given a transaction id"
             );
             c.batch_execute("COMMIT").unwrap();
@@ -321,14 +317,11 @@ fn postgrest_replay_for_every_role() {
         let n = c.query_one(&format!("SELECT count(*) FROM {t}"), &[]);
         let out = match n {
             Ok(r) => {
-                let xid: Option<String> = c
-                    .query_one(
-                        "SELECT pg_catalog.pg_current_xact_id_if_assigned()::text",
-                        &[],
-                    )
-                    .unwrap()
-                    .get(0);
-                assert_eq!(xid, None, "anon's read of {t} was given a transaction id");
+                assert_eq!(
+                    transaction_id(&mut c),
+                    None,
+                    "anon's read of {t} was given a transaction id"
+                );
                 r.get::<_, i64>(0).to_string()
             }
             Err(e) => sqlstate(Err::<(), _>(e)),
